@@ -1,0 +1,231 @@
+"""The engine: runs the rules that apply to a Subject under a Policy.
+
+``Plan.compile`` resolves a policy once per run (rule overrides, waivers,
+custom rules, --ignore); ``Plan.evaluate`` then judges any number of Subjects
+and returns one Result each, with suppressions and waivers applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from paracle_guard.errors import InputError, PolicyError
+from paracle_guard.location import Location
+from paracle_guard.policy.models import Policy, Waiver
+from paracle_guard.report.models import Finding, Result, RuleInfo, SuppressionInfo
+from paracle_guard.rules.base import Rule, Violation, all_rules, find_rule
+from paracle_guard.rules.custom import build_custom_rules
+from paracle_guard.severity import Severity
+from paracle_guard.subject import Subject
+
+PARSE_ERROR = "PG901"
+
+
+@dataclass(frozen=True)
+class _ActiveRule:
+    rule: Rule
+    severity_override: Severity | None
+
+
+@dataclass(frozen=True)
+class _ResolvedWaiver:
+    code: str
+    waiver: Waiver
+
+
+class Plan:
+    """A policy compiled against the rule registry, ready to judge Subjects."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        active: list[_ActiveRule],
+        waivers: list[_ResolvedWaiver],
+        ignored: frozenset[str],
+        known: frozenset[str],
+        today: dt.date,
+    ) -> None:
+        self.policy = policy
+        self._active = active
+        self._waivers = waivers
+        self._ignored = ignored
+        self._known = known
+        self._today = today
+
+    @classmethod
+    def compile(
+        cls,
+        policy: Policy,
+        *,
+        ignore: Collection[str] = (),
+        today: dt.date | None = None,
+    ) -> Plan:
+        where = policy.source or policy.metadata.name
+        builtin = all_rules()
+        custom = build_custom_rules(policy.custom_rules)
+        for index, declared in enumerate(custom):
+            for other in builtin + custom[:index]:
+                if declared.code == other.code or declared.name == other.name:
+                    raise PolicyError(
+                        f"{where}: custom_rules[{index}]: {declared.code} {declared.name} "
+                        f"clashes with rule {other.code} {other.name}"
+                    )
+        rules = builtin + custom
+
+        overrides: dict[str, str] = {}
+        for key, override in policy.rules.items():
+            found = find_rule(key, rules)
+            if found is None:
+                raise PolicyError(f"{where}: rules.{key}: no rule has this code or name")
+            if override.severity is not None:
+                overrides[found.code] = override.severity
+
+        active = [
+            _ActiveRule(
+                rule=r,
+                severity_override=(
+                    Severity(overrides[r.code]) if r.code in overrides else None
+                ),
+            )
+            for r in rules
+            if overrides.get(r.code) != "off"
+        ]
+
+        waivers = []
+        for index, waiver in enumerate(policy.exceptions):
+            found = find_rule(waiver.rule, rules)
+            if found is None:
+                raise PolicyError(
+                    f"{where}: exceptions[{index}].rule: no rule has the code or name "
+                    f"{waiver.rule!r}"
+                )
+            waivers.append(_ResolvedWaiver(code=found.code, waiver=waiver))
+
+        ignored = set()
+        for identifier in ignore:
+            for part in filter(None, (p.strip() for p in identifier.split(","))):
+                found = find_rule(part, rules)
+                if found is None:
+                    raise InputError(f"--ignore {part}: no rule has this code or name")
+                ignored.add(found.code)
+
+        known = frozenset({r.code for r in rules} | {r.name for r in rules})
+        return cls(policy, active, waivers, frozenset(ignored), known, today or dt.date.today())
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [entry.rule for entry in self._active]
+
+    def rule_info(self) -> dict[str, RuleInfo]:
+        return {
+            entry.rule.code: RuleInfo(
+                code=entry.rule.code,
+                name=entry.rule.name,
+                severity=entry.severity_override or entry.rule.severity,
+                summary=entry.rule.summary,
+                fix=entry.rule.fix,
+                rationale=entry.rule.rationale,
+                references=list(entry.rule.references),
+            )
+            for entry in self._active
+        }
+
+    def evaluate(self, subject: Subject) -> Result:
+        result = Result(target=subject.target, kind=subject.kind, metadata=subject.metadata)
+        applicable = [entry for entry in self._active if subject.kind in entry.rule.kinds]
+        if subject.parse_problems:
+            # Input we could not understand is judged only as unparseable: every other
+            # rule would be guessing about it, and guesses are false alarms.
+            applicable = [entry for entry in applicable if entry.rule.code == PARSE_ERROR]
+
+        for entry in applicable:
+            for violation in entry.rule.check(subject, self.policy.controls):
+                finding = self._finding(entry, violation, subject)
+                suppression = self._suppression(finding, subject)
+                if suppression is None:
+                    result.findings.append(finding)
+                else:
+                    result.suppressed.append(finding.model_copy(update={"suppression": suppression}))
+
+        result.notices.extend(self._unknown_rule_notices(subject))
+        result.notices.extend(self._expired_waiver_notices(subject.target))
+        result.findings.sort(key=_finding_order)
+        result.suppressed.sort(key=_finding_order)
+        return result
+
+    def evaluate_all(self, subjects: Iterable[Subject]) -> list[Result]:
+        return [self.evaluate(subject) for subject in subjects]
+
+    def _finding(self, entry: _ActiveRule, violation: Violation, subject: Subject) -> Finding:
+        return Finding(
+            rule=entry.rule.code,
+            name=entry.rule.name,
+            severity=entry.severity_override or violation.severity or entry.rule.severity,
+            message=violation.message,
+            location=violation.location or Location(path=subject.target),
+            fix=violation.fix or entry.rule.fix,
+        )
+
+    def _suppression(self, finding: Finding, subject: Subject) -> SuppressionInfo | None:
+        if finding.rule in self._ignored:
+            return SuppressionInfo(kind="cli", reason="--ignore on the command line")
+        if finding.rule != PARSE_ERROR:
+            for comment in subject.suppressions:
+                if not _names_rule(comment.rules, finding):
+                    continue
+                if comment.scope == "file" or _covers(comment.first_line, comment.last_line,
+                                                      finding.location.line):
+                    return SuppressionInfo(kind="inline", reason=comment.reason)
+        for resolved in self._waivers:
+            if (
+                resolved.code == finding.rule
+                and not resolved.waiver.expired(self._today)
+                and _target_matches(resolved.waiver.target, subject.target)
+            ):
+                return SuppressionInfo(kind="waiver", reason=resolved.waiver.reason)
+        return None
+
+    def _unknown_rule_notices(self, subject: Subject) -> list[str]:
+        return [
+            f"{comment.location}: ignore names unknown rule {identifier!r}; it suppresses nothing"
+            for comment in subject.suppressions
+            for identifier in comment.rules
+            if identifier.upper() not in self._known and identifier.lower() not in self._known
+        ]
+
+    def _expired_waiver_notices(self, target: str) -> list[str]:
+        return [
+            f"exception for {resolved.waiver.rule} on {resolved.waiver.target!r} expired on "
+            f"{resolved.waiver.expires}; it no longer applies"
+            for resolved in self._waivers
+            if resolved.waiver.expired(self._today)
+            and _target_matches(resolved.waiver.target, target)
+        ]
+
+
+def _names_rule(identifiers: list[str], finding: Finding) -> bool:
+    return any(
+        identifier.upper() == finding.rule or identifier.lower() == finding.name
+        for identifier in identifiers
+    )
+
+
+def _covers(first: int | None, last: int | None, line: int | None) -> bool:
+    if first is None or line is None:
+        return False
+    return first <= line <= (last if last is not None else first)
+
+
+def _target_matches(pattern: str, target: str) -> bool:
+    """Glob on the target; a relative pattern also matches the tail of an absolute path."""
+    target = target.replace("\\", "/")
+    return fnmatchcase(target, pattern) or (
+        not pattern.startswith("/") and fnmatchcase(target, "*/" + pattern)
+    )
+
+
+def _finding_order(finding: Finding) -> tuple[int, str, str]:
+    return (finding.location.line or 0, finding.rule, finding.message)

@@ -1,0 +1,1 @@
+"""The policy file format: models, loading, validation."""

@@ -1,0 +1,1 @@
+"""Report models and one module per output format."""

@@ -1,0 +1,47 @@
+"""Rules about the input itself: files we cannot parse, suppressions we cannot trust."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from paracle_guard.policy.models import Controls
+from paracle_guard.rules.base import Violation, rule
+from paracle_guard.severity import Severity
+from paracle_guard.subject import Subject
+
+ALL_KINDS = ("dockerfile", "image", "container", "compose", "k8s")
+
+
+@rule(
+    code="PG901",
+    name="parse-error",
+    severity=Severity.ERROR,
+    kinds=ALL_KINDS,
+    summary="The input could not be parsed, so nothing else in it can be trusted",
+    fix="Fix the syntax at the reported line; Docker would refuse this input too",
+    rationale=(
+        "A file the checker cannot read is a file nothing has checked. It fails the run "
+        "rather than passing silently."
+    ),
+)
+def parse_error(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    for problem in subject.parse_problems:
+        yield Violation(message=problem.message, location=problem.location)
+
+
+@rule(
+    code="PG902",
+    name="suppression-without-reason",
+    severity=Severity.WARNING,
+    kinds=ALL_KINDS,
+    summary="An inline ignore comment gives no reason",
+    fix='Add reason="..." to the comment: say why this finding is acceptable here',
+    rationale="A waiver nobody can explain is a waiver nobody can review or retire.",
+)
+def suppression_without_reason(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    for comment in subject.suppressions:
+        if not (comment.reason or "").strip():
+            yield Violation(
+                message=f"ignore of {', '.join(comment.rules)} has no reason",
+                location=comment.location,
+            )

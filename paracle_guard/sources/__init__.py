@@ -1,0 +1,1 @@
+"""One adapter per input kind; each turns raw input into a Subject."""
