@@ -1,0 +1,320 @@
+"""The command line: parses arguments, calls the layers, maps the Report to an exit code.
+
+Exit codes: 0 nothing at or above ``fail_on``; 1 findings; 2 usage, policy or I/O
+errors (one clear line on stderr). Heavy modules are imported inside the
+commands that need them: ``lint`` never imports the Docker SDK, and imports
+rich only to colour a terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from paracle_guard import __version__
+from paracle_guard.errors import GuardError, InputError
+
+if TYPE_CHECKING:
+    from paracle_guard.engine import Plan
+    from paracle_guard.policy.models import Policy
+    from paracle_guard.report.models import Report
+    from paracle_guard.severity import Severity
+
+app = typer.Typer(
+    name="paracle-guard",
+    help="Policy-as-code compliance scanner and enforcer for container sandboxes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Validate, show and describe policies.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="List the rules, or explain one.", invoke_without_command=True
+)
+app.add_typer(policy_app, name="policy")
+app.add_typer(rules_app, name="rules")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMAT_HELP = "Output format: text, json, sarif, github or junit."
+SEVERITIES = ("error", "warning", "info")
+
+
+def fails_cleanly(command: F) -> F:
+    """Turn a GuardError into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GuardError as error:
+            typer.echo(f"paracle-guard: error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paracle-guard {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Policy-as-code compliance scanner and enforcer for container sandboxes."""
+
+
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--policy",
+        "-p",
+        help="Policy file or built-in name. Default: .paracle-guard.yaml here or at the "
+        "git root, else the built-in 'sandbox'.",
+    ),
+]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
+]
+FailOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        help="Lowest severity that fails the run (error, warning, info). Default: the policy's.",
+    ),
+]
+IgnoreOption = Annotated[
+    list[str] | None,
+    typer.Option("--ignore", help="Rule code or name to leave out (repeatable, or comma-separated)."),
+]
+
+
+@app.command()
+@fails_cleanly
+def lint(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Dockerfiles, or folders searched for Dockerfile, Dockerfile.*, "
+                       "*.Dockerfile, *.dockerfile and Containerfile."),
+    ],
+    policy: PolicyOption = None,
+    output_format: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Build stage to check (default: the last).")
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None,
+        typer.Option("--build-arg", help="NAME=VALUE, as given to docker build (repeatable)."),
+    ] = None,
+    ignore: IgnoreOption = None,
+) -> None:
+    """Check Dockerfiles against the policy."""
+    from paracle_guard.sources.discovery import find_dockerfiles
+    from paracle_guard.sources.dockerfile import load_dockerfile
+
+    _check_format(output_format)
+    plan = _plan(policy, ignore)
+    args = _build_args(build_arg or [])
+    report = _new_report(plan, fail_on)
+    checked = 0
+    for path in find_dockerfiles(paths):
+        report.add(plan.evaluate(load_dockerfile(path, target=target, build_args=args)))
+        checked += 1
+    if checked == 0:
+        raise InputError(f"no Dockerfiles found in: {', '.join(paths)}")
+    _emit(report, output_format, output)
+
+
+@rules_app.callback()
+@fails_cleanly
+def rules_table(ctx: typer.Context) -> None:
+    """List every rule with its code, name, default severity and what it checks."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from paracle_guard.rules.base import all_rules
+
+    rows = [(r.code, r.name, r.severity.value, ",".join(sorted(r.kinds)), r.summary)
+            for r in all_rules()]
+    if _wants_color(None):
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("code", "name", "severity", "applies to", "what it finds")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
+        typer.echo("  ".join([*cells, row[4]]))
+
+
+@rules_app.command("explain")
+@fails_cleanly
+def rules_explain(rule_id: Annotated[str, typer.Argument(help="Rule code or name.")]) -> None:
+    """Explain one rule: what it finds, why it matters, how to fix it."""
+    from paracle_guard.rules.base import find_rule
+
+    found = find_rule(rule_id)
+    if found is None:
+        raise InputError(f"{rule_id}: no rule has this code or name (see `paracle-guard rules`)")
+    lines = [
+        f"{found.code} {found.name} [{found.severity.value}]",
+        f"applies to: {', '.join(sorted(found.kinds))}",
+        "",
+        found.summary,
+    ]
+    if found.rationale:
+        lines += ["", "Why: " + found.rationale]
+    lines += ["", "Fix: " + found.fix]
+    if found.references:
+        lines += ["", "References: " + "; ".join(found.references)]
+    typer.echo("\n".join(lines))
+
+
+@policy_app.command("validate")
+@fails_cleanly
+def policy_validate(
+    files: Annotated[list[Path], typer.Argument(help="Policy files to validate.")],
+) -> None:
+    """Validate policy files against the schema (and their extends chain)."""
+    from paracle_guard.engine import Plan
+    from paracle_guard.policy.loader import validate_policy_file
+
+    for file in files:
+        loaded = validate_policy_file(file)
+        # Compiling resolves rule names in rules/exceptions/custom_rules.
+        Plan.compile(loaded)
+        typer.echo(f"{file}: valid (policy {loaded.metadata.name}, sha256 {loaded.sha256[:12]})")
+
+
+@policy_app.command("show")
+@fails_cleanly
+def policy_show(
+    name: Annotated[
+        str | None, typer.Argument(help="Policy file or built-in name (default: as lint finds it).")
+    ] = None,
+) -> None:
+    """Print the effective policy, after extends and defaults."""
+    from paracle_guard.policy.loader import effective_policy_yaml, load_policy
+
+    typer.echo(effective_policy_yaml(load_policy(name)), nl=False)
+
+
+@policy_app.command("schema")
+@fails_cleanly
+def policy_schema() -> None:
+    """Print the JSON Schema of the policy file."""
+    from paracle_guard.policy.loader import policy_schema_text
+
+    typer.echo(policy_schema_text(), nl=False)
+
+
+@policy_app.command("list")
+@fails_cleanly
+def policy_list() -> None:
+    """List the built-in policies."""
+    from paracle_guard.policy.loader import builtin_policy_names
+
+    for name in builtin_policy_names():
+        typer.echo(name)
+
+
+# --- shared plumbing -------------------------------------------------------------
+
+
+def _plan(policy_spec: str | None, ignore: Iterable[str] | None) -> Plan:
+    from paracle_guard.engine import Plan
+    from paracle_guard.policy.loader import load_policy
+
+    return Plan.compile(load_policy(policy_spec), ignore=list(ignore or []))
+
+
+def _new_report(plan: Plan, fail_on: str | None) -> Report:
+    from paracle_guard.report.models import PolicyRef, Report, ToolInfo
+
+    policy: Policy = plan.policy
+    return Report(
+        tool=ToolInfo(version=__version__),
+        policy=PolicyRef(name=policy.metadata.name, sha256=policy.sha256),
+        fail_on=_severity(fail_on) if fail_on else policy.fail_on,
+        rules=plan.rule_info(),
+    )
+
+
+def _severity(value: str) -> Severity:
+    from paracle_guard.severity import Severity
+
+    if value.lower() not in SEVERITIES:
+        raise InputError(f"--fail-on {value}: expected one of {', '.join(SEVERITIES)}")
+    return Severity(value.lower())
+
+
+def _check_format(output_format: str) -> None:
+    from paracle_guard.report import FORMATS
+
+    if output_format not in FORMATS:
+        raise InputError(f"--format {output_format}: expected one of {', '.join(FORMATS)}")
+
+
+def _build_args(pairs: list[str]) -> dict[str, str]:
+    """NAME=VALUE pairs; a bare NAME takes its value from the environment, as docker build does."""
+    args: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not name.strip():
+            raise InputError(f"--build-arg {pair!r}: expected NAME=VALUE")
+        if not sep:
+            if name not in os.environ:
+                continue
+            value = os.environ[name]
+        args[name.strip()] = value
+    return args
+
+
+def _wants_color(output: Path | None) -> bool:
+    return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _emit(report: Report, output_format: str, output: Path | None) -> None:
+    from paracle_guard.report import render
+
+    color = output_format == "text" and _wants_color(output)
+    rendered = render(report, output_format, color=color)
+    if output is None:
+        sys.stdout.write(rendered)
+        sys.stdout.flush()
+    else:
+        _write_atomically(output, rendered)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write next to the target, then rename: a failed run never leaves half a report."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise InputError(f"--output {path}: cannot write: {error.strerror}") from None
+
+
+def main() -> None:
+    app()
