@@ -1,33 +1,51 @@
-"""The Report: what a run found, in the shape ``schemas/report.schema.json`` publishes."""
+"""The Report: what a run found, in the shape ``schemas/report.schema.json`` publishes.
+
+Every field here (except ``Report.rules``) is part of the JSON report, and
+``tests/report/test_json_format.py`` keeps the schema's keys equal to these
+models' fields: a field added here needs its description there.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from paracle_guard.location import Location
 from paracle_guard.severity import Severity
 
+SuppressionKind = Literal["inline", "waiver", "cli"]
+SUPPRESSION_KINDS: tuple[SuppressionKind, ...] = ("inline", "waiver", "cli")
+
+# Subjects whose finding paths lie inside an image's filesystem rather than on
+# disk beside the checkout; reporters must not present those paths as local files.
+IMAGE_KINDS = frozenset({"image", "container"})
+
 
 class SuppressionInfo(BaseModel):
+    """Why a finding was taken out of the count."""
+
     # inline: a "# paracle-guard ignore" comment; waiver: a policy exception;
     # cli: --ignore on the command line.
-    kind: Literal["inline", "waiver", "cli"]
+    kind: SuppressionKind
     reason: str | None = None
 
 
 class Finding(BaseModel):
-    rule: str
-    name: str
+    rule: str  # stable code: PG101
+    name: str  # stable kebab-case name: root-user
     severity: Severity
     message: str
     location: Location
     fix: str | None = None
+    # Set only on findings in ``Result.suppressed``.
     suppression: SuppressionInfo | None = None
 
 
 class Result(BaseModel):
+    """Everything found in one target (a Dockerfile, an image, a container...)."""
+
     target: str
     kind: str
     findings: list[Finding] = Field(default_factory=list)
@@ -36,6 +54,11 @@ class Result(BaseModel):
     # Things the user should know that are not findings (an expired waiver...).
     notices: list[str] = Field(default_factory=list)
     metadata: dict[str, str | list[str]] = Field(default_factory=dict)
+
+    @property
+    def in_image(self) -> bool:
+        """True when finding paths name files inside an image, not files on disk."""
+        return self.kind in IMAGE_KINDS
 
 
 class ToolInfo(BaseModel):
@@ -49,6 +72,8 @@ class PolicyRef(BaseModel):
 
 
 class Summary(BaseModel):
+    """Unsuppressed findings per severity."""
+
     error: int = 0
     warning: int = 0
     info: int = 0
@@ -59,7 +84,7 @@ class RuleInfo(BaseModel):
 
     code: str
     name: str
-    severity: Severity
+    severity: Severity  # the rule's severity under this policy (after overrides)
     summary: str
     fix: str
     rationale: str = ""
@@ -71,14 +96,22 @@ class Report(BaseModel):
     policy: PolicyRef
     fail_on: Severity
     results: list[Result] = Field(default_factory=list)
-    summary: Summary = Field(default_factory=Summary)
+    # Metadata of the rules the run could report; reporters look codes up here.
+    # Kept out of the JSON report: it describes the tool, not this run's findings.
     rules: dict[str, RuleInfo] = Field(default_factory=dict, exclude=True)
 
     def add(self, result: Result) -> None:
         self.results.append(result)
-        for finding in result.findings:
-            setattr(self.summary, finding.severity.value,
-                    getattr(self.summary, finding.severity.value) + 1)
+
+    # Derived from ``results`` rather than stored, so a Report built in one go
+    # (or loaded back from JSON) can never carry counts that disagree with it.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> Summary:
+        counts = Counter(
+            finding.severity.value for result in self.results for finding in result.findings
+        )
+        return Summary(error=counts["error"], warning=counts["warning"], info=counts["info"])
 
     @property
     def failed(self) -> bool:
@@ -88,3 +121,24 @@ class Report(BaseModel):
             for result in self.results
             for finding in result.findings
         )
+
+    @property
+    def notices(self) -> list[str]:
+        """Every result's notices once each, in order: one expired waiver that
+        matches a thousand targets is one thing for the user to know."""
+        return list(dict.fromkeys(n for result in self.results for n in result.notices))
+
+    @property
+    def suppressed_total(self) -> int:
+        return sum(len(result.suppressed) for result in self.results)
+
+    @property
+    def suppressed_counts(self) -> dict[SuppressionKind, int]:
+        """Suppressed findings per kind of suppression, kinds with none left out."""
+        counts = Counter(
+            finding.suppression.kind
+            for result in self.results
+            for finding in result.suppressed
+            if finding.suppression is not None
+        )
+        return {kind: counts[kind] for kind in SUPPRESSION_KINDS if counts[kind]}

@@ -1,0 +1,213 @@
+"""The text report: one line per finding, for people.
+
+Plain text for pipes, files and ``NO_COLOR``; rich styling only when the caller
+asks for colour. Both come from the same list of styled segments, so a
+terminal and a log file always carry the same information. rich is imported
+only on the colour path: ``paracle-guard lint`` in a pipe must not pay for it.
+
+The helpers ``printable``, ``location_label``, ``summary_line`` and
+``suppressed_line`` are shared by the other line-oriented formats (github, junit).
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+import unicodedata
+
+from paracle_guard.report.models import Finding, Report, Result
+from paracle_guard.severity import Severity
+
+# A segment is (text, rich style); "" leaves the text unstyled.
+Segment = tuple[str, str]
+Line = list[Segment]
+
+SEVERITY_COLORS = {
+    Severity.ERROR: "red",
+    Severity.WARNING: "yellow",
+    Severity.INFO: "cyan",
+}
+
+# Explicit bidi formatting characters: in a message they could make a terminal
+# display text in an order other than the bytes say ("Trojan Source").
+# U+FFFE and U+FFFF are not characters at all, and XML (JUnit) rejects them.
+_ESCAPED = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufffe\uffff"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` with control, bidi and lone-surrogate characters shown as escapes.
+
+    Messages quote untrusted input (a Dockerfile line, a file name in an image);
+    raw, an ESC could restyle or rewrite the user's terminal, a newline could
+    forge a finding line, and a lone surrogate (from undecodable bytes) could
+    not even be written out as UTF-8.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char in _ESCAPED or unicodedata.category(char) in ("Cc", "Cs"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def location_label(result: Result, finding: Finding) -> str:
+    """Where a finding is, as people and editors read it: ``path:line`` on disk;
+    ``image:/path/inside`` (the ``docker cp`` spelling) inside an image."""
+    location = finding.location
+    where = location.path
+    if result.in_image and location.path != result.target:
+        where = f"{result.target}:{location.path}"
+    if location.line is not None:
+        where = f"{where}:{location.line}"
+    return printable(where)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def summary_line(report: Report) -> str:
+    """``2 errors, 1 warning, 0 info in 3 files (policy sandbox)``."""
+    return "".join(text for text, _ in _summary_segments(report))
+
+
+def _summary_segments(report: Report) -> Line:
+    noun = "target" if any(result.in_image for result in report.results) else "file"
+    scope = f" in {_plural(len(report.results), noun)} (policy {printable(report.policy.name)})"
+    summary = report.summary
+    if not (summary.error or summary.warning or summary.info):
+        return [("no findings", "bold green"), (scope, "")]
+    counts = (
+        (_plural(summary.error, "error"), summary.error, Severity.ERROR),
+        (_plural(summary.warning, "warning"), summary.warning, Severity.WARNING),
+        (f"{summary.info} info", summary.info, Severity.INFO),
+    )
+    segments: Line = []
+    for text, count, severity in counts:
+        if segments:
+            segments.append((", ", ""))
+        segments.append((text, f"bold {SEVERITY_COLORS[severity]}" if count else ""))
+    segments.append((scope, ""))
+    return segments
+
+
+def suppressed_line(report: Report) -> str | None:
+    """``3 suppressed (1 inline, 1 waiver, 1 cli)``, or None when nothing was."""
+    total = report.suppressed_total
+    if not total:
+        return None
+    kinds = ", ".join(f"{count} {kind}" for kind, count in report.suppressed_counts.items())
+    return f"{total} suppressed ({kinds})" if kinds else f"{total} suppressed"
+
+
+def ordered_findings(result: Result) -> list[Finding]:
+    """A result's findings by path then line; findings about the whole target first."""
+    return sorted(
+        result.findings,
+        key=lambda f: (
+            f.location.path != result.target,
+            f.location.path,
+            f.location.line or 0,
+            f.rule,
+            f.message,
+        ),
+    )
+
+
+def _finding_lines(result: Result, finding: Finding) -> list[Line]:
+    color = SEVERITY_COLORS[finding.severity]
+    lines: list[Line] = [
+        [
+            (location_label(result, finding), "bold"),
+            (": ", ""),
+            (finding.rule, f"bold {color}"),
+            (" ", ""),
+            (finding.name, "bold"),
+            (" ", ""),
+            (f"[{finding.severity.value}]", color),
+            (" ", ""),
+            (printable(finding.message), ""),
+        ]
+    ]
+    if finding.location.layer:
+        lines.append([("    layer: ", "dim"), (printable(finding.location.layer), "")])
+    if finding.fix:
+        lines.append([("    fix: ", "green"), (printable(finding.fix), "")])
+    return lines
+
+
+def _report_lines(report: Report) -> list[Line]:
+    lines: list[Line] = []
+    for result in report.results:
+        if not result.findings:
+            continue
+        if lines:
+            lines.append([])  # a blank line between targets
+        for finding in ordered_findings(result):
+            lines.extend(_finding_lines(result, finding))
+
+    tail: list[Line] = [[("note: ", "bold magenta"), (printable(n), "")] for n in report.notices]
+    suppressed = suppressed_line(report)
+    if suppressed:
+        tail.append([(suppressed, "dim")])
+    tail.append(_summary_segments(report))
+    if lines:
+        lines.append([])
+    return lines + tail
+
+
+def render_text(report: Report, *, color: bool = False, width: int | None = None) -> str:
+    """The text report; ``width`` wraps long lines (None: never wrap)."""
+    lines = _report_lines(report)
+    if color:
+        return _render_rich(lines, width)
+    out = []
+    for line in lines:
+        plain = "".join(text for text, _ in line)
+        if width is None or len(plain) <= width:
+            out.append(plain)
+            continue
+        # Continuations sit deeper than the line they continue, so the
+        # "path:line:" at the left edge still starts each finding.
+        indent = " " * (len(plain) - len(plain.lstrip(" ")) + 4)
+        out.extend(
+            textwrap.wrap(
+                plain,
+                width=width,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out) + "\n"
+
+
+def _render_rich(lines: list[Line], width: int | None) -> str:
+    from rich.console import Console
+    from rich.text import Text
+
+    buffer = io.StringIO()
+    # Everything explicit: the caller already decided this output wants colour,
+    # and the result must not depend on the environment (NO_COLOR, COLUMNS,
+    # TERM) of whoever renders it.
+    console = Console(
+        file=buffer,
+        force_terminal=True,
+        color_system="standard",
+        no_color=False,
+        width=width or 80,
+        soft_wrap=width is None,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        legacy_windows=False,
+    )
+    for line in lines:
+        console.print(Text.assemble(*line))
+    return buffer.getvalue()
