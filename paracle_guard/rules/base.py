@@ -47,9 +47,12 @@ _REGISTRY: dict[str, Rule] = {}
 # The family modules; importing one registers its rules.
 FAMILIES = (
     "user",
+    "filesystem",
+    "privileges",
     "packages",
     "base_image",
     "secrets",
+    "network",
     "parsing",
 )
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Subject
+from paracle_guard.subject import Subject, SubjectKind
 
-ALL_KINDS = ("dockerfile", "image", "container", "compose", "k8s")
+ALL_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "image", "container", "compose", "k8s")
 
 
 @rule(

@@ -1,0 +1,212 @@
+"""Supply-chain rules: where the image's code comes from.
+
+Base images and remote code matter in every stage, not only the final one: a
+builder stage that pipes a script from the internet into a shell compiles the
+binaries the final stage copies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from paracle_guard.policy.models import Controls
+from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.packages import copy_operands, split_command
+from paracle_guard.severity import Severity
+from paracle_guard.subject import BaseImage, RunStep, Subject
+
+# --- PG501 ------------------------------------------------------------------------
+
+
+def _pinning_problem(image: BaseImage, controls: Controls) -> str | None:
+    rules = controls.base_image
+    if rules.forbid_latest and image.digest is None:
+        if image.tag is None:
+            return f"base image {image.ref} has no tag or digest, so it means :latest"
+        if image.tag == "latest":
+            return f"base image {image.ref} uses the moving tag :latest"
+    if rules.require_digest and image.digest is None:
+        return f"base image {image.ref} is not pinned by digest (@sha256:...)"
+    return None
+
+
+@rule(
+    code="PG501",
+    name="unpinned-base-image",
+    severity=Severity.WARNING,
+    kinds=("dockerfile",),
+    summary="A base image is not pinned: no tag, :latest, or no digest when the policy wants one",
+    fix=(
+        "Pin the base image to a version tag and, for reproducible builds, a digest: "
+        "FROM python:3.12-slim@sha256:..."
+    ),
+    rationale=(
+        "A moving tag means a different image on every build: builds stop being "
+        "reproducible, a compromised or broken upstream push lands silently, and what was "
+        "reviewed is not what ships. A digest names exactly one image."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 4.2",),
+)
+def unpinned_base_image(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    for image in subject.base_images:
+        problem = _pinning_problem(image, controls)
+        if problem is not None:
+            yield Violation(message=problem, location=image.location)
+
+
+# --- PG502 ------------------------------------------------------------------------
+
+
+def _names(image: BaseImage) -> set[str]:
+    """Every way to spell the image's repository: python, library/python."""
+    registry = image.registry.lower()
+    repository = image.repository.lower()
+    names = {f"{registry}/{repository}"}
+    if registry == "docker.io":
+        # Official images are docker.io/library/NAME; users write either form.
+        if "/" not in repository:
+            names.add(f"docker.io/library/{repository}")
+        elif repository.startswith("library/"):
+            names.add(f"docker.io/{repository.removeprefix('library/')}")
+    return names
+
+
+def registry_allowed(image: BaseImage, allowed: list[str]) -> bool:
+    """An entry with a "/" is a repository prefix, matched on whole path components."""
+    for entry in allowed:
+        wanted = entry.strip().lower().rstrip("/")
+        if "/" not in wanted:
+            if image.registry.lower() == wanted:
+                return True
+            continue
+        if any(name == wanted or name.startswith(wanted + "/") for name in _names(image)):
+            return True
+    return False
+
+
+@rule(
+    code="PG502",
+    name="untrusted-registry",
+    severity=Severity.ERROR,
+    kinds=("dockerfile",),
+    summary="A base image comes from a registry the policy does not allow",
+    fix="Build from an image in one of the policy's allowed_registries (mirror it there first)",
+    rationale=(
+        "Whoever controls the registry controls the base image. Restricting builds to "
+        "registries the organisation trusts (its own mirror, a vetted vendor) keeps "
+        "typosquatted and unreviewed images out."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 4.2",),
+)
+def untrusted_registry(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    allowed = controls.base_image.allowed_registries
+    if not allowed:
+        return
+    for image in subject.base_images:
+        if not registry_allowed(image, allowed):
+            yield Violation(
+                message=(
+                    f"base image {image.ref} comes from {image.registry}, which is not in "
+                    f"allowed_registries ({', '.join(allowed)})"
+                ),
+                location=image.location,
+            )
+
+
+# --- PG503 ------------------------------------------------------------------------
+
+FETCHERS = frozenset({"curl", "wget"})
+_INTERPRETERS = r"(ba|da|a|z|k|mk)?sh|python[0-9.]*|perl|ruby|node|php"
+_INTERPRETER = re.compile(_INTERPRETERS)
+# Programs that run a string as code, like "sh -c" does.
+_EVALUATORS = frozenset({"eval", "source", "."})
+_FETCH_AS_ARGUMENT = re.compile(r"(\$\(|`|<\()\s*(\S*/)?(?P<fetcher>curl|wget)\b")
+# The same forms in the raw script text, kept within one simple command by never
+# crossing ; & | or a newline: sh -c "$(curl ...)", bash <(wget -qO- ...).
+_FETCH_AS_ARGUMENT_TEXT = re.compile(
+    rf"(^|[\s;&|(])(\S*/)?(?P<runner>{_INTERPRETERS}|eval|source)\s[^;&|\n]*?"
+    r"(\$\(|`|<\()\s*(\S*/)?(?P<fetcher>curl|wget)\b"
+)
+_PIPED_TEXT = re.compile(
+    r"\b(?P<fetcher>curl|wget)\b[^;&\n]*\|\s*(sudo\s+(-\S+\s+)*)?(\S*/)?"
+    rf"(?P<runner>{_INTERPRETERS})\b"
+)
+
+
+def _is_interpreter(program: str) -> bool:
+    return bool(_INTERPRETER.fullmatch(program))
+
+
+def _piped_into_interpreter(step: RunStep) -> str | None:
+    for pipeline in step.pipelines:
+        fetched_by: str | None = None
+        for argv in pipeline:
+            program = split_command(argv).program
+            if fetched_by is not None and _is_interpreter(program):
+                return f"pipes {fetched_by} output into {program}"
+            if program in FETCHERS:
+                fetched_by = program
+    return None
+
+
+def _fetch_as_argument(step: RunStep) -> str | None:
+    for argv in step.commands:
+        command = split_command(argv)
+        program = command.program
+        if not (_is_interpreter(program) or program in _EVALUATORS):
+            continue
+        for argument in command.args:
+            match = _FETCH_AS_ARGUMENT.search(argument)
+            if match:
+                return f"runs {match['fetcher']} output with {program}"
+    match = _FETCH_AS_ARGUMENT_TEXT.search(step.script)
+    if match:
+        return f"runs {match['fetcher']} output with {match['runner']}"
+    return None
+
+
+def _remote_code(step: RunStep) -> str | None:
+    found = _piped_into_interpreter(step) or _fetch_as_argument(step)
+    if found is None and not step.pipelines:
+        # Nothing was split into commands (exec form, unusual syntax): read the text.
+        match = _PIPED_TEXT.search(step.script)
+        if match:
+            found = f"pipes {match['fetcher']} output into {match['runner']}"
+    return found
+
+
+_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
+@rule(
+    code="PG503",
+    name="remote-code",
+    severity=Severity.WARNING,
+    kinds=("dockerfile",),
+    summary="Code downloaded at build time is run or added without being verified",
+    fix=(
+        "Download to a file, check its sha256 (sha256sum -c), then run it; give ADD of a "
+        "URL a --checksum=sha256:..."
+    ),
+    rationale=(
+        "curl | sh runs whatever the server (or anyone in between) sends at build time, and "
+        "leaves no record of what that was. A checksum turns 'whatever is at this URL today' "
+        "into one reviewed artefact."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 4.9", "CIS Docker Benchmark v1.6.0 4.11"),
+)
+def remote_code(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    for step in subject.run_steps:
+        found = _remote_code(step)
+        if found is not None:
+            yield Violation(message=f"RUN {found}", location=step.location)
+    for instruction in subject.instructions:
+        if instruction.keyword != "ADD" or "checksum" in instruction.flags:
+            continue
+        for source in copy_operands(instruction)[:-1]:
+            if _URL.match(source):
+                yield Violation(
+                    message=f"ADD {source} downloads without --checksum",
+                    location=instruction.location,
+                )

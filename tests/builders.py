@@ -1,0 +1,230 @@
+"""Small builders for Subjects and their facts, so rule tests read like the case they test.
+
+The RUN splitter here is deliberately simple (shlex with shell punctuation): it
+produces the same shape the Dockerfile source does (pipelines of argv lists) for
+the one-line scripts the rule tests use. End-to-end cases through the real
+parser live in tests/rules/test_dockerfile_cases.py.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from paracle_guard.location import Location
+from paracle_guard.policy.models import Controls
+from paracle_guard.rules.base import Violation, find_rule
+from paracle_guard.subject import (
+    BaseImage,
+    EnvVar,
+    ExposedPort,
+    FileEntry,
+    FileTag,
+    Instruction,
+    Package,
+    RunStep,
+    Subject,
+    UserFact,
+)
+
+DOCKERFILE = "Dockerfile"
+IMAGE = "example/app:1.0"
+
+_SEPARATORS = frozenset({"&&", "||", ";", "&", ";;"})
+
+
+def loc(line: int | None = 1, *, path: str = DOCKERFILE, end_line: int | None = None) -> Location:
+    return Location(path=path, line=line, end_line=end_line)
+
+
+def image_loc(path: str, layer: str = "sha256:layer1") -> Location:
+    return Location(path=path, layer=layer)
+
+
+def controls(**sections: dict[str, Any]) -> Controls:
+    """Controls with the given sections changed: controls(user={"allow_root": True})."""
+    return Controls.model_validate(sections)
+
+
+def check(code: str, subject: Subject, policy: Controls | None = None) -> list[Violation]:
+    """Run one registered rule on a subject, as the engine would."""
+    found = find_rule(code)
+    assert found is not None, f"rule {code} is not registered"
+    return list(found.check(subject, policy if policy is not None else Controls()))
+
+
+def messages(code: str, subject: Subject, policy: Controls | None = None) -> list[str]:
+    return [violation.message for violation in check(code, subject, policy)]
+
+
+def dockerfile(**facts: Any) -> Subject:
+    return Subject(kind="dockerfile", target=DOCKERFILE, **facts)
+
+
+def image(**facts: Any) -> Subject:
+    return Subject(kind="image", target=IMAGE, **facts)
+
+
+def split_script(script: str) -> list[list[list[str]]]:
+    """Pipelines of argv lists: "a x | b && c" -> [[["a", "x"], ["b"]], [["c"]]]."""
+    pipelines: list[list[list[str]]] = []
+    for line in script.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        pipeline: list[list[str]] = []
+        argv: list[str] = []
+        for token in lexer:
+            if token not in _SEPARATORS and token != "|":
+                argv.append(token)
+                continue
+            if argv:
+                pipeline.append(argv)
+                argv = []
+            if token != "|" and pipeline:
+                pipelines.append(pipeline)
+                pipeline = []
+        if argv:
+            pipeline.append(argv)
+        if pipeline:
+            pipelines.append(pipeline)
+    return pipelines
+
+
+def run_step(
+    script: str,
+    *,
+    line: int = 1,
+    final: bool = True,
+    stage: str = "final",
+    mounts: list[str] | None = None,
+    environment: dict[str, str] | None = None,
+) -> RunStep:
+    return RunStep(
+        script=script,
+        pipelines=split_script(script),
+        mounts=mounts or [],
+        environment=environment or {},
+        stage=stage,
+        final=final,
+        location=loc(line),
+    )
+
+
+def instruction(
+    keyword: str,
+    value: str,
+    *,
+    line: int = 1,
+    final: bool = True,
+    flags: dict[str, str] | None = None,
+    stage: str = "final",
+) -> Instruction:
+    return Instruction(
+        keyword=keyword,
+        value=value,
+        flags=flags or {},
+        stage=stage,
+        final=final,
+        location=loc(line),
+    )
+
+
+def package(
+    name: str,
+    manager: str = "apt",
+    *,
+    line: int = 1,
+    final: bool = True,
+    version: str | None = None,
+    size: int | None = None,
+) -> Package:
+    return Package(
+        name=name,
+        manager=manager,
+        version=version,
+        size_bytes=size,
+        final=final,
+        location=loc(line),
+    )
+
+
+def user(
+    spec: str | None,
+    *,
+    uid: int | None = None,
+    name: str | None = None,
+    line: int | None = 1,
+    inherited_from: str | None = None,
+    unresolved_reason: str | None = None,
+) -> UserFact:
+    return UserFact(
+        spec=spec,
+        uid=uid,
+        name=name,
+        unresolved_reason=unresolved_reason,
+        inherited_from=inherited_from,
+        location=loc(line) if line is not None else None,
+    )
+
+
+def base_image(
+    ref: str,
+    *,
+    registry: str = "docker.io",
+    repository: str | None = None,
+    tag: str | None = None,
+    digest: str | None = None,
+    line: int = 1,
+    final: bool = True,
+) -> BaseImage:
+    return BaseImage(
+        ref=ref,
+        registry=registry,
+        repository=repository if repository is not None else ref.split(":")[0].split("@")[0],
+        tag=tag,
+        digest=digest,
+        stage="final",
+        final=final,
+        location=loc(line),
+    )
+
+
+def env(
+    name: str,
+    value: str | None = "value",
+    *,
+    origin: str = "ENV",
+    line: int = 1,
+    final: bool = True,
+) -> EnvVar:
+    return EnvVar.model_validate(
+        {"name": name, "value": value, "origin": origin, "final": final, "location": loc(line)}
+    )
+
+
+def file(
+    path: str,
+    mode: int = 0o644,
+    *,
+    kind: str = "file",
+    uid: int = 0,
+    gid: int = 0,
+    capabilities: bool = False,
+    tags: list[FileTag] | None = None,
+) -> FileEntry:
+    return FileEntry.model_validate(
+        {
+            "path": path,
+            "mode": mode,
+            "kind": kind,
+            "uid": uid,
+            "gid": gid,
+            "capabilities": capabilities,
+            "tags": tags or [],
+            "location": image_loc(path),
+        }
+    )
+
+
+def port(number: int, protocol: str = "tcp", *, line: int = 1) -> ExposedPort:
+    return ExposedPort(port=number, protocol=protocol, location=loc(line))

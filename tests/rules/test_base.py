@@ -1,0 +1,89 @@
+"""The rule registry: every built-in rule is complete, stable and findable."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from paracle_guard.rules.base import FAMILIES, all_rules, find_rule, rule
+from paracle_guard.severity import Severity
+
+EXPECTED = {
+    "PG101": ("root-user", {"dockerfile", "image"}),
+    "PG102": ("uid-not-allowed", {"dockerfile", "image"}),
+    "PG103": ("sudo", {"dockerfile", "image"}),
+    "PG203": ("image-volume", {"image"}),
+    "PG204": ("unsafe-workdir", {"dockerfile", "image"}),
+    "PG205": ("world-writable", {"image"}),
+    "PG306": ("setuid-file", {"image"}),
+    "PG310": ("exposed-ssh", {"dockerfile", "image"}),
+    "PG401": ("install-recommends", {"dockerfile"}),
+    "PG402": ("package-cache", {"dockerfile"}),
+    "PG403": ("denied-package", {"dockerfile", "image"}),
+    "PG404": ("too-many-packages", {"image"}),
+    "PG501": ("unpinned-base-image", {"dockerfile"}),
+    "PG502": ("untrusted-registry", {"dockerfile"}),
+    "PG503": ("remote-code", {"dockerfile"}),
+    "PG601": ("secret-in-env", {"dockerfile", "image"}),
+    "PG602": ("secret-file", {"image"}),
+    "PG901": ("parse-error", {"dockerfile", "image", "container", "compose", "k8s"}),
+    "PG902": ("suppression-without-reason", {"dockerfile", "image", "container", "compose", "k8s"}),
+}
+
+
+def test_codes_names_and_kinds_are_stable() -> None:
+    registered = {r.code: (r.name, set(r.kinds)) for r in all_rules()}
+    for code, expected in EXPECTED.items():
+        assert registered.get(code) == expected, code
+
+
+def test_rules_are_ordered_by_code_and_unique() -> None:
+    codes = [r.code for r in all_rules()]
+    names = [r.name for r in all_rules()]
+    assert codes == sorted(codes)
+    assert len(set(codes)) == len(codes)
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("code", sorted(EXPECTED))
+def test_every_rule_explains_itself(code: str) -> None:
+    found = find_rule(code)
+    assert found is not None
+    assert re.fullmatch(r"PG[0-9]{3}", found.code)
+    assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", found.name)
+    # Shown by "rules explain" and in SARIF help: they must say something.
+    assert len(found.summary) > 15
+    assert len(found.fix) > 15
+    assert len(found.rationale) > 40
+    assert not found.summary.endswith(".")
+    known_sources = ("CIS Docker Benchmark v1.6.0 ", "Kubernetes Pod Security", "CVE-")
+    for reference in found.references:
+        assert reference.startswith(known_sources)
+
+
+def test_find_rule_by_code_or_name_in_any_case() -> None:
+    assert find_rule("pg101") is find_rule("PG101") is find_rule("root-user")
+    assert find_rule("ROOT-USER") is find_rule("root-user")
+    assert find_rule(" PG403 ") is not None
+    assert find_rule("PG999") is None
+
+
+def test_every_family_module_is_listed() -> None:
+    for family in ("user", "filesystem", "privileges", "packages", "base_image", "secrets",
+                   "network", "parsing"):
+        assert family in FAMILIES
+
+
+def test_registering_a_code_or_name_twice_fails() -> None:
+    all_rules()
+    decorate = rule(
+        code="PG101",
+        name="another-name",
+        severity=Severity.INFO,
+        kinds=("dockerfile",),
+        summary="a duplicate",
+        fix="none",
+    )
+    with pytest.raises(RuntimeError, match="registered twice"):
+        decorate(lambda subject, controls: iter(()))

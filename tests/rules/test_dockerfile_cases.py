@@ -1,0 +1,258 @@
+"""Realistic Dockerfiles end to end: the real parser, the real rules, the engine.
+
+The unit tests beside this file build Subjects by hand; these cases check that
+the rules read what ``sources.dockerfile`` really produces, including the cases
+peers get wrong (builder-stage root, root spelled 0:0 or behind an ARG, root
+inherited from a stage, BuildKit heredocs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from paracle_guard.engine import Plan
+from paracle_guard.policy.loader import load_policy
+from paracle_guard.policy.models import Policy
+from paracle_guard.report.models import Result
+from paracle_guard.sources.dockerfile import parse_dockerfile
+
+TODAY = dt.date(2026, 6, 15)
+DEFAULTS = Plan.compile(Policy(), today=TODAY)
+
+
+def lint(
+    text: str,
+    plan: Plan = DEFAULTS,
+    *,
+    build_args: dict[str, str] | None = None,
+    target: str | None = None,
+) -> Result:
+    subject = parse_dockerfile(text, "Dockerfile", target=target, build_args=build_args)
+    return plan.evaluate(subject)
+
+
+def found(result: Result) -> list[tuple[str, int | None]]:
+    return [(f.rule, f.location.line) for f in result.findings]
+
+
+# --- the effective user -----------------------------------------------------------
+
+BUILDER_RUNS_AS_ROOT = """\
+FROM golang:1.22 AS build
+USER root
+WORKDIR /src
+RUN go build -o /out/app ./cmd/app
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/app /app
+USER 65532:65532
+ENTRYPOINT ["/app"]
+"""
+
+
+def test_root_in_a_builder_stage_only_is_not_a_finding() -> None:
+    assert found(lint(BUILDER_RUNS_AS_ROOT)) == []
+
+
+def test_targeting_the_builder_stage_judges_its_user() -> None:
+    assert found(lint(BUILDER_RUNS_AS_ROOT, target="build")) == [("PG101", 2)]
+
+
+@pytest.mark.parametrize(
+    ("text", "build_args", "line"),
+    [
+        ("FROM alpine:3.20\nUSER 0:0\n", None, 2),
+        ("FROM alpine:3.20\nUSER root:root\n", None, 2),
+        ("FROM alpine:3.20\nUSER root:1000\n", None, 2),
+        ("FROM alpine:3.20\nARG UID=0\nUSER ${UID}\n", None, 3),
+        ("FROM alpine:3.20\nARG UID=1000\nUSER $UID:$UID\n", {"UID": "0"}, 3),
+        ("FROM alpine:3.20\nENV RUN_AS=root\nUSER ${RUN_AS}\n", None, 3),
+        ("FROM debian:bookworm-slim\nRUN useradd -o -u 0 toor\nUSER toor\n", None, 3),
+        ("FROM alpine:3.20\nUSER 1000\nUSER 0\n", None, 3),
+    ],
+)
+def test_root_in_any_spelling(text: str, build_args: dict[str, str] | None, line: int) -> None:
+    assert found(lint(text, build_args=build_args)) == [("PG101", line)]
+
+
+def test_no_user_at_all_is_root() -> None:
+    result = lint('FROM alpine:3.20\nCMD ["sh"]\n')
+    assert found(result) == [("PG101", 1)]
+    assert "alpine:3.20" in result.findings[0].message
+
+
+def test_a_final_stage_inherits_root_from_its_base_stage() -> None:
+    text = """\
+FROM python:3.12-slim AS base
+USER root
+RUN python3 -m venv /opt/venv
+
+FROM base
+CMD ["python3"]
+"""
+    result = lint(text)
+    assert found(result) == [("PG101", 2)]
+    assert "inherited from base" in result.findings[0].message
+
+
+def test_a_final_stage_inherits_a_non_root_user_too() -> None:
+    text = 'FROM alpine:3.20 AS base\nUSER 1000\n\nFROM base\nCMD ["sh"]\n'
+    assert found(lint(text)) == []
+
+
+def test_named_user_resolved_through_useradd() -> None:
+    text = "FROM debian:bookworm-slim\nRUN useradd -u 1001 -m app\nUSER app\n"
+    plan = Plan.compile(Policy.model_validate({"controls": {"user": {"allowed_uids": [1000]}}}))
+    result = lint(text, plan)
+    assert found(result) == [("PG102", 3)]
+    assert "uid 1001" in result.findings[0].message
+
+
+# --- heredocs and RUN steps -------------------------------------------------------
+
+HEREDOC_APT = """\
+# syntax=docker/dockerfile:1.7
+FROM debian:bookworm-slim
+RUN <<EOF
+set -eux
+apt-get update
+apt-get install -y ca-certificates
+EOF
+USER 1000
+"""
+
+
+def test_apt_get_in_a_heredoc() -> None:
+    result = lint(HEREDOC_APT)
+    assert found(result) == [("PG401", 3), ("PG402", 3)]
+    for finding in result.findings:
+        assert finding.location.end_line == 7  # the heredoc's closing line
+
+
+def test_a_clean_heredoc_install_passes() -> None:
+    text = HEREDOC_APT.replace(
+        "apt-get install -y ca-certificates",
+        "apt-get install -y --no-install-recommends ca-certificates\nrm -rf /var/lib/apt/lists/*",
+    )
+    assert found(lint(text)) == []
+
+
+def test_remote_code_in_a_builder_stage_heredoc() -> None:
+    text = """\
+FROM rust:1.80 AS build
+RUN <<EOF
+curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y
+EOF
+
+FROM debian:bookworm-slim
+COPY --from=build /usr/local/cargo/bin/app /usr/local/bin/app
+USER 1000
+"""
+    result = lint(text)
+    assert found(result) == [("PG503", 2)]
+    assert result.findings[0].message == "RUN pipes curl output into sh"
+
+
+def test_remote_code_through_sh_c() -> None:
+    text = 'FROM alpine:3.20\nRUN sh -c "$(wget -qO- https://example.com/i.sh)"\nUSER 1000\n'
+    assert found(lint(text)) == [("PG503", 2)]
+
+
+def test_cache_mounts_and_pip_environment_are_understood() -> None:
+    text = """\
+FROM python:3.12-slim
+ENV PIP_NO_CACHE_DIR=1
+RUN pip install requests==2.32.3
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \\
+    --mount=type=cache,target=/var/lib/apt/lists,sharing=locked \\
+    apt-get update && apt-get install -y --no-install-recommends tini
+USER 1000
+"""
+    assert found(lint(text)) == []
+
+
+def test_sudo_and_a_sudoers_grant() -> None:
+    text = """\
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends sudo \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && echo 'app ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/app
+USER 1000
+"""
+    assert found(lint(text)) == [("PG103", 2), ("PG103", 2)]
+
+
+# --- suppressions and the sandbox policy ------------------------------------------
+
+
+def test_inline_suppression_covers_a_continued_run() -> None:
+    text = """\
+FROM debian:bookworm-slim
+# paracle-guard ignore=install-recommends reason="docs tooling needs the recommends"
+RUN apt-get update \\
+ && apt-get install -y pandoc \\
+ && rm -rf /var/lib/apt/lists/*
+USER 1000
+"""
+    result = lint(text)
+    assert found(result) == []
+    assert [(f.rule, f.location.line) for f in result.suppressed] == [("PG401", 3)]
+
+
+def test_unparseable_dockerfile_reports_only_parse_errors() -> None:
+    result = lint("FORM alpine\nUSER root\n")
+    assert {rule for rule, _ in found(result)} == {"PG901"}
+
+
+HARDENED = """\
+# syntax=docker/dockerfile:1.7
+ARG PYTHON_VERSION=3.12
+FROM python:${PYTHON_VERSION}-slim AS build
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends gcc libc6-dev \\
+ && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir --prefix=/install uvloop==0.21.0
+
+FROM python:${PYTHON_VERSION}-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \\
+    PIP_NO_CACHE_DIR=1
+COPY --from=build /install /usr/local
+RUN --mount=type=cache,target=/var/cache/apt \\
+    --mount=type=cache,target=/var/lib/apt/lists \\
+    apt-get update && apt-get install -y --no-install-recommends tini
+RUN <<EOF
+set -eux
+groupadd --gid 1000 app
+useradd --uid 1000 --gid 1000 --no-create-home --shell /usr/sbin/nologin app
+mkdir -p /workspace
+chown 1000:1000 /workspace
+find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
+EOF
+WORKDIR /workspace
+USER app
+ENTRYPOINT ["tini", "--"]
+CMD ["python3"]
+"""
+
+
+def test_a_hardened_dockerfile_has_no_findings_under_the_sandbox_policy() -> None:
+    result = lint(HARDENED, Plan.compile(load_policy("sandbox"), today=TODAY))
+    assert result.findings == []
+    assert result.suppressed == []
+    assert result.notices == []
+
+
+def test_the_same_file_with_the_usual_mistakes_has_them_all_reported() -> None:
+    careless = (
+        HARDENED.replace("--no-install-recommends tini", "tini")
+        .replace("USER app\n", "")
+        .replace("FROM python:${PYTHON_VERSION}-slim\n", "FROM python\n")
+        + "ENV API_TOKEN=abc123\nEXPOSE 22\n"
+    )
+    result = lint(careless, Plan.compile(load_policy("sandbox"), today=TODAY))
+    assert sorted({f.rule for f in result.findings}) == [
+        "PG101", "PG310", "PG401", "PG501", "PG601",
+    ]
+    assert "abc123" not in " ".join(f.message for f in result.findings)

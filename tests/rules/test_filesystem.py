@@ -1,0 +1,109 @@
+"""PG203 image-volume, PG204 unsafe-workdir, PG205 world-writable, and the path helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from paracle_guard.rules.filesystem import is_under, normalise_path
+from paracle_guard.subject import FileEntry
+from tests.builders import check, controls, dockerfile, file, image, instruction, loc, messages
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "expected"),
+    [
+        ("/proc", "/proc", True),
+        ("/proc/self/fd/7", "/proc", True),
+        ("/procfoo", "/proc", False),
+        ("/tmp/../proc/1", "/proc", True),
+        ("//proc/", "/proc", True),
+        ("/workspace/x", "/workspace/", True),
+        ("/anything", "/", True),
+    ],
+)
+def test_is_under_compares_whole_components(path: str, root: str, expected: bool) -> None:
+    assert is_under(path, root) is expected
+
+
+def test_normalise_path() -> None:
+    assert normalise_path("app/../data/") == "/data"
+    assert normalise_path("//x//y") == "/x/y"
+
+
+# --- PG203 image-volume -----------------------------------------------------------
+
+
+def test_each_volume_is_a_finding() -> None:
+    found = messages("PG203", image(volumes=["/data", "/workspace"]))
+    assert found == [
+        "VOLUME /data becomes a writable anonymous volume, even with a read-only root filesystem",
+        "VOLUME /workspace becomes a writable anonymous volume, even with a read-only root "
+        "filesystem",
+    ]
+
+
+def test_no_volumes_or_writable_root_passes() -> None:
+    assert check("PG203", image()) == []
+    policy = controls(root_filesystem={"read_only": False})
+    assert check("PG203", image(volumes=["/data"]), policy) == []
+
+
+# --- PG204 unsafe-workdir ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("workdir", ["/proc/self/fd/8", "/sys", "/dev/shm", "/proc/../proc/1"])
+def test_workdir_under_kernel_filesystems(workdir: str) -> None:
+    (violation,) = check("PG204", image(workdir=workdir))
+    assert workdir in violation.message
+
+
+@pytest.mark.parametrize("workdir", ["/procfoo", "/workspace", "/srv/dev", "/device", None])
+def test_ordinary_workdirs_pass(workdir: str | None) -> None:
+    assert check("PG204", image(workdir=workdir)) == []
+
+
+def test_dockerfile_finding_points_at_the_last_final_workdir() -> None:
+    subject = dockerfile(
+        workdir="/proc/self/fd/7",
+        instructions=[
+            instruction("WORKDIR", "/build", line=2, final=False),
+            instruction("WORKDIR", "/app", line=6),
+            instruction("WORKDIR", "/proc/self/fd/7", line=9),
+        ],
+    )
+    (violation,) = check("PG204", subject)
+    assert violation.location == loc(9)
+
+
+# --- PG205 world-writable ---------------------------------------------------------
+
+
+def test_world_writable_dir_without_sticky_bit() -> None:
+    (violation,) = check("PG205", image(files=[file("/opt/shared", 0o777, kind="dir")]))
+    assert violation.message == (
+        "directory /opt/shared is world-writable (mode 0777) without the sticky bit"
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        file("/var/tmp", 0o1777, kind="dir"),  # sticky: users cannot remove others' files
+        file("/tmp/cache", 0o777, kind="dir"),  # inside a writable path
+        file("/workspace", 0o777, kind="dir"),
+        file("/opt/app", 0o775, kind="dir"),
+        file("/opt/app/log.txt", 0o666),  # a file, not a directory
+    ],
+)
+def test_other_entries_pass(entry: FileEntry) -> None:
+    assert check("PG205", image(files=[entry])) == []
+
+
+def test_writable_paths_are_path_aware() -> None:
+    # /tmpfoo is not inside /tmp.
+    assert len(check("PG205", image(files=[file("/tmpfoo", 0o777, kind="dir")]))) == 1
+
+
+def test_policy_writable_paths() -> None:
+    policy = controls(root_filesystem={"writable_paths": ["/opt"]})
+    assert check("PG205", image(files=[file("/opt/shared", 0o777, kind="dir")]), policy) == []
