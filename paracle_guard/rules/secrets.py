@@ -39,7 +39,8 @@ def _value_note(variable: EnvVar) -> str:
         return "declared without a value"
     if variable.value == "":
         return "set to an empty value"
-    return f"set ({len(variable.value)} characters)"
+    length = len(variable.value)
+    return f"set ({length} character{'' if length == 1 else 's'})"
 
 
 @rule(
