@@ -1,7 +1,8 @@
 """The policy file format, as pydantic models.
 
 ``schemas/policy.schema.json`` describes the same shape for editors and for the
-first validation pass; ``tests/policy/test_schema.py`` keeps the two in step.
+first validation pass; ``tests/policy/test_schema.py`` keeps the two in step, so a
+constraint added here must be added there too (the test says where they differ).
 Every field has a default so that a policy only says what it changes.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from paracle_guard.severity import Severity
 
@@ -21,6 +22,50 @@ DEFAULT_SECRET_PATTERNS = [
     r"(?i)(secret|token|passw(or)?d|api_?key|private_?key|credential)",
 ]
 
+# The instructions a custom rule may be limited to (the Dockerfile reference's list).
+DockerInstruction = Literal[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+]
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+    return pattern
+
+
+# A Python regular expression; the schema marks it `format: regex` so that jsonschema
+# compiles it too and reports a bad one with its line.
+Regex = Annotated[str, AfterValidator(_compiles), Field(json_schema_extra={"format": "regex"})]
+NonBlank = Annotated[str, Field(pattern=r"\S")]
+NoSpaces = Annotated[str, Field(pattern=r"^\S+$")]
+# A rule code (PG101, case-insensitive) or kebab-case name, as the engine resolves them.
+RuleRef = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")]
+Uid = Annotated[int, Field(ge=0, le=4294967294)]  # 2**32-1 is the kernel's "no uid"
+AbsolutePath = Annotated[str, Field(pattern=r"^/")]
+# Docker accepts both spellings (NET_ADMIN, CAP_NET_ADMIN) and so does a policy; Subjects
+# carry the bare form, so whoever compares must strip the prefix.
+Capability = Annotated[str, Field(pattern=r"^(CAP_)?[A-Z][A-Z0-9_]*$")]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -29,17 +74,17 @@ class _Section(BaseModel):
 class UserControl(_Section):
     allow_root: bool = False
     # Empty: any non-zero uid is fine.
-    allowed_uids: list[int] = Field(default_factory=list)
+    allowed_uids: list[Uid] = Field(default_factory=list)
 
 
 class RootFilesystemControl(_Section):
     read_only: bool = True
-    writable_paths: list[str] = Field(default_factory=lambda: ["/workspace", "/tmp"])
+    writable_paths: list[AbsolutePath] = Field(default_factory=lambda: ["/workspace", "/tmp"])
 
 
 class CapabilitiesControl(_Section):
     drop_all: bool = True
-    allowed_add: list[str] = Field(default_factory=list)
+    allowed_add: list[Capability] = Field(default_factory=list)
 
 
 class PrivilegesControl(_Section):
@@ -51,8 +96,9 @@ class PrivilegesControl(_Section):
 class PackagesControl(_Section):
     # Package name or glob ("netcat*") -> severity of a finding when it is installed;
     # "off" takes back a package an extended policy denies.
-    deny: dict[str, SeverityOrOff] = Field(default_factory=dict)
-    max_installed: int | None = None
+    deny: dict[NoSpaces, SeverityOrOff] = Field(default_factory=dict)
+    # None: no limit on the number of installed packages.
+    max_installed: int | None = Field(default=None, ge=0)
     no_install_recommends: bool = True
     clean_caches: bool = True
 
@@ -62,31 +108,25 @@ class BaseImageControl(_Section):
     require_digest: bool = False
     # Empty: any registry. Entries match a registry host ("docker.io") or a
     # repository prefix ("ghcr.io/acme/").
-    allowed_registries: list[str] = Field(default_factory=list)
+    allowed_registries: list[NoSpaces] = Field(default_factory=list)
 
 
 class SecretsControl(_Section):
-    env_name_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_SECRET_PATTERNS))
-
-    @field_validator("env_name_patterns")
-    @classmethod
-    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
-        return patterns
+    env_name_patterns: list[Regex] = Field(default_factory=lambda: list(DEFAULT_SECRET_PATTERNS))
 
 
 class ResourcesControl(_Section):
-    memory: str | None = "512m"
-    cpus: float | None = 1.0
-    pids: int | None = 256
+    # None: no limit required. Sizes in Docker's notation, which both the CLI and
+    # docker-py accept: digits and an optional unit b, k, m or g.
+    memory: str | None = Field(default="512m", pattern=r"^[0-9]+[bkmgBKMG]?$")
+    cpus: float | None = Field(default=1.0, gt=0)
+    pids: int | None = Field(default=256, ge=1)
 
 
 class NetworkControl(_Section):
-    mode: str = "none"
+    # none, bridge, host or a user-defined network name. "container:<id>" is not a
+    # name: joining another container's network stack is never a policy choice.
+    mode: str = Field(default="none", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class Controls(_Section):
@@ -108,10 +148,10 @@ class RuleOverride(_Section):
 class Waiver(_Section):
     """A policy exception: one rule, waived for matching targets, with a reason."""
 
-    rule: str
-    target: str = "*"  # glob on the checked target (path or image reference)
-    reason: str = Field(min_length=1)
-    expires: dt.date | None = None
+    rule: RuleRef
+    target: str = Field(default="*", min_length=1)  # glob on the checked target
+    reason: NonBlank
+    expires: dt.date | None = None  # the last day the waiver applies
 
     def expired(self, today: dt.date) -> bool:
         return self.expires is not None and self.expires < today
@@ -123,23 +163,15 @@ class CustomRule(_Section):
     code: str = Field(pattern=r"^[A-Z][A-Z0-9]*[0-9]+$")
     name: str = Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
     severity: Severity = Severity.WARNING
-    message: str
-    instruction: str | None = None  # e.g. "RUN"; None: any instruction
-    pattern: str
+    message: NonBlank
+    instruction: DockerInstruction | None = None  # None: any instruction
+    pattern: Regex
     fix: str | None = None
-
-    @field_validator("pattern")
-    @classmethod
-    def _pattern_compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
-        return pattern
 
 
 class Metadata(_Section):
-    name: str = "unnamed"
+    # The loader names a file that does not name itself after the file (its stem).
+    name: str = Field(default="unnamed", min_length=1)
     description: str = ""
 
 
@@ -147,15 +179,20 @@ class Policy(_Section):
     api_version: Literal["paracle-guard/v1"] = Field("paracle-guard/v1", alias="apiVersion")
     kind: Literal["Policy"] = "Policy"
     metadata: Metadata = Field(default_factory=Metadata)
-    extends: list[str] = Field(default_factory=list)
+    # As declared by the top file; the bases are already merged into the other fields.
+    extends: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     fail_on: Severity = Severity.WARNING
+    # Where `paracle-guard run` appends its JSON-lines audit record; absolute or ~/...,
+    # so the log does not move with the directory a launch happens to start in.
+    audit_log: str | None = Field(default=None, pattern=r"^(/|~/)")
     controls: Controls = Field(default_factory=Controls)
-    rules: dict[str, RuleOverride] = Field(default_factory=dict)
+    rules: dict[RuleRef, RuleOverride] = Field(default_factory=dict)
     exceptions: list[Waiver] = Field(default_factory=list)
     custom_rules: list[CustomRule] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    # Not part of the file: filled in by the loader.
+    # Not part of the file: filled in by the loader. ``source`` is the path as the
+    # user named it, or "builtin:NAME"; ``sha256`` identifies the effective policy.
     source: str | None = Field(default=None, exclude=True)
     sha256: str = Field(default="", exclude=True)
