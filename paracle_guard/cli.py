@@ -195,13 +195,23 @@ def policy_validate(
 ) -> None:
     """Validate policy files against the schema (and their extends chain)."""
     from paracle_guard.engine import Plan
-    from paracle_guard.policy.loader import validate_policy_file
+    from paracle_guard.policy.loader import PolicyValidationError, validate_policy_file
 
+    invalid = 0
     for file in files:
-        loaded = validate_policy_file(file)
-        # Compiling resolves rule names in rules/exceptions/custom_rules.
-        Plan.compile(loaded)
+        try:
+            loaded = validate_policy_file(file)
+            # Compiling resolves rule names in rules/exceptions/custom_rules.
+            Plan.compile(loaded)
+        except PolicyValidationError as error:
+            # Here, unlike in lint, the user asked for every problem at once.
+            for problem in error.problems:
+                typer.echo(f"paracle-guard: error: {problem}", err=True)
+            invalid += 1
+            continue
         typer.echo(f"{file}: valid (policy {loaded.metadata.name}, sha256 {loaded.sha256[:12]})")
+    if invalid:
+        raise typer.Exit(2)
 
 
 @policy_app.command("show")
