@@ -98,7 +98,9 @@ FailOnOption = Annotated[
 ]
 IgnoreOption = Annotated[
     list[str] | None,
-    typer.Option("--ignore", help="Rule code or name to leave out (repeatable, or comma-separated)."),
+    typer.Option(
+        "--ignore", help="Rule code or name to leave out (repeatable, or comma-separated)."
+    ),
 ]
 
 

@@ -148,7 +148,8 @@ class Plan:
                 if suppression is None:
                     result.findings.append(finding)
                 else:
-                    result.suppressed.append(finding.model_copy(update={"suppression": suppression}))
+                    suppressed = finding.model_copy(update={"suppression": suppression})
+                    result.suppressed.append(suppressed)
 
         result.notices.extend(self._unknown_rule_notices(subject))
         result.notices.extend(self._expired_waiver_notices(subject.target))

@@ -227,7 +227,8 @@ def test_real_process_lints_the_sandbox_image_without_heavy_imports() -> None:
         try:
             main()
         finally:
-            heavy = sorted({m.split(".")[0] for m in sys.modules} & {"docker", "rich", "jsonschema"})
+            loaded = {m.split(".")[0] for m in sys.modules}
+            heavy = sorted(loaded & {"docker", "rich", "jsonschema"})
             print("HEAVY:", ",".join(heavy))
         """
     )
