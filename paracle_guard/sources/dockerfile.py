@@ -1,0 +1,835 @@
+"""The Dockerfile source: a Dockerfile becomes a Subject.
+
+Three layers, each in its own module:
+
+1. ``dockerfile_text``: bytes to raw instructions with exact lines. It wraps
+   dockerfile-parse with a pre-pass for what that library gets wrong (BOM,
+   CRLF, directives, heredocs, blank lines in continuations, binary input).
+2. ``dockerfile_words``: Docker's word lexer and ``$VAR`` substitution.
+3. This module: Docker's build semantics on top, helped by ``shell`` (RUN
+   scripts to pipelines of argv lists), ``commands`` (package installs and
+   useradd/adduser in those argv lists) and ``image_ref`` (image references).
+
+The semantics follow Docker. Global ``ARG`` s before the first ``FROM`` feed
+only ``FROM`` lines; each stage has its own ARG/ENV scope; ``--build-arg``
+overrides declared ARGs only; a stage built ``FROM`` another stage inherits
+its ENV, USER and WORKDIR; the target stage (default: the last) needs its FROM
+chain plus every stage it copies or mounts from, transitively. Facts come only
+from needed stages, and are ``final`` when their stage is in the target's FROM
+chain. ONBUILD instructions are kept as instructions only: they act on child
+images, not on this one.
+
+Nothing here raises for any content: input Docker would reject becomes a
+``ParseProblem`` (reported as PG901). Only a ``--target`` naming no stage is
+the caller's error (``InputError``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from paracle_guard.errors import InputError
+from paracle_guard.location import Location
+from paracle_guard.sources.commands import account_command, installed_packages
+from paracle_guard.sources.dockerfile_text import (
+    DockerfileText,
+    RawInstruction,
+    read_dockerfile_text,
+)
+from paracle_guard.sources.dockerfile_words import (
+    Mode,
+    expand,
+    expand_word,
+    json_array,
+    split_flags,
+    split_words,
+)
+from paracle_guard.sources.image_ref import parse_image_ref
+from paracle_guard.sources.shell import SHELLS, split_argv, split_script
+from paracle_guard.subject import (
+    BaseImage,
+    EnvVar,
+    ExposedPort,
+    Instruction,
+    Package,
+    ParseProblem,
+    RunStep,
+    Subject,
+    Suppression,
+    UserFact,
+)
+
+__all__ = ["load_dockerfile", "parse_dockerfile"]
+
+KNOWN_INSTRUCTIONS = frozenset({
+    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY",
+    "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL",
+    "HEALTHCHECK", "SHELL",
+})
+# Instructions whose arguments may start with --flags.
+_FLAGGED = frozenset({"FROM", "RUN", "COPY", "ADD", "HEALTHCHECK"})
+# Instructions Docker refuses without arguments.
+_NEEDS_ARGUMENTS = frozenset({
+    "FROM", "RUN", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "VOLUME",
+    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "SHELL", "HEALTHCHECK",
+})
+_NOT_ONBUILD = frozenset({"ONBUILD", "FROM", "MAINTAINER"})
+# Defined by BuildKit in the global scope with values of the build machine, which
+# a linter cannot know: they stay "$TARGETARCH" rather than becoming "".
+_AUTOMATIC_ARGS = (
+    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
+    "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
+)
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9._-]*")
+_PORT = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?(?:/([A-Za-z]+))?")
+_NUMBER = re.compile(r"[0-9]+")
+_WINDOWS_PATH = re.compile(r"[A-Za-z]:")
+_SUPPRESSION = re.compile(
+    r"#\s*paracle-guard\s+(ignore-file|ignore)\s*=\s*"
+    r"([A-Za-z0-9_-]+(?:\s*,\s*[A-Za-z0-9_-]+)*)"
+    r"""(?:\s+reason\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S.*?)))?\s*""",
+    re.IGNORECASE,
+)
+# A flood of problems helps nobody: a binary-ish file would report every line.
+_MAX_PROBLEMS = 20
+# Cheap tests on a step's whole script (heredoc bodies and sh -c scripts included)
+# before its commands are read one by one; most steps install nothing.
+_MAY_INSTALL = re.compile(r"apt|apk|yum|dnf|zypper|pip|uv")
+_MAY_ADD_ACCOUNT = re.compile(r"add")
+
+
+def load_dockerfile(
+    path: str | os.PathLike[str],
+    *,
+    target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> Subject:
+    """Read and parse one Dockerfile; ``InputError`` when the file cannot be read."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            content = handle.read()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a Dockerfile") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    return parse_dockerfile(content, name, target=target, build_args=build_args)
+
+
+def parse_dockerfile(
+    content: str | bytes,
+    path: str,
+    *,
+    target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> Subject:
+    """The Subject of one Dockerfile, for the ``target`` stage (default: the last)."""
+    text = read_dockerfile_text(content)
+    return _Builder(path, text, dict(build_args or {})).build(target)
+
+
+@dataclass
+class _Stage:
+    index: int
+    name: str | None
+    location: Location
+    from_value: str  # the FROM arguments after flags, substituted
+    flags: dict[str, str]
+    image: str
+    parent: _Stage | None
+    external: str | None  # the external image it starts from (never a stage, never scratch)
+    # The FROM chain starts from an external image, whose ENV we cannot see: a
+    # variable this file does not declare may still be set there.
+    on_image: bool
+    body: list[RawInstruction] = field(default_factory=list)
+    final: bool = False
+    # Build state while the stage is evaluated. ENV, USER and WORKDIR pass on to
+    # child stages; ARGs do not.
+    variables: dict[str, str | None] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)
+    # The last USER: its substituted spec, its line, and the variables it uses that
+    # have no known value.
+    user: tuple[str, Location, list[str]] | None = None
+    workdir: str | None = None
+    # Facts, kept until we know whether the stage is needed.
+    instructions: list[Instruction] = field(default_factory=list)
+    run_steps: list[RunStep] = field(default_factory=list)
+    env_facts: list[EnvVar] = field(default_factory=list)
+    ports: list[ExposedPort] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    sources: list[tuple[str, Location]] = field(default_factory=list)  # --from references
+    # How facts name the stage: its name, or its index when it has none.
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.label = self.name if self.name is not None else str(self.index)
+
+
+class _Builder:
+    def __init__(self, path: str, text: DockerfileText, build_args: dict[str, str]) -> None:
+        self.path = path
+        self.text = text
+        self.escape = text.escape
+        self.build_args = build_args
+        self.problems: list[ParseProblem] = []
+        self.dropped_problems = 0
+        for line, message in text.problems:
+            self._problem(line, message)
+        self.global_args: dict[str, str | None] = {
+            name: build_args.get(name) for name in _AUTOMATIC_ARGS
+        }
+        self.global_facts: list[EnvVar] = []
+        self.arg_declarations: dict[str, Location] = {}
+        self.stages: list[_Stage] = []
+
+    # -- the whole file ------------------------------------------------------
+
+    def build(self, target: str | None) -> Subject:
+        self._split_stages()
+        subject = Subject(kind="dockerfile", target=self.path)
+        subject.suppressions = self._suppressions()
+        subject.metadata = {"stages": [stage.label for stage in self.stages]}
+        if not self.stages:
+            subject.parse_problems = self._finished_problems()
+            return subject
+
+        chosen = self._target_stage(target)
+        chain = _chain(chosen)
+        for stage in chain:
+            stage.final = True
+        for stage in self.stages:
+            self._evaluate(stage)
+        needed = self._needed(chosen)
+
+        subject.metadata["stage"] = chosen.label
+        subject.user = self._user(chosen, chain)
+        subject.workdir = chosen.workdir
+        subject.base_images = self._base_images(needed)
+        subject.env = self._env_facts(needed)
+        for stage in needed:
+            subject.instructions.extend(stage.instructions)
+            subject.run_steps.extend(stage.run_steps)
+        subject.packages = _packages(subject.run_steps)
+        for stage in reversed(chain):
+            subject.exposed_ports.extend(stage.ports)
+            subject.volumes.extend(stage.volumes)
+        subject.parse_problems = self._finished_problems()
+        return subject
+
+    def _split_stages(self) -> None:
+        instructions = self.text.instructions
+        if not instructions:
+            if not self.problems:
+                self._problem(1, "empty Dockerfile: no instructions (it needs at least a FROM)")
+            return
+        has_from = any(raw.keyword == "FROM" for raw in instructions)
+        if not has_from:
+            self._problem(
+                instructions[0].start_line,
+                "no FROM instruction: a Dockerfile must start a build stage with FROM",
+            )
+        for raw in instructions:
+            if raw.keyword == "FROM":
+                self.stages.append(self._stage(raw))
+            elif self.stages:
+                self.stages[-1].body.append(raw)
+            elif raw.keyword == "ARG":
+                self._global_arg(raw)
+            elif raw.keyword not in KNOWN_INSTRUCTIONS:
+                self._problem(raw.start_line, f"unknown instruction {raw.keyword!r}")
+            elif has_from:
+                self._problem(
+                    raw.start_line,
+                    f"{raw.keyword} before the first FROM: only ARG may come before FROM",
+                )
+
+    def _target_stage(self, target: str | None) -> _Stage:
+        if target is None:
+            return self.stages[-1]
+        for stage in self.stages:
+            if stage.name is not None and stage.name == target.lower():
+                return stage
+        named = [stage.name for stage in self.stages if stage.name is not None]
+        listing = ", ".join(named) if named else "none has a name"
+        raise InputError(
+            f"{self.path}: --target {target}: no stage of that name (stages: {listing})"
+        )
+
+    def _needed(self, target: _Stage) -> list[_Stage]:
+        """The target, its FROM chain and every stage they copy or mount from, in file order."""
+        seen: set[int] = set()
+        pending = [target]
+        while pending:
+            stage = pending.pop()
+            if stage.index in seen:
+                continue
+            seen.add(stage.index)
+            if stage.parent is not None:
+                pending.append(stage.parent)
+            for reference, _ in stage.sources:
+                source = self._stage_named(reference, stage)
+                if source is not None:
+                    pending.append(source)
+        return [stage for stage in self.stages if stage.index in seen]
+
+    def _stage_named(self, reference: str, user: _Stage) -> _Stage | None:
+        """The stage a ``--from`` names (by name, or by index like BuildKit), if any."""
+        wanted = reference.lower()
+        for stage in self.stages:
+            if stage.name == wanted and stage is not user:
+                return stage
+        if _NUMBER.fullmatch(reference) and int(reference) < len(self.stages):
+            return self.stages[int(reference)]
+        return None
+
+    # -- FROM and global ARGs ---------------------------------------------------
+
+    def _global_arg(self, raw: RawInstruction) -> None:
+        location = self._location(raw)
+        for name, value in self._declare_args(raw, None):
+            self.arg_declarations.setdefault(name, location)
+            self.global_facts.append(
+                EnvVar(name=name, value=value, origin="ARG", final=False, location=location)
+            )
+
+    def _stage(self, raw: RawInstruction) -> _Stage:
+        location = self._location(raw)
+        raw_flags, rest = split_flags(raw.value, self.escape)
+        flags = {name: expand_word(value, self.global_args, self.escape)
+                 for name, value in raw_flags}
+        words = [expand_word(word, self.global_args, self.escape)
+                 for word, _, _ in split_words(rest, self.escape)]
+        name: str | None = None
+        if len(words) == 3 and words[1].lower() == "as":
+            name = words[2].lower()
+        elif len(words) != 1:
+            self._problem(raw.start_line, "FROM takes an image, optionally followed by AS name")
+        image = words[0] if words else ""
+        if not image:
+            self._problem(raw.start_line, "FROM names no image (empty after substitution?)")
+        if name is not None:
+            if not _STAGE_NAME.fullmatch(name):
+                self._problem(raw.start_line, f"invalid stage name {name!r}")
+            if any(stage.name == name for stage in self.stages):
+                self._problem(raw.start_line, f"duplicate stage name {name!r}")
+        parent = next((stage for stage in self.stages if stage.name == image.lower()), None)
+        external = None if parent is not None or image.lower() in ("scratch", "") else image
+        on_image = parent.on_image if parent is not None else external is not None
+        return _Stage(
+            index=len(self.stages),
+            name=name,
+            location=location,
+            from_value=expand(rest, self.global_args, self.escape, Mode.DOCKER),
+            flags=flags,
+            image=image,
+            parent=parent,
+            external=external,
+            on_image=on_image,
+        )
+
+    # -- one stage ---------------------------------------------------------------
+
+    def _evaluate(self, stage: _Stage) -> None:
+        if stage.parent is not None:
+            stage.env = dict(stage.parent.env)
+            stage.workdir = stage.parent.workdir
+        stage.variables = dict(stage.env)
+        stage.instructions.append(self._instruction("FROM", stage.from_value, stage.flags,
+                                                    stage, stage.location))
+        for raw in stage.body:
+            self._dispatch(stage, raw)
+
+    def _dispatch(self, stage: _Stage, raw: RawInstruction) -> None:
+        keyword = raw.keyword
+        location = self._location(raw)
+        if keyword not in KNOWN_INSTRUCTIONS:
+            self._problem(raw.start_line, f"unknown instruction {keyword!r}")
+            stage.instructions.append(self._instruction(keyword, raw.value, {}, stage, location))
+            return
+        raw_flags, rest = (
+            split_flags(raw.value, self.escape) if keyword in _FLAGGED else ([], raw.value)
+        )
+        if not rest.strip() and not raw.heredocs and keyword in _NEEDS_ARGUMENTS:
+            self._problem(raw.start_line, f"{keyword} requires at least one argument")
+        flags = {name: self._expand(stage, value) for name, value in raw_flags}
+        if keyword == "RUN":
+            value = self._run(stage, raw, rest, raw_flags, location)
+        elif keyword == "ENV":
+            value = self._expand(stage, rest, Mode.DOCKER)
+            self._env(stage, raw, rest, location)
+        elif keyword == "ARG":
+            value = self._expand(stage, rest, Mode.DOCKER)
+            for name, arg_value in self._declare_args(raw, stage):
+                self.arg_declarations.setdefault(name, location)
+                stage.env_facts.append(EnvVar(name=name, value=arg_value, origin="ARG",
+                                              final=stage.final, location=location))
+        elif keyword in ("COPY", "ADD"):
+            value = self._copy(stage, raw, rest, flags, location)
+        elif keyword == "ONBUILD":
+            value = rest + _heredoc_sections(raw, None)
+            self._check_onbuild(raw, rest)
+        elif keyword in ("USER", "WORKDIR", "EXPOSE", "VOLUME", "LABEL", "STOPSIGNAL"):
+            value = self._expand(stage, rest, Mode.DOCKER)
+            self._image_setting(stage, keyword, raw, rest, location)
+        else:  # CMD, ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER: Docker substitutes nothing
+            value = rest
+            if keyword == "SHELL" and rest.strip() and json_array(rest) is None:
+                self._problem(raw.start_line, 'SHELL needs the JSON form: SHELL ["/bin/sh", "-c"]')
+        stage.instructions.append(self._instruction(keyword, value, flags, stage, location))
+
+    def _run(
+        self,
+        stage: _Stage,
+        raw: RawInstruction,
+        rest: str,
+        raw_flags: list[tuple[str, str]],
+        location: Location,
+    ) -> str:
+        mounts = [self._expand(stage, value) for name, value in raw_flags if name == "mount"]
+        for mount in mounts:
+            for option in mount.split(","):
+                key, _, value = option.partition("=")
+                if key.strip().lower() == "from" and value:
+                    stage.sources.append((value.strip(), location))
+        argv = None if raw.heredocs else json_array(rest)
+        if argv is not None:
+            script, pipelines = rest, split_argv(argv)
+            value = rest
+        else:
+            command = self._expand(stage, rest, Mode.SHELL)
+            value = command + _heredoc_sections(
+                raw, lambda body: self._expand(stage, body, Mode.SHELL)
+            )
+            if len(raw.heredocs) == 1 and len(split_words(rest, self.escape)) == 1:
+                # "RUN <<EOF": BuildKit runs the body itself as the script.
+                heredoc = raw.heredocs[0]
+                script = (self._expand(stage, heredoc.body, Mode.SHELL)
+                          if heredoc.expand else heredoc.body)
+                pipelines = [] if _runs_non_shell(script) else split_script(script)
+            else:
+                # "RUN python3 <<EOF": the shell gets the command line and the bodies
+                # as here-documents; shell.py reads a body as a script when it is fed
+                # to a shell ("bash <<EOF") and as data otherwise.
+                script = value
+                pipelines = split_script(script)
+        stage.run_steps.append(RunStep(
+            script=script,
+            pipelines=pipelines,
+            exec_form=argv is not None,
+            mounts=mounts,
+            environment={name: val for name, val in stage.variables.items() if val is not None},
+            stage=stage.label,
+            final=stage.final,
+            location=location,
+        ))
+        return value
+
+    def _env(self, stage: _Stage, raw: RawInstruction, rest: str, location: Location) -> None:
+        words = split_words(rest, self.escape)
+        if not words:
+            return
+        pairs: list[tuple[str, str]] = []
+        first, _, first_end = words[0]
+        if "=" not in first:
+            # Legacy "ENV NAME value with spaces": the rest of the line is the value.
+            remainder = rest[first_end:].strip()
+            if not remainder:
+                self._problem(raw.start_line, f"ENV {first} has no value (use ENV {first}=value)")
+                return
+            pairs.append((first, remainder))
+        else:
+            for word, _, _ in words:
+                name, equals, value = word.partition("=")
+                if not equals or not name:
+                    self._problem(raw.start_line, f"ENV {word!r} is not NAME=value")
+                    continue
+                pairs.append((name, value))
+        # Docker substitutes every value of one ENV line with the environment before it.
+        resolved = [(name, self._expand(stage, value)) for name, value in pairs]
+        for name, value in resolved:
+            stage.env[name] = value
+            stage.variables[name] = value
+            stage.env_facts.append(EnvVar(name=name, value=value, origin="ENV",
+                                          final=stage.final, location=location))
+
+    def _declare_args(
+        self, raw: RawInstruction, stage: _Stage | None
+    ) -> list[tuple[str, str | None]]:
+        """Declare the ARGs of one instruction in the stage (None: global); return their values.
+
+        The value is the --build-arg when one is given, else the default, else (in a
+        stage) the global ARG's value; None when nothing gives one.
+        """
+        scope = self.global_args if stage is None else stage.variables
+        env: Mapping[str, str | None] = {} if stage is None else stage.env
+        declared = []
+        for word, _, _ in split_words(raw.value, self.escape):
+            name, equals, default = word.partition("=")
+            if not name:
+                self._problem(raw.start_line, f"ARG {word!r} has no name")
+                continue
+            value: str | None
+            if name in self.build_args:
+                value = self.build_args[name]
+            elif equals:
+                value = (expand_word(default, scope, self.escape) if stage is None
+                         else self._expand(stage, default))
+            elif stage is not None:
+                value = self.global_args.get(name)
+            else:
+                value = None
+            # ENV wins over an ARG of the same name, whatever their order.
+            if name not in env:
+                scope[name] = value
+            declared.append((name, value))
+        return declared
+
+    def _copy(
+        self,
+        stage: _Stage,
+        raw: RawInstruction,
+        rest: str,
+        flags: dict[str, str],
+        location: Location,
+    ) -> str:
+        source = flags.get("from")
+        if source:
+            stage.sources.append((source, location))
+            if (
+                _NUMBER.fullmatch(source)
+                and int(source) >= len(self.stages)
+                and not any(s.name == source for s in self.stages)
+            ):
+                self._problem(raw.start_line, f"--from={source}: no stage has that index")
+        arguments = json_array(rest)
+        count = len(arguments) if arguments is not None else len(split_words(rest, self.escape))
+        if rest.strip() and count < 2:
+            self._problem(raw.start_line, f"{raw.keyword} needs a source and a destination")
+        # BuildKit expands an unquoted COPY heredoc with the build's variables.
+        return self._expand(stage, rest, Mode.DOCKER) + _heredoc_sections(
+            raw, lambda body: self._expand(stage, body, Mode.DOCKER)
+        )
+
+    def _check_onbuild(self, raw: RawInstruction, rest: str) -> None:
+        inner = rest.split(None, 1)
+        if not inner:
+            return
+        keyword = inner[0].upper()
+        if keyword not in KNOWN_INSTRUCTIONS:
+            self._problem(raw.start_line, f"ONBUILD: unknown instruction {inner[0]!r}")
+        elif keyword in _NOT_ONBUILD:
+            self._problem(raw.start_line, f"ONBUILD {keyword} is not allowed")
+
+    def _image_setting(
+        self, stage: _Stage, keyword: str, raw: RawInstruction, rest: str, location: Location
+    ) -> None:
+        escape = self.escape
+        if keyword == "USER":
+            if len(split_words(rest, escape)) > 1:
+                self._problem(raw.start_line, "USER takes exactly one argument: user[:group]")
+            unknown: list[str] = []
+            spec = self._expand(stage, rest.strip(), Mode.DOCKER_WORD, unknown)
+            stage.user = (spec, location, unknown)
+        elif keyword == "WORKDIR":
+            stage.workdir = _join_workdir(stage.workdir, self._expand(stage, rest.strip()))
+        elif keyword == "EXPOSE":
+            for word, _, _ in split_words(rest, escape):
+                self._expose(stage, self._expand(stage, word), raw, location)
+        elif keyword == "VOLUME":
+            paths = json_array(rest)
+            if paths is None:
+                paths = [self._expand(stage, word) for word, _, _ in split_words(rest, escape)]
+            stage.volumes.extend(path for path in paths if path)
+
+    def _expose(self, stage: _Stage, word: str, raw: RawInstruction, location: Location) -> None:
+        match = _PORT.fullmatch(word)
+        if match is None:
+            if "$" not in word:  # an ARG without value: not wrong, just unknown
+                self._problem(raw.start_line, f"EXPOSE {word!r} is not a port[/protocol]")
+            return
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) else first
+        protocol = (match.group(3) or "tcp").lower()
+        if not 0 < first <= last <= 65535 or protocol not in ("tcp", "udp", "sctp"):
+            self._problem(raw.start_line, f"EXPOSE {word!r} is not a valid port range")
+            return
+        stage.ports.extend(
+            ExposedPort(port=port, protocol=protocol, location=location)
+            for port in range(first, last + 1)
+        )
+
+    def _expand(
+        self,
+        stage: _Stage,
+        text: str,
+        mode: Mode = Mode.DOCKER_WORD,
+        unknown: list[str] | None = None,
+    ) -> str:
+        """Substitute the stage's ARG and ENV values into ``text``."""
+        return expand(text, stage.variables, self.escape, mode, unknown,
+                      undeclared_empty=not stage.on_image)
+
+    # -- facts -------------------------------------------------------------------
+
+    def _instruction(
+        self, keyword: str, value: str, flags: dict[str, str], stage: _Stage, location: Location
+    ) -> Instruction:
+        return Instruction(keyword=keyword, value=value, flags=flags, stage=stage.label,
+                           final=stage.final, location=location)
+
+    def _base_images(self, needed: list[_Stage]) -> list[BaseImage]:
+        images = []
+        for stage in needed:
+            if stage.external is not None:
+                images.append(_base_image(stage.external, stage.flags.get("platform"), stage,
+                                          stage.final, stage.location))
+            for reference, location in stage.sources:
+                if (
+                    self._stage_named(reference, stage) is None
+                    and reference.lower() != "scratch"
+                    and not _NUMBER.fullmatch(reference)
+                ):
+                    images.append(_base_image(reference, None, stage, False, location))
+        return images
+
+    def _env_facts(self, needed: list[_Stage]) -> list[EnvVar]:
+        facts = list(self.global_facts)
+        for stage in needed:
+            facts.extend(stage.env_facts)
+        final_names = {fact.name for fact in facts if fact.origin == "ARG" and fact.final}
+        for name, value in self.build_args.items():
+            declared_at = self.arg_declarations.get(name)
+            facts.append(EnvVar(
+                name=name,
+                value=value,
+                origin="build-arg",
+                final=name in final_names,
+                location=declared_at or Location(path=self.path),
+            ))
+        return facts
+
+    def _user(self, target: _Stage, chain: list[_Stage]) -> UserFact:
+        """The effective USER of the target, following stages it is built FROM."""
+        origin = chain[-1]
+        setter = next((stage for stage in chain if stage.user is not None), None)
+        if setter is None or setter.user is None:
+            return UserFact(spec=None, location=target.location, inherited_from=origin.external)
+        spec, location, unknown = setter.user
+        inherited = None if setter is target else setter.label
+        users, groups = _accounts(step for stage in chain for step in stage.run_steps)
+        user_part, _, group_part = spec.partition(":")
+        name: str | None = None
+        uid: int | None = None
+        primary_group: str | None = None
+        reason: str | None = None
+        if unknown:
+            names = ", ".join("$" + name for name in unknown)
+            reason = (f"USER {spec} depends on {names}, which this Dockerfile gives no value; "
+                      f"pass --build-arg {unknown[0]}=... if it is an ARG")
+        elif not user_part:
+            reason = "USER is empty after substitution"
+        elif _NUMBER.fullmatch(user_part):
+            uid = int(user_part)
+        elif user_part == "root":
+            name, uid = "root", 0
+        else:
+            name = user_part
+            if name in users:
+                uid_text, primary_group = users[name]
+                uid = _as_id(uid_text)
+                if uid is None:
+                    reason = (f"user {name!r} is created without a fixed uid "
+                              "(useradd -u / adduser -u)") if uid_text is None else (
+                              f"user {name!r} is created with uid {uid_text!r}, "
+                              "which is not a number")
+            else:
+                reason = f"user {name!r} is not created in this Dockerfile"
+                if origin.external is not None:
+                    reason += f"; it may come from the base image {origin.external}"
+        gid = _group_id(group_part or primary_group, groups)
+        if gid is None and not group_part and uid == 0:
+            gid = 0
+        return UserFact(spec=spec, name=name, uid=uid, gid=gid, unresolved_reason=reason,
+                        location=location, inherited_from=inherited)
+
+    def _suppressions(self) -> list[Suppression]:
+        comments = self.text.comments
+        spans = [(raw.start_line, raw.end_line) for raw in self.text.instructions]
+        starts = [start for start, _ in spans]
+        found = []
+        for line, comment in comments.items():
+            match = _SUPPRESSION.fullmatch(comment)
+            if match is None:
+                continue
+            scope, names, double, single, bare = match.groups()
+            reason = double if double is not None else single if single is not None else bare
+            location = Location(path=self.path, line=line)
+            rules = [name.strip() for name in names.split(",")]
+            if scope.lower() == "ignore-file":
+                found.append(Suppression(rules=rules, reason=reason, scope="file",
+                                         location=location))
+                continue
+            first, last = _covered_span(line, spans, starts, comments)
+            found.append(Suppression(rules=rules, reason=reason, scope="line",
+                                     first_line=first, last_line=last, location=location))
+        return found
+
+    # -- problems ------------------------------------------------------------------
+
+    def _problem(self, line: int | None, message: str) -> None:
+        if len(self.problems) >= _MAX_PROBLEMS:
+            self.dropped_problems += 1
+            return
+        self.problems.append(
+            ParseProblem(message=message, location=Location(path=self.path, line=line))
+        )
+
+    def _finished_problems(self) -> list[ParseProblem]:
+        problems = sorted(self.problems, key=lambda problem: problem.location.line or 0)
+        if self.dropped_problems:
+            problems.append(ParseProblem(
+                message=f"{self.dropped_problems} more problems not shown",
+                location=Location(path=self.path),
+            ))
+        return problems
+
+    def _location(self, raw: RawInstruction) -> Location:
+        return Location(path=self.path, line=raw.start_line, end_line=raw.end_line)
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _chain(stage: _Stage) -> list[_Stage]:
+    """The stage and those it is built FROM, nearest first."""
+    chain = [stage]
+    while chain[-1].parent is not None:
+        chain.append(chain[-1].parent)  # parents come earlier in the file: no cycles
+    return chain
+
+
+def _heredoc_sections(raw: RawInstruction, expand_body: Callable[[str], str] | None) -> str:
+    """The heredocs as written after the command line: newline, body, terminator.
+
+    ``expand_body`` substitutes variables in bodies whose delimiter is unquoted.
+    """
+    sections = []
+    for heredoc in raw.heredocs:
+        body = heredoc.body
+        if expand_body is not None and heredoc.expand:
+            body = expand_body(body)
+        sections.append("\n" + body + heredoc.name)
+    return "".join(sections)
+
+
+def _runs_non_shell(script: str) -> bool:
+    """True for a heredoc script whose shebang names a non-shell (``#!/usr/bin/env python3``)."""
+    if not script.startswith("#!"):
+        return False
+    words = script[2:].split("\n", 1)[0].split()
+    if words and words[0].rsplit("/", 1)[-1] == "env":
+        words = [word for word in words[1:] if not word.startswith("-")]
+    return bool(words) and words[0].rsplit("/", 1)[-1] not in SHELLS
+
+
+def _join_workdir(current: str | None, path: str) -> str:
+    if not path or path.startswith("/") or _WINDOWS_PATH.match(path):
+        return path or current or "/"
+    return posixpath.normpath(posixpath.join(current or "/", path))
+
+
+def _base_image(
+    ref: str, platform: str | None, stage: _Stage, final: bool, location: Location
+) -> BaseImage:
+    parsed = parse_image_ref(ref)
+    return BaseImage(
+        ref=ref,
+        registry=parsed.registry,
+        repository=parsed.repository,
+        tag=parsed.tag,
+        digest=parsed.digest,
+        platform=platform,
+        stage=stage.label,
+        final=final,
+        location=location,
+    )
+
+
+def _packages(steps: Iterable[RunStep]) -> list[Package]:
+    packages = []
+    for step in steps:
+        if not _MAY_INSTALL.search(step.script):
+            continue
+        for pipeline in step.pipelines:
+            for argv in pipeline:
+                for found in installed_packages(argv):
+                    packages.append(Package(name=found.name, manager=found.manager,
+                                            version=found.version, final=step.final,
+                                            location=step.location))
+    return packages
+
+
+def _accounts(
+    steps: Iterable[RunStep],
+) -> tuple[dict[str, tuple[str | None, str | None]], dict[str, str | None]]:
+    """Users (name -> uid text, primary group) and groups (name -> gid text) the steps create."""
+    users: dict[str, tuple[str | None, str | None]] = {}
+    groups: dict[str, str | None] = {}
+    for step in steps:
+        if not _MAY_ADD_ACCOUNT.search(step.script):
+            continue
+        for pipeline in step.pipelines:
+            for argv in pipeline:
+                account = account_command(argv)
+                if account is None:
+                    continue
+                if account.kind == "user":
+                    users[account.name] = (account.id, account.group)
+                else:
+                    groups[account.name] = account.id
+    return users, groups
+
+
+def _as_id(text: str | None) -> int | None:
+    return int(text) if text is not None and _NUMBER.fullmatch(text) else None
+
+
+def _group_id(group: str | None, groups: Mapping[str, str | None]) -> int | None:
+    if not group:
+        return None
+    if group == "root":
+        return 0
+    return _as_id(group) if _NUMBER.fullmatch(group) else _as_id(groups.get(group))
+
+
+def _covered_span(
+    line: int,
+    spans: list[tuple[int, int]],
+    starts: list[int],
+    comments: Mapping[int, str],
+) -> tuple[int | None, int | None]:
+    """The instruction an ignore comment on ``line`` covers; (None, None) if none.
+
+    Like hadolint: the comment sits directly above the instruction, other
+    comment lines may come between, a blank line may not. A comment inside an
+    instruction's continuation lines covers that instruction.
+    """
+    position = bisect.bisect_right(starts, line)
+    if position > 0:
+        start, end = spans[position - 1]
+        if start <= line <= end:
+            return start, end
+    if position < len(spans):
+        start, end = spans[position]
+        if all(between in comments for between in range(line + 1, start)):
+            return start, end
+    return None, None
