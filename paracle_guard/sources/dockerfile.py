@@ -158,7 +158,8 @@ class _Stage:
     env: dict[str, str | None] = field(default_factory=dict)
     # The last USER: its substituted spec, its line, and the variables it uses that
     # have no known value.
-    user: tuple[str, Location, list[str]] | None = None
+    # (spec as substituted, location, unknown variable names, spec with unknowns unset)
+    user: tuple[str, Location, list[str], str] | None = None
     workdir: str | None = None
     # Facts, kept until we know whether the stage is needed.
     instructions: list[Instruction] = field(default_factory=list)
@@ -538,7 +539,11 @@ class _Builder:
                 self._problem(raw.start_line, "USER takes exactly one argument: user[:group]")
             unknown: list[str] = []
             spec = self._expand(stage, rest.strip(), Mode.DOCKER_WORD, unknown)
-            stage.user = (spec, location, unknown)
+            # What Docker uses when nothing gives the unknown variables a value: they are
+            # unset, so ${UID:-0} becomes 0. Root detection fails closed on this reading.
+            known = {name: value for name, value in stage.variables.items() if value is not None}
+            assumed = expand(rest.strip(), known, escape, Mode.DOCKER_WORD) if unknown else spec
+            stage.user = (spec, location, unknown, assumed)
         elif keyword == "WORKDIR":
             stage.workdir = _join_workdir(stage.workdir, self._expand(stage, rest.strip()))
         elif keyword == "EXPOSE":
@@ -623,7 +628,7 @@ class _Builder:
         setter = next((stage for stage in chain if stage.user is not None), None)
         if setter is None or setter.user is None:
             return UserFact(spec=None, location=target.location, inherited_from=origin.external)
-        spec, location, unknown = setter.user
+        spec, location, unknown, assumed = setter.user
         inherited = None if setter is target else setter.label
         users, groups = _accounts(step for stage in chain for step in stage.run_steps)
         user_part, _, group_part = spec.partition(":")
@@ -635,6 +640,10 @@ class _Builder:
             names = ", ".join("$" + name for name in unknown)
             reason = (f"USER {spec} depends on {names}, which this Dockerfile gives no value; "
                       f"pass --build-arg {unknown[0]}=... if it is an ARG")
+            if assumed.partition(":")[0] in ("", "0", "root"):
+                name, uid = ("root" if assumed.startswith("root") else None), 0
+                reason = (f"USER {spec} becomes {assumed!r}, which is root, unless "
+                          f"{names} is given a value (--build-arg {unknown[0]}=...)")
         elif not user_part:
             reason = "USER is empty after substitution"
         elif _NUMBER.fullmatch(user_part):

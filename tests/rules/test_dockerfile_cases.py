@@ -256,3 +256,23 @@ def test_the_same_file_with_the_usual_mistakes_has_them_all_reported() -> None:
         "PG101", "PG310", "PG401", "PG501", "PG601",
     ]
     assert "abc123" not in " ".join(f.message for f in result.findings)
+
+
+@pytest.mark.parametrize(
+    ("user", "spelled"),
+    [("${UID:-0}", "'0'"), ("$UID", "''"), ("${USERNAME:-root}:${GROUP}", "'root:'")],
+)
+def test_user_from_an_unset_variable_that_falls_back_to_root_is_root(
+    user: str, spelled: str
+) -> None:
+    text = f"FROM python:3.10-slim\nARG GROUP\nUSER {user}\n"
+    result = lint(text)
+    assert found(result) == [("PG101", 3)]
+    assert spelled in result.findings[0].message
+    assert "--build-arg" in result.findings[0].message
+
+
+def test_user_from_an_unset_variable_is_judged_again_with_the_build_arg() -> None:
+    text = "FROM python:3.10-slim\nARG UID\nUSER ${UID}\n"
+    assert found(lint(text, build_args={"UID": "1000"})) == []
+    assert found(lint(text, build_args={"UID": "0"})) == [("PG101", 3)]

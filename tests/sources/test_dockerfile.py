@@ -663,8 +663,8 @@ def test_root_in_a_builder_is_not_the_final_user() -> None:
          "debian:bookworm"),
         ("RUN useradd -r app\nUSER app",
          "user 'app' is created without a fixed uid (useradd -u / adduser -u)"),
-        ("ARG UID\nUSER $UID",
-         "USER $UID depends on $UID, which this Dockerfile gives no value; "
+        ("ARG UID\nUSER ${UID:-1000}",
+         "USER ${UID:-1000} depends on $UID, which this Dockerfile gives no value; "
          "pass --build-arg UID=... if it is an ARG"),
         ("ARG UID\nRUN useradd -u $UID app\nUSER app",
          "user 'app' is created with uid '$UID', which is not a number"),
