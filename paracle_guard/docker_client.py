@@ -1,0 +1,216 @@
+"""The one door to the Docker Engine.
+
+Everything that talks to the engine goes through an ``Engine``; it turns the
+SDK's many failure modes into one-line ``GuardError``s. The Docker SDK is
+imported only when an engine is actually needed, so commands that never touch
+Docker (``paracle-guard lint``) never pay for it. Nothing here ever pulls.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from paracle_guard.errors import EngineUnavailable, GuardError, ImageNotFound, InputError
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+# Connecting is a local socket or a nearby host: an engine that takes longer is not there.
+CONNECT_TIMEOUT = 5.0
+# An engine exports the whole image before the first byte of a save arrives; a large
+# image on a slow disk needs minutes, not seconds.
+OPERATION_TIMEOUT = 600.0
+SAVE_CHUNK_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A local image as the engine describes it."""
+
+    id: str  # "sha256:..."
+    tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    os: str
+    architecture: str
+    # The image's run configuration (User, Env, ExposedPorts, Volumes, WorkingDir...).
+    config: dict[str, Any]
+    diff_ids: tuple[str, ...]  # layer diff IDs, bottom first
+    size: int
+
+
+def _sdk() -> tuple[ModuleType, ModuleType]:
+    """The Docker SDK and requests, imported on first use (they cost ~100 ms to import).
+
+    Imported by name because the SDK ships no type information: its objects are
+    handled as Any and every result is turned into our own types right away.
+    """
+    docker = importlib.import_module("docker")
+    importlib.import_module("docker.errors")
+    return docker, importlib.import_module("requests")
+
+
+def engine_host() -> str:
+    """Where the engine is expected, for messages: DOCKER_HOST or the default socket."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+def _reason(exc: BaseException) -> str:
+    """The most telling short cause in an exception chain (the OS error, if there is one)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        if isinstance(current, TimeoutError):
+            return "timed out"
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _unavailable(exc: BaseException) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"cannot reach the Docker Engine at {engine_host()}: {_reason(exc)}; "
+        "start it or set DOCKER_HOST"
+    )
+
+
+class Engine:
+    """A connected Docker Engine."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client  # a docker.DockerClient, for code that needs the raw SDK
+        self.host = engine_host()
+
+    @classmethod
+    def connect(cls, timeout: float = CONNECT_TIMEOUT) -> Engine:
+        """Connect from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)."""
+        docker, requests = _sdk()
+        try:
+            # version="auto" asks the engine for its API version: a connection test for free.
+            client = docker.from_env(version="auto", timeout=timeout)
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            raise _unavailable(exc) from exc
+        client.api.timeout = OPERATION_TIMEOUT
+        return cls(client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def resolve_image(self, ref: str) -> ImageInfo:
+        """The local image ``ref`` names (tag, ID or digest). Never pulls."""
+        docker, requests = _sdk()
+        try:
+            attrs = self.client.api.inspect_image(ref)
+        except docker.errors.NotFound as exc:
+            raise ImageNotFound(
+                f"image {ref} is not present locally; build or pull it first "
+                "(paracle-guard never pulls)"
+            ) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code is not None and 400 <= exc.status_code < 500:
+                raise InputError(f"{ref!r} is not a usable image reference: "
+                                 f"{exc.explanation or exc}") from exc
+            raise _unavailable(exc) from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _unavailable(exc) from exc
+
+        config = attrs.get("Config") or {}
+        rootfs = attrs.get("RootFS") or {}
+        return ImageInfo(
+            id=attrs["Id"],
+            tags=tuple(attrs.get("RepoTags") or ()),
+            repo_digests=tuple(attrs.get("RepoDigests") or ()),
+            os=attrs.get("Os") or "",
+            architecture=attrs.get("Architecture") or "",
+            config=config,
+            diff_ids=tuple(rootfs.get("Layers") or ()),
+            size=int(attrs.get("Size") or 0),
+        )
+
+    def save_image(self, image_id: str, chunk_size: int = SAVE_CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream the ``docker save`` archive of one image, chunk by chunk, as the engine sends it.
+
+        Chunks are forwarded as they arrive: the image is never held in memory or on disk.
+        """
+        docker, requests = _sdk()
+        try:
+            chunks = self.client.api.get_image(image_id, chunk_size=chunk_size)
+            yield from chunks
+        except docker.errors.NotFound as exc:
+            raise ImageNotFound(
+                f"image {image_id} disappeared from the engine while it was being read"
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise GuardError(
+                f"the Docker Engine at {self.host} could not save image {image_id}: "
+                f"{exc.explanation or exc}"
+            ) from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise EngineUnavailable(
+                f"lost the Docker Engine at {self.host} while reading image {image_id}: "
+                f"{_reason(exc)}"
+            ) from exc
+
+
+def connect(timeout: float = CONNECT_TIMEOUT) -> Engine:
+    return Engine.connect(timeout)
+
+
+def resolve_image(ref: str, engine: Engine | None = None) -> ImageInfo:
+    """Resolve ``ref`` on ``engine`` (or a fresh connection from the environment)."""
+    if engine is not None:
+        return engine.resolve_image(ref)
+    with Engine.connect() as fresh:
+        return fresh.resolve_image(ref)
+
+
+class ChunkStream(io.RawIOBase):
+    """A readable raw stream over an iterator of byte chunks (wrap it in io.BufferedReader)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        # Stops the engine's response when a reader gives up half-way (e.g. on bad input).
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._current = memoryview(chunk)
+        target = memoryview(buffer).cast("B")
+        count = min(len(target), len(self._current))
+        target[:count] = self._current[:count]
+        self._current = self._current[count:]
+        return count
+
+
+def open_save_stream(engine: Engine, image_id: str) -> io.BufferedReader:
+    """The ``docker save`` archive of ``image_id`` as a buffered, forward-only binary file."""
+    return io.BufferedReader(ChunkStream(engine.save_image(image_id)), buffer_size=SAVE_CHUNK_SIZE)

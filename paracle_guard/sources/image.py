@@ -1,0 +1,266 @@
+"""Built images as Subjects: through the Docker Engine, or from a ``docker save`` archive.
+
+Both paths read the same thing, the image's ``docker save`` archive, streamed
+once through ``image_archive`` without starting a container, so they give the
+same facts for the same image. The engine path adds what only the engine knows
+(RepoDigests). Config facts (user, env, ports, volumes, workdir) come from the
+image config and are located at the target; file facts at their path inside
+the image and the layer that put them there.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from paracle_guard.docker_client import SAVE_CHUNK_SIZE, Engine, open_save_stream
+from paracle_guard.errors import InputError
+from paracle_guard.location import Location
+from paracle_guard.sources.image_archive import (
+    FinalFile,
+    SavedArchive,
+    SavedImage,
+    read_saved_archive,
+)
+from paracle_guard.sources.package_db import (
+    GroupEntry,
+    PasswdEntry,
+    parse_group,
+    parse_passwd,
+)
+from paracle_guard.subject import EnvVar, ExposedPort, FileEntry, Package, Subject, UserFact
+
+
+def load_image(ref: str, engine: Engine | None = None) -> Subject:
+    """Check the local image ``ref`` (tag, ID or digest) through the engine. Never pulls."""
+    if engine is None:
+        with Engine.connect() as fresh:
+            return load_image(ref, fresh)
+    info = engine.resolve_image(ref)
+    with open_save_stream(engine, info.id) as stream:
+        archive = read_saved_archive(stream, source=f"image {ref}")
+        # The tar ends before the response does (padding blocks): finish reading it so
+        # the connection is returned in a clean state for the next image.
+        while stream.read(SAVE_CHUNK_SIZE):
+            pass
+    image = _pick_by_id(archive, info.id, ref)
+    subject = image_subject(archive, image, target=ref)
+    subject.metadata["tags"] = list(info.tags)
+    subject.metadata["repo_digests"] = list(info.repo_digests)
+    return subject
+
+
+def load_image_archive(path: str | Path, ref: str | None = None) -> Subject:
+    """Check an image from a ``docker save`` archive (plain or gzip), with no engine at all.
+
+    When the archive holds several images, ``ref`` picks one by tag or image ID.
+    """
+    path = Path(path)
+    try:
+        stream = path.open("rb")
+        info = os.fstat(stream.fileno())
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    # A regular file can be skipped through with seeks; a pipe has to be read.
+    size = info.st_size if stat.S_ISREG(info.st_mode) else None
+    with stream:
+        archive = read_saved_archive(stream, source=str(path), size=size)
+    image = _pick_by_ref(archive, ref)
+    return image_subject(archive, image, target=ref or str(path))
+
+
+def _pick_by_id(archive: SavedArchive, image_id: str, ref: str) -> SavedImage:
+    for image in archive.images:
+        if image.id == image_id:
+            return image
+    raise InputError(f"the engine's archive of {ref} does not hold image {image_id}")
+
+
+def _normalise_tag(ref: str) -> str:
+    """``busybox`` -> ``busybox:latest``; Docker Hub prefixes dropped, as RepoTags spell them."""
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix):]
+            break
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last or "@" in last else ref + ":latest"
+
+
+def _describe(image: SavedImage) -> str:
+    return ", ".join(image.tags) if image.tags else image.id[len("sha256:"):][:12]
+
+
+def _pick_by_ref(archive: SavedArchive, ref: str | None) -> SavedImage:
+    images = archive.images
+    if ref is None:
+        if len(images) == 1:
+            return images[0]
+        listing = "; ".join(_describe(image) for image in images)
+        raise InputError(
+            f"{archive.source} holds {len(images)} images ({listing}); name the one to check"
+        )
+    wanted = _normalise_tag(ref)
+    digest = ref.removeprefix("sha256:")
+    for image in images:
+        if wanted in (_normalise_tag(tag) for tag in image.tags):
+            return image
+        if len(digest) >= 12 and image.id.removeprefix("sha256:").startswith(digest):
+            return image
+    listing = "; ".join(_describe(image) for image in images)
+    raise InputError(f"{archive.source} does not hold image {ref} (it holds: {listing})")
+
+
+def image_subject(archive: SavedArchive, image: SavedImage, target: str) -> Subject:
+    """The Subject for one image of a read archive."""
+    # Docker writes these fields with fixed types; an archive from elsewhere may not.
+    config = _mapping(image.config.get("config"))
+    at_target = Location(path=target)
+    files = archive.final_files(image)
+
+    passwd: list[PasswdEntry] | None = None
+    group: list[GroupEntry] | None = None
+    entries: list[FileEntry] = []
+    packages: list[Package] = []
+    managers: set[str] = set()
+    unread: set[str] = set()
+    for final in files:
+        kept = final.file
+        if kept.path == "/etc/passwd" and kept.content is not None:
+            passwd = parse_passwd(kept.content)
+        elif kept.path == "/etc/group" and kept.content is not None:
+            group = parse_group(kept.content)
+        if kept.manager == "rpm":
+            unread.add("rpm")
+        elif kept.manager is not None:
+            managers.add(kept.manager)
+        packages.extend(
+            Package(
+                name=record.name,
+                manager=record.manager,
+                version=record.version,
+                size_bytes=record.size_bytes,
+                location=Location(path=kept.path, line=record.line, layer=final.layer),
+            )
+            for record in kept.packages
+        )
+        if kept.reported:
+            entries.append(_file_entry(final))
+
+    metadata: dict[str, str | list[str]] = {
+        "id": image.id,
+        "tags": list(image.tags),
+        "repo_digests": [],
+        "os": _string(image.config.get("os")),
+        "architecture": _string(image.config.get("architecture")),
+        "package_databases": sorted(managers),
+    }
+    if _string(image.config.get("variant")):
+        metadata["variant"] = _string(image.config.get("variant"))
+    if unread:
+        metadata["unread_package_databases"] = sorted(unread)
+
+    return Subject(
+        kind="image",
+        target=target,
+        user=resolve_user(_string(config.get("User")), passwd, group, at_target),
+        packages=packages,
+        env=_env(config.get("Env"), at_target),
+        files=entries,
+        volumes=sorted(str(v) for v in _mapping(config.get("Volumes"))),
+        exposed_ports=_ports(config.get("ExposedPorts"), at_target),
+        workdir=_string(config.get("WorkingDir")) or None,
+        metadata=metadata,
+    )
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _string(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _file_entry(final: FinalFile) -> FileEntry:
+    kept = final.file
+    return FileEntry(
+        path=kept.path,
+        mode=kept.mode,
+        kind=kept.kind,
+        uid=kept.uid,
+        gid=kept.gid,
+        size_bytes=kept.size,
+        capabilities=kept.capabilities,
+        tags=list(kept.tags),
+        location=Location(path=kept.path, layer=final.layer),
+    )
+
+
+def _env(raw: object, location: Location) -> list[EnvVar]:
+    env = []
+    for item in raw if isinstance(raw, list) else []:
+        name, _, value = _string(item).partition("=")
+        if name:
+            env.append(EnvVar(name=name, value=value, origin="config", location=location))
+    return env
+
+
+def _ports(raw: object, location: Location) -> list[ExposedPort]:
+    ports = []
+    for key in raw if isinstance(raw, dict) else {}:
+        number, _, protocol = str(key).partition("/")
+        if number.isdigit():
+            ports.append(ExposedPort(port=int(number), protocol=protocol or "tcp",
+                                     location=location))
+    return sorted(ports, key=lambda p: (p.port, p.protocol))
+
+
+def resolve_user(
+    spec: str,
+    passwd: list[PasswdEntry] | None,
+    group: list[GroupEntry] | None,
+    location: Location,
+) -> UserFact:
+    """The user a container of the image starts as, resolved the way runc resolves it.
+
+    Empty means root. A name is looked up in the image's /etc/passwd; a number is
+    used as is (with its passwd entry's primary group when it has one, else gid 0).
+    ``user:group`` takes the group by number or through /etc/group.
+    """
+    if not spec:
+        root = _by_uid(passwd, 0)
+        return UserFact(spec=None, name=root.name if root else "root", uid=0, gid=0,
+                        location=location)
+
+    user_part, _, group_part = spec.partition(":")
+    fact = UserFact(spec=spec, location=location)
+    if user_part.isdigit():
+        fact.uid = int(user_part)
+        entry = _by_uid(passwd, fact.uid)
+        fact.name = entry.name if entry else None
+        fact.gid = entry.gid if entry else 0
+    else:
+        fact.name = user_part
+        entry = next((e for e in passwd or [] if e.name == user_part), None)
+        if entry is not None:
+            fact.uid, fact.gid = entry.uid, entry.gid
+        elif passwd is None:
+            fact.unresolved_reason = (
+                f"the image has no /etc/passwd, so user {user_part!r} cannot be resolved"
+            )
+        else:
+            fact.unresolved_reason = f"user {user_part!r} is not in the image's /etc/passwd"
+
+    if group_part:
+        if group_part.isdigit():
+            fact.gid = int(group_part)
+        else:
+            match = next((g for g in group or [] if g.name == group_part), None)
+            fact.gid = match.gid if match else None
+    return fact
+
+
+def _by_uid(passwd: list[PasswdEntry] | None, uid: int) -> PasswdEntry | None:
+    return next((entry for entry in passwd or [] if entry.uid == uid), None)

@@ -1,0 +1,281 @@
+"""Walk a ``docker save`` archive as a stream and rebuild what the image's final filesystem holds.
+
+The archive (legacy ``<id>/layer.tar`` layout or the OCI ``blobs/sha256/...``
+layout of newer engines) is read once, front to back, so it can come straight
+from the engine's HTTP response or from a file, plain or gzip-compressed. Its
+``manifest.json`` usually comes *after* the layers, so the layer stack order is
+unknown while layers stream past. Each layer is therefore scanned on its own
+into a small ``LayerScan`` (the few files worth keeping, its whiteouts, and a
+hash of every path it writes) and the stack is reconciled at the end, bottom
+layer first, exactly as overlayfs would: memory grows with the number of paths,
+never with the bytes, and nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from paracle_guard.errors import InputError
+from paracle_guard.sources.image_content import KeptFile, examine
+from paracle_guard.sources.tar_stream import (
+    Source,
+    StreamSource,
+    TarFormatError,
+    open_tar,
+)
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+# manifest.json and image configs are small; a huge one is not a docker save archive.
+JSON_LIMIT = 32 * 1024 * 1024
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass
+class LayerScan:
+    """What one layer contributes, independent of where it sits in the stack."""
+
+    kept: dict[str, KeptFile] = field(default_factory=dict)
+    whiteouts: set[str] = field(default_factory=set)  # paths this layer deletes below it
+    opaque_dirs: set[str] = field(default_factory=set)  # dirs whose lower contents it hides
+    # hash(path) rather than the path: a layer of 500k files costs a few MB, not 50.
+    written: set[int] = field(default_factory=set)
+    dirs: set[int] = field(default_factory=set)
+
+    def hides(self, path: str) -> bool:
+        """Whether this layer, stacked above the one that wrote ``path``, removes or replaces it."""
+        if hash(path) in self.written or path in self.whiteouts:
+            return True
+        parent = posixpath.dirname(path)
+        while parent != "/":
+            if parent in self.whiteouts or parent in self.opaque_dirs:
+                return True
+            key = hash(parent)
+            if key in self.written and key not in self.dirs:
+                return True  # a file or symlink now stands where the directory was
+            parent = posixpath.dirname(parent)
+        return False
+
+
+@dataclass(frozen=True)
+class FinalFile:
+    """A kept file as it is in the final image, with the layer that put it there."""
+
+    file: KeptFile
+    layer: str  # diff ID ("sha256:...") of the layer
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    id: str  # "sha256:" + digest of the config, the engine's image ID
+    tags: tuple[str, ...]
+    config: dict[str, Any]  # the image config JSON (os, architecture, config, rootfs...)
+    layers: tuple[str, ...]  # archive member names, bottom layer first
+    diff_ids: tuple[str, ...]
+
+
+@dataclass
+class SavedArchive:
+    source: str  # for messages: the file name, or "image REF" for an engine stream
+    images: list[SavedImage]
+    scans: dict[str, LayerScan]
+
+    def final_files(self, image: SavedImage) -> list[FinalFile]:
+        """The kept files that survive in ``image``'s final filesystem, sorted by path."""
+        final: dict[str, FinalFile] = {}
+        for index, member in enumerate(image.layers):
+            scan = self.scans[member]
+            if final:
+                for path in [p for p in final if scan.hides(p)]:
+                    del final[path]
+            layer_id = image.diff_ids[index] if index < len(image.diff_ids) else member
+            for path, kept in scan.kept.items():
+                final[path] = FinalFile(file=kept, layer=layer_id)
+        return [final[path] for path in sorted(final)]
+
+
+def normalise(name: str) -> str | None:
+    """A tar member name as an absolute image path; None for the root itself."""
+    path = posixpath.normpath("/" + name.lstrip("/"))
+    return None if path == "/" else path
+
+
+def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
+    """Scan one layer tar (plain or gzip) as it streams past."""
+    scan = LayerScan()
+    try:
+        layer = open_tar(data)
+        for info in layer:
+            path = normalise(info.name)
+            if path is None:
+                continue
+            name = posixpath.basename(path)
+            if name.startswith(WHITEOUT_PREFIX):
+                parent = posixpath.dirname(path)
+                if name == OPAQUE_MARKER:
+                    scan.opaque_dirs.add(parent)
+                elif not name.startswith(WHITEOUT_PREFIX * 2):  # aufs bookkeeping
+                    scan.whiteouts.add(posixpath.join(parent, name[len(WHITEOUT_PREFIX):]))
+                continue
+            key = hash(path)
+            scan.written.add(key)
+            if info.isdir():
+                scan.dirs.add(key)
+            else:
+                scan.dirs.discard(key)
+            kept = examine(path, info, layer.read)
+            if kept is not None:
+                scan.kept[path] = kept
+            else:
+                scan.kept.pop(path, None)  # a later entry for the same path replaces it
+    except TarFormatError as exc:
+        raise InputError(f"{source}: layer {member} is not a readable tar archive ({exc})") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # gzip's complaints about a broken layer
+        raise InputError(f"{source}: layer {member} cannot be decompressed ({exc})") from exc
+    return scan
+
+
+def read_saved_archive(stream: IO[bytes], *, source: str, size: int | None = None) -> SavedArchive:
+    """Read a ``docker save`` stream once, scanning every layer as it passes.
+
+    ``size`` is the byte size of a stream that is a real, seekable file: data
+    nobody needs is then skipped with a seek instead of being read.
+    """
+    documents: dict[str, bytes] = {}
+    scans: dict[str, LayerScan] = {}
+    # Layers that could not be read, with why: an error only if the chosen image uses them.
+    broken: dict[str, str] = {}
+    links: dict[str, str] = {}
+    try:
+        archive = open_tar(StreamSource(stream, size))
+        for member in archive:
+            name = member.name.removeprefix("./")
+            if member.issym():
+                links[name] = posixpath.normpath(
+                    posixpath.join(posixpath.dirname(name), member.linkname))
+                continue
+            if member.islnk():
+                links[name] = member.linkname.removeprefix("./")
+                continue
+            if not member.isreg():
+                continue
+            layer: Source | None = None
+            if name.endswith("/layer.tar"):
+                layer = archive.data()
+            elif name.startswith("blobs/"):
+                # OCI layout: configs, manifests and layers are all blobs; sniff which.
+                head = archive.read(len(ZSTD_MAGIC))
+                if head.startswith(b"{") and member.size <= JSON_LIMIT:
+                    documents[name] = head + archive.read(member.size)
+                elif head == ZSTD_MAGIC:
+                    broken[name] = (f"{source}: layer {name} is zstd-compressed, which is not "
+                                    "supported; save the image from an engine that stores "
+                                    "layers uncompressed or gzip-compressed")
+                else:
+                    layer = _Prepend(head, archive.data())
+            elif name.endswith(".json") and "/" not in name and member.size <= JSON_LIMIT:
+                documents[name] = archive.read(member.size)
+            if layer is not None:
+                try:
+                    scans[name] = scan_layer(layer, source=source, member=name)
+                except InputError as exc:
+                    broken[name] = str(exc)
+    except TarFormatError as exc:
+        raise InputError(f"{source} is not a readable docker save archive ({exc})") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror or exc}"
+                         if isinstance(exc, OSError) else
+                         f"{source} cannot be decompressed ({exc})") from exc
+
+    images = _images_from_manifest(documents, scans, broken, links, source)
+    return SavedArchive(source=source, images=images, scans=scans)
+
+
+class _Prepend:
+    """A Source that yields a few bytes already read, then the rest of another Source."""
+
+    def __init__(self, head: bytes, rest: Source) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readinto(self, buffer: memoryview) -> int:
+        if not self._head:
+            return self._rest.readinto(buffer)
+        count = min(len(buffer), len(self._head))
+        buffer[:count] = self._head[:count]
+        self._head = self._head[count:]
+        return count
+
+    def skip(self, count: int) -> None:
+        dropped = min(count, len(self._head))
+        self._head = self._head[dropped:]
+        self._rest.skip(count - dropped)
+
+
+def _resolve(name: str, links: dict[str, str]) -> str:
+    for _ in range(16):  # bounded: a link cycle in a hostile archive must not hang us
+        if name not in links:
+            return name
+        name = links[name]
+    return name
+
+
+def _images_from_manifest(
+    documents: dict[str, bytes],
+    scans: dict[str, LayerScan],
+    broken: dict[str, str],
+    links: dict[str, str],
+    source: str,
+) -> list[SavedImage]:
+    if "manifest.json" not in documents:
+        raise InputError(f"{source} is not a docker save archive (it has no manifest.json)")
+    try:
+        manifest = json.loads(documents["manifest.json"])
+    except ValueError as exc:
+        raise InputError(f"{source}: manifest.json is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, list) or not manifest:
+        raise InputError(f"{source}: manifest.json lists no images")
+
+    images = []
+    for index, entry in enumerate(manifest):
+        where = f"{source}: manifest.json[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
+            raise InputError(f"{where} has no Config")
+        config_name = _resolve(entry["Config"], links)
+        raw = documents.get(config_name)
+        if raw is None:
+            raise InputError(f"{where}: config {entry['Config']} is missing from the archive")
+        try:
+            config = json.loads(raw)
+        except ValueError as exc:
+            raise InputError(f"{where}: config {entry['Config']} is not valid JSON") from exc
+        if not isinstance(config, dict):
+            raise InputError(f"{where}: config {entry['Config']} is not a JSON object")
+
+        layers = []
+        listed = entry.get("Layers")
+        for layer in listed if isinstance(listed, list) else []:
+            resolved = _resolve(str(layer), links)
+            if resolved in broken:
+                raise InputError(broken[resolved])
+            if resolved not in scans:
+                raise InputError(f"{where}: layer {layer} is missing from the archive")
+            layers.append(resolved)
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        tags = entry.get("RepoTags")
+        images.append(
+            SavedImage(
+                id="sha256:" + hashlib.sha256(raw).hexdigest(),
+                tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+                config=config,
+                layers=tuple(layers),
+                diff_ids=tuple(str(d) for d in diff_ids) if isinstance(diff_ids, list) else (),
+            )
+        )
+    return images

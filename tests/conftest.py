@@ -1,0 +1,139 @@
+"""Suite-wide fixtures: the Docker Engine and the test images built on it.
+
+Tests that need an engine carry the ``docker`` marker (added automatically to
+any test using the fixtures below). In CI (``CI=true``) they must run: an
+unreachable engine fails them. Elsewhere they skip, and the run ends with a
+loud line saying how many were skipped and how to get an engine
+(``./scripts/test`` starts one).
+
+Everything built here carries the run's label; a session finaliser removes all
+labelled containers and images of this run even when tests fail, and images left
+by earlier runs whose process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paracle_guard.docker_client import Engine
+from paracle_guard.errors import GuardError
+from tests.docker_images import LABEL, PID_LABEL, TestImages
+
+DOCKER_FIXTURES = frozenset({"docker_client", "engine", "test_images"})
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+RUN_ID = f"{os.getpid()}-{secrets.token_hex(3)}"
+
+_skipped: list[str] = []
+# The SDK ships no type information; reached by name, its objects are Any.
+docker_errors = importlib.import_module("docker.errors")
+
+
+@functools.cache
+def engine_problem() -> str | None:
+    """Why no engine can be used, or None when one answers."""
+    try:
+        Engine.connect().close()
+    except GuardError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if DOCKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") is None:
+        return
+    problem = engine_problem()
+    if problem is None:
+        return
+    if IN_CI:
+        pytest.fail(f"Docker-backed tests must run in CI (CI=true), but {problem}", pytrace=False)
+    _skipped.append(item.nodeid)
+    pytest.skip(f"no Docker Engine: {problem}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _skipped:
+        terminalreporter.write_sep(
+            "!",
+            f"{len(_skipped)} Docker-backed tests SKIPPED: no Docker Engine reachable; "
+            "run ./scripts/test (it starts one) or set DOCKER_HOST",
+            red=True,
+            bold=True,
+        )
+
+
+def _process_gone(pid_label: str | None) -> bool:
+    if not pid_label or not pid_label.isdigit():
+        return True
+    try:
+        os.kill(int(pid_label), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_labelled(client: Any, *, run_id: str | None) -> None:
+    """Remove containers, then images, of run ``run_id``, or of dead runs when None.
+
+    A concurrent run on the same engine has a live pid and is left alone.
+    """
+
+    def doomed(labels: dict[str, str]) -> bool:
+        if run_id is not None:
+            return labels.get(LABEL) == run_id
+        return _process_gone(labels.get(PID_LABEL))
+
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        if doomed(container.labels):
+            with contextlib.suppress(docker_errors.NotFound):
+                container.remove(force=True)
+    for image in client.images.list(filters={"label": LABEL}):
+        if doomed(image.labels):
+            with contextlib.suppress(docker_errors.NotFound):
+                client.images.remove(image.id, force=True)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A Docker SDK client on the engine the suite uses."""
+    with Engine.connect() as engine:
+        remove_labelled(engine.client, run_id=None)
+        try:
+            yield engine.client
+        finally:
+            remove_labelled(engine.client, run_id=RUN_ID)
+
+
+@pytest.fixture(scope="session")
+def engine(docker_client: Any) -> Iterator[Engine]:
+    """paracle-guard's own door to the same engine."""
+    with Engine.connect() as connected:
+        yield connected
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> TestImages:
+    """Builds test images on first use (once per run) and saves them as archives on request."""
+    if not Path("/bin/busybox").is_file():
+        message = "/bin/busybox is missing: install busybox-static (./scripts/test does)"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return TestImages(client=docker_client, run_id=RUN_ID,
+                      workdir=tmp_path_factory.mktemp("test-images"))
