@@ -142,6 +142,44 @@ def lint(
     _emit(report, output_format, output)
 
 
+@app.command()
+@fails_cleanly
+def image(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Local image references or IDs (never pulled)."),
+    ] = None,
+    input_archive: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="Check a `docker save` archive instead; no daemon "
+                     "needed. REF then picks an image inside it."),
+    ] = None,
+    policy: PolicyOption = None,
+    output_format: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    ignore: IgnoreOption = None,
+) -> None:
+    """Check built images without running them: user, packages, setuid files, secrets."""
+    from paracle_guard.sources.image import load_image, load_image_archive
+
+    _check_format(output_format)
+    if not refs and input_archive is None:
+        raise InputError("name an image (paracle-guard image REF) or an archive (--input FILE)")
+    plan = _plan(policy, ignore)
+    report = _new_report(plan, fail_on)
+    if input_archive is not None:
+        for ref in refs or [None]:
+            report.add(plan.evaluate(load_image_archive(input_archive, ref)))
+    else:
+        from paracle_guard.docker_client import Engine
+
+        engine = Engine.connect()
+        for ref in refs or []:
+            report.add(plan.evaluate(load_image(ref, engine)))
+    _emit(report, output_format, output)
+
+
 @rules_app.callback()
 @fails_cleanly
 def rules_table(ctx: typer.Context) -> None:

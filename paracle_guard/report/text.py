@@ -142,13 +142,30 @@ def _finding_lines(result: Result, finding: Finding) -> list[Line]:
     return lines
 
 
+def identity_line(result: Result) -> str | None:
+    """What an image reference resolved to: ``REF: image sha256:... tags ... digests ...``."""
+    image_id = result.metadata.get("id")
+    if not result.in_image or not image_id:
+        return None
+
+    def listed(key: str) -> str:
+        value = result.metadata.get(key) or []
+        return ", ".join(value) if isinstance(value, list) and value else "none"
+
+    return (f"{result.target}: image {image_id}, tags {listed('tags')}, "
+            f"digests {listed('repo_digests')}")
+
+
 def _report_lines(report: Report) -> list[Line]:
     lines: list[Line] = []
     for result in report.results:
-        if not result.findings:
+        identity = identity_line(result)
+        if not result.findings and identity is None:
             continue
         if lines:
             lines.append([])  # a blank line between targets
+        if identity is not None:
+            lines.append([(printable(identity), "dim")])
         for finding in ordered_findings(result):
             lines.extend(_finding_lines(result, finding))
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from paracle_guard.location import Location
-from paracle_guard.report.models import Finding, Report, Result
+from paracle_guard.report.models import Finding, PolicyRef, Report, Result, ToolInfo
 from paracle_guard.report.text import printable, render_text
 from paracle_guard.severity import Severity
 
@@ -174,3 +174,18 @@ def test_untrusted_text_cannot_drive_the_terminal(make_report: Callable[..., Rep
 
 def test_printable_leaves_ordinary_unicode_alone() -> None:
     assert printable("café — naïve 日本 \t") == "café — naïve 日本 \\x09"
+
+
+def test_image_results_name_what_the_reference_resolved_to() -> None:
+    report = Report(
+        tool=ToolInfo(version="0"), policy=PolicyRef(name="sandbox", sha256="0"),
+        fail_on=Severity.WARNING,
+    )
+    report.add(Result(
+        target="acme/app:1", kind="image",
+        metadata={"id": "sha256:abc", "tags": ["acme/app:1", "acme/app:latest"],
+                  "repo_digests": []},
+    ))
+    text = render_text(report)
+    assert "acme/app:1: image sha256:abc, tags acme/app:1, acme/app:latest, digests none" in text
+    assert "no findings in 1 target" in text
