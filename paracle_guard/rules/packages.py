@@ -17,6 +17,7 @@ import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import TypeAlias
 
 from paracle_guard.policy.models import Controls, SeverityOrOff
@@ -63,6 +64,13 @@ class Command:
 
 def split_command(argv: Sequence[str]) -> Command:
     """``sudo -E env A=1 pip install x`` -> argv ``pip install x``, with A=1 kept aside."""
+    return _split_command(tuple(argv))
+
+
+# Several rules split the same commands of the same RUN steps; across a thousand
+# files that is most of the rules' time, so the split is remembered.
+@lru_cache(maxsize=8192)
+def _split_command(argv: tuple[str, ...]) -> Command:
     words = list(argv)
     assignments: dict[str, str] = {}
     while words:
@@ -519,18 +527,37 @@ def deny_entry(
     package: Package, deny: Mapping[str, SeverityOrOff]
 ) -> tuple[str, SeverityOrOff] | None:
     """The deny entry that governs ``package``: an exact key first, else the longest glob."""
+    python = package.manager in _PYTHON_MANAGERS
+    exact, globs = _deny_table(tuple(deny.items()), python)
     name = _normalise(package.name, package.manager)
-    globs: list[tuple[str, SeverityOrOff]] = []
-    for key, level in deny.items():
-        pattern = _normalise(key, package.manager)
-        if pattern == name:
-            return key, level
-        if _GLOB_CHARACTERS.intersection(pattern) and fnmatchcase(name, pattern):
-            globs.append((key, level))
-    if not globs:
+    found = exact.get(name)
+    if found is not None:
+        return found
+    matching = [entry for pattern, entry in globs if fnmatchcase(name, pattern)]
+    if not matching:
         return None
     # The most specific pattern wins, so "netcat-openbsd: off" beats "netcat*: warning".
-    return max(globs, key=lambda entry: len(entry[0]))
+    return max(matching, key=lambda entry: len(entry[0]))
+
+
+DenyEntry: TypeAlias = tuple[str, SeverityOrOff]
+
+
+@lru_cache(maxsize=64)
+def _deny_table(
+    deny: tuple[DenyEntry, ...], python: bool
+) -> tuple[dict[str, DenyEntry], list[tuple[str, DenyEntry]]]:
+    """The deny list normalised once per run: exact names, and globs."""
+    manager = "pip" if python else ""
+    exact: dict[str, DenyEntry] = {}
+    globs: list[tuple[str, DenyEntry]] = []
+    for key, level in deny:
+        pattern = _normalise(key, manager)
+        if _GLOB_CHARACTERS.intersection(pattern):
+            globs.append((pattern, (key, level)))
+        else:
+            exact.setdefault(pattern, (key, level))
+    return exact, globs
 
 
 @rule(
