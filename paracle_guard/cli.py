@@ -169,7 +169,8 @@ def image(
     plan = _plan(policy, ignore)
     report = _new_report(plan, fail_on)
     if input_archive is not None:
-        for ref in refs or [None]:
+        picks: list[str | None] = list(refs) if refs else [None]
+        for ref in picks:
             report.add(plan.evaluate(load_image_archive(input_archive, ref)))
     else:
         from paracle_guard.docker_client import Engine
@@ -364,6 +365,102 @@ def _write_atomically(path: Path, text: str) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise InputError(f"--output {path}: cannot write: {error.strerror}") from None
+
+
+# --- containers and compose files (issue 4) -----------------------------------------
+
+
+@app.command("container")
+@fails_cleanly
+def container_command(
+    containers: Annotated[
+        list[str] | None, typer.Argument(help="Containers to check, by name or ID.")
+    ] = None,
+    all_containers: Annotated[
+        bool, typer.Option("--all", help="Also check every container on the engine, any state.")
+    ] = False,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Also check the containers with this label, KEY or "
+                     "KEY=VALUE (repeatable: all must match; narrows --all)."),
+    ] = None,
+    policy: PolicyOption = None,
+    output_format: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    ignore: IgnoreOption = None,
+) -> None:
+    """Check created or running containers (their docker inspect) against the policy."""
+    from paracle_guard.sources.container import load_containers
+
+    _check_format(output_format)
+    if not containers and not all_containers and not label:
+        raise InputError("name at least one container, or use --all or --label")
+    plan = _plan(policy, ignore)
+    report = _new_report(plan, fail_on)
+    subjects = load_containers(containers or [], all=all_containers, labels=label or [])
+    if not subjects:
+        raise InputError("no container on the engine matches")
+    for subject in subjects:
+        report.add(plan.evaluate(subject))
+    _emit(report, output_format, output)
+
+
+@app.command("compose")
+@fails_cleanly
+def compose_command(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Compose files (default: compose.yaml, compose.yml, "
+                       "docker-compose.yaml or docker-compose.yml here)."),
+    ] = None,
+    with_dockerfiles: Annotated[
+        bool, typer.Option("--with-dockerfiles",
+                           help="Also lint the Dockerfiles the services are built from.")
+    ] = False,
+    policy: PolicyOption = None,
+    output_format: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    ignore: IgnoreOption = None,
+) -> None:
+    """Check each service of compose files against the policy."""
+    from paracle_guard.sources.compose import (
+        COMPOSE_FILE_NAMES,
+        find_compose_file,
+        load_compose,
+    )
+    from paracle_guard.sources.dockerfile import load_dockerfile
+
+    _check_format(output_format)
+    if not files:
+        found = find_compose_file(Path.cwd())
+        if found is None:
+            raise InputError(f"no compose file in this folder (looked for "
+                             f"{', '.join(COMPOSE_FILE_NAMES)})")
+        files = [Path(found.name)]
+    plan = _plan(policy, ignore)
+    report = _new_report(plan, fail_on)
+    linted: set[tuple[str, str, tuple[str, ...]]] = set()
+    for file in files:
+        for subject in load_compose(file):
+            report.add(plan.evaluate(subject))
+            dockerfile = subject.metadata.get("dockerfile")
+            if not with_dockerfiles or not isinstance(dockerfile, str):
+                continue
+            target = str(subject.metadata.get("build_target") or "")
+            args = subject.metadata.get("build_args") or []
+            key = (dockerfile, target, tuple(args))
+            if key in linted:  # services sharing one build are linted once
+                continue
+            linted.add(key)
+            try:
+                built = load_dockerfile(dockerfile, target=target or None,
+                                        build_args=_build_args(list(args)))
+            except InputError as error:
+                raise InputError(f"{subject.target}: build: {error}") from None
+            report.add(plan.evaluate(built))
+    _emit(report, output_format, output)
 
 
 def main() -> None:

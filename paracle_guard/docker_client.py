@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 import io
 import os
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -166,6 +167,92 @@ class Engine:
                 f"lost the Docker Engine at {self.host} while reading image {image_id}: "
                 f"{_reason(exc)}"
             ) from exc
+
+    # --- containers and volumes (paracle-guard container, the launcher's verification) ---
+
+    def inspect_container(self, ref: str) -> dict[str, Any]:
+        """The ``docker inspect`` document of container ``ref`` (name, ID or ID prefix)."""
+        docker, requests = _sdk()
+        try:
+            return dict(self.client.api.inspect_container(ref))
+        except docker.errors.NotFound as exc:
+            raise InputError(f"no container {ref!r} on the Docker Engine") from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code is not None and 400 <= exc.status_code < 500:
+                raise InputError(f"{ref!r} is not a usable container reference: "
+                                 f"{exc.explanation or exc}") from exc
+            raise self._failed(f"inspect container {ref}", exc) from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _unavailable(exc) from exc
+
+    def list_containers(self, *, labels: Sequence[str] = ()) -> list[str]:
+        """IDs of every container, in any state, carrying all of ``labels`` (KEY or KEY=VALUE)."""
+        docker, requests = _sdk()
+        try:
+            listed = self.client.api.containers(
+                all=True, filters={"label": list(labels)} if labels else None
+            )
+        except docker.errors.APIError as exc:
+            raise self._failed("list containers", exc) from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _unavailable(exc) from exc
+        return [str(entry["Id"]) for entry in listed]
+
+    def inspect_image_document(self, image_id: str) -> dict[str, Any] | None:
+        """The raw inspect document of an image, or None when the engine no longer has it."""
+        return self._optional(lambda: self.client.api.inspect_image(image_id),
+                              f"inspect image {image_id}")
+
+    def inspect_volume(self, name: str) -> dict[str, Any] | None:
+        """The inspect document of a volume (driver and options), or None when it is gone."""
+        return self._optional(lambda: self.client.api.inspect_volume(name),
+                              f"inspect volume {name}")
+
+    def read_container_file(self, container: str, path: str, limit: int) -> bytes | None:
+        """Regular file ``path`` of a container's filesystem (created or running).
+
+        None when it is missing, not a regular file (a symlink is not followed), or
+        larger than ``limit`` bytes: callers treat all three as "not known".
+        """
+        docker, requests = _sdk()
+        try:
+            chunks, stat = self.client.api.get_archive(container, path)
+            if int(stat.get("size") or 0) > limit:
+                chunks.close()
+                return None
+            # A tar of one small file: the content plus headers and padding.
+            data = b"".join(chunks)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise self._failed(f"read {path} in container {container}", exc) from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _unavailable(exc) from exc
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                member = archive.next()
+                if member is None or not member.isfile() or member.size > limit:
+                    return None
+                extracted = archive.extractfile(member)
+                return extracted.read() if extracted is not None else None
+        except tarfile.TarError:
+            return None
+
+    def _optional(self, call: Callable[[], Any], what: str) -> dict[str, Any] | None:
+        docker, requests = _sdk()
+        try:
+            return dict(call())
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise self._failed(what, exc) from exc
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            raise _unavailable(exc) from exc
+
+    def _failed(self, what: str, exc: Any) -> GuardError:
+        return GuardError(
+            f"the Docker Engine at {self.host} could not {what}: {exc.explanation or exc}"
+        )
 
 
 def connect(timeout: float = CONNECT_TIMEOUT) -> Engine:

@@ -48,11 +48,13 @@ _REGISTRY: dict[str, Rule] = {}
 FAMILIES = (
     "user",
     "filesystem",
+    "capabilities",
     "privileges",
     "packages",
     "base_image",
     "secrets",
     "network",
+    "resources",
     "parsing",
 )
 

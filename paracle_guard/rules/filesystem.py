@@ -1,7 +1,8 @@
 """Filesystem rules: what stays writable, and where a container starts.
 
 A read-only root filesystem is only as good as the holes left in it: image
-``VOLUME``s come back as writable anonymous volumes, and world-writable
+``VOLUME``s come back as writable anonymous volumes, mounts add writable
+places, host mounts hand the container parts of the host, and world-writable
 directories let any uid plant files. The path helpers here are path-aware
 (``/procfoo`` is not under ``/proc``) and are shared with the other families.
 """
@@ -15,7 +16,7 @@ from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Subject
+from paracle_guard.subject import Mount, Subject
 
 # Kernel interfaces: a working directory there hands the process a handle on the
 # host (runc CVE-2024-21626 leaked a host fd through /proc/self/fd).
@@ -45,7 +46,7 @@ def is_under_any(path: str, roots: Iterable[str]) -> bool:
     code="PG203",
     name="image-volume",
     severity=Severity.WARNING,
-    kinds=("image",),
+    kinds=("image", "container"),
     summary="The image declares a VOLUME, which stays writable under a read-only root filesystem",
     fix=(
         "Remove the VOLUME instruction; mount a named volume or tmpfs at run time where the "
@@ -62,6 +63,23 @@ def is_under_any(path: str, roots: Iterable[str]) -> bool:
 def image_volume(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if not controls.root_filesystem.read_only:
         return
+    if subject.runtime is not None:
+        # A container shows the volume the engine really created (none where the
+        # user mounted something else over the path).
+        for mount in subject.runtime.mounts:
+            if mount.from_image and not mount.read_only:
+                yield Violation(
+                    message=(
+                        f"the image's VOLUME {mount.target} is mounted as a writable anonymous "
+                        "volume, even with a read-only root filesystem"
+                    ),
+                    location=mount.location,
+                    fix=(
+                        f"Mount a read-only tmpfs (or a volume the policy allows) over "
+                        f"{mount.target}, or rebuild the image without the VOLUME"
+                    ),
+                )
+        return
     for volume in subject.volumes:
         yield Violation(
             message=(
@@ -75,7 +93,7 @@ def image_volume(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG204",
     name="unsafe-workdir",
     severity=Severity.ERROR,
-    kinds=("image", "dockerfile"),
+    kinds=("image", "dockerfile", "container", "compose"),
     summary="The working directory is under /proc, /sys or /dev",
     fix="Set WORKDIR to a normal directory such as /workspace",
     rationale=(
@@ -99,7 +117,9 @@ def unsafe_workdir(subject: Subject, controls: Controls) -> Iterator[Violation]:
 
 
 def _workdir_location(subject: Subject) -> Location | None:
-    """The last WORKDIR line of the target image, when the subject is a Dockerfile."""
+    """The last WORKDIR line of the target image, or the run-time working directory."""
+    if subject.runtime is not None:
+        return subject.runtime.location_of("workdir")
     workdirs = [i for i in subject.instructions if i.keyword == "WORKDIR" and i.final]
     return workdirs[-1].location if workdirs else None
 
@@ -136,3 +156,174 @@ def world_writable(subject: Subject, controls: Controls) -> Iterator[Violation]:
             ),
             location=entry.location,
         )
+
+
+# --- run-time filesystem (containers and compose services) --------------------------
+
+
+@rule(
+    code="PG201",
+    name="writable-rootfs",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="The root filesystem is writable while the policy requires it read-only",
+    fix="Run with a read-only root filesystem: docker run --read-only, compose read_only: true",
+    rationale=(
+        "A writable root filesystem lets code replace binaries, libraries and configuration "
+        "that the image was checked with, and hide tools for later. Read-only, with scratch "
+        "space only where the policy says, keeps the running container equal to the image."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 5.13",),
+)
+def writable_rootfs(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None or not controls.root_filesystem.read_only or config.read_only:
+        return
+    yield Violation(
+        message="the root filesystem is writable (read-only is not set)",
+        location=config.location_of("read_only"),
+    )
+
+
+def describe_mount(mount: Mount) -> str:
+    """``bind mount of /srv``, ``volume data``, ``anonymous volume``, ``tmpfs``: for messages."""
+    if mount.type == "bind":
+        return f"bind mount of {mount.source}"
+    if mount.type == "volume":
+        if mount.anonymous:
+            return "anonymous volume"
+        bound = f" (binds {mount.host_path})" if mount.host_path else ""
+        return f"volume {mount.source}{bound}"
+    if mount.type == "npipe":
+        return f"named pipe {mount.source}"
+    return mount.type
+
+
+@rule(
+    code="PG202",
+    name="writable-path",
+    severity=Severity.WARNING,
+    kinds=("container", "compose"),
+    summary="A writable bind, volume or tmpfs is mounted outside the policy's writable paths",
+    fix=(
+        "Mount it read-only (:ro, read_only: true), move it under one of "
+        "controls.root_filesystem.writable_paths, or add its path there"
+    ),
+    rationale=(
+        "Every writable mount is a hole in the read-only root filesystem: code can persist "
+        "or stage files there, and a writable bind or volume outlives the container. The "
+        "policy lists the few paths where writing is expected."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 5.13",),
+)
+def writable_path(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None or not controls.root_filesystem.read_only:
+        return
+    allowed = controls.root_filesystem.writable_paths
+    for mount in config.mounts:
+        # Image VOLUMEs are PG203's; the engine's own /dev/shm is not a mount here.
+        if mount.read_only or mount.from_image or mount.type not in ("bind", "volume", "tmpfs"):
+            continue
+        if is_under_any(mount.target, allowed):
+            continue
+        listed = ", ".join(allowed) if allowed else "none"
+        yield Violation(
+            message=(
+                f"{describe_mount(mount)} makes {mount.target} writable, outside the writable "
+                f"paths ({listed})"
+            ),
+            location=mount.location,
+        )
+
+
+# Host paths that hand a container the host: kernel interfaces, devices, system
+# configuration, root's home, runtime state. Their children count too; "/" only itself.
+SENSITIVE_HOST_PATHS = (
+    "/proc", "/sys", "/dev", "/etc", "/boot", "/root", "/run", "/var/run",
+    "/var/lib/docker", "/var/lib/containerd", "/var/lib/kubelet",
+)
+# Container runtime API sockets, wherever the host keeps them: reaching one is root.
+RUNTIME_SOCKETS = frozenset({
+    "docker.sock", "containerd.sock", "crio.sock", "podman.sock", "dockershim.sock",
+    "cri-dockerd.sock", "buildkitd.sock",
+})
+RUNTIME_PIPES = frozenset({"docker_engine", "docker_engine_windows", "docker_engine_linux",
+                           "containerd-containerd"})
+# Read-only binds of these are a common way to share the host's time zone; the files
+# say nothing secret and give no control.
+HARMLESS_READ_ONLY = frozenset({"/etc/localtime", "/etc/timezone"})
+
+
+def sensitive_host_path(path: str) -> str | None:
+    """Why mounting host ``path`` is dangerous, or None when it is not one of ours."""
+    normal = normalise_path(path)
+    name = posixpath.basename(normal)
+    if name in RUNTIME_SOCKETS:
+        return f"the container runtime's API socket {name}, which is root on the host"
+    if normal == "/":
+        return "the host's whole filesystem"
+    for root in SENSITIVE_HOST_PATHS:
+        if is_under(normal, root):
+            return f"host path {normal}" + (f" (under {root})" if normal != root else "")
+    for root in SENSITIVE_HOST_PATHS:
+        if is_under(root, normal):
+            return f"host path {normal}, which contains {root}"
+    return None
+
+
+def _sensitive_pipe(pipe: str) -> str | None:
+    name = pipe.replace("/", "\\").rstrip("\\").rsplit("\\", 1)[-1]
+    if name in RUNTIME_PIPES:
+        return f"the container runtime's named pipe {name}, which is root on the host"
+    return None
+
+
+@rule(
+    code="PG307",
+    name="sensitive-mount",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary=(
+        "A sensitive host path is mounted: a runtime socket, /, /proc, /sys, /dev, /etc, "
+        "/boot, /root, /run, /var/run, /var/lib/docker"
+    ),
+    fix=(
+        "Remove the mount; give the container a dedicated directory or a named volume instead, "
+        "and never the Docker socket"
+    ),
+    rationale=(
+        "The Docker socket is full control of the engine, which is root on the host. The "
+        "host's /, /etc, /proc, /sys, /dev and runtime directories let a container read "
+        "secrets, change host configuration or reach kernel interfaces; read-only does not "
+        "make a socket safe. A volume whose driver binds a host path, or a path that is a "
+        "symlink to one of these, is the same mount under another name."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.6",
+        "CIS Docker Benchmark v1.6.0 5.32",
+        "Kubernetes Pod Security Standards (baseline): HostPath volumes",
+    ),
+)
+def sensitive_mount(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None:
+        return
+    for mount in config.mounts:
+        if mount.host_path is None:
+            continue
+        if mount.type == "npipe":
+            reason = _sensitive_pipe(mount.host_path)
+        elif mount.read_only and normalise_path(mount.host_path) in HARMLESS_READ_ONLY:
+            reason = None
+        else:
+            reason = sensitive_host_path(mount.host_path)
+        if reason is None and mount.host_realpath is not None:
+            real = sensitive_host_path(mount.host_realpath)
+            if real is not None:
+                reason = f"{real}, through the symlink {mount.host_path}"
+        if reason is not None:
+            yield Violation(
+                message=f"{describe_mount(mount)} at {mount.target} exposes {reason}",
+                location=mount.location,
+            )

@@ -1,4 +1,10 @@
-"""Network rules: services that invite connections into the sandbox."""
+"""Network rules: services that invite connections in, and networks that let traffic out.
+
+A container's networks are its network mode plus every network it is attached
+to; a compose service with neither network_mode nor networks is attached to the
+project's "default" network, a bridge. Joining the host's or another container's
+network namespace is PG305's finding (host-namespace), not repeated here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Iterator
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Subject
+from paracle_guard.subject import RuntimeConfig, Setting, Subject
 
 SSH_PORT = 22
 SSH_SERVER_BINARIES = frozenset({"sshd", "dropbear"})
@@ -49,3 +55,97 @@ def exposed_ssh(subject: Subject, controls: Controls) -> Iterator[Violation]:
         name = entry.path.rstrip("/").rsplit("/", 1)[-1]
         if name in SSH_SERVER_BINARIES and entry.kind in ("file", "symlink"):
             yield Violation(message=f"{entry.path} is an SSH server", location=entry.location)
+
+
+# --- run-time networking (containers and compose services) ---------------------------
+
+
+@rule(
+    code="PG311",
+    name="published-port",
+    severity=Severity.WARNING,
+    kinds=("container", "compose"),
+    summary="Ports are published while the policy's network mode is none",
+    fix="Remove -p/--publish/-P (compose ports:), or change controls.network.mode",
+    rationale=(
+        "A sandbox with no network has nothing to publish; a published port says the "
+        "container is meant to be reached from outside, which the policy rules out. The "
+        "first change of network mode would open it."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.9",
+        "Kubernetes Pod Security Standards (baseline): host ports",
+    ),
+)
+def published_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None or controls.network.mode != "none":
+        return
+    for port in config.ports:
+        host = f"{port.host_ip or 'all addresses'}:{port.host_port or 'an ephemeral port'}"
+        yield Violation(
+            message=(
+                f"port {port.container_port}/{port.protocol} is published on {host} while "
+                "the policy allows no network"
+            ),
+            location=port.location,
+        )
+    if config.publish_all_ports:
+        yield Violation(
+            message="every exposed port is published (-P) while the policy allows no network",
+            location=config.location_of("ports"),
+        )
+
+
+def _attached(config: RuntimeConfig) -> list[Setting]:
+    attached = list(config.networks)
+    if config.network_mode:
+        attached.insert(0, Setting(value=config.network_mode,
+                                   location=config.location_of("network_mode")))
+    if not attached:
+        # No mode and no network: the engine's default bridge.
+        attached.append(Setting(value="default", location=config.location_of("network_mode")))
+    return attached
+
+
+def _allowed(network: str, mode: str) -> bool:
+    # "default" is the engine's bridge for a container and the project's bridge
+    # network for a compose service: both are what a policy calls "bridge".
+    return network == mode or (mode == "bridge" and network in ("bridge", "default"))
+
+
+@rule(
+    code="PG702",
+    name="network-not-isolated",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="The container uses a network other than the policy's network mode",
+    fix=(
+        "Run with the policy's network (docker run --network none, compose network_mode: "
+        "none) and attach no other network"
+    ),
+    rationale=(
+        "Untrusted code with a network can exfiltrate data, download payloads and attack "
+        "services on the host's network. The policy's network mode says which network, if "
+        "any, a container may have; every attached network counts, not only the first."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 5.30",),
+)
+def network_not_isolated(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None:
+        return
+    mode = controls.network.mode
+    reported: set[str] = set()
+    for network in _attached(config):
+        name = network.value
+        if name in reported or _allowed(name, mode):
+            continue
+        shares = name == "host" or name.startswith(("container:", "service:"))
+        if shares and not controls.privileges.host_namespaces:
+            continue  # a shared namespace: PG305 reports it
+        reported.add(name)
+        what = ("the project's default network (a bridge)"
+                if subject.kind == "compose" and name == "default" else f"network {name}")
+        yield Violation(message=f"uses {what} while the policy's network mode is {mode}",
+                        location=network.location)

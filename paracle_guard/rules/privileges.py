@@ -1,13 +1,20 @@
-"""Privilege rules: ways for a process to gain privileges it was not started with."""
+"""Privilege rules: ways for a process to gain privileges it was not started with.
+
+For images: setuid files. For containers and compose services: privileged mode,
+no-new-privileges, host namespaces, confinement profiles, devices and sysctls,
+judged on the options as the engine applies them (the last of repeated security
+options wins; ``seccomp:unconfined`` is ``seccomp=unconfined``).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import FileEntry, Subject
+from paracle_guard.subject import FileEntry, RuntimeConfig, Subject
 
 SETUID = 0o4000
 SETGID = 0o2000
@@ -57,3 +64,295 @@ def setuid_file(subject: Subject, controls: Controls) -> Iterator[Violation]:
                 message=f"{entry.path} runs with privileges its caller lacks: {grants}",
                 location=entry.location,
             )
+
+
+# --- run-time privileges (containers and compose services) ---------------------------
+
+
+@rule(
+    code="PG303",
+    name="privileged",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="The container runs in privileged mode",
+    fix="Remove --privileged (privileged: true); add the one capability or device it needs",
+    rationale=(
+        "A privileged container gets every capability, every host device and no seccomp, "
+        "AppArmor or SELinux confinement: root in it is root on the host, with many ways "
+        "out (mounting the host disk, loading kernel modules)."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.5",
+        "Kubernetes Pod Security Standards (baseline): privileged containers",
+    ),
+)
+def privileged(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None or controls.privileges.privileged or not config.privileged:
+        return
+    yield Violation(
+        message=(
+            "the container is privileged: every capability, every host device, no seccomp, "
+            "AppArmor or SELinux confinement"
+        ),
+        location=config.location_of("privileged"),
+    )
+
+
+@rule(
+    code="PG304",
+    name="new-privileges-allowed",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="no-new-privileges is not in force (absent, or turned off by a later option)",
+    fix="Add the security option no-new-privileges:true, and no later option turning it off",
+    rationale=(
+        "Without no-new-privileges, a setuid or setgid binary, or a file with capabilities, "
+        "raises the privileges of whoever runs it: the classic way from a non-root user "
+        "back to root. The engine applies security options in order, so a later "
+        "no-new-privileges:false undoes an earlier no-new-privileges."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.26",
+        "Kubernetes Pod Security Standards (restricted): allowPrivilegeEscalation false",
+    ),
+)
+def new_privileges_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None or not controls.privileges.no_new_privileges or config.no_new_privileges:
+        return
+    last = config.last_security_option("no-new-privileges")
+    if last is None:
+        yield Violation(
+            message="no-new-privileges is not set: setuid files can raise privileges",
+            location=config.location_of("security_opt"),
+        )
+        return
+    earlier = [
+        option.raw for option in config.security_opt
+        if option.key == "no-new-privileges" and option.value == "true"
+    ]
+    after = f" after {earlier[-1]!r}; the last one wins" if earlier else ""
+    yield Violation(
+        message=f"security option {last.raw!r} turns no-new-privileges off{after}",
+        location=last.location,
+    )
+
+
+# Namespace settings: (RuntimeConfig field, what it shares).
+NAMESPACES = (
+    ("pid_mode", "PID"),
+    ("ipc_mode", "IPC"),
+    ("uts_mode", "UTS"),
+    ("userns_mode", "user"),
+    ("cgroupns_mode", "cgroup"),
+    ("network_mode", "network"),
+)
+# "container:<id>" for docker, "service:<name>" in compose files.
+JOIN_PREFIXES = ("container:", "service:")
+
+
+def shares_namespace(mode: str) -> bool:
+    """True for a mode that shares the host's or another container's namespace."""
+    return mode == "host" or mode.startswith(JOIN_PREFIXES)
+
+
+@rule(
+    code="PG305",
+    name="host-namespace",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary=(
+        "The container shares a namespace with the host (pid, ipc, uts, userns, cgroupns, "
+        "network) or joins another container's"
+    ),
+    fix=(
+        "Use the container's own namespaces: drop --pid/--ipc/--uts/--userns/--network host "
+        "and container:...; set --cgroupns private (the default only on cgroup v2 hosts)"
+    ),
+    rationale=(
+        "Host namespaces remove the walls between the container and the host: host PID "
+        "lets it see and signal every process, host network reach every local service, "
+        "host IPC read shared memory. Joining another container's namespace inherits "
+        "whatever that container can see, so namespaces are allowed by list, not denied "
+        "by list."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.10",
+        "CIS Docker Benchmark v1.6.0 5.16",
+        "CIS Docker Benchmark v1.6.0 5.17",
+        "CIS Docker Benchmark v1.6.0 5.21",
+        "CIS Docker Benchmark v1.6.0 5.31",
+        "Kubernetes Pod Security Standards (baseline): host namespaces",
+    ),
+)
+def host_namespace(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None or controls.privileges.host_namespaces:
+        return
+    for field, shared in NAMESPACES:
+        mode: str = getattr(config, field)
+        if not shares_namespace(mode):
+            continue
+        if mode == "host":
+            message = f"the {shared} namespace is the host's ({mode})"
+            if field == "cgroupns_mode":
+                message += "; the engine's default on cgroup v1 hosts, so set it private"
+        else:
+            kind, _, other = mode.partition(":")
+            if re.fullmatch(r"[0-9a-f]{64}", other):
+                other = other[:12]  # as docker ps shows a container ID
+            message = f"joins the {shared} namespace of {kind} {other}"
+        yield Violation(message=message, location=config.location_of(field))
+
+
+@rule(
+    code="PG308",
+    name="device-access",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="Host devices are exposed: devices, device requests (GPUs) or device cgroup rules",
+    fix="Remove devices, gpus / device requests and device_cgroup_rules from the container",
+    rationale=(
+        "A host device node gives the container direct access to hardware and kernel "
+        "drivers (a disk, /dev/mem, a GPU driver with its own bugs), outside the "
+        "filesystem and namespace isolation; a device cgroup rule lets it use any device "
+        "it can create a node for."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 5.18",),
+)
+def device_access(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None:
+        return
+    for device in config.devices:
+        yield Violation(
+            message=(
+                f"host device {device.host_path} is exposed as {device.container_path} "
+                f"({device.permissions})"
+            ),
+            location=device.location,
+        )
+    for request in config.device_requests:
+        what = ", ".join(request.capabilities) or request.driver or "devices"
+        if request.device_ids:
+            how_many = "devices " + ", ".join(request.device_ids)
+        elif request.count is None or request.count < 0:
+            how_many = "all devices"
+        else:
+            how_many = f"{request.count} device(s)"
+        yield Violation(message=f"requests {how_many} of kind {what} from the host",
+                        location=request.location)
+    for cgroup_rule in config.device_cgroup_rules:
+        yield Violation(
+            message=f"device cgroup rule {cgroup_rule.value!r} allows access to host devices",
+            location=cgroup_rule.location,
+        )
+
+
+# The sysctls Kubernetes' Pod Security Standards (baseline) allow: namespaced, and
+# harmless to other workloads on the host.
+SAFE_SYSCTLS = frozenset({
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+})
+
+
+@rule(
+    code="PG309",
+    name="unsafe-sysctl",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="A sysctl is set outside the safe list of Kubernetes' Pod Security Standards",
+    fix="Remove the sysctl, or set it on the host if the host really needs it",
+    rationale=(
+        "Kernel parameters set for a container change the kernel's behaviour for it and, "
+        "for parameters that are not fully namespaced, for the host and its neighbours. "
+        "Only the handful the Pod Security Standards list are known to be safe."
+    ),
+    references=("Kubernetes Pod Security Standards (baseline): sysctls",),
+)
+def unsafe_sysctl(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None:
+        return
+    for sysctl in config.sysctls:
+        # The kernel (and runc) accept "/" as well as "." between the parts of a name.
+        name = sysctl.name.strip().replace("/", ".")
+        if name not in SAFE_SYSCTLS:
+            yield Violation(message=f"sysctl {sysctl.name}={sysctl.value} is not on the safe list",
+                            location=sysctl.location)
+
+
+# SELinux types that run a process unconfined.
+UNCONFINED_SELINUX_TYPES = frozenset({"spc_t", "unconfined_t"})
+
+
+def _engine_disables_labels(config: RuntimeConfig) -> bool:
+    # The engine itself stores label=disable for privileged containers and for host
+    # PID or IPC namespaces; those are PG303's and PG305's findings, not this rule's.
+    return config.privileged or config.pid_mode == "host" or config.ipc_mode == "host"
+
+
+@rule(
+    code="PG312",
+    name="unconfined-profile",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary=(
+        "A confinement profile is turned off: seccomp or AppArmor unconfined, SELinux "
+        "labels disabled, or /proc and /sys unmasked (systempaths=unconfined)"
+    ),
+    fix=(
+        "Remove the security option; keep the engine's default seccomp and AppArmor "
+        "profiles, or use a custom profile that is stricter"
+    ),
+    rationale=(
+        "The default seccomp profile blocks about 40 dangerous system calls (kernel "
+        "keyrings, bpf, userfaultfd, mount...) that many container escapes rely on; "
+        "AppArmor and SELinux confine file and capability use; the masked /proc and /sys "
+        "paths hide kernel interfaces. Turning any of them off widens the kernel attack "
+        "surface for no gain at run time."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.2",
+        "CIS Docker Benchmark v1.6.0 5.3",
+        "CIS Docker Benchmark v1.6.0 5.22",
+        "Kubernetes Pod Security Standards (restricted): seccomp",
+        "Kubernetes Pod Security Standards (baseline): AppArmor, SELinux, /proc mount type",
+    ),
+)
+def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None:
+        return
+    for key, profile in (("seccomp", "seccomp"), ("apparmor", "AppArmor")):
+        option = config.last_security_option(key)
+        if option is not None and option.value == "unconfined":
+            yield Violation(message=f"security option {option.raw!r} turns the {profile} "
+                                    "profile off", location=option.location)
+    for option in config.security_opt:
+        if option.key != "label":
+            continue
+        if option.value == "disable" and not _engine_disables_labels(config):
+            yield Violation(message=f"security option {option.raw!r} disables SELinux labels",
+                            location=option.location)
+        selinux_type = option.value.removeprefix("type:")
+        if option.value.startswith("type:") and selinux_type in UNCONFINED_SELINUX_TYPES:
+            yield Violation(message=f"security option {option.raw!r} runs the container as "
+                                    f"the unconfined SELinux type {selinux_type}",
+                            location=option.location)
+    if config.unmasked_system_paths and not config.privileged:
+        paths = ", ".join(config.unmasked_system_paths)
+        yield Violation(
+            message=f"kernel paths are left unmasked or writable (systempaths=unconfined): {paths}",
+            location=config.location_of("unmasked_system_paths"),
+        )

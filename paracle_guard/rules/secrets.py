@@ -31,6 +31,9 @@ def _where(variable: EnvVar) -> str:
         return f"ARG {variable.name} is recorded in the image history"
     if variable.origin == "build-arg":
         return f"--build-arg {variable.name} is recorded in the image history"
+    if variable.origin == "runtime":
+        return (f"environment variable {variable.name} is set on the container "
+                "(docker inspect shows it)")
     return f"environment variable {variable.name} is stored in the image config"
 
 
@@ -47,7 +50,7 @@ def _value_note(variable: EnvVar) -> str:
     code="PG601",
     name="secret-in-env",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image"),
+    kinds=("dockerfile", "image", "container", "compose"),
     summary="An environment variable or build argument is named like a secret",
     fix=(
         "Pass secrets at build time with RUN --mount=type=secret, and at run time through "
@@ -69,7 +72,14 @@ def secret_in_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
                     f"{_where(variable)} and looks like a secret; it is {_value_note(variable)}"
                 ),
                 location=variable.location,
+                fix=_RUNTIME_FIX if variable.origin == "runtime" else None,
             )
+
+
+_RUNTIME_FIX = (
+    "Give the container the secret as a file (compose secrets:, docker secret, a read-only "
+    "mount) and let the program read it from there"
+)
 
 
 # --- PG602 ------------------------------------------------------------------------

@@ -20,11 +20,24 @@ from paracle_guard.subject import RunStep, Subject, UserFact
 
 # --- PG101 ------------------------------------------------------------------------
 
+# Containers and compose services choose their user when they are run.
+RUNTIME_USER_FIX = (
+    'Run as a numeric, non-root user: docker run --user 1000:1000, compose user: "1000:1000"'
+)
+
 
 def _root_message(user: UserFact | None, kind: str) -> str:
     if user is None or not user.spec:
         if kind == "image":
             return "the image sets no user (Config.User is empty), so containers start as root"
+        if kind == "container":
+            return "neither the container nor its image sets a user, so it runs as root"
+        if kind == "compose":
+            # Fail closed: without the image, "no user:" cannot be proven non-root.
+            return (
+                "the service sets no user:, so the image's USER decides, which a compose "
+                "file cannot show; unless the image sets one, it runs as root"
+            )
         if user is not None and user.inherited_from:
             return (
                 f"no USER is set here or in {user.inherited_from}, so the container runs "
@@ -34,10 +47,17 @@ def _root_message(user: UserFact | None, kind: str) -> str:
     how = f"user {user.spec!r}"
     if user.spec.split(":", 1)[0] not in ("0", "root"):
         # The spelling hides it: a name that /etc/passwd (or useradd -o -u 0) maps to 0.
-        how += " (uid 0 in the image's /etc/passwd)" if kind == "image" else " (uid 0)"
+        how += {
+            "image": " (uid 0 in the image's /etc/passwd)",
+            "container": " (uid 0 in the container's /etc/passwd)",
+        }.get(kind, " (uid 0)")
     if user.inherited_from:
         return f"{how} inherited from {user.inherited_from} is root"
-    source = "Config.User" if kind == "image" else "USER"
+    if user.unresolved_reason:
+        # Root only when a variable is left unset: say which, so the fix is obvious.
+        return user.unresolved_reason
+    source = {"image": "Config.User", "container": "Config.User", "compose": "user:"}.get(
+        kind, "USER")
     return f"{source} sets {how}, which is root"
 
 
@@ -45,7 +65,7 @@ def _root_message(user: UserFact | None, kind: str) -> str:
     code="PG101",
     name="root-user",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image"),
+    kinds=("dockerfile", "image", "container", "compose"),
     summary="The container runs as root",
     fix="Create an unprivileged user (useradd -u 1000 app) and end the final stage with USER 1000",
     rationale=(
@@ -69,6 +89,7 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     yield Violation(
         message=_root_message(user, subject.kind),
         location=user.location if user is not None else None,
+        fix=RUNTIME_USER_FIX if subject.runtime is not None else None,
     )
 
 
@@ -79,7 +100,7 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG102",
     name="uid-not-allowed",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image"),
+    kinds=("dockerfile", "image", "container", "compose"),
     summary="The container's uid is not one the policy allows",
     fix="Run as one of the policy's allowed_uids, with a numeric USER (USER 1000:1000)",
     rationale=(
@@ -102,12 +123,14 @@ def uid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]
             message=f"cannot prove that user {user.spec!r} has an allowed uid ({listed}): {reason}",
             location=user.location,
             severity=Severity.INFO,
-            fix="Use a numeric USER, or create the user with an explicit uid (useradd -u 1000)",
+            fix=RUNTIME_USER_FIX if subject.runtime is not None else
+            "Use a numeric USER, or create the user with an explicit uid (useradd -u 1000)",
         )
     elif user.uid not in allowed:
         yield Violation(
             message=f"user {user.spec!r} runs as uid {user.uid}, which is not allowed ({listed})",
             location=user.location,
+            fix=RUNTIME_USER_FIX if subject.runtime is not None else None,
         )
 
 

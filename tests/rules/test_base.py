@@ -10,14 +10,26 @@ from paracle_guard.rules.base import FAMILIES, all_rules, find_rule, rule
 from paracle_guard.severity import Severity
 
 EXPECTED = {
-    "PG101": ("root-user", {"dockerfile", "image"}),
-    "PG102": ("uid-not-allowed", {"dockerfile", "image"}),
+    "PG101": ("root-user", {"dockerfile", "image", "container", "compose"}),
+    "PG102": ("uid-not-allowed", {"dockerfile", "image", "container", "compose"}),
     "PG103": ("sudo", {"dockerfile", "image"}),
-    "PG203": ("image-volume", {"image"}),
-    "PG204": ("unsafe-workdir", {"dockerfile", "image"}),
+    "PG201": ("writable-rootfs", {"container", "compose"}),
+    "PG202": ("writable-path", {"container", "compose"}),
+    "PG203": ("image-volume", {"image", "container"}),
+    "PG204": ("unsafe-workdir", {"dockerfile", "image", "container", "compose"}),
     "PG205": ("world-writable", {"image"}),
+    "PG301": ("capabilities-not-dropped", {"container", "compose"}),
+    "PG302": ("capability-added", {"container", "compose"}),
+    "PG303": ("privileged", {"container", "compose"}),
+    "PG304": ("new-privileges-allowed", {"container", "compose"}),
+    "PG305": ("host-namespace", {"container", "compose"}),
     "PG306": ("setuid-file", {"image"}),
+    "PG307": ("sensitive-mount", {"container", "compose"}),
+    "PG308": ("device-access", {"container", "compose"}),
+    "PG309": ("unsafe-sysctl", {"container", "compose"}),
     "PG310": ("exposed-ssh", {"dockerfile", "image"}),
+    "PG311": ("published-port", {"container", "compose"}),
+    "PG312": ("unconfined-profile", {"container", "compose"}),
     "PG401": ("install-recommends", {"dockerfile"}),
     "PG402": ("package-cache", {"dockerfile"}),
     "PG403": ("denied-package", {"dockerfile", "image"}),
@@ -25,8 +37,10 @@ EXPECTED = {
     "PG501": ("unpinned-base-image", {"dockerfile"}),
     "PG502": ("untrusted-registry", {"dockerfile"}),
     "PG503": ("remote-code", {"dockerfile"}),
-    "PG601": ("secret-in-env", {"dockerfile", "image"}),
+    "PG601": ("secret-in-env", {"dockerfile", "image", "container", "compose"}),
     "PG602": ("secret-file", {"image"}),
+    "PG701": ("missing-limits", {"container", "compose"}),
+    "PG702": ("network-not-isolated", {"container", "compose"}),
     "PG901": ("parse-error", {"dockerfile", "image", "container", "compose", "k8s"}),
     "PG902": ("suppression-without-reason", {"dockerfile", "image", "container", "compose", "k8s"}),
 }
@@ -70,8 +84,8 @@ def test_find_rule_by_code_or_name_in_any_case() -> None:
 
 
 def test_every_family_module_is_listed() -> None:
-    for family in ("user", "filesystem", "privileges", "packages", "base_image", "secrets",
-                   "network", "parsing"):
+    for family in ("user", "filesystem", "capabilities", "privileges", "packages", "base_image",
+                   "secrets", "network", "resources", "parsing"):
         assert family in FAMILIES
 
 

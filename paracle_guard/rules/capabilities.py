@@ -1,0 +1,90 @@
+"""Capability rules: what a container's root-equivalent powers are.
+
+Capabilities split root's power into ~40 pieces; the engine grants 14 of them
+by default. A sandbox keeps none: ``cap_drop: [ALL]`` and nothing added back
+beyond what the policy lists. Names are compared in the engine's normal form
+(upper case, no ``CAP_`` prefix), so ``sys_admin``, ``SYS_ADMIN`` and
+``CAP_SYS_ADMIN`` are one capability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from paracle_guard.policy.models import Controls
+from paracle_guard.rules.base import Violation, rule
+from paracle_guard.severity import Severity
+from paracle_guard.subject import Subject
+
+ALL = "ALL"
+
+
+@rule(
+    code="PG301",
+    name="capabilities-not-dropped",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="The container keeps the engine's default capabilities (cap_drop does not include ALL)",
+    fix=(
+        "Drop every capability and add back only what the policy allows: "
+        "docker run --cap-drop ALL, compose cap_drop: [ALL]"
+    ),
+    rationale=(
+        "By default the engine grants 14 capabilities (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, "
+        "SETGID, NET_RAW, MKNOD...). Each one is a piece of root that a container escape or a "
+        "setuid binary can use; NET_RAW alone allows spoofed packets. A sandbox needs none of "
+        "them to run code."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.4",
+        "Kubernetes Pod Security Standards (restricted): capabilities drop ALL",
+    ),
+)
+def capabilities_not_dropped(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None or not controls.capabilities.drop_all:
+        return
+    if any(capability.name == ALL for capability in config.cap_drop):
+        return
+    if config.cap_drop:
+        dropped = ", ".join(capability.raw for capability in config.cap_drop)
+        message = f"cap_drop lists only {dropped}: the other default capabilities stay"
+    else:
+        message = "no capability is dropped: the engine's 14 default capabilities stay"
+    yield Violation(message=message, location=config.location_of("cap_drop"))
+
+
+@rule(
+    code="PG302",
+    name="capability-added",
+    severity=Severity.ERROR,
+    kinds=("container", "compose"),
+    summary="A capability is added that the policy does not allow",
+    fix="Remove it from cap_add (--cap-add), or list it in controls.capabilities.allowed_add",
+    rationale=(
+        "Added capabilities give back pieces of root: SYS_ADMIN is nearly all of it (mounts, "
+        "namespaces, BPF), SYS_PTRACE reads other processes' memory, NET_ADMIN reconfigures "
+        "the network. Only the ones the policy names on purpose may be added."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.4",
+        "Kubernetes Pod Security Standards (restricted): capabilities add only NET_BIND_SERVICE",
+        "Kubernetes Pod Security Standards (baseline): capabilities",
+    ),
+)
+def capability_added(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None:
+        return
+    # The policy's names are upper case (its schema says so), with or without CAP_.
+    allowed = {name.removeprefix("CAP_") for name in controls.capabilities.allowed_add}
+    for capability in config.cap_add:
+        if capability.name in allowed:
+            continue
+        if capability.name == ALL:
+            message = f"cap_add {capability.raw} grants every capability"
+        else:
+            message = f"cap_add grants CAP_{capability.name}"
+        listed = ", ".join(sorted(allowed)) if allowed else "none"
+        yield Violation(message=f"{message}, which the policy does not allow (allowed: {listed})",
+                        location=capability.location)

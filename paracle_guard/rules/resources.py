@@ -1,0 +1,97 @@
+"""Resource rules: limits that keep one container from starving the host.
+
+Each limit the policy sets (``controls.resources``) must be set on the
+container and be no higher. Swap counts too: the engine's ``MemorySwap`` is
+memory plus swap, so a container without swap has it equal to its memory;
+left unset, the engine allows as much swap again as memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from paracle_guard.policy.models import Controls
+from paracle_guard.rules.base import Violation, rule
+from paracle_guard.severity import Severity
+from paracle_guard.subject import RuntimeConfig, Subject
+from paracle_guard.units import format_size, parse_size
+
+
+def _memory(config: RuntimeConfig, limit: int) -> Iterator[Violation]:
+    where = config.location_of("memory")
+    if config.memory is None:
+        yield Violation(message=f"no memory limit is set (the policy allows at most "
+                                f"{format_size(limit)})", location=where)
+        return
+    if config.memory > limit:
+        yield Violation(message=f"the memory limit {format_size(config.memory)} is above the "
+                                f"policy's {format_size(limit)}", location=where)
+    swap_where = config.location_of("memory_swap", "memory")
+    if config.memory_swap is None:
+        yield Violation(
+            message=(
+                "memory swap is not set, so the engine allows as much swap as memory; set it "
+                f"equal to the memory limit ({format_size(config.memory)}) to disable swap"
+            ),
+            location=swap_where,
+        )
+    elif config.memory_swap == -1:
+        yield Violation(message="memory swap is unlimited (-1)", location=swap_where)
+    elif config.memory_swap != config.memory:
+        swap = config.memory_swap - config.memory
+        what = f"allows {format_size(swap)} of swap" if swap > 0 else "is below the memory limit"
+        yield Violation(
+            message=(
+                f"memory swap {format_size(config.memory_swap)} is not equal to the memory "
+                f"limit {format_size(config.memory)}: it {what}"
+            ),
+            location=swap_where,
+        )
+
+
+@rule(
+    code="PG701",
+    name="missing-limits",
+    severity=Severity.WARNING,
+    kinds=("container", "compose"),
+    summary="A memory, swap, CPU or pids limit is missing or above the policy's",
+    fix=(
+        "Set the limits the policy asks for: --memory 512m --memory-swap 512m --cpus 1 "
+        "--pids-limit 256 (compose: mem_limit, memswap_limit, cpus, pids_limit)"
+    ),
+    rationale=(
+        "A container without limits can take all of the host's memory, CPU or process "
+        "table: a runaway loop or a fork bomb in untrusted code becomes a denial of service "
+        "for every other workload. Swap makes memory limits slow and unpredictable, so it "
+        "must be off (memory swap equal to memory)."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 5.11",
+        "CIS Docker Benchmark v1.6.0 5.12",
+        "CIS Docker Benchmark v1.6.0 5.29",
+    ),
+)
+def missing_limits(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    config = subject.runtime
+    if config is None:
+        return
+    limits = controls.resources
+    if limits.memory is not None:
+        yield from _memory(config, parse_size(limits.memory))
+    if limits.cpus is not None:
+        where = config.location_of("cpus")
+        if config.cpus is None:
+            plural = "" if limits.cpus == 1 else "s"
+            yield Violation(message=f"no CPU limit is set (the policy allows at most "
+                                    f"{limits.cpus:g} CPU{plural})", location=where)
+        elif config.cpus > limits.cpus:
+            yield Violation(message=f"the CPU limit {config.cpus:g} is above the policy's "
+                                    f"{limits.cpus:g}", location=where)
+    if limits.pids is not None:
+        where = config.location_of("pids_limit")
+        if config.pids_limit is None:
+            yield Violation(message=f"no pids limit is set (the policy allows at most "
+                                    f"{limits.pids})", location=where)
+        elif config.pids_limit > limits.pids:
+            yield Violation(message=f"the pids limit {config.pids_limit} is above the policy's "
+                                    f"{limits.pids}", location=where)

@@ -1,0 +1,242 @@
+"""Run-time privilege rules: PG303 privileged, PG304 new-privileges-allowed, PG305
+host-namespace, PG308 device-access, PG309 unsafe-sysctl, PG312 unconfined-profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from paracle_guard.sources.runtime_options import SYSTEM_PATHS, parse_security_opt
+from paracle_guard.subject import Device, DeviceRequest, SecurityOption, Setting, Sysctl
+from tests.builders import check, controls, messages
+from tests.runtime_builders import at, hardened, opt, subject
+
+NNP_TRUE = opt("no-new-privileges:true", "no-new-privileges", "true")
+
+
+def options(*raws: str) -> list[SecurityOption]:
+    """Security options parsed the way the sources parse them, one line each."""
+    parsed = []
+    for line, raw in enumerate(raws, start=20):
+        key, value = parse_security_opt(raw)
+        parsed.append(SecurityOption(raw=raw, key=key, value=value, location=at(line)))
+    return parsed
+
+
+# --- PG303 --------------------------------------------------------------------------
+
+
+def test_privileged_is_reported_where_it_is_set() -> None:
+    config = hardened(privileged=True, locations={"privileged": at(6)})
+    violations = check("PG303", subject(config))
+    assert len(violations) == 1 and violations[0].location == at(6)
+    assert check("PG303", subject()) == []
+
+
+def test_a_policy_that_allows_privileged_mode() -> None:
+    policy = controls(privileges={"privileged": True})
+    assert check("PG303", subject(hardened(privileged=True)), policy) == []
+
+
+# --- PG304 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raws",
+    [
+        ("no-new-privileges",),
+        ("no-new-privileges:true",),
+        ("no-new-privileges=true",),
+        ("no-new-privileges=1",),
+        ("no-new-privileges=TRUE",),
+        ("no-new-privileges:false", "no-new-privileges"),
+        ("seccomp=unconfined", "no-new-privileges=t"),
+    ],
+)
+def test_no_new_privileges_in_force(raws: tuple[str, ...]) -> None:
+    assert check("PG304", subject(hardened(security_opt=options(*raws)))) == []
+
+
+@pytest.mark.parametrize(
+    ("raws", "message"),
+    [
+        ((), "no-new-privileges is not set: setuid files can raise privileges"),
+        (("no-new-privileges:false",),
+         "security option 'no-new-privileges:false' turns no-new-privileges off"),
+        (("no-new-privileges=0",),
+         "security option 'no-new-privileges=0' turns no-new-privileges off"),
+        (("no-new-privileges", "no-new-privileges:false"),
+         "security option 'no-new-privileges:false' turns no-new-privileges off after "
+         "'no-new-privileges'; the last one wins"),
+        (("no-new-privileges=true", "seccomp=unconfined", "no-new-privileges=false"),
+         "security option 'no-new-privileges=false' turns no-new-privileges off after "
+         "'no-new-privileges=true'; the last one wins"),
+    ],
+)
+def test_no_new_privileges_missing_or_off(raws: tuple[str, ...], message: str) -> None:
+    assert messages("PG304", subject(hardened(security_opt=options(*raws)))) == [message]
+
+
+def test_the_deciding_option_is_the_location() -> None:
+    config = hardened(security_opt=options("no-new-privileges", "no-new-privileges:false"))
+    assert check("PG304", subject(config))[0].location == at(21)
+
+
+def test_substrings_do_not_count() -> None:
+    # A substring grep would take these for no-new-privileges; the engine does not.
+    config = hardened(security_opt=[opt("label=no-new-privileges", "label", "no-new-privileges")])
+    assert len(check("PG304", subject(config))) == 1
+
+
+def test_a_policy_that_does_not_ask_for_no_new_privileges() -> None:
+    policy = controls(privileges={"no_new_privileges": False})
+    assert check("PG304", subject(hardened(security_opt=[])), policy) == []
+
+
+# --- PG305 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "mode", "message"),
+    [
+        ("pid_mode", "host", "the PID namespace is the host's (host)"),
+        ("ipc_mode", "host", "the IPC namespace is the host's (host)"),
+        ("uts_mode", "host", "the UTS namespace is the host's (host)"),
+        ("userns_mode", "host", "the user namespace is the host's (host)"),
+        ("cgroupns_mode", "host", "the cgroup namespace is the host's (host); the engine's "
+                                  "default on cgroup v1 hosts, so set it private"),
+        ("network_mode", "host", "the network namespace is the host's (host)"),
+        ("network_mode", "container:" + "ab" * 32,
+         "joins the network namespace of container abababababab"),
+        ("ipc_mode", "container:db", "joins the IPC namespace of container db"),
+        ("pid_mode", "service:helper", "joins the PID namespace of service helper"),
+    ],
+)
+def test_shared_namespaces(field: str, mode: str, message: str) -> None:
+    config = hardened(**{field: mode, "locations": {field: at(5)}})
+    violations = check("PG305", subject(config))
+    assert [v.message for v in violations] == [message]
+    assert violations[0].location == at(5)
+
+
+@pytest.mark.parametrize("mode", ["", "private", "none", "shareable", "bridge", "hostile"])
+def test_own_namespaces_pass(mode: str) -> None:
+    config = hardened(pid_mode=mode, ipc_mode=mode, uts_mode=mode, cgroupns_mode=mode)
+    assert check("PG305", subject(config)) == []
+
+
+def test_a_policy_that_allows_host_namespaces() -> None:
+    policy = controls(privileges={"host_namespaces": True})
+    assert check("PG305", subject(hardened(pid_mode="host")), policy) == []
+
+
+# --- PG308 --------------------------------------------------------------------------
+
+
+def test_devices_requests_and_cgroup_rules_are_each_reported() -> None:
+    config = hardened(
+        devices=[Device(host_path="/dev/fuse", container_path="/dev/fuse", location=at(7))],
+        device_requests=[DeviceRequest(count=-1, capabilities=["gpu"], location=at(8)),
+                         DeviceRequest(driver="nvidia", device_ids=["0", "1"], location=at(9)),
+                         DeviceRequest(driver="nvidia", count=2, location=at(10))],
+        device_cgroup_rules=[Setting(value="c 1:3 mr", location=at(11))],
+    )
+    violations = check("PG308", subject(config))
+    assert [v.message for v in violations] == [
+        "host device /dev/fuse is exposed as /dev/fuse (rwm)",
+        "requests all devices of kind gpu from the host",
+        "requests devices 0, 1 of kind nvidia from the host",
+        "requests 2 device(s) of kind nvidia from the host",
+        "device cgroup rule 'c 1:3 mr' allows access to host devices",
+    ]
+    assert [v.location for v in violations] == [at(7), at(8), at(9), at(10), at(11)]
+    assert check("PG308", subject()) == []
+
+
+# --- PG309 --------------------------------------------------------------------------
+
+
+def sysctl(name: str, value: str = "1") -> Sysctl:
+    return Sysctl(name=name, value=value, location=at(15))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
+     "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies",
+     "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+     "net.ipv4.tcp_keepalive_probes", "net/ipv4/tcp_syncookies"],
+)
+def test_safe_sysctls_pass(name: str) -> None:
+    assert check("PG309", subject(hardened(sysctls=[sysctl(name)]))) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["net.core.somaxconn", "kernel.msgmax", "net.ipv4.ip_forward", "kernel.shm_rmid_forced_x",
+     "net.ipv4.tcp_syncookies.extra", "NET.IPV4.TCP_SYNCOOKIES"],
+)
+def test_other_sysctls_are_unsafe(name: str) -> None:
+    assert messages("PG309", subject(hardened(sysctls=[sysctl(name, "0")]))) == [
+        f"sysctl {name}=0 is not on the safe list"
+    ]
+
+
+# --- PG312 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("seccomp=unconfined",
+         "security option 'seccomp=unconfined' turns the seccomp profile off"),
+        ("seccomp:unconfined",
+         "security option 'seccomp:unconfined' turns the seccomp profile off"),
+        ("apparmor=unconfined", "security option 'apparmor=unconfined' turns the AppArmor "
+                                "profile off"),
+        ("apparmor:unconfined", "security option 'apparmor:unconfined' turns the AppArmor "
+                                "profile off"),
+        ("label=disable", "security option 'label=disable' disables SELinux labels"),
+        ("label:disable", "security option 'label:disable' disables SELinux labels"),
+        ("disable", "security option 'disable' disables SELinux labels"),
+        ("label=type:spc_t", "security option 'label=type:spc_t' runs the container as the "
+                             "unconfined SELinux type spc_t"),
+    ],
+)
+def test_unconfined_profiles(raw: str, message: str) -> None:
+    config = hardened(security_opt=[NNP_TRUE, *options(raw)])
+    assert messages("PG312", subject(config)) == [message]
+
+
+@pytest.mark.parametrize(
+    "raws",
+    [
+        ("seccomp=unconfined", "seccomp=/etc/docker/strict.json"),  # the last one wins
+        ("seccomp=builtin",),
+        ("apparmor=docker-default",),
+        ("seccomp=Unconfined",),  # not the engine's keyword: a profile file name
+        ("label=type:container_t", "label=level:s0:c100,c200"),
+    ],
+)
+def test_confined_profiles_pass(raws: tuple[str, ...]) -> None:
+    assert check("PG312", subject(hardened(security_opt=[NNP_TRUE, *options(*raws)]))) == []
+
+
+def test_label_disable_stored_by_the_engine_is_not_repeated() -> None:
+    # The engine adds label=disable itself for privileged containers and host PID/IPC.
+    for change in ({"privileged": True}, {"pid_mode": "host"}, {"ipc_mode": "host"}):
+        config = hardened(security_opt=[NNP_TRUE, *options("label=disable")], **change)
+        assert check("PG312", subject(config, kind="container")) == []
+
+
+def test_unmasked_system_paths() -> None:
+    config = hardened(unmasked_system_paths=["/proc/kcore", "/proc/sys"],
+                      locations={"unmasked_system_paths": at(30)})
+    violations = check("PG312", subject(config))
+    assert [v.message for v in violations] == [
+        "kernel paths are left unmasked or writable (systempaths=unconfined): /proc/kcore, "
+        "/proc/sys"
+    ]
+    assert violations[0].location == at(30)
+    full = hardened(unmasked_system_paths=list(SYSTEM_PATHS), privileged=True)
+    assert check("PG312", subject(full)) == []  # privileged: PG303 says it all

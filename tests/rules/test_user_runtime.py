@@ -1,0 +1,84 @@
+"""PG101, PG102 and PG601 on containers and compose services."""
+
+from __future__ import annotations
+
+from paracle_guard.location import Location
+from paracle_guard.rules.user import RUNTIME_USER_FIX
+from paracle_guard.severity import Severity
+from paracle_guard.subject import EnvVar, SubjectKind, UserFact
+from tests.builders import check, controls
+from tests.runtime_builders import at, subject
+
+
+def test_compose_without_a_user_fails_closed() -> None:
+    violations = check("PG101", subject(user=UserFact(spec=None, location=at(2))))
+    assert [v.message for v in violations] == [
+        "the service sets no user:, so the image's USER decides, which a compose file cannot "
+        "show; unless the image sets one, it runs as root"
+    ]
+    assert violations[0].location == at(2)
+    assert violations[0].fix == RUNTIME_USER_FIX
+
+
+def test_container_without_any_user() -> None:
+    user = UserFact(spec=None, name="root", uid=0, gid=0, location=Location(path="Config.User"))
+    assert [v.message for v in check("PG101", subject(kind="container", user=user))] == [
+        "neither the container nor its image sets a user, so it runs as root"
+    ]
+
+
+def test_root_spellings_on_containers_and_compose() -> None:
+    cases: list[tuple[SubjectKind, UserFact, str]] = [
+        ("compose", UserFact(spec="0:0", uid=0, gid=0, location=at(5)),
+         "user: sets user '0:0', which is root"),
+        ("compose", UserFact(spec="root", name="root", location=at(5)),
+         "user: sets user 'root', which is root"),
+        ("container", UserFact(spec="toor", name="toor", uid=0, gid=0, location=at(5)),
+         "Config.User sets user 'toor' (uid 0 in the container's /etc/passwd), which is root"),
+    ]
+    for kind, user, message in cases:
+        assert [v.message for v in check("PG101", subject(kind=kind, user=user))] == [message]
+
+
+def test_non_root_users_pass_pg101() -> None:
+    for user in (UserFact(spec="1000:1000", uid=1000, gid=1000, location=at(5)),
+                 UserFact(spec="app", name="app", location=at(5))):
+        assert check("PG101", subject(user=user)) == []
+
+
+def test_uid_not_allowed_and_unprovable_names() -> None:
+    policy = controls(user={"allowed_uids": [1000]})
+    other = UserFact(spec="4242", uid=4242, location=at(5))
+    assert [v.message for v in check("PG102", subject(user=other), policy)] == [
+        "user '4242' runs as uid 4242, which is not allowed (1000)"
+    ]
+    named = UserFact(spec="app", name="app", unresolved_reason="only the image knows",
+                     location=at(5))
+    violations = check("PG102", subject(user=named), policy)
+    assert violations[0].severity == Severity.INFO
+    assert violations[0].fix == RUNTIME_USER_FIX
+    assert check("PG102", subject(), policy) == []
+
+
+def test_secret_named_environment_on_a_container() -> None:
+    env = [
+        EnvVar(name="API_TOKEN", value="abc", origin="runtime", location=at(20)),
+        EnvVar(name="DB_PASSWORD", value=None, origin="runtime", location=at(21)),
+        EnvVar(name="SECRET_FROM_IMAGE", value="x", origin="config",
+               location=Location(path="Config.Env[2]")),
+        EnvVar(name="LOG_LEVEL", value="info", origin="runtime", location=at(22)),
+    ]
+    violations = check("PG601", subject(env=env))
+    assert [v.message for v in violations] == [
+        "environment variable API_TOKEN is set on the container (docker inspect shows it) and "
+        "looks like a secret; it is set (3 characters)",
+        "environment variable DB_PASSWORD is set on the container (docker inspect shows it) and "
+        "looks like a secret; it is declared without a value",
+        "environment variable SECRET_FROM_IMAGE is stored in the image config and looks like a "
+        "secret; it is set (1 character)",
+    ]
+    assert "abc" not in " ".join(v.message for v in violations)
+    assert violations[0].fix is not None and "secrets" in violations[0].fix
+    assert violations[2].fix is None  # the image's own finding keeps the rule's fix
+    policy = controls(secrets={"env_name_patterns": ["^LOG_"]})
+    assert [v.location for v in check("PG601", subject(env=env), policy)] == [at(22)]
