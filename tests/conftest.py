@@ -102,7 +102,7 @@ def remove_labelled(client: Any, *, run_id: str | None) -> None:
     for container in client.containers.list(all=True, filters={"label": LABEL}):
         if doomed(container.labels):
             with contextlib.suppress(docker_errors.NotFound):
-                container.remove(force=True)
+                container.remove(force=True, v=True)  # and its anonymous volumes
     for image in client.images.list(filters={"label": LABEL}):
         if doomed(image.labels):
             with contextlib.suppress(docker_errors.NotFound):
