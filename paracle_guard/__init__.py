@@ -1,3 +1,32 @@
 """paracle-guard: policy-as-code compliance scanner and enforcer for container sandboxes."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from paracle_guard.launcher.launch import Launcher, RunResult
+    from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
+
+# The launcher API, imported on first use: `import paracle_guard` (and so every
+# `paracle-guard lint`) must not pay for pydantic models, the engine or the Docker SDK.
+_LAZY = {
+    "Launcher": "paracle_guard.launcher.launch",
+    "RunResult": "paracle_guard.launcher.launch",
+    "PolicyViolation": "paracle_guard.launcher.runspec",
+    "SandboxConfig": "paracle_guard.launcher.runspec",
+}
+
+__all__ = ["Launcher", "PolicyViolation", "RunResult", "SandboxConfig", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paracle_guard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -463,5 +463,91 @@ def compose_command(
     _emit(report, output_format, output)
 
 
+# --- the enforced launcher (issue 5) -------------------------------------------------
+
+
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run_command(
+    command: Annotated[
+        list[str], typer.Argument(help="The command and its arguments, after --.")
+    ],
+    image: Annotated[
+        str, typer.Option("--image", help="Local image: tag, ID or digest (never pulled).")
+    ],
+    policy: PolicyOption = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", help="Host folder mounted at /workspace (its real path: "
+                     "no symlinks, no system or home folder itself)."),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Seconds before the command is killed (exit 124)."),
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Memory limit (256m, 1g), at most the policy's.")
+    ] = None,
+    cpus: Annotated[
+        float | None, typer.Option("--cpus", help="CPU limit, at most the policy's.")
+    ] = None,
+    pids: Annotated[
+        int | None, typer.Option("--pids", help="Process limit, at most the policy's.")
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", "-e", help="NAME=VALUE, or NAME to pass the host's value "
+                     "(repeatable). Nothing else from the host's environment is passed."),
+    ] = None,
+    network: Annotated[
+        str | None,
+        typer.Option("--network", help="Network mode: none, or the policy's (the default)."),
+    ] = None,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Feed standard input to the command.")
+    ] = False,
+    report_format: Annotated[
+        str, typer.Option("--report", help="Format of the report on refusal: text or json.")
+    ] = "text",
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Do not remove the container when the command ends.")
+    ] = False,
+    audit_log: Annotated[
+        str | None,
+        typer.Option("--audit-log", help="Append one JSON line per launch to this file "
+                     "(default: the policy's audit_log)."),
+    ] = None,
+) -> None:
+    """Run COMMAND in a sandbox that the policy makes and the rules verify before it starts.
+
+    Exits with the command's exit code, or 124 when the command timed out.
+    Exits 125 when the launch is refused or fails; the reason is on stderr.
+    """
+    from paracle_guard.launcher.launch import run_cli
+
+    raise typer.Exit(run_cli(
+        image=image, command=command, policy=policy, workspace=workspace, timeout=timeout,
+        memory=memory, cpus=cpus, pids=pids, env=env or [], network=network, stdin=stdin,
+        report_format=report_format, keep=keep, audit_log=audit_log,
+    ))
+
+
+@app.command("doctor")
+@fails_cleanly
+def doctor_command(
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="Output format: text or json.")
+    ] = "text",
+) -> None:
+    """Check that the Docker Engine can enforce the default policy (exit 0), else exit 1."""
+    from paracle_guard.launcher.doctor import diagnose
+
+    if output_format not in ("text", "json"):
+        raise InputError(f"--format {output_format}: expected text or json")
+    diagnosis = diagnose()
+    typer.echo(diagnosis.render_json() if output_format == "json" else diagnosis.render_text(),
+               nl=False)
+    raise typer.Exit(0 if diagnosis.ok else 1)
+
+
 def main() -> None:
     app()

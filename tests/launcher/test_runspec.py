@@ -1,0 +1,319 @@
+"""Policy + options -> RunSpec: every value comes from the policy, options only tighten."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paracle_guard.errors import InputError
+from paracle_guard.launcher.runspec import (
+    LAUNCHER_LABEL,
+    PolicyViolation,
+    RunSpec,
+    SandboxConfig,
+    build_runspec,
+    check_workspace,
+    parse_env,
+)
+from paracle_guard.location import Location
+from paracle_guard.policy.loader import load_policy
+from paracle_guard.policy.models import Policy
+from paracle_guard.subject import UserFact
+
+IMAGE_ID = "sha256:" + "ab" * 32
+APP_USER = UserFact(spec="app", name="app", uid=1000, gid=1000, location=Location(path="img"))
+
+
+def policy(**controls: dict[str, Any]) -> Policy:
+    """The built-in sandbox policy with some control sections changed."""
+    base = load_policy("sandbox")
+    merged = base.controls.model_dump()
+    for section, values in controls.items():
+        merged[section] = {**merged[section], **values}
+    return base.model_copy(update={"controls": type(base.controls).model_validate(merged)})
+
+
+def spec(
+    pol: Policy | None = None,
+    *,
+    image_user: UserFact | None = APP_USER,
+    volumes: tuple[str, ...] = (),
+    home: str = "/home/someone",
+    **options: Any,
+) -> RunSpec:
+    return build_runspec(
+        pol or policy(),
+        SandboxConfig(base_image="img", **options),
+        ["python", "x.py"],
+        image_id=IMAGE_ID,
+        image_user=image_user,
+        image_volumes=volumes,
+        name="paracle-guard-test",
+        home=home,
+        docker_host="unix:///var/run/docker.sock",
+    )
+
+
+def refusal(excinfo: pytest.ExceptionInfo[PolicyViolation]) -> tuple[str, str | None]:
+    return str(excinfo.value), excinfo.value.key
+
+
+# --- what every spec carries -----------------------------------------------------------
+
+
+def test_default_spec_is_the_hardened_sandbox() -> None:
+    built = spec()
+    assert built.image_id == IMAGE_ID
+    assert built.command == ("python", "x.py")
+    assert built.user == "1000:1000"
+    assert built.read_only_rootfs is True
+    assert built.cap_drop == ("ALL",)
+    assert built.security_opt == ("no-new-privileges:true",)
+    assert built.network_mode == "none"
+    assert built.ipc_mode == "none"
+    assert built.cgroupns_mode == "private"
+    assert built.memory_bytes == 512 * 2**20
+    assert built.nano_cpus == 1_000_000_000
+    assert built.pids_limit == 256
+    assert built.init is True
+    assert built.env == ()
+    assert built.binds == ()
+    assert {(u.name, u.soft, u.hard) for u in built.ulimits} == {
+        ("core", 0, 0), ("msgqueue", 0, 0), ("nofile", 1024, 1024),
+    }
+    assert dict(built.labels)[LAUNCHER_LABEL] == "1"
+    assert built.working_dir == "/workspace"
+
+
+def test_writable_paths_become_tmpfs_and_tmp_is_noexec() -> None:
+    mounts = {mount.target: mount.options.split(",") for mount in spec().tmpfs}
+    assert set(mounts) == {"/tmp", "/workspace"}
+    assert {"rw", "noexec", "nosuid", "nodev", "size=64m", "uid=1000", "gid=1000"} <= set(
+        mounts["/tmp"]
+    )
+    assert {"rw", "nosuid", "nodev", "size=64m"} <= set(mounts["/workspace"])
+
+
+def test_image_volumes_are_covered_read_only() -> None:
+    built = spec(volumes=("/data", "/tmp", "/cache/"))
+    mounts = {mount.target: mount.options for mount in built.tmpfs}
+    assert mounts["/data"].startswith("ro,") and "size=4k" in mounts["/data"]
+    assert mounts["/cache"].startswith("ro,")
+    # /tmp is already a writable tmpfs of the policy's: it replaces the volume there.
+    assert mounts["/tmp"].startswith("rw,")
+
+
+def test_a_volume_on_root_cannot_be_covered() -> None:
+    with pytest.raises(PolicyViolation, match="VOLUME /"):
+        spec(volumes=("/",))
+
+
+# --- the user ------------------------------------------------------------------------
+
+
+def test_user_is_the_first_allowed_non_root_uid() -> None:
+    assert spec(policy(user={"allowed_uids": [0, 2000, 3000]})).user == "2000:2000"
+
+
+def test_a_policy_allowing_only_root_is_refused() -> None:
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(policy(user={"allowed_uids": [0], "allow_root": True}))
+    message, key = refusal(excinfo)
+    assert key == "controls.user.allowed_uids"
+    assert "never runs as root" in message
+
+
+def test_any_uid_policy_takes_the_images_proven_user() -> None:
+    user = UserFact(spec="4242", uid=4242, gid=0, location=Location(path="img"))
+    # gid 0 is root's group: the uid's own number is used instead.
+    assert spec(policy(user={"allowed_uids": []}), image_user=user).user == "4242:4242"
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        None,
+        UserFact(spec=None, uid=0, gid=0, location=Location(path="img")),
+        UserFact(spec="ghost", name="ghost", unresolved_reason="unknown",
+                 location=Location(path="img")),
+    ],
+)
+def test_any_uid_policy_refuses_an_unproven_image_user(user: UserFact | None) -> None:
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(policy(user={"allowed_uids": []}), image_user=user)
+    assert refusal(excinfo)[1] == "controls.user.allowed_uids"
+
+
+# --- options only tighten --------------------------------------------------------------
+
+
+def test_tighter_limits_are_taken() -> None:
+    built = spec(memory="256m", cpus=0.5, pids=32, timeout=10)
+    assert built.memory_bytes == 256 * 2**20
+    assert built.nano_cpus == 500_000_000
+    assert built.pids_limit == 32
+    assert built.timeout == 10
+
+
+@pytest.mark.parametrize(
+    ("option", "key"),
+    [
+        ({"memory": "1g"}, "controls.resources.memory"),
+        ({"memory": "536870913"}, "controls.resources.memory"),
+        ({"cpus": 1.5}, "controls.resources.cpus"),
+        ({"pids": 257}, "controls.resources.pids"),
+        ({"network": "host"}, "controls.network.mode"),
+        ({"network": "bridge"}, "controls.network.mode"),
+        ({"network": "container:abc"}, "controls.network.mode"),
+    ],
+)
+def test_loosening_options_are_refused_naming_the_key(option: dict[str, Any], key: str) -> None:
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(**option)
+    message, refused_key = refusal(excinfo)
+    assert refused_key == key
+    assert key in message
+
+
+def test_network_none_is_always_allowed_and_the_policy_mode_too() -> None:
+    bridged = policy(network={"mode": "bridge"})
+    assert spec(bridged).network_mode == "bridge"
+    assert spec(bridged, network="none").network_mode == "none"
+    assert spec(bridged, network="bridge").network_mode == "bridge"
+
+
+def test_a_host_network_policy_needs_host_namespaces() -> None:
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(policy(network={"mode": "host"}))
+    assert refusal(excinfo)[1] == "controls.network.mode"
+
+
+@pytest.mark.parametrize("section", ["memory", "cpus", "pids"])
+def test_a_policy_without_a_limit_needs_the_option(section: str) -> None:
+    unlimited = policy(resources={section: None})
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(unlimited)
+    assert refusal(excinfo)[1] == f"controls.resources.{section}"
+    given: Any = {"memory": "2g", "cpus": 4.0, "pids": 10_000}[section]
+    spec(unlimited, **{section: given})  # any value: there is nothing to loosen
+
+
+@pytest.mark.parametrize("memory", ["lots", "12q", "-1m"])
+def test_unreadable_memory_is_an_input_error(memory: str) -> None:
+    with pytest.raises(InputError, match="--memory"):
+        spec(memory=memory)
+
+
+def test_config_refuses_unknown_fields_and_non_positive_limits() -> None:
+    with pytest.raises(ValueError, match="privileged"):
+        SandboxConfig.model_validate({"base_image": "x", "privileged": True})
+    with pytest.raises(ValueError, match="greater than 0"):
+        SandboxConfig(base_image="x", cpus=0)
+    assert SandboxConfig(base_image="paracle/sandbox:latest").image == "paracle/sandbox:latest"
+    with pytest.raises(ValueError, match="at least 1 character"):
+        SandboxConfig(base_image="")
+
+
+def test_no_command_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="no command"):
+        build_runspec(policy(), SandboxConfig(base_image="x"), [], image_id=IMAGE_ID,
+                      image_user=APP_USER, image_volumes=(), name="n")
+
+
+# --- environment -----------------------------------------------------------------------
+
+
+def test_env_forwards_only_what_is_named() -> None:
+    host = {"HOME": "/root", "AWS_SECRET_ACCESS_KEY": "x", "LANG": "C.UTF-8"}
+    assert parse_env(["LANG", "MODE=fast", "EMPTY=", "UNSET"], host) == {
+        "LANG": "C.UTF-8", "MODE": "fast", "EMPTY": "",
+    }
+    assert spec(env={"MODE": "fast"}).env == (("MODE", "fast"),)
+
+
+@pytest.mark.parametrize("item", ["=x", "1BAD=x", "A B=c", ""])
+def test_env_refuses_bad_names(item: str) -> None:
+    with pytest.raises(InputError, match="--env"):
+        parse_env([item], {})
+
+
+# --- the workspace ---------------------------------------------------------------------
+
+
+def test_workspace_is_bound_by_real_path(tmp_path: Path) -> None:
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    built = spec(workspace=folder)
+    (bind,) = built.binds
+    assert bind.source == os.path.realpath(folder)
+    assert bind.target == "/workspace"
+    assert bind.identity == (folder.stat().st_dev, folder.stat().st_ino)
+    assert "/workspace" not in {mount.target for mount in built.tmpfs}
+
+
+def test_workspace_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(PolicyViolation, match="is a symlink") as excinfo:
+        spec(workspace=tmp_path / "link")
+    assert excinfo.value.key == "--workspace"
+
+
+def test_workspace_under_a_symlinked_parent_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real" / "ws").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(PolicyViolation, match=f"{tmp_path / 'link'} is a symlink"):
+        spec(workspace=tmp_path / "link" / "ws")
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/etc", "/etc/ssh", "/proc", "/sys", "/dev", "/boot", "/root",
+             "/var/lib/docker", "/var"],
+)
+def test_sensitive_host_paths_are_refused(path: str) -> None:
+    if not os.path.isdir(path) or os.path.islink(path):
+        pytest.skip(f"{path} is not a plain folder here")
+    with pytest.raises(PolicyViolation, match="--workspace") as excinfo:
+        check_workspace(path, home="/home/someone")
+    assert excinfo.value.key == "--workspace"
+
+
+def test_the_home_folder_itself_and_its_parents_are_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home" / "me"
+    (home / "project").mkdir(parents=True)
+    for refused in (home, tmp_path / "home"):
+        with pytest.raises(PolicyViolation, match="home folder"):
+            check_workspace(refused, home=str(home))
+    assert check_workspace(home / "project", home=str(home))[0] == str(home / "project")
+
+
+def test_the_engine_socket_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sock").mkdir()
+    with pytest.raises(PolicyViolation, match="sensitive host path"):
+        check_workspace(tmp_path / "sock", docker_host=f"unix://{tmp_path}/sock/docker.sock")
+    with pytest.raises(PolicyViolation, match="sensitive host path"):
+        check_workspace(tmp_path, docker_host=f"unix://{tmp_path}/sock/docker.sock")
+
+
+def test_missing_or_file_workspace_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="No such file"):
+        check_workspace(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        check_workspace(tmp_path / "file")
+
+
+def test_workspace_needs_workspace_in_writable_paths(tmp_path: Path) -> None:
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(policy(root_filesystem={"writable_paths": ["/tmp"]}), workspace=tmp_path)
+    assert refusal(excinfo)[1] == "controls.root_filesystem.writable_paths"
+
+
+@pytest.mark.parametrize("path", ["/", "/proc", "/dev/shm"])
+def test_writable_paths_never_mask_the_system(path: str) -> None:
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(policy(root_filesystem={"writable_paths": [path]}))
+    assert refusal(excinfo)[1] == "controls.root_filesystem.writable_paths"
