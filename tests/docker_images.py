@@ -195,6 +195,10 @@ def _dpkg_status() -> bytes:
     )
 
 
+# Read once: the image carries this snapshot, and tests compare against the same bytes
+# even if the host installs packages while the suite runs.
+DPKG_STATUS = _dpkg_status()
+
 APK_INSTALLED = (
     "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nI:622592\nT:the musl c library\n\n"
     "C:Q1def=\nP:busybox\nV:1.36.1-r5\nA:x86_64\nS:509770\nI:946176\nT:Size optimized toolbox\n"
@@ -225,7 +229,7 @@ IMAGES: dict[str, ImageSpec] = {
             layers=(
                 (
                     *ACCOUNTS,
-                    file("/var/lib/dpkg/status", _dpkg_status()),
+                    file("/var/lib/dpkg/status", DPKG_STATUS),
                     file("/lib/apk/db/installed", APK_INSTALLED),
                     file(f"{SITE}/requests-2.31.0.dist-info/METADATA", PYTHON_METADATA),
                     file(f"{SITE}/legacy_tool-0.9.egg-info/PKG-INFO", EGG_PKG_INFO),
