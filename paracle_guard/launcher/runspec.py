@@ -243,6 +243,7 @@ def build_runspec(
                 key="controls.root_filesystem.writable_paths",
             )
         source, identity = check_workspace(config.workspace, home=home, docker_host=docker_host)
+        _require_writable_by(source, config.workspace, uid, gid)
         binds.append(BindMount(source=source, target=WORKSPACE, identity=identity))
     for path in writable:
         if binds and path == WORKSPACE:
@@ -440,6 +441,23 @@ def check_workspace(
         )
     _refuse_sensitive(given, real, home=home, docker_host=docker_host)
     return real, (info.st_dev, info.st_ino)
+
+
+def _require_writable_by(real: str, given: Path | str, uid: int, gid: int) -> None:
+    """Refuse a workspace the sandbox user could not write: better now than mid-run."""
+    info = os.stat(real)
+    mode = info.st_mode
+    writable = (
+        (info.st_uid == uid and mode & stat.S_IWUSR)
+        or (info.st_gid == gid and mode & stat.S_IWGRP)
+        or mode & stat.S_IWOTH
+    )
+    if not writable:
+        raise InputError(
+            f"--workspace {given}: the sandbox user {uid}:{gid} cannot write it (owner "
+            f"{info.st_uid}:{info.st_gid}, mode {stat.S_IMODE(mode):o}); "
+            f"run chown {uid}:{gid} {real}"
+        )
 
 
 def _refuse_symlinks(given: str, absolute: str) -> None:

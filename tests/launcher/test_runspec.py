@@ -246,12 +246,22 @@ def test_env_refuses_bad_names(item: str) -> None:
 def test_workspace_is_bound_by_real_path(tmp_path: Path) -> None:
     folder = tmp_path / "ws"
     folder.mkdir()
+    folder.chmod(0o777)
     built = spec(workspace=folder)
     (bind,) = built.binds
     assert bind.source == os.path.realpath(folder)
     assert bind.target == "/workspace"
     assert bind.identity == (folder.stat().st_dev, folder.stat().st_ino)
     assert "/workspace" not in {mount.target for mount in built.tmpfs}
+
+
+def test_workspace_the_sandbox_user_cannot_write_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "ws"
+    folder.mkdir(mode=0o755)
+    if folder.stat().st_uid == 1000:
+        pytest.skip("the test runs as uid 1000, the sandbox user itself")
+    with pytest.raises(InputError, match=r"cannot write it .*mode 755\); run chown 1000:1000"):
+        spec(workspace=folder)
 
 
 def test_workspace_symlink_is_refused(tmp_path: Path) -> None:
