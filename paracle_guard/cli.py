@@ -268,6 +268,37 @@ def policy_show(
     typer.echo(effective_policy_yaml(load_policy(name)), nl=False)
 
 
+@policy_app.command("export")
+@fails_cleanly
+def policy_export(
+    name: Annotated[
+        str | None, typer.Argument(help="Policy file or built-in name (default: as lint finds it).")
+    ] = None,
+    export_format: Annotated[
+        str, typer.Option("--format", "-f", help="Export format: kubernetes.")
+    ] = "kubernetes",
+    namespace: Annotated[
+        str, typer.Option("--namespace", help="The namespace the exported objects guard.")
+    ] = "paracle-sandboxes",
+    output: OutputOption = None,
+) -> None:
+    """Export the policy for a cluster: PSA labels, NetworkPolicy, ValidatingAdmissionPolicy."""
+    from paracle_guard.launcher.k8s_backend import render
+    from paracle_guard.policy.export import export_kubernetes
+    from paracle_guard.policy.loader import load_policy
+
+    if export_format != "kubernetes":
+        raise InputError(f"--format {export_format}: expected kubernetes")
+    try:
+        objects = export_kubernetes(load_policy(name), namespace)
+    except ValueError as error:
+        raise InputError(f"--namespace {namespace}: {error}") from None
+    if output is None:
+        typer.echo(render(objects), nl=False)
+    else:
+        _write_atomically(output, render(objects))
+
+
 @policy_app.command("schema")
 @fails_cleanly
 def policy_schema() -> None:
@@ -463,6 +494,38 @@ def compose_command(
     _emit(report, output_format, output)
 
 
+# --- Kubernetes manifests (issue 7) ---------------------------------------------------
+
+
+@app.command("k8s")
+@fails_cleanly
+def k8s_command(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Manifest files (multi-document YAML and List kinds; Pods, "
+                       "Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs)."),
+    ],
+    policy: PolicyOption = None,
+    output_format: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    ignore: IgnoreOption = None,
+) -> None:
+    """Check every container of Kubernetes workloads against the policy."""
+    from paracle_guard.sources.k8s import load_manifests
+
+    _check_format(output_format)
+    plan = _plan(policy, ignore)
+    report = _new_report(plan, fail_on)
+    subjects = load_manifests(list(files))
+    if not subjects:
+        raise InputError(f"no workload (Pod, Deployment, Job...) in: "
+                         f"{', '.join(str(file) for file in files)}")
+    for subject in subjects:
+        report.add(plan.evaluate(subject))
+    _emit(report, output_format, output)
+
+
 # --- the enforced launcher (issue 5) -------------------------------------------------
 
 
@@ -516,12 +579,44 @@ def run_command(
         typer.Option("--audit-log", help="Append one JSON line per launch to this file "
                      "(default: the policy's audit_log)."),
     ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Where to run: docker, or kubernetes (the "
+                          "current kubeconfig context; image by digest).")
+    ] = "docker",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="kubernetes: print the verified manifests "
+                           "instead of submitting them.")
+    ] = False,
+    workload: Annotated[
+        str, typer.Option("--as", help="kubernetes: run as a pod or a job.")
+    ] = "pod",
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="kubernetes: namespace to run in "
+                                 "(default: the kubeconfig context's).")
+    ] = None,
 ) -> None:
     """Run COMMAND in a sandbox that the policy makes and the rules verify before it starts.
 
     Exits with the command's exit code, or 124 when the command timed out.
     Exits 125 when the launch is refused or fails; the reason is on stderr.
     """
+    if backend == "kubernetes":
+        from paracle_guard.launcher.k8s_backend import run_cli as run_on_kubernetes
+
+        raise typer.Exit(run_on_kubernetes(
+            image=image, command=command, policy=policy, workspace=workspace, timeout=timeout,
+            memory=memory, cpus=cpus, pids=pids, env=env or [], network=network, stdin=stdin,
+            report_format=report_format, keep=keep, dry_run=dry_run, workload=workload,
+            namespace=namespace,
+        ))
+    if backend != "docker":
+        typer.echo(f"paracle-guard: error: --backend {backend}: expected docker or kubernetes",
+                   err=True)
+        raise typer.Exit(2)
+    if dry_run or workload != "pod" or namespace is not None:
+        typer.echo("paracle-guard: error: --dry-run, --as and --namespace are for "
+                   "--backend kubernetes", err=True)
+        raise typer.Exit(2)
     from paracle_guard.launcher.launch import run_cli
 
     raise typer.Exit(run_cli(

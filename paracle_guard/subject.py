@@ -363,6 +363,42 @@ class RuntimeConfig(BaseModel):
         return option is not None and option.value == "true"
 
 
+class KubernetesFacts(BaseModel):
+    """What only a Kubernetes Pod spec says, for the rules that only make sense there.
+
+    Everything the container rules judge is in the Subject's RuntimeConfig; these
+    are the settings Docker has no word for. Locations are in ``locations`` by
+    field name, falling back to ``location`` (the container's own entry).
+    """
+
+    workload_kind: str  # Pod, Deployment, CronJob...
+    workload_name: str
+    namespace: str | None = None
+    container: str
+    container_type: Literal["container", "initContainer", "ephemeralContainer"] = "container"
+    image: str | None = None
+    # As written on the pod (None: not set, so the ServiceAccount's setting, default true).
+    automount_service_account_token: bool | None = None
+    # After merging pod and container securityContext, as the kubelet does.
+    run_as_non_root: bool | None = None
+    run_as_user: int | None = None
+    seccomp_profile: str | None = None  # RuntimeDefault, Localhost, Unconfined; None: unset
+    # Volume types outside the Pod Security Standards' restricted list, as (type, name).
+    restricted_volumes: list[Setting] = Field(default_factory=list)
+    host_ports: list[PublishedPort] = Field(default_factory=list)
+    # Secrets put into the environment: envFrom secretRef and env valueFrom secretKeyRef.
+    secret_env: list[Setting] = Field(default_factory=list)
+    location: Location
+    locations: dict[str, Location] = Field(default_factory=dict)
+
+    def location_of(self, *names: str) -> Location:
+        for name in names:
+            found = self.locations.get(name)
+            if found is not None:
+                return found
+        return self.location
+
+
 class Subject(BaseModel):
     kind: SubjectKind
     target: str
@@ -382,3 +418,5 @@ class Subject(BaseModel):
     metadata: dict[str, str | list[str]] = Field(default_factory=dict)
     # How a container or compose service is run; None for Dockerfiles and images.
     runtime: RuntimeConfig | None = None
+    # Pod-only settings of a Kubernetes container; None for every other kind.
+    kubernetes: KubernetesFacts | None = None

@@ -9,7 +9,7 @@ from paracle_guard.rules.base import all_rules
 
 CONTROLS = Path(__file__).resolve().parents[1] / "docs" / "controls.md"
 ROW = re.compile(r"^\| (PG[0-9]{3}) \| ([a-z0-9-]+) \| ([^|]+) \| ([^|]+) \|", re.MULTILINE)
-KIND_LETTERS = {"dockerfile": "D", "image": "I", "container": "C", "compose": "Y"}
+KIND_LETTERS = {"dockerfile": "D", "image": "I", "container": "C", "compose": "Y", "k8s": "K"}
 
 
 def test_every_rule_has_a_row_with_its_name_and_kinds() -> None:

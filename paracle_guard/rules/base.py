@@ -56,6 +56,7 @@ FAMILIES = (
     "network",
     "resources",
     "parsing",
+    "kubernetes",
 )
 
 

@@ -23,7 +23,7 @@ ALL = "ALL"
     code="PG301",
     name="capabilities-not-dropped",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="The container keeps the engine's default capabilities (cap_drop does not include ALL)",
     fix=(
         "Drop every capability and add back only what the policy allows: "
@@ -58,7 +58,7 @@ def capabilities_not_dropped(subject: Subject, controls: Controls) -> Iterator[V
     code="PG302",
     name="capability-added",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="A capability is added that the policy does not allow",
     fix="Remove it from cap_add (--cap-add), or list it in controls.capabilities.allowed_add",
     rationale=(

@@ -93,7 +93,7 @@ def image_volume(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG204",
     name="unsafe-workdir",
     severity=Severity.ERROR,
-    kinds=("image", "dockerfile", "container", "compose"),
+    kinds=("image", "dockerfile", "container", "compose", "k8s"),
     summary="The working directory is under /proc, /sys or /dev",
     fix="Set WORKDIR to a normal directory such as /workspace",
     rationale=(
@@ -165,7 +165,7 @@ def world_writable(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG201",
     name="writable-rootfs",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="The root filesystem is writable while the policy requires it read-only",
     fix="Run with a read-only root filesystem: docker run --read-only, compose read_only: true",
     rationale=(
@@ -203,7 +203,7 @@ def describe_mount(mount: Mount) -> str:
     code="PG202",
     name="writable-path",
     severity=Severity.WARNING,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="A writable bind, volume or tmpfs is mounted outside the policy's writable paths",
     fix=(
         "Mount it read-only (:ro, read_only: true), move it under one of "
@@ -283,7 +283,7 @@ def _sensitive_pipe(pipe: str) -> str | None:
     code="PG307",
     name="sensitive-mount",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary=(
         "A sensitive host path is mounted: a runtime socket, /, /proc, /sys, /dev, /etc, "
         "/boot, /root, /run, /var/run, /var/lib/docker"

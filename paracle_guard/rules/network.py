@@ -64,7 +64,7 @@ def exposed_ssh(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG311",
     name="published-port",
     severity=Severity.WARNING,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="Ports are published while the policy's network mode is none",
     fix="Remove -p/--publish/-P (compose ports:), or change controls.network.mode",
     rationale=(
@@ -118,7 +118,7 @@ def _allowed(network: str, mode: str) -> bool:
     code="PG702",
     name="network-not-isolated",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="The container uses a network other than the policy's network mode",
     fix=(
         "Run with the policy's network (docker run --network none, compose network_mode: "

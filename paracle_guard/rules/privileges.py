@@ -73,7 +73,7 @@ def setuid_file(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG303",
     name="privileged",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="The container runs in privileged mode",
     fix="Remove --privileged (privileged: true); add the one capability or device it needs",
     rationale=(
@@ -103,7 +103,7 @@ def privileged(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG304",
     name="new-privileges-allowed",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="no-new-privileges is not in force (absent, or turned off by a later option)",
     fix="Add the security option no-new-privileges:true, and no later option turning it off",
     rationale=(
@@ -123,8 +123,10 @@ def new_privileges_allowed(subject: Subject, controls: Controls) -> Iterator[Vio
         return
     last = config.last_security_option("no-new-privileges")
     if last is None:
+        setting = ("allowPrivilegeEscalation: false" if subject.kind == "k8s"
+                   else "no-new-privileges")
         yield Violation(
-            message="no-new-privileges is not set: setuid files can raise privileges",
+            message=f"{setting} is not set: setuid files can raise privileges",
             location=config.location_of("security_opt"),
         )
         return
@@ -161,7 +163,7 @@ def shares_namespace(mode: str) -> bool:
     code="PG305",
     name="host-namespace",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary=(
         "The container shares a namespace with the host (pid, ipc, uts, userns, cgroupns, "
         "network) or joins another container's"
@@ -210,7 +212,7 @@ def host_namespace(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG308",
     name="device-access",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="Host devices are exposed: devices, device requests (GPUs) or device cgroup rules",
     fix="Remove devices, gpus / device requests and device_cgroup_rules from the container",
     rationale=(
@@ -270,7 +272,7 @@ SAFE_SYSCTLS = frozenset({
     code="PG309",
     name="unsafe-sysctl",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="A sysctl is set outside the safe list of Kubernetes' Pod Security Standards",
     fix="Remove the sysctl, or set it on the host if the host really needs it",
     rationale=(
@@ -306,7 +308,7 @@ def _engine_disables_labels(config: RuntimeConfig) -> bool:
     code="PG312",
     name="unconfined-profile",
     severity=Severity.ERROR,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary=(
         "A confinement profile is turned off: seccomp or AppArmor unconfined, SELinux "
         "labels disabled, or /proc and /sys unmasked (systempaths=unconfined)"

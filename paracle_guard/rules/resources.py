@@ -53,7 +53,7 @@ def _memory(config: RuntimeConfig, limit: int) -> Iterator[Violation]:
     code="PG701",
     name="missing-limits",
     severity=Severity.WARNING,
-    kinds=("container", "compose"),
+    kinds=("container", "compose", "k8s"),
     summary="A memory, swap, CPU or pids limit is missing or above the policy's",
     fix=(
         "Set the limits the policy asks for: --memory 512m --memory-swap 512m --cpus 1 "
@@ -87,7 +87,9 @@ def missing_limits(subject: Subject, controls: Controls) -> Iterator[Violation]:
         elif config.cpus > limits.cpus:
             yield Violation(message=f"the CPU limit {config.cpus:g} is above the policy's "
                                     f"{limits.cpus:g}", location=where)
-    if limits.pids is not None:
+    # A pod spec has no pids limit (it is the kubelet's podPidsLimit, a node setting):
+    # PG808 reports that on Kubernetes instead of failing every manifest here.
+    if limits.pids is not None and subject.kind != "k8s":
         where = config.location_of("pids_limit")
         if config.pids_limit is None:
             yield Violation(message=f"no pids limit is set (the policy allows at most "

@@ -50,7 +50,7 @@ def _value_note(variable: EnvVar) -> str:
     code="PG601",
     name="secret-in-env",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose"),
+    kinds=("dockerfile", "image", "container", "compose", "k8s"),
     summary="An environment variable or build argument is named like a secret",
     fix=(
         "Pass secrets at build time with RUN --mount=type=secret, and at run time through "

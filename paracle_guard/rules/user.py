@@ -38,6 +38,13 @@ def _root_message(user: UserFact | None, kind: str) -> str:
                 "the service sets no user:, so the image's USER decides, which a compose "
                 "file cannot show; unless the image sets one, it runs as root"
             )
+        if kind == "k8s":
+            # Fail closed, as for compose: the manifest does not show the image's USER.
+            return (
+                "neither runAsUser nor runAsNonRoot: true is set, so the image's USER "
+                "decides, which a manifest cannot show; unless the image sets one, it runs "
+                "as root"
+            )
         if user is not None and user.inherited_from:
             return (
                 f"no USER is set here or in {user.inherited_from}, so the container runs "
@@ -56,7 +63,8 @@ def _root_message(user: UserFact | None, kind: str) -> str:
     if user.unresolved_reason:
         # Root only when a variable is left unset: say which, so the fix is obvious.
         return user.unresolved_reason
-    source = {"image": "Config.User", "container": "Config.User", "compose": "user:"}.get(
+    source = {"image": "Config.User", "container": "Config.User", "compose": "user:",
+              "k8s": "runAsUser"}.get(
         kind, "USER")
     return f"{source} sets {how}, which is root"
 
@@ -65,7 +73,7 @@ def _root_message(user: UserFact | None, kind: str) -> str:
     code="PG101",
     name="root-user",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose"),
+    kinds=("dockerfile", "image", "container", "compose", "k8s"),
     summary="The container runs as root",
     fix="Create an unprivileged user (useradd -u 1000 app) and end the final stage with USER 1000",
     rationale=(
@@ -100,7 +108,7 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG102",
     name="uid-not-allowed",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose"),
+    kinds=("dockerfile", "image", "container", "compose", "k8s"),
     summary="The container's uid is not one the policy allows",
     fix="Run as one of the policy's allowed_uids, with a numeric USER (USER 1000:1000)",
     rationale=(

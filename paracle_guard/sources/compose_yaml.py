@@ -157,6 +157,32 @@ def load_yaml(text: str, file: str, interpolate: Callable[[str, Node], str]) -> 
     return _Builder(file, interpolate).build(root, 1, "", ())
 
 
+def load_yaml_documents(
+    text: str, file: str, interpolate: Callable[[str, Node], str]
+) -> list[Node | None]:
+    """Every document of a multi-document stream (``---``), as ``load_yaml`` reads one.
+
+    An empty document is None. The node limit counts across the whole stream, so
+    aliases cannot blow it up one document at a time.
+    """
+    builder = _Builder(file, interpolate)
+    documents: list[Node | None] = []
+    try:
+        for root in yaml.compose_all(text, Loader=_ComposeLoader):
+            documents.append(None if root is None else builder.build(root, 1, "", ()))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        line = mark.line + 1 if mark is not None else None
+        raise ComposeError(file, line, f"invalid YAML: {problem}{context}") from None
+    except yaml.YAMLError as exc:
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        raise ComposeError(file, line, f"invalid YAML: {exc}") from None
+    return documents
+
+
 class _Builder:
     def __init__(self, file: str, interpolate: Callable[[str, Node], str]) -> None:
         self.file = file

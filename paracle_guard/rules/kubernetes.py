@@ -1,0 +1,284 @@
+"""Kubernetes-only rules: Pod settings that Docker has no word for.
+
+Everything a Pod shares with a Docker container (user, read-only root,
+capabilities, privilege escalation, host namespaces, mounts, limits...) is
+judged by the container rules through the Subject's RuntimeConfig. These rules
+read ``subject.kubernetes``: the service-account token, the kubelet's
+non-root check, the seccomp default, the volume types and host ports of the
+Pod Security Standards, the image reference, and the pids limit that only a
+node can set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from paracle_guard.policy.models import Controls
+from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base_image import registry_allowed
+from paracle_guard.severity import Severity
+from paracle_guard.subject import Subject
+
+
+@rule(
+    code="PG801",
+    name="service-account-token",
+    severity=Severity.ERROR,
+    kinds=("k8s",),
+    summary="The pod does not set automountServiceAccountToken: false",
+    fix="Set automountServiceAccountToken: false in the pod spec",
+    rationale=(
+        "Unless the pod says otherwise, the kubelet mounts a token of the pod's service "
+        "account at /var/run/secrets/kubernetes.io/serviceaccount: credentials for the "
+        "cluster's API server, handed to whatever code runs in the sandbox. A ServiceAccount "
+        "may turn it off too, but the manifest cannot show that and the pod's own setting "
+        "wins, so only the pod's false counts."
+    ),
+)
+def service_account_token(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None or facts.automount_service_account_token is False:
+        return
+    state = "true" if facts.automount_service_account_token else "not set"
+    yield Violation(
+        message=f"automountServiceAccountToken is {state}: the pod gets an API token",
+        location=facts.location_of("automount_service_account_token"),
+    )
+
+
+@rule(
+    code="PG802",
+    name="run-as-non-root-not-set",
+    severity=Severity.ERROR,
+    kinds=("k8s",),
+    summary="runAsNonRoot is not true for the container (pod or container securityContext)",
+    fix="Set securityContext.runAsNonRoot: true on the pod (or on every container)",
+    rationale=(
+        "runAsNonRoot: true makes the kubelet refuse to start the container as uid 0, "
+        "whatever the image or a later edit of runAsUser says. The restricted Pod Security "
+        "Standard requires it, so a pod without it is also refused by a namespace that "
+        "enforces restricted."
+    ),
+    references=("Kubernetes Pod Security Standards (restricted): runAsNonRoot",),
+)
+def run_as_non_root_not_set(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None or controls.user.allow_root or facts.run_as_non_root:
+        return
+    state = "false" if facts.run_as_non_root is False else "not set"
+    yield Violation(message=f"runAsNonRoot is {state}: nothing stops uid 0 at start",
+                    location=facts.location_of("run_as_non_root"))
+
+
+@rule(
+    code="PG803",
+    name="unprovable-user",
+    severity=Severity.WARNING,
+    kinds=("k8s",),
+    summary="runAsNonRoot is true but runAsUser is not set: the kubelet must prove it from "
+            "the image",
+    fix="Set securityContext.runAsUser (and runAsGroup) to the numeric uid the image runs as",
+    rationale=(
+        "Without runAsUser the image's USER decides. The kubelet can only prove a numeric "
+        "USER non-root: a named one (USER app) makes the pod fail at start with "
+        "CreateContainerConfigError, and a numeric one is a uid the manifest does not show, "
+        "so file ownership and the policy's allowed uids cannot be checked."
+    ),
+    references=("Kubernetes Pod Security Standards (restricted): runAsUser",),
+)
+def unprovable_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None or controls.user.allow_root:
+        return
+    if facts.run_as_non_root and facts.run_as_user is None:
+        yield Violation(
+            message="runAsUser is not set: the image's USER decides, and a named USER cannot "
+                    "be proven non-root by the kubelet",
+            location=facts.location_of("run_as_non_root"),
+        )
+
+
+@rule(
+    code="PG804",
+    name="seccomp-not-set",
+    severity=Severity.ERROR,
+    kinds=("k8s",),
+    summary="No seccompProfile is set on the pod or the container",
+    fix="Set securityContext.seccompProfile.type: RuntimeDefault on the pod",
+    rationale=(
+        "Unlike Docker, the kubelet runs containers without any seccomp filter unless the "
+        "pod asks for one (or every node enables SeccompDefault, which the manifest cannot "
+        "show). The restricted Pod Security Standard requires RuntimeDefault or Localhost."
+    ),
+    references=("Kubernetes Pod Security Standards (restricted): seccomp",),
+)
+def seccomp_not_set(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None or facts.seccomp_profile is not None:
+        return
+    yield Violation(message="seccompProfile is not set: the container may run unconfined",
+                    location=facts.location_of("seccomp_profile"))
+
+
+@rule(
+    code="PG805",
+    name="restricted-volume-type",
+    severity=Severity.ERROR,
+    kinds=("k8s",),
+    summary="The pod has a volume type the restricted Pod Security Standard does not allow "
+            "(hostPath, nfs, iscsi...)",
+    fix="Use emptyDir, configMap, secret, projected, downwardAPI, csi, ephemeral or "
+        "persistentVolumeClaim volumes only",
+    rationale=(
+        "hostPath exposes the node's filesystem; the in-tree network and block volume types "
+        "mount storage with the node's credentials, outside the cluster's storage policy. "
+        "The restricted standard allows only the types listed in the fix."
+    ),
+    references=("Kubernetes Pod Security Standards (restricted): volume types",
+                "Kubernetes Pod Security Standards (baseline): HostPath volumes"),
+)
+def restricted_volume_type(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None:
+        return
+    for volume in facts.restricted_volumes:
+        yield Violation(message=f"{volume.value} is not allowed by the restricted standard",
+                        location=volume.location)
+
+
+@rule(
+    code="PG806",
+    name="host-port",
+    severity=Severity.WARNING,
+    kinds=("k8s",),
+    summary="A container port is bound on the node (hostPort)",
+    fix="Remove hostPort; expose the pod through a Service instead",
+    rationale=(
+        "A hostPort binds a port of the node itself, bypassing Services and NetworkPolicies "
+        "on some network plugins, and ties the pod to nodes where the port is free. When the "
+        "policy allows no network, published-port (PG311) reports it instead."
+    ),
+    references=("Kubernetes Pod Security Standards (baseline): host ports",),
+)
+def host_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None or controls.network.mode == "none":
+        return
+    for port in facts.host_ports:
+        yield Violation(message=f"container port {port.container_port}/{port.protocol} is bound "
+                                f"on the node's port {port.host_port}", location=port.location)
+
+
+def image_pinning_problem(reference: str, digest: str | None, tag: str | None,
+                          controls: Controls) -> str | None:
+    """Why ``reference`` is not pinned as the policy wants, or None."""
+    rules = controls.base_image
+    if rules.forbid_latest and digest is None:
+        if tag is None:
+            return f"image {reference} has no tag or digest, so it means :latest"
+        if tag == "latest":
+            return f"image {reference} uses the moving tag :latest"
+    if rules.require_digest and digest is None:
+        return f"image {reference} is not pinned by digest (@sha256:...)"
+    return None
+
+
+@rule(
+    code="PG807",
+    name="unpinned-image",
+    severity=Severity.WARNING,
+    kinds=("k8s",),
+    summary="A container image is not pinned: no tag, :latest, or no digest when the policy "
+            "wants one",
+    fix="Pin the image by digest: image: registry.example/app:1.2@sha256:...",
+    rationale=(
+        "Each node pulls the image again: with a moving tag, two pods of one Deployment can "
+        "run different code, and what was reviewed is not what runs. A digest names exactly "
+        "one image on every node."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 4.2",),
+)
+def unpinned_image(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    if subject.kubernetes is None:
+        return
+    for image in subject.base_images:
+        problem = image_pinning_problem(image.ref, image.digest, image.tag, controls)
+        if problem is not None:
+            yield Violation(message=problem, location=image.location)
+
+
+@rule(
+    code="PG808",
+    name="pids-limit-not-in-manifest",
+    severity=Severity.INFO,
+    kinds=("k8s",),
+    summary="The policy sets a pids limit, which a pod spec cannot carry",
+    fix="Set the kubelet's podPidsLimit on every node that runs sandboxes to at most the "
+        "policy's controls.resources.pids",
+    rationale=(
+        "Kubernetes has no per-pod process limit in the pod spec; the kubelet applies "
+        "podPidsLimit to every pod on its node. paracle-guard cannot see node settings, so it "
+        "says so rather than pass the limit silently or fail every manifest."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 5.29",),
+)
+def pids_limit_not_in_manifest(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None or controls.resources.pids is None:
+        return
+    yield Violation(
+        message=f"the pids limit ({controls.resources.pids}) is the node's podPidsLimit, "
+                "which a manifest cannot show",
+        location=facts.location,
+    )
+
+
+@rule(
+    code="PG809",
+    name="untrusted-image-registry",
+    severity=Severity.ERROR,
+    kinds=("k8s",),
+    summary="A container image comes from a registry the policy does not allow",
+    fix="Use an image from one of the policy's allowed_registries (mirror it there first)",
+    rationale=(
+        "Whoever controls the registry controls what the node runs. The registries allowed "
+        "for base images are the ones allowed for the images a pod runs."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 4.2",),
+)
+def untrusted_image_registry(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    allowed = controls.base_image.allowed_registries
+    if subject.kubernetes is None or not allowed:
+        return
+    for image in subject.base_images:
+        if not registry_allowed(image, allowed):
+            yield Violation(
+                message=f"image {image.ref} comes from {image.registry}, which is not in "
+                        f"allowed_registries ({', '.join(allowed)})",
+                location=image.location,
+            )
+
+
+@rule(
+    code="PG810",
+    name="secret-as-env",
+    severity=Severity.WARNING,
+    kinds=("k8s",),
+    summary="A Secret is put into the environment (envFrom secretRef, env valueFrom "
+            "secretKeyRef)",
+    fix="Mount the Secret as a read-only volume and let the program read the file",
+    rationale=(
+        "Environment variables are inherited by every child process, written into crash "
+        "dumps and logs, and readable in /proc/PID/environ by anything running as the same "
+        "user: in a sandbox, by the untrusted code itself. A mounted file can be read by "
+        "the one program that needs it."
+    ),
+    references=("CIS Docker Benchmark v1.6.0 4.10",),
+)
+def secret_as_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None:
+        return
+    for secret in facts.secret_env:
+        yield Violation(message=f"{secret.value} is put into the environment",
+                        location=secret.location)
