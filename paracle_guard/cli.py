@@ -39,6 +39,8 @@ rules_app = typer.Typer(
 )
 app.add_typer(policy_app, name="policy")
 app.add_typer(rules_app, name="rules")
+sandbox_app = typer.Typer(help="Self-tests of sandbox images.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -642,6 +644,29 @@ def doctor_command(
     typer.echo(diagnosis.render_json() if output_format == "json" else diagnosis.render_text(),
                nl=False)
     raise typer.Exit(0 if diagnosis.ok else 1)
+
+
+@sandbox_app.command("test")
+@fails_cleanly
+def sandbox_test_command(
+    image: Annotated[
+        str, typer.Option("--image", help="Local image to test: tag, ID or digest (never pulled).")
+    ] = "paracle/sandbox:latest",
+    policy: PolicyOption = None,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="Output format: text or json.")
+    ] = "text",
+) -> None:
+    """Launch IMAGE through the enforced launcher and prove its promises from inside.
+
+    Exits 0 when every promise holds, 1 when one is broken or could not be checked.
+    """
+    from paracle_guard.launcher.probe import check_format, render, run_probe
+
+    check_format(output_format)
+    report = run_probe(image, policy=policy)
+    typer.echo(render(report, output_format), nl=False)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 def main() -> None:
