@@ -112,7 +112,7 @@ def lint(
     paths: Annotated[
         list[str],
         typer.Argument(help="Dockerfiles, or folders searched for Dockerfile, Dockerfile.*, "
-                       "*.Dockerfile, *.dockerfile and Containerfile."),
+                       "*.Dockerfile, *.dockerfile and Containerfile; - reads standard input."),
     ],
     policy: PolicyOption = None,
     output_format: FormatOption = "text",
@@ -126,17 +126,27 @@ def lint(
         typer.Option("--build-arg", help="NAME=VALUE, as given to docker build (repeatable)."),
     ] = None,
     ignore: IgnoreOption = None,
+    stdin_filename: Annotated[
+        str, typer.Option("--stdin-filename",
+                          help="The name findings and waivers use for - (standard input).")
+    ] = "Dockerfile",
 ) -> None:
     """Check Dockerfiles against the policy."""
     from paracle_guard.sources.discovery import find_dockerfiles
-    from paracle_guard.sources.dockerfile import load_dockerfile
+    from paracle_guard.sources.dockerfile import load_dockerfile, parse_dockerfile
 
     _check_format(output_format)
     plan = _plan(policy, ignore)
     args = _build_args(build_arg or [])
     report = _new_report(plan, fail_on)
     checked = 0
-    for path in find_dockerfiles(paths):
+    if "-" in paths:
+        # Editors and pipes hand over an unsaved buffer this way.
+        content = sys.stdin.buffer.read()
+        report.add(plan.evaluate(
+            parse_dockerfile(content, stdin_filename, target=target, build_args=args)))
+        checked += 1
+    for path in find_dockerfiles(p for p in paths if p != "-"):
         report.add(plan.evaluate(load_dockerfile(path, target=target, build_args=args)))
         checked += 1
     if checked == 0:

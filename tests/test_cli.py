@@ -253,3 +253,13 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1
     assert "Traceback" not in missing.stderr
+
+
+def test_standard_input_is_linted_under_the_given_name(workdir: Path) -> None:
+    result = runner.invoke(app, ["lint", "-", "--stdin-filename", "svc/Dockerfile"],
+                           input=ROOT_ONLY)
+    assert result.exit_code == 1
+    assert "svc/Dockerfile:1: PG101 root-user" in result.output
+    clean = runner.invoke(app, ["lint", "-"], input=CLEAN)
+    assert clean.exit_code == 0, clean.output
+    assert "no findings in 1 file" in clean.output
