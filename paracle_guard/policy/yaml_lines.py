@@ -29,54 +29,13 @@ from typing import Any
 import yaml
 
 from paracle_guard.errors import PolicyError
+from paracle_guard.yaml12 import MAP, MERGE, SEQ, STR, Yaml12Loader, scalar_value
 
 YamlPath = tuple[str | int, ...]
 
-_STR = "tag:yaml.org,2002:str"
-_NULL = "tag:yaml.org,2002:null"
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_MERGE = "tag:yaml.org,2002:merge"
-
-_BOOL_VALUES = {
-    "true": True,
-    "True": True,
-    "TRUE": True,
-    "false": False,
-    "False": False,
-    "FALSE": False,
-}
 # Anchors let a small file expand into a huge tree ("billion laughs"); no honest
 # policy comes anywhere near this many nodes.
 _MAX_NODES = 100_000
-
-try:
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # PyYAML built without libyaml: same behaviour, slower
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
-
-
-class _PolicyLoader(_BaseLoader):
-    """PyYAML's (C) safe loader with YAML 1.2 core-schema implicit tags."""
-
-
-_PolicyLoader.yaml_implicit_resolvers = {}
-for _tag, _pattern, _first in (
-    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    (_INT, r"^[-+]?[0-9]+$", list("-+0123456789")),
-    (
-        _FLOAT,
-        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?$",
-        list("-+.0123456789"),
-    ),
-    (_MERGE, r"^<<$", ["<"]),
-):
-    # An int also matches the float pattern; resolvers are tried in the order added.
-    _PolicyLoader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
 
 
 @dataclass(frozen=True)
@@ -134,7 +93,7 @@ def load_located(text: str, filename: str) -> LocatedDocument:
     An empty document (nothing, or only comments) gives ``data=None``.
     """
     try:
-        root = yaml.compose(text, Loader=_PolicyLoader)
+        root = yaml.compose(text, Loader=Yaml12Loader)
     except yaml.MarkedYAMLError as exc:
         raise PolicyError(_syntax_message(exc, text, filename)) from None
     except yaml.YAMLError as exc:
@@ -189,11 +148,11 @@ class _Builder:
             raise self.fail(node, path, "an alias refers to a node that contains it")
         inside = (*ancestors, id(node))
         if isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ:
+            if node.tag != SEQ:
                 raise self.fail(node, path, f"unsupported YAML tag {node.tag}")
             return [self.build(item, (*path, i), inside) for i, item in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
-            if node.tag != _MAP:
+            if node.tag != MAP:
                 raise self.fail(node, path, f"unsupported YAML tag {node.tag}")
             return self._mapping(node, path, inside)
         raise self.fail(node, path, f"unsupported YAML node {type(node).__name__}")
@@ -206,7 +165,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, path, "a key must be plain text, not a list or mapping")
-            if key_node.tag == _MERGE:
+            if key_node.tag == MERGE:
                 merged_from.extend(self._merge_sources(value_node, path))
                 continue
             key = key_node.value
@@ -244,23 +203,12 @@ class _Builder:
     def _scalar(self, node: yaml.ScalarNode, path: YamlPath) -> Any:
         value: str = node.value
         tag = node.tag
+        if tag == STR:
+            return value
         try:
-            if tag == _STR:
-                return value
-            if tag == _NULL:
-                if value not in ("", "~", "null", "Null", "NULL"):
-                    raise ValueError
-                return None
-            if tag == _BOOL:
-                return _BOOL_VALUES[value]
-            if tag == _INT:
-                return int(value, 10)
-            if tag == _FLOAT:
-                number = float(value)
-                if number != number or number in (float("inf"), float("-inf")):
-                    raise ValueError
-                return number
-        except (ValueError, KeyError):
+            return scalar_value(tag, value)
+        except ValueError:
             short = tag.rsplit(":", 1)[-1]
             raise self.fail(node, path, f"{value!r} is not a valid !!{short}") from None
-        raise self.fail(node, path, f"unsupported YAML tag {tag}")
+        except LookupError:
+            raise self.fail(node, path, f"unsupported YAML tag {tag}") from None

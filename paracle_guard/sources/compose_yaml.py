@@ -29,45 +29,17 @@ from typing import Any
 
 import yaml
 
-_STR = "tag:yaml.org,2002:str"
-_NULL = "tag:yaml.org,2002:null"
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_MERGE = "tag:yaml.org,2002:merge"
+from paracle_guard.yaml12 import MAP, MERGE, SEQ, STR, Yaml12Loader, plain_tag, scalar_value
+
 # Compose's own tags for override files and extends.
 RESET = "!reset"
 OVERRIDE = "!override"
 
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
-          "FALSE": False}
 # Aliases can make a small file expand into a huge tree ("billion laughs").
 MAX_NODES = 200_000
 # Far deeper than any compose file; well within Python's recursion limit.
 MAX_DEPTH = 100
 
-try:
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # PyYAML without libyaml: same results, slower
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
-
-
-class _ComposeLoader(_BaseLoader):
-    """A safe loader resolving plain scalars by YAML 1.2's core schema."""
-
-
-_ComposeLoader.yaml_implicit_resolvers = {}
-for _tag, _pattern, _first in (
-    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    (_INT, r"^[-+]?[0-9]+$", list("-+0123456789")),
-    (_FLOAT, r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?$",
-     list("-+.0123456789")),
-    (_MERGE, r"^<<$", ["<"]),
-):
-    _ComposeLoader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
 
 
 class ComposeError(Exception):
@@ -141,7 +113,7 @@ def load_yaml(text: str, file: str, interpolate: Callable[[str, Node], str]) -> 
     None for an empty document (nothing, or only comments).
     """
     try:
-        root = yaml.compose(text, Loader=_ComposeLoader)
+        root = yaml.compose(text, Loader=Yaml12Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         problem = exc.problem or "invalid YAML"
@@ -168,7 +140,7 @@ def load_yaml_documents(
     builder = _Builder(file, interpolate)
     documents: list[Node | None] = []
     try:
-        for root in yaml.compose_all(text, Loader=_ComposeLoader):
+        for root in yaml.compose_all(text, Loader=Yaml12Loader):
             documents.append(None if root is None else builder.build(root, 1, "", ()))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -208,7 +180,7 @@ class _Builder:
             raise self.fail(node, "", f"values nested more than {MAX_DEPTH} deep")
         inside = (*ancestors, id(node))
         if isinstance(node, yaml.SequenceNode):
-            if node.tag not in (_SEQ, RESET, OVERRIDE):
+            if node.tag not in (SEQ, RESET, OVERRIDE):
                 raise self.fail(node, path, f"unsupported YAML tag {node.tag}")
             items = [
                 self.build(item, item.start_mark.line + 1, child_path(path, index), inside)
@@ -216,7 +188,7 @@ class _Builder:
             ]
             return Node(items, self.file, line, path, tag)
         if isinstance(node, yaml.MappingNode):
-            if node.tag not in (_MAP, RESET, OVERRIDE):
+            if node.tag not in (MAP, RESET, OVERRIDE):
                 raise self.fail(node, path, f"unsupported YAML tag {node.tag}")
             return Node(self._mapping(node, path, inside), self.file, line, path, tag)
         raise self.fail(node, path, f"unsupported YAML node {type(node).__name__}")
@@ -228,7 +200,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, path, "a key must be plain text, not a list or mapping")
-            if key_node.tag == _MERGE:
+            if key_node.tag == MERGE:
                 items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [
                     value_node]
                 for item in items:
@@ -255,32 +227,16 @@ class _Builder:
         value: str = node.value
         tag = node.tag
         if tag in (RESET, OVERRIDE):
-            tag = _STR if node.style else _resolve_plain(value)
+            tag = STR if node.style else plain_tag(value)
+        if tag == STR:
+            return self.interpolate(value, located)
         try:
-            if tag == _STR:
-                return self.interpolate(value, located)
-            if tag == _NULL:
-                return None
-            if tag == _BOOL:
-                return _BOOLS[value]
-            if tag == _INT:
-                return int(value, 10)
-            if tag == _FLOAT:
-                number = float(value)
-                if number != number or number in (float("inf"), float("-inf")):
-                    raise ValueError
-                return number
-        except (ValueError, KeyError):
+            return scalar_value(tag, value)
+        except ValueError:
             raise self.fail(node, path, f"{value!r} is not a valid {tag.rsplit(':', 1)[-1]}") \
                 from None
-        raise self.fail(node, path, f"unsupported YAML tag {tag}")
-
-
-def _resolve_plain(value: str) -> str:
-    for tag, regexps in _ComposeLoader.yaml_implicit_resolvers.get(value[:1], []):
-        if regexps.match(value):
-            return str(tag)
-    return _STR
+        except LookupError:
+            raise self.fail(node, path, f"unsupported YAML tag {tag}") from None
 
 
 # --- interpolation --------------------------------------------------------------------
