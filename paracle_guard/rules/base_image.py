@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
+from paracle_guard.rules.argv import copy_operands, split_command
 from paracle_guard.rules.base import Violation, rule
-from paracle_guard.rules.packages import copy_operands, split_command
 from paracle_guard.severity import Severity
 from paracle_guard.subject import BaseImage, RunStep, Subject
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from paracle_guard.policy.models import Controls
+from paracle_guard.rules.argv import copy_operands, parse_options, split_command
 from paracle_guard.rules.base import Violation, rule
-from paracle_guard.rules.packages import copy_operands, parse_options, split_command
 from paracle_guard.severity import Severity
 from paracle_guard.subject import RunStep, Subject, UserFact
 

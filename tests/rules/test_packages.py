@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from paracle_guard.rules.packages import (
-    copy_operands,
-    manager_call,
-    parse_options,
-    split_command,
-)
+from paracle_guard.rules.packages import manager_call
 from paracle_guard.severity import Severity
 from paracle_guard.subject import RunStep
 from tests.builders import (
@@ -18,33 +13,13 @@ from tests.builders import (
     controls,
     dockerfile,
     image,
-    instruction,
     loc,
     messages,
     package,
     run_step,
 )
 
-# --- command readers --------------------------------------------------------------
-
-
-def test_split_command_strips_assignments_and_wrappers() -> None:
-    command = split_command(
-        ["DEBIAN_FRONTEND=noninteractive", "sudo", "-u", "app", "env", "A=1", "/usr/bin/pip3", "x"]
-    )
-    assert command.program == "pip3"
-    assert command.args == ("x",)
-    assert command.assignments == {"DEBIAN_FRONTEND": "noninteractive", "A": "1"}
-
-
-def test_parse_options_unpacks_clusters_and_values() -> None:
-    options, operands = parse_options(
-        ["-aGsudo,wheel", "--home", "/h", "--shell=/bin/sh", "app", "--", "-x"],
-        short_valued="G",
-        long_valued={"--home"},
-    )
-    assert options == [("-a", None), ("-G", "sudo,wheel"), ("--home", "/h"), ("--shell", "/bin/sh")]
-    assert operands == ["app", "-x"]
+# --- package-manager calls ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -71,19 +46,6 @@ def test_manager_call(
 @pytest.mark.parametrize("argv", [["python3", "app.py"], ["make", "install"], ["apt-get"], []])
 def test_other_commands_are_not_manager_calls(argv: list[str]) -> None:
     assert manager_call(argv) is None
-
-
-@pytest.mark.parametrize(
-    ("value", "operands"),
-    [
-        ("--chown=app a.txt b.txt /dst/", ["a.txt", "b.txt", "/dst/"]),
-        ('["a b.txt", "/dst"]', ["a b.txt", "/dst"]),
-        ("<<EOF /etc/motd\nhello\nEOF", ["<<EOF", "/etc/motd"]),
-        ("", []),
-    ],
-)
-def test_copy_operands(value: str, operands: list[str]) -> None:
-    assert copy_operands(instruction("COPY", value)) == operands
 
 
 # --- PG401 install-recommends -----------------------------------------------------
