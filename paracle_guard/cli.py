@@ -400,14 +400,24 @@ def _emit(report: Report, output_format: str, output: Path | None) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write next to the target, then rename: a failed run never leaves half a report."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write next to the target, then rename: a failed run never leaves half a report.
+
+    A target that exists but is not a regular file (/dev/stdout, a FIFO, a device)
+    is written into as it is: renaming over it would replace it.
+    """
     try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        if path.exists() and not path.is_file():
+            with path.open("w", encoding="utf-8") as stream:
+                stream.write(text)
+            return
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise InputError(f"--output {path}: cannot write: {error.strerror}") from None
+        raise InputError(f"--output {path}: cannot write: {error.strerror or error}") from None
 
 
 # --- containers and compose files (issue 4) -----------------------------------------

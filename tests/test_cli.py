@@ -263,3 +263,21 @@ def test_standard_input_is_linted_under_the_given_name(workdir: Path) -> None:
     clean = runner.invoke(app, ["lint", "-"], input=CLEAN)
     assert clean.exit_code == 0, clean.output
     assert "no findings in 1 file" in clean.output
+
+
+def test_output_into_a_fifo_writes_into_it_and_keeps_it(workdir: Path) -> None:
+    """A special file (a FIFO, /dev/stdout) is written into, never renamed over."""
+    import stat
+    import threading
+
+    write(workdir, "Dockerfile", ROOT_ONLY)
+    fifo = workdir / "report.pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = runner.invoke(app, ["lint", "Dockerfile", "-f", "json", "--output", str(fifo)])
+    reader.join(timeout=30)
+    assert result.exit_code == 1, result.output
+    assert json.loads(received[0])["summary"]["error"] == 1
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
