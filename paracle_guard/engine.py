@@ -64,56 +64,17 @@ class Plan:
         today: dt.date | None = None,
     ) -> Plan:
         where = policy.source or policy.metadata.name
-        builtin = all_rules()
-        custom = build_custom_rules(policy.custom_rules)
-        for index, declared in enumerate(custom):
-            for other in builtin + custom[:index]:
-                if declared.code == other.code or declared.name == other.name:
-                    raise PolicyError(
-                        f"{where}: custom_rules[{index}]: {declared.code} {declared.name} "
-                        f"clashes with rule {other.code} {other.name}"
-                    )
-        rules = builtin + custom
-
-        overrides: dict[str, str] = {}
-        for key, override in policy.rules.items():
-            found = find_rule(key, rules)
-            if found is None:
-                raise PolicyError(f"{where}: rules.{key}: no rule has this code or name")
-            if override.severity is not None:
-                overrides[found.code] = override.severity
-
+        rules = _all_rules(policy, where)
+        overrides = _severity_overrides(policy, rules, where)
         active = [
-            _ActiveRule(
-                rule=r,
-                severity_override=(
-                    Severity(overrides[r.code]) if r.code in overrides else None
-                ),
-            )
+            _ActiveRule(rule=r, severity_override=(
+                Severity(overrides[r.code]) if r.code in overrides else None))
             for r in rules
             if overrides.get(r.code) != "off"
         ]
-
-        waivers = []
-        for index, waiver in enumerate(policy.exceptions):
-            found = find_rule(waiver.rule, rules)
-            if found is None:
-                raise PolicyError(
-                    f"{where}: exceptions[{index}].rule: no rule has the code or name "
-                    f"{waiver.rule!r}"
-                )
-            waivers.append(_ResolvedWaiver(code=found.code, waiver=waiver))
-
-        ignored = set()
-        for identifier in ignore:
-            for part in filter(None, (p.strip() for p in identifier.split(","))):
-                found = find_rule(part, rules)
-                if found is None:
-                    raise InputError(f"--ignore {part}: no rule has this code or name")
-                ignored.add(found.code)
-
         known = frozenset({r.code for r in rules} | {r.name for r in rules})
-        return cls(policy, active, waivers, frozenset(ignored), known, today or dt.date.today())
+        return cls(policy, active, _waivers(policy, rules, where), _ignored(ignore, rules),
+                   known, today or dt.date.today())
 
     @property
     def rules(self) -> list[Rule]:
@@ -205,6 +166,60 @@ class Plan:
             if resolved.waiver.expired(self._today)
             and _target_matches(resolved.waiver.target, target)
         ]
+
+
+# --- compiling a policy -----------------------------------------------------------
+
+
+def _all_rules(policy: Policy, where: str) -> list[Rule]:
+    """The built-in rules and the policy's custom ones, which may not reuse a code or name."""
+    builtin = all_rules()
+    custom = build_custom_rules(policy.custom_rules)
+    for index, declared in enumerate(custom):
+        for other in builtin + custom[:index]:
+            if declared.code == other.code or declared.name == other.name:
+                raise PolicyError(
+                    f"{where}: custom_rules[{index}]: {declared.code} {declared.name} "
+                    f"clashes with rule {other.code} {other.name}"
+                )
+    return builtin + custom
+
+
+def _severity_overrides(policy: Policy, rules: list[Rule], where: str) -> dict[str, str]:
+    """Rule code -> the severity (or "off") the policy's ``rules:`` section sets."""
+    overrides: dict[str, str] = {}
+    for key, override in policy.rules.items():
+        found = find_rule(key, rules)
+        if found is None:
+            raise PolicyError(f"{where}: rules.{key}: no rule has this code or name")
+        if override.severity is not None:
+            overrides[found.code] = override.severity
+    return overrides
+
+
+def _waivers(policy: Policy, rules: list[Rule], where: str) -> list[_ResolvedWaiver]:
+    waivers = []
+    for index, waiver in enumerate(policy.exceptions):
+        found = find_rule(waiver.rule, rules)
+        if found is None:
+            raise PolicyError(
+                f"{where}: exceptions[{index}].rule: no rule has the code or name "
+                f"{waiver.rule!r}"
+            )
+        waivers.append(_ResolvedWaiver(code=found.code, waiver=waiver))
+    return waivers
+
+
+def _ignored(ignore: Collection[str], rules: list[Rule]) -> frozenset[str]:
+    """Codes named by --ignore (repeatable, or comma-separated)."""
+    ignored = set()
+    for identifier in ignore:
+        for part in filter(None, (p.strip() for p in identifier.split(","))):
+            found = find_rule(part, rules)
+            if found is None:
+                raise InputError(f"--ignore {part}: no rule has this code or name")
+            ignored.add(found.code)
+    return frozenset(ignored)
 
 
 def _names_rule(identifiers: list[str], finding: Finding) -> bool:
