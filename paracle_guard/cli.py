@@ -136,9 +136,8 @@ def lint(
     from paracle_guard.sources.dockerfile import load_dockerfile, parse_dockerfile
 
     _check_format(output_format)
-    plan = _plan(policy, ignore)
     args = _build_args(build_arg or [])
-    report = _new_report(plan, fail_on)
+    plan, report = _plan_and_report(policy, ignore, fail_on)
     checked = 0
     if "-" in paths:
         # Editors and pipes hand over an unsaved buffer this way.
@@ -178,8 +177,7 @@ def image(
     _check_format(output_format)
     if not refs and input_archive is None:
         raise InputError("name an image (paracle-guard image REF) or an archive (--input FILE)")
-    plan = _plan(policy, ignore)
-    report = _new_report(plan, fail_on)
+    plan, report = _plan_and_report(policy, ignore, fail_on)
     if input_archive is not None:
         picks: list[str | None] = list(refs) if refs else [None]
         for ref in picks:
@@ -333,23 +331,23 @@ def policy_list() -> None:
 # --- shared plumbing -------------------------------------------------------------
 
 
-def _plan(policy_spec: str | None, ignore: Iterable[str] | None) -> Plan:
+def _plan_and_report(
+    policy_spec: str | None, ignore: Iterable[str] | None, fail_on: str | None
+) -> tuple[Plan, Report]:
+    """The compiled policy, and the empty report its results will go into."""
     from paracle_guard.engine import Plan
     from paracle_guard.policy.loader import load_policy
-
-    return Plan.compile(load_policy(policy_spec), ignore=list(ignore or []))
-
-
-def _new_report(plan: Plan, fail_on: str | None) -> Report:
     from paracle_guard.report.models import PolicyRef, Report, ToolInfo
 
+    plan = Plan.compile(load_policy(policy_spec), ignore=list(ignore or []))
     policy: Policy = plan.policy
-    return Report(
+    report = Report(
         tool=ToolInfo(version=__version__),
         policy=PolicyRef(name=policy.metadata.name, sha256=policy.sha256),
         fail_on=_severity(fail_on) if fail_on else policy.fail_on,
         rules=plan.rule_info(),
     )
+    return plan, report
 
 
 def _severity(value: str) -> Severity:
@@ -449,8 +447,7 @@ def container_command(
     _check_format(output_format)
     if not containers and not all_containers and not label:
         raise InputError("name at least one container, or use --all or --label")
-    plan = _plan(policy, ignore)
-    report = _new_report(plan, fail_on)
+    plan, report = _plan_and_report(policy, ignore, fail_on)
     subjects = load_containers(containers or [], all=all_containers, labels=label or [])
     if not subjects:
         raise InputError("no container on the engine matches")
@@ -492,8 +489,7 @@ def compose_command(
             raise InputError(f"no compose file in this folder (looked for "
                              f"{', '.join(COMPOSE_FILE_NAMES)})")
         files = [Path(found.name)]
-    plan = _plan(policy, ignore)
-    report = _new_report(plan, fail_on)
+    plan, report = _plan_and_report(policy, ignore, fail_on)
     linted: set[tuple[str, str, tuple[str, ...]]] = set()
     for file in files:
         for subject in load_compose(file):
@@ -537,8 +533,7 @@ def k8s_command(
     from paracle_guard.sources.k8s import load_manifests
 
     _check_format(output_format)
-    plan = _plan(policy, ignore)
-    report = _new_report(plan, fail_on)
+    plan, report = _plan_and_report(policy, ignore, fail_on)
     subjects = load_manifests(list(files))
     if not subjects:
         raise InputError(f"no workload (Pod, Deployment, Job...) in: "
