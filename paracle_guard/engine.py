@@ -15,8 +15,14 @@ from fnmatch import fnmatchcase
 from paracle_guard.errors import InputError, PolicyError
 from paracle_guard.location import Location
 from paracle_guard.policy.models import Policy, Waiver
-from paracle_guard.report.models import Finding, Result, RuleInfo, SuppressionInfo
-from paracle_guard.rules.base import Rule, Violation, all_rules, find_rule
+from paracle_guard.report.models import (
+    Finding,
+    Result,
+    RuleInfo,
+    SuppressionInfo,
+    finding_order,
+)
+from paracle_guard.rules.base import RETIRED, Rule, Violation, all_rules, find_rule
 from paracle_guard.rules.custom import build_custom_rules
 from paracle_guard.severity import Severity
 from paracle_guard.subject import Subject
@@ -72,7 +78,7 @@ class Plan:
             for r in rules
             if overrides.get(r.code) != "off"
         ]
-        known = frozenset({r.code for r in rules} | {r.name for r in rules})
+        known = frozenset({r.code for r in rules} | {r.name for r in rules} | set(RETIRED))
         return cls(policy, active, _waivers(policy, rules, where), _ignored(ignore, rules),
                    known, today or dt.date.today())
 
@@ -88,6 +94,7 @@ class Plan:
                 severity=entry.severity_override or entry.rule.severity,
                 summary=entry.rule.summary,
                 fix=entry.rule.fix,
+                fixes=dict(entry.rule.fixes),
                 rationale=entry.rule.rationale,
                 references=list(entry.rule.references),
             )
@@ -95,7 +102,17 @@ class Plan:
         }
 
     def evaluate(self, subject: Subject) -> Result:
-        result = Result(target=subject.target, kind=subject.kind, metadata=subject.metadata)
+        """The findings of ``subject``. A part of a larger target (a container of a Pod)
+        gives a result for the whole, its own findings marked with its target; adding
+        the parts' results to one Report merges them into one result per whole."""
+        whole = subject.whole
+        if whole is None:
+            result = Result(target=subject.target, kind=subject.kind, label=subject.label,
+                            metadata=subject.metadata)
+        else:
+            result = Result(target=whole.target, kind=subject.kind, label=whole.label,
+                            metadata=whole.metadata,
+                            parts={subject.target: subject.label or subject.target})
         applicable = [entry for entry in self._active if subject.kind in entry.rule.kinds]
         if subject.parse_problems:
             # Input we could not understand is judged only as unparseable: every other
@@ -112,23 +129,29 @@ class Plan:
                     suppressed = finding.model_copy(update={"suppression": suppression})
                     result.suppressed.append(suppressed)
 
+        result.notices.extend(subject.notices)
         result.notices.extend(self._unknown_rule_notices(subject))
-        result.notices.extend(self._expired_waiver_notices(subject.target))
-        result.findings.sort(key=_finding_order)
-        result.suppressed.sort(key=_finding_order)
+        result.notices.extend(self._expired_waiver_notices(result.target))
+        if whole is not None:
+            result.notices.extend(self._expired_waiver_notices(subject.target))
+        result.findings.sort(key=finding_order)
+        result.suppressed.sort(key=finding_order)
         return result
 
     def evaluate_all(self, subjects: Iterable[Subject]) -> list[Result]:
         return [self.evaluate(subject) for subject in subjects]
 
     def _finding(self, entry: _ActiveRule, violation: Violation, subject: Subject) -> Finding:
+        whole = subject.whole
+        part = None if whole is None or whole.owns(violation.location) else subject.target
         return Finding(
             rule=entry.rule.code,
             name=entry.rule.name,
             severity=entry.severity_override or violation.severity or entry.rule.severity,
             message=violation.message,
             location=violation.location or Location(path=subject.target),
-            fix=violation.fix or entry.rule.fix,
+            fix=violation.fix or entry.rule.fix_for(subject.kind),
+            target=part,
         )
 
     def _suppression(self, finding: Finding, subject: Subject) -> SuppressionInfo | None:
@@ -141,11 +164,14 @@ class Plan:
                 if comment.scope == "file" or _covers(comment.first_line, comment.last_line,
                                                       finding.location.line):
                     return SuppressionInfo(kind="inline", reason=comment.reason)
+        # A waiver for a target covers its findings and those of its parts.
+        whole = subject.whole.target if subject.whole is not None else subject.target
+        targets = [whole] if finding.target is None else [whole, finding.target]
         for resolved in self._waivers:
             if (
                 resolved.code == finding.rule
                 and not resolved.waiver.expired(self._today)
-                and _target_matches(resolved.waiver.target, subject.target)
+                and any(_target_matches(resolved.waiver.target, t) for t in targets)
             ):
                 return SuppressionInfo(kind="waiver", reason=resolved.waiver.reason)
         return None
@@ -176,6 +202,12 @@ def _all_rules(policy: Policy, where: str) -> list[Rule]:
     builtin = all_rules()
     custom = build_custom_rules(policy.custom_rules)
     for index, declared in enumerate(custom):
+        if declared.code in RETIRED or declared.name in RETIRED:
+            raise PolicyError(
+                f"{where}: custom_rules[{index}]: {declared.code} {declared.name} reuses the "
+                f"retired rule {RETIRED.get(declared.code) or RETIRED[declared.name]}'s old code "
+                "or name"
+            )
         for other in builtin + custom[:index]:
             if declared.code == other.code or declared.name == other.name:
                 raise PolicyError(
@@ -223,10 +255,11 @@ def _ignored(ignore: Collection[str], rules: list[Rule]) -> frozenset[str]:
 
 
 def _names_rule(identifiers: list[str], finding: Finding) -> bool:
-    return any(
-        identifier.upper() == finding.rule or identifier.lower() == finding.name
-        for identifier in identifiers
-    )
+    for identifier in identifiers:
+        wanted = RETIRED.get(identifier.upper(), RETIRED.get(identifier.lower(), identifier))
+        if wanted.upper() == finding.rule or wanted.lower() == finding.name:
+            return True
+    return False
 
 
 def _covers(first: int | None, last: int | None, line: int | None) -> bool:
@@ -242,6 +275,3 @@ def _target_matches(pattern: str, target: str) -> bool:
         not pattern.startswith("/") and fnmatchcase(target, "*/" + pattern)
     )
 
-
-def _finding_order(finding: Finding) -> tuple[int, str, str]:
-    return (finding.location.line or 0, finding.rule, finding.message)

@@ -230,6 +230,9 @@ class Mount(BaseModel):
     anonymous: bool = False
     from_image: bool = False
     options: list[str] = Field(default_factory=list)  # tmpfs/bind options as given
+    # How the mount reaches its host path when not directly: "PersistentVolume pv-sock,
+    # bound to claim data". Messages name it, so the reader finds the object to fix.
+    via: str | None = None
     location: Location
 
 
@@ -343,6 +346,14 @@ class RuntimeConfig(BaseModel):
     ulimits: list[Ulimit] = Field(default_factory=list)
     restart_policy: str | None = None  # "no", "always", "on-failure", "unless-stopped"
 
+    # Mounts inherited from something this input cannot show (compose
+    # ``volumes_from: ["container:legacy"]``): the rules fail closed on them.
+    unresolved_mounts: list[Setting] = Field(default_factory=list)
+    # Why a field holds a value the input did not plainly set, by field name: the
+    # engine's default for the checked host (and whether that host was assumed), or a
+    # value that reads as another ("limits.memory: 0 means no limit").
+    reasons: dict[str, str] = Field(default_factory=dict)
+
     def location_of(self, *names: str) -> Location:
         """Where the first of ``names`` that has a location was set, else the whole config."""
         for name in names:
@@ -374,6 +385,8 @@ class KubernetesFacts(BaseModel):
     workload_kind: str  # Pod, Deployment, CronJob...
     workload_name: str
     namespace: str | None = None
+    # The pod template's labels: what a NetworkPolicy selects the pod by.
+    pod_labels: dict[str, str] = Field(default_factory=dict)
     container: str
     container_type: Literal["container", "initContainer", "ephemeralContainer"] = "container"
     image: str | None = None
@@ -399,9 +412,37 @@ class KubernetesFacts(BaseModel):
         return self.location
 
 
+class Whole(BaseModel):
+    """The larger target a Subject is one part of: the Pod of one of its containers.
+
+    Rules judge the part. A finding located outside the part's own lines of
+    ``path`` is about a setting of the whole (a pod-level field, or its absence):
+    it is reported once, for the whole, however many of its parts found it.
+    """
+
+    target: str  # deploy.yaml#Deployment/web
+    label: str  # what a report calls it: "Deployment web"
+    path: str
+    part_lines: frozenset[int] = frozenset()
+    metadata: dict[str, str | list[str]] = Field(default_factory=dict)
+
+    def owns(self, location: Location | None) -> bool:
+        """True when a finding at ``location`` is about the whole, not the part."""
+        if location is None or location.path != self.path or location.line is None:
+            return False
+        return location.line not in self.part_lines
+
+
 class Subject(BaseModel):
     kind: SubjectKind
     target: str
+    # What a report calls the target, when its name alone does not say ("service web",
+    # "init container migrate"); None for files and images.
+    label: str | None = None
+    whole: Whole | None = None
+    # What the source wants the reader to know that is not a finding: which of several
+    # compose files it read, what it assumed about the host.
+    notices: list[str] = Field(default_factory=list)
     user: UserFact | None = None
     base_images: list[BaseImage] = Field(default_factory=list)
     packages: list[Package] = Field(default_factory=list)

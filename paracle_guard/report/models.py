@@ -41,10 +41,28 @@ class Finding(BaseModel):
     fix: str | None = None
     # Set only on findings in ``Result.suppressed``.
     suppression: SuppressionInfo | None = None
+    # The part of the result's target this finding is about (a container of a Pod:
+    # ``FILE#Kind/name/container``); None when it is about the target as a whole.
+    target: str | None = None
+
+    def same_as(self, other: Finding) -> bool:
+        """The same rule, about the same thing, at the same place, saying the same."""
+        return (self.rule, self.target, self.location, self.message) == (
+            other.rule, other.target, other.location, other.message)
+
+
+def finding_order(finding: Finding) -> tuple[int, str, str]:
+    """The order findings are kept in: by line, then rule, then message."""
+    return (finding.location.line or 0, finding.rule, finding.message)
+
+
+# What the summary counts a result as, by kind: "in 1 file, 4 services".
+TARGET_NOUNS = {"compose": "service", "k8s": "workload", "image": "image",
+                "container": "container"}
 
 
 class Result(BaseModel):
-    """Everything found in one target (a Dockerfile, an image, a container...)."""
+    """Everything found in one target (a Dockerfile, an image, a compose service, a Pod...)."""
 
     target: str
     kind: str
@@ -54,11 +72,54 @@ class Result(BaseModel):
     # Things the user should know that are not findings (an expired waiver...).
     notices: list[str] = Field(default_factory=list)
     metadata: dict[str, str | list[str]] = Field(default_factory=dict)
+    # What a report calls the target when its name alone does not say: "service web",
+    # "Deployment web"; None for files and images.
+    label: str | None = None
+    # The parts of the target that findings can be about, each with what to call it:
+    # {"deploy.yaml#Deployment/web/app": "container app"}.
+    parts: dict[str, str] = Field(default_factory=dict)
 
     @property
     def in_image(self) -> bool:
         """True when finding paths name files inside an image, not files on disk."""
         return self.kind in IMAGE_KINDS
+
+    @property
+    def files(self) -> list[str]:
+        """The files on disk this result was read from (none for images and containers)."""
+        if self.in_image:
+            return []
+        listed = self.metadata.get("files")
+        if isinstance(listed, list) and listed:
+            return listed
+        single = self.metadata.get("file")
+        return [single] if isinstance(single, str) else [self.target]
+
+    @property
+    def counted_as(self) -> str | None:
+        """What the summary counts this result as besides its files, if anything."""
+        if self.kind in ("compose", "k8s") and self.label is None:
+            return None  # a file that could not be read as a project or has no workload
+        return TARGET_NOUNS.get(self.kind)
+
+    def absorb(self, other: Result) -> None:
+        """Take in another result for the same target, each finding once.
+
+        A finding one part of a Pod reported and another suppressed stays counted:
+        a waiver must cover every copy of it to take it out (fail closed).
+        """
+        for finding in other.findings:
+            if not any(finding.same_as(known) for known in self.findings):
+                self.findings.append(finding)
+        for finding in other.suppressed:
+            if not any(finding.same_as(known) for known in (*self.findings, *self.suppressed)):
+                self.suppressed.append(finding)
+        self.suppressed = [s for s in self.suppressed
+                           if not any(s.same_as(f) for f in self.findings)]
+        self.notices.extend(n for n in other.notices if n not in self.notices)
+        self.parts.update(other.parts)
+        self.findings.sort(key=finding_order)
+        self.suppressed.sort(key=finding_order)
 
 
 class ToolInfo(BaseModel):
@@ -87,6 +148,8 @@ class RuleInfo(BaseModel):
     severity: Severity  # the rule's severity under this policy (after overrides)
     summary: str
     fix: str
+    # The fix worded for one kind of target, where the rule has one: {"k8s": "..."}.
+    fixes: dict[str, str] = Field(default_factory=dict)
     rationale: str = ""
     references: list[str] = Field(default_factory=list)
 
@@ -101,6 +164,12 @@ class Report(BaseModel):
     rules: dict[str, RuleInfo] = Field(default_factory=dict, exclude=True)
 
     def add(self, result: Result) -> None:
+        """Add a result; one for a target already here is merged into it (a Pod's
+        containers are judged one by one and reported as the one Pod)."""
+        for known in self.results:
+            if (known.target, known.kind) == (result.target, result.kind):
+                known.absorb(result)
+                return
         self.results.append(result)
 
     # Derived from ``results`` rather than stored, so a Report built in one go

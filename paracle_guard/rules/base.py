@@ -3,13 +3,20 @@
 A rule is metadata plus a pure ``check(subject, controls)`` that yields
 Violations. It never reads files, calls Docker or prints; the engine turns its
 Violations into Findings and applies severities, suppressions and waivers.
+
+A rule speaks the reader's language: its ``fixes`` give the fix worded for each
+kind of subject it fires on (``--cap-drop ALL`` for a container, ``cap_drop:
+[ALL]`` for compose, ``capabilities.drop: [ALL]`` for Kubernetes), beside the
+generic ``fix``; a check words its messages for ``subject.kind`` with
+``worded``. Both live with the rule, never in a table elsewhere.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
@@ -27,6 +34,15 @@ class Violation:
 
 
 CheckFn = Callable[[Subject, Controls], Iterable[Violation]]
+# Text worded for each kind of subject; a kind left out reads the default.
+ByKind = Mapping[SubjectKind, str]
+
+_NO_FIXES: ByKind = MappingProxyType({})
+
+
+def worded(kind: SubjectKind, texts: ByKind, default: str) -> str:
+    """``texts[kind]``, or ``default`` when the kind has no wording of its own."""
+    return texts.get(kind, default)
 
 
 @dataclass(frozen=True)
@@ -36,13 +52,24 @@ class Rule:
     severity: Severity
     kinds: frozenset[SubjectKind]
     summary: str  # one line: what it finds
-    fix: str  # one line: how to fix it
+    fix: str  # how to fix it, in general
     check: CheckFn
     rationale: str = ""
     references: tuple[str, ...] = field(default_factory=tuple)
+    # The fix worded for one kind of subject (may hold a short snippet over lines).
+    fixes: ByKind = field(default_factory=lambda: _NO_FIXES, compare=False)
+
+    def fix_for(self, kind: SubjectKind) -> str:
+        return worded(kind, self.fixes, self.fix)
 
 
 _REGISTRY: dict[str, Rule] = {}
+# Codes and names a rule had before it was merged into another: policies, waivers
+# and --ignore that name them keep working.
+RETIRED = MappingProxyType({
+    "PG807": "PG501", "unpinned-image": "PG501",
+    "PG809": "PG502", "untrusted-image-registry": "PG502",
+})
 
 # The family modules; importing one registers its rules.
 FAMILIES = (
@@ -70,22 +97,31 @@ def rule(
     fix: str,
     rationale: str = "",
     references: Iterable[str] = (),
+    fixes: ByKind | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
     """Register the decorated function as the check of a rule."""
+
+    judged = frozenset(kinds)
 
     def register(check: CheckFn) -> CheckFn:
         if code in _REGISTRY or any(r.name == name for r in _REGISTRY.values()):
             raise RuntimeError(f"rule {code} {name} registered twice")
+        if code in RETIRED or name in RETIRED:
+            raise RuntimeError(f"rule {code} {name} reuses a retired code or name")
+        unknown = set(fixes or {}) - judged
+        if unknown:
+            raise RuntimeError(f"rule {code} words a fix for kinds it never judges: {unknown}")
         _REGISTRY[code] = Rule(
             code=code,
             name=name,
             severity=severity,
-            kinds=frozenset(kinds),
+            kinds=judged,
             summary=summary,
             fix=fix,
             check=check,
             rationale=rationale,
             references=tuple(references),
+            fixes=MappingProxyType(dict(fixes or {})),
         )
         return check
 
@@ -100,8 +136,9 @@ def all_rules() -> list[Rule]:
 
 
 def find_rule(identifier: str, rules: Iterable[Rule] | None = None) -> Rule | None:
-    """A rule by code (case-insensitive) or by name."""
+    """A rule by code (case-insensitive) or by name, a retired one's by its successor."""
     wanted = identifier.strip()
+    wanted = RETIRED.get(wanted.upper(), RETIRED.get(wanted.lower(), wanted))
     for candidate in rules if rules is not None else all_rules():
         if candidate.code.upper() == wanted.upper() or candidate.name == wanted.lower():
             return candidate

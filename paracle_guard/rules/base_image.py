@@ -12,22 +12,26 @@ from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.argv import copy_operands, split_command
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import Violation, rule, worded
 from paracle_guard.severity import Severity
 from paracle_guard.subject import BaseImage, RunStep, Subject
+
+# A Dockerfile's images are base images (FROM); a compose service or a Kubernetes
+# container names the image it runs, judged by the same rules.
+_IMAGE = {"compose": "image", "k8s": "image"}
 
 # --- PG501 ------------------------------------------------------------------------
 
 
-def _pinning_problem(image: BaseImage, controls: Controls) -> str | None:
+def _pinning_problem(image: BaseImage, controls: Controls, what: str = "base image") -> str | None:
     rules = controls.base_image
     if rules.forbid_latest and image.digest is None:
         if image.tag is None:
-            return f"base image {image.ref} has no tag or digest, so it means :latest"
+            return f"{what} {image.ref} has no tag or digest, so it means :latest"
         if image.tag == "latest":
-            return f"base image {image.ref} uses the moving tag :latest"
+            return f"{what} {image.ref} uses the moving tag :latest"
     if rules.require_digest and image.digest is None:
-        return f"base image {image.ref} is not pinned by digest (@sha256:...)"
+        return f"{what} {image.ref} is not pinned by digest (@sha256:...)"
     return None
 
 
@@ -35,22 +39,31 @@ def _pinning_problem(image: BaseImage, controls: Controls) -> str | None:
     code="PG501",
     name="unpinned-base-image",
     severity=Severity.WARNING,
-    kinds=("dockerfile",),
-    summary="A base image is not pinned: no tag, :latest, or no digest when the policy wants one",
+    kinds=("dockerfile", "compose", "k8s"),
+    summary="An image is not pinned: no tag, :latest, or no digest when the policy wants one "
+            "(FROM, a compose image:, a container's image)",
     fix=(
         "Pin the base image to a version tag and, for reproducible builds, a digest: "
         "FROM python:3.12-slim@sha256:..."
     ),
+    fixes={
+        "compose": "Pin the service's image to a version tag and a digest: "
+                   "image: python:3.12-slim@sha256:...",
+        "k8s": "Pin the container's image to a version tag and a digest, so every node runs "
+               "the same image: image: registry.example/app:1.2@sha256:...",
+    },
     rationale=(
-        "A moving tag means a different image on every build: builds stop being "
-        "reproducible, a compromised or broken upstream push lands silently, and what was "
-        "reviewed is not what ships. A digest names exactly one image."
+        "A moving tag means a different image on every build or pull: builds stop being "
+        "reproducible, two hosts (or two nodes of one Deployment) run different code, a "
+        "compromised or broken upstream push lands silently, and what was reviewed is not "
+        "what runs. A digest names exactly one image."
     ),
     references=("CIS Docker Benchmark v1.6.0 4.2",),
 )
 def unpinned_base_image(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    what = worded(subject.kind, _IMAGE, "base image")
     for image in subject.base_images:
-        problem = _pinning_problem(image, controls)
+        problem = _pinning_problem(image, controls, what)
         if problem is not None:
             yield Violation(message=problem, location=image.location)
 
@@ -89,11 +102,18 @@ def registry_allowed(image: BaseImage, allowed: list[str]) -> bool:
     code="PG502",
     name="untrusted-registry",
     severity=Severity.ERROR,
-    kinds=("dockerfile",),
-    summary="A base image comes from a registry the policy does not allow",
+    kinds=("dockerfile", "compose", "k8s"),
+    summary="An image comes from a registry the policy does not allow (FROM, a compose "
+            "image:, a container's image)",
     fix="Build from an image in one of the policy's allowed_registries (mirror it there first)",
+    fixes={
+        "compose": "Run an image from one of the policy's allowed_registries (mirror it "
+                   "there first)",
+        "k8s": "Run an image from one of the policy's allowed_registries (mirror it there "
+               "first)",
+    },
     rationale=(
-        "Whoever controls the registry controls the base image. Restricting builds to "
+        "Whoever controls the registry controls the image. Restricting builds and runs to "
         "registries the organisation trusts (its own mirror, a vetted vendor) keeps "
         "typosquatted and unreviewed images out."
     ),
@@ -103,11 +123,12 @@ def untrusted_registry(subject: Subject, controls: Controls) -> Iterator[Violati
     allowed = controls.base_image.allowed_registries
     if not allowed:
         return
+    what = worded(subject.kind, _IMAGE, "base image")
     for image in subject.base_images:
         if not registry_allowed(image, allowed):
             yield Violation(
                 message=(
-                    f"base image {image.ref} comes from {image.registry}, which is not in "
+                    f"{what} {image.ref} comes from {image.registry}, which is not in "
                     f"allowed_registries ({', '.join(allowed)})"
                 ),
                 location=image.location,

@@ -5,8 +5,9 @@ capabilities, privilege escalation, host namespaces, mounts, limits...) is
 judged by the container rules through the Subject's RuntimeConfig. These rules
 read ``subject.kubernetes``: the service-account token, the kubelet's
 non-root check, the seccomp default, the volume types and host ports of the
-Pod Security Standards, the image reference, and the pids limit that only a
-node can set.
+Pod Security Standards, and the pids limit that only a node can set. The
+image a container runs is judged by the image rules (PG501, PG502), which
+PG807 and PG809 were merged into.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
-from paracle_guard.rules.base_image import registry_allowed
 from paracle_guard.severity import Severity
 from paracle_guard.subject import Subject
 
@@ -169,44 +169,6 @@ def host_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
                                 f"on the node's port {port.host_port}", location=port.location)
 
 
-def image_pinning_problem(reference: str, digest: str | None, tag: str | None,
-                          controls: Controls) -> str | None:
-    """Why ``reference`` is not pinned as the policy wants, or None."""
-    rules = controls.base_image
-    if rules.forbid_latest and digest is None:
-        if tag is None:
-            return f"image {reference} has no tag or digest, so it means :latest"
-        if tag == "latest":
-            return f"image {reference} uses the moving tag :latest"
-    if rules.require_digest and digest is None:
-        return f"image {reference} is not pinned by digest (@sha256:...)"
-    return None
-
-
-@rule(
-    code="PG807",
-    name="unpinned-image",
-    severity=Severity.WARNING,
-    kinds=("k8s",),
-    summary="A container image is not pinned: no tag, :latest, or no digest when the policy "
-            "wants one",
-    fix="Pin the image by digest: image: registry.example/app:1.2@sha256:...",
-    rationale=(
-        "Each node pulls the image again: with a moving tag, two pods of one Deployment can "
-        "run different code, and what was reviewed is not what runs. A digest names exactly "
-        "one image on every node."
-    ),
-    references=("CIS Docker Benchmark v1.6.0 4.2",),
-)
-def unpinned_image(subject: Subject, controls: Controls) -> Iterator[Violation]:
-    if subject.kubernetes is None:
-        return
-    for image in subject.base_images:
-        problem = image_pinning_problem(image.ref, image.digest, image.tag, controls)
-        if problem is not None:
-            yield Violation(message=problem, location=image.location)
-
-
 @rule(
     code="PG808",
     name="pids-limit-not-in-manifest",
@@ -231,32 +193,6 @@ def pids_limit_not_in_manifest(subject: Subject, controls: Controls) -> Iterator
                 "which a manifest cannot show",
         location=facts.location,
     )
-
-
-@rule(
-    code="PG809",
-    name="untrusted-image-registry",
-    severity=Severity.ERROR,
-    kinds=("k8s",),
-    summary="A container image comes from a registry the policy does not allow",
-    fix="Use an image from one of the policy's allowed_registries (mirror it there first)",
-    rationale=(
-        "Whoever controls the registry controls what the node runs. The registries allowed "
-        "for base images are the ones allowed for the images a pod runs."
-    ),
-    references=("CIS Docker Benchmark v1.6.0 4.2",),
-)
-def untrusted_image_registry(subject: Subject, controls: Controls) -> Iterator[Violation]:
-    allowed = controls.base_image.allowed_registries
-    if subject.kubernetes is None or not allowed:
-        return
-    for image in subject.base_images:
-        if not registry_allowed(image, allowed):
-            yield Violation(
-                message=f"image {image.ref} comes from {image.registry}, which is not in "
-                        f"allowed_registries ({', '.join(allowed)})",
-                location=image.location,
-            )
 
 
 @rule(

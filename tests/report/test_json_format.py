@@ -68,8 +68,10 @@ def test_follows_the_published_shape(report: Report) -> None:
         },
         "fix": "Add USER 1000 to the final stage",
         "suppression": None,
+        "target": None,
     }
     assert first["metadata"] == {"stage": "final", "stages": ["builder", "final"]}
+    assert (first["label"], first["parts"]) == (None, {})
 
 
 def test_suppressed_findings_say_how_and_why(report: Report) -> None:
