@@ -109,9 +109,10 @@ def _attached(config: RuntimeConfig) -> list[Setting]:
 
 
 def _allowed(network: str, mode: str) -> bool:
-    # "default" is the engine's bridge for a container and the project's bridge
-    # network for a compose service: both are what a policy calls "bridge".
-    return network == mode or (mode == "bridge" and network in ("bridge", "default"))
+    # "none" is the tightest mode there is: it satisfies every policy. "default" is the
+    # engine's bridge for a container and the project's bridge network for a compose
+    # service: both are what a policy calls "bridge".
+    return network in (mode, "none") or (mode == "bridge" and network in ("bridge", "default"))
 
 
 @rule(

@@ -313,6 +313,15 @@ def test_cli_network_host_is_refused_naming_the_key(probe_image: BuiltImage) -> 
     assert b"controls.network.mode" in done.stderr
 
 
+def test_cli_network_none_is_within_every_policy(probe_image: BuiltImage) -> None:
+    # baseline's mode is bridge; none is tighter, so the launch is verified, not refused.
+    done = run_cli("run", "--image", probe_image.ref, "--policy", "baseline", "--network", "none",
+                   "--memory", "64m", "--cpus", "1", "--pids", "64",
+                   *marked(), "--", "sh", "-c", "cat /etc/marker")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"A\n"
+
+
 def test_cli_timeout_exits_124(probe_image: BuiltImage) -> None:
     done = run_cli("run", "--image", probe_image.ref, "--timeout", "1", *marked(), "--",
                    "sleep", "60")

@@ -83,7 +83,15 @@ def test_bridge_policy_accepts_default_and_bridge() -> None:
     for name in ("bridge", "default"):
         config = hardened(network_mode=name)
         assert check("PG702", subject(config, kind="container"), policy) == []
-    assert len(check("PG702", subject(hardened(network_mode="none")), policy)) == 1
+
+
+def test_none_satisfies_every_policy() -> None:
+    # The tightest mode: under a bridge or a named-network policy it is not "not isolated".
+    for mode in ("bridge", "sandbox-net", "host"):
+        policy = controls(network={"mode": mode})
+        for kind in ("container", "compose", "k8s"):
+            isolated = subject(hardened(network_mode="none"), kind=kind)
+            assert check("PG702", isolated, policy) == [], (mode, kind)
 
 
 def test_shared_namespaces_are_pg305_s_unless_the_policy_allows_them() -> None:
