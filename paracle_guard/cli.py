@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from paracle_guard.policy.models import Policy
     from paracle_guard.report.models import Report
     from paracle_guard.severity import Severity
+    from paracle_guard.sources.compose import EngineDefaults
 
 app = typer.Typer(
     name="paracle-guard",
@@ -459,57 +460,111 @@ def container_command(
 @app.command("compose")
 @fails_cleanly
 def compose_command(
-    files: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Compose files (default: compose.yaml, compose.yml, "
-                       "docker-compose.yaml or docker-compose.yml here)."),
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Compose files (each read alone, as docker compose -f FILE) or "
+                       "folders (read as docker compose run there: COMPOSE_FILE, or the default "
+                       "file and its override). Default: this folder."),
+    ] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", help="Compose file of one project, merged in order like "
+                     "docker compose -f A -f B (repeatable)."),
+    ] = None,
+    folders: Annotated[
+        bool, typer.Option("--folders", help="Check the project of each PATH's folder (for "
+                           "pre-commit, which passes the changed files).")
+    ] = False,
+    cgroup_version: Annotated[
+        int | None,
+        typer.Option("--cgroup-version", help="The checked hosts' cgroup version (1 or 2), for "
+                     "services without cgroup:. Default: ask the Docker Engine; assume 1 "
+                     "without one."),
     ] = None,
     with_dockerfiles: Annotated[
         bool, typer.Option("--with-dockerfiles",
                            help="Also lint the Dockerfiles the services are built from.")
     ] = False,
     policy: PolicyOption = None,
-    output_format: FormatOption = "text",
+    output_format: Annotated[
+        str, typer.Option("--format", help=FORMAT_HELP + " (-f names a compose file here, "
+                          "as in docker compose.)")
+    ] = "text",
     output: OutputOption = None,
     fail_on: FailOnOption = None,
     ignore: IgnoreOption = None,
 ) -> None:
-    """Check each service of compose files against the policy."""
-    from paracle_guard.sources.compose import (
-        COMPOSE_FILE_NAMES,
-        find_compose_file,
-        load_compose,
-    )
+    """Check each service of compose projects against the policy, as Compose merges them."""
+    from paracle_guard.sources.compose import load_compose, load_compose_files
     from paracle_guard.sources.dockerfile import load_dockerfile
 
     _check_format(output_format)
-    if not files:
-        found = find_compose_file(Path.cwd())
-        if found is None:
-            raise InputError(f"no compose file in this folder (looked for "
-                             f"{', '.join(COMPOSE_FILE_NAMES)})")
-        files = [Path(found.name)]
+    if cgroup_version not in (None, 1, 2):
+        raise InputError(f"--cgroup-version {cgroup_version}: expected 1 or 2")
+    if file and paths:
+        raise InputError("give one project's files with -f, or paths to check, not both")
+    _check_compose_files(file or [])
+    engine = _engine_defaults(cgroup_version)
     plan, report = _plan_and_report(policy, ignore, fail_on)
+    if file:
+        projects = [load_compose_files(file, engine=engine)]
+    else:
+        targets = paths or ["."]
+        if folders:
+            targets = list(dict.fromkeys(os.path.dirname(p) or "." for p in targets))
+        projects = [load_compose(target, engine=engine) for target in targets]
     linted: set[tuple[str, str, tuple[str, ...]]] = set()
-    for file in files:
-        for subject in load_compose(file):
-            report.add(plan.evaluate(subject))
-            dockerfile = subject.metadata.get("dockerfile")
-            if not with_dockerfiles or not isinstance(dockerfile, str):
-                continue
-            target = str(subject.metadata.get("build_target") or "")
-            args = subject.metadata.get("build_args") or []
-            key = (dockerfile, target, tuple(args))
-            if key in linted:  # services sharing one build are linted once
-                continue
-            linted.add(key)
-            try:
-                built = load_dockerfile(dockerfile, target=target or None,
-                                        build_args=_build_args(list(args)))
-            except InputError as error:
-                raise InputError(f"{subject.target}: build: {error}") from None
-            report.add(plan.evaluate(built))
+    for subject in (subject for project in projects for subject in project):
+        report.add(plan.evaluate(subject))
+        dockerfile = subject.metadata.get("dockerfile")
+        if not with_dockerfiles or not isinstance(dockerfile, str):
+            continue
+        target = str(subject.metadata.get("build_target") or "")
+        args = subject.metadata.get("build_args") or []
+        key = (dockerfile, target, tuple(args))
+        if key in linted:  # services sharing one build are linted once
+            continue
+        linted.add(key)
+        try:
+            built = load_dockerfile(dockerfile, target=target or None,
+                                    build_args=_build_args(list(args)))
+        except InputError as error:
+            raise InputError(f"{subject.target}: build: {error}") from None
+        report.add(plan.evaluate(built))
     _emit(report, output_format, output)
+
+
+def _check_compose_files(files: list[str]) -> None:
+    from paracle_guard.report import FORMATS
+
+    for name in files:
+        if name in FORMATS and not os.path.exists(name):
+            raise InputError(f"-f {name}: no such compose file (-f names a compose file, as in "
+                             f"docker compose; the report format is --format {name})")
+
+
+def _engine_defaults(cgroup_version: int | None) -> Callable[[], EngineDefaults]:
+    """What the checked host's engine fills in: told by --cgroup-version, else asked of
+    the engine (only when a service leaves something to its default)."""
+    from paracle_guard.sources.compose import (
+        ASSUMED_CGROUP_V1,
+        defaults_from_info,
+        engine_defaults,
+    )
+
+    if cgroup_version is not None:
+        return lambda: engine_defaults(cgroup_version, asked=False)
+
+    def ask() -> EngineDefaults:
+        from paracle_guard.docker_client import Engine
+
+        try:
+            with Engine.connect() as engine:
+                return defaults_from_info(engine.info())
+        except GuardError:
+            return ASSUMED_CGROUP_V1
+
+    return ask
 
 
 # --- Kubernetes manifests (issue 7) ---------------------------------------------------

@@ -203,6 +203,10 @@ class Engine:
         return self._optional(lambda: self.client.api.inspect_image(image_id),
                               f"inspect image {image_id}")
 
+    def info(self) -> dict[str, Any]:
+        """The engine's ``docker info``: its cgroup version, default security options..."""
+        return self._optional(lambda: self.client.api.info(), "report its settings") or {}
+
     def inspect_volume(self, name: str) -> dict[str, Any] | None:
         """The inspect document of a volume (driver and options), or None when it is gone."""
         return self._optional(lambda: self.client.api.inspect_volume(name),

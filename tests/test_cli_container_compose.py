@@ -112,8 +112,8 @@ def test_no_compose_file_is_one_clear_line(workdir: Path) -> None:
     result = runner.invoke(app, ["compose"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "paracle-guard: error: no compose file in this folder (looked for compose.yaml, "
-        "compose.yml, docker-compose.yaml, docker-compose.yml)"
+        "paracle-guard: error: .: no compose file here or in a parent folder (looked for "
+        "compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml)"
     ]
     result = runner.invoke(app, ["compose", "missing.yaml"])
     assert result.exit_code == 2
@@ -134,9 +134,14 @@ def test_options_shared_with_lint(workdir: Path) -> None:
     assert runner.invoke(app, ["compose", "compose.yaml", "--ignore", "published-port"]
                          ).exit_code == 0
     out = workdir / "report.json"
-    result = runner.invoke(app, ["compose", "compose.yaml", "-f", "json", "-o", str(out)])
+    result = runner.invoke(app, ["compose", "compose.yaml", "--format", "json", "-o", str(out)])
     assert result.exit_code == 1
     assert json.loads(out.read_text())["summary"]["warning"] == 1
+    # -f names a compose file here, as in docker compose; a format name says so.
+    mistaken = runner.invoke(app, ["compose", "-f", "json"])
+    assert mistaken.exit_code == 2
+    assert "-f json: no such compose file" in mistaken.output
+    assert "--format json" in mistaken.output
 
 
 def test_with_dockerfiles_lints_the_services_builds(workdir: Path) -> None:

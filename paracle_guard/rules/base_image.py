@@ -12,13 +12,13 @@ from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.argv import copy_operands, split_command
-from paracle_guard.rules.base import Violation, rule, worded
+from paracle_guard.rules.base import ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
 from paracle_guard.subject import BaseImage, RunStep, Subject
 
 # A Dockerfile's images are base images (FROM); a compose service or a Kubernetes
 # container names the image it runs, judged by the same rules.
-_IMAGE = {"compose": "image", "k8s": "image"}
+_IMAGE: ByKind = {"compose": "image", "k8s": "image"}
 
 # --- PG501 ------------------------------------------------------------------------
 

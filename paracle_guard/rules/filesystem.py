@@ -327,3 +327,11 @@ def sensitive_mount(subject: Subject, controls: Controls) -> Iterator[Violation]
                 message=f"{describe_mount(mount)} at {mount.target} exposes {reason}",
                 location=mount.location,
             )
+    for inherited in config.unresolved_mounts:
+        yield Violation(
+            message=f"volumes_from {inherited.value} inherits every mount of a container this "
+                    "file cannot show; they may include the Docker socket or the host's /",
+            location=inherited.location,
+            fix="Mount what the service needs itself, or take volumes_from a service of this "
+                "project, whose mounts are checked",
+        )

@@ -1,17 +1,21 @@
-"""Compose files as Subjects: one per service, kind "compose", target ``FILE#service``.
+"""Compose services as Subjects: one per service, kind "compose", target ``FILE#service``.
 
-The file is read as Compose reads it (see ``compose_yaml``: YAML 1.2 scalars,
-anchors and merge keys, interpolation from the environment and the ``.env``
-beside the file), ``extends`` is resolved (same file or ``file:``, with cycle
-detection) with Compose's merge rules, and each service becomes the same
-RuntimeConfig the container source builds from ``docker inspect``. Every fact is
-located at the line of the key or list item that set it; a setting that is
-absent is located at the service's own line.
+The project is what ``docker compose config`` would produce (``compose_project``:
+which files, merged in Compose's order with its rules, ``include`` and
+``extends``; ``compose_yaml``: YAML 1.2 scalars, anchors, interpolation, the
+``.env``). Each service becomes the same RuntimeConfig the container source
+builds from ``docker inspect``, its mounts resolved on this host
+(``compose_mounts``), and what the engine fills in left as the engine would:
+an absent ``cgroup:`` is the checked host's default (the host's cgroup
+namespace on cgroup v1, a private one on v2), asked of the engine or, without
+one, assumed to be cgroup v1 and said so. Every fact is located at the line of
+the key or list item that set it; an absent setting at the service's own line
+in the file that first defines it.
 
 What Compose would refuse (bad YAML, a missing required variable, a value of
 the wrong type, an ``extends`` cycle, a security option the engine rejects) is
-a ParseProblem, reported as ``parse-error`` at its line: for the whole file
-when the file cannot be read as a project, for one service otherwise.
+a ParseProblem, reported as ``parse-error`` at its line: for the whole project
+when it cannot be read as one, for one service otherwise.
 
 Services built from a Dockerfile record it in their metadata (``dockerfile``,
 ``build_context``, ``build_target``, ``build_args``) so that the CLI can lint it.
@@ -19,39 +23,48 @@ Services built from a Dockerfile record it in their metadata (``dockerfile``,
 
 from __future__ import annotations
 
+import functools
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from paracle_guard.errors import InputError
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import (
-    OVERRIDE,
-    RESET,
-    ComposeError,
-    InterpolationError,
-    Node,
-    interpolate,
-    load_yaml,
-    lookup_in,
-    parse_env_file,
+from paracle_guard.sources.compose_merge import prepared
+from paracle_guard.sources.compose_mounts import MountReader
+from paracle_guard.sources.compose_project import (
+    DEFAULT_FILE_NAMES,
+    Project,
+    ProjectFiles,
+    files_given,
+    files_in,
+    load_project,
+    read_text,
 )
+from paracle_guard.sources.compose_project import _beside as beside
+from paracle_guard.sources.compose_values import boolean as _bool
+from paracle_guard.sources.compose_values import integer as _int
+from paracle_guard.sources.compose_values import location as _location
+from paracle_guard.sources.compose_values import mapping as _mapping
+from paracle_guard.sources.compose_values import number as _float
+from paracle_guard.sources.compose_values import pairs as _pairs
+from paracle_guard.sources.compose_values import port as _port_spec
+from paracle_guard.sources.compose_values import sequence as _sequence
+from paracle_guard.sources.compose_values import size as _size
+from paracle_guard.sources.compose_values import text as _text
+from paracle_guard.sources.compose_yaml import ComposeError, Node, parse_env_file
+from paracle_guard.sources.image_ref import parse_image_ref
 from paracle_guard.sources.runtime_options import (
     SYSTEM_PATHS,
-    local_volume_host_path,
     normalise_capability,
-    normalise_host_path,
     parse_security_opt,
-    split_key_value,
 )
 from paracle_guard.subject import (
+    BaseImage,
     Capability,
     Device,
     DeviceRequest,
     EnvVar,
-    Mount,
     ParseProblem,
     PublishedPort,
     RuntimeConfig,
@@ -62,480 +75,149 @@ from paracle_guard.subject import (
     Ulimit,
     UserFact,
 )
-from paracle_guard.units import parse_size
 
-# In the order Docker Compose looks for them.
-COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-
-# Compose's casts of strings (after interpolation) to booleans.
-_TRUE = frozenset({"y", "yes", "true", "on"})
-_FALSE = frozenset({"n", "no", "false", "off"})
-_WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
-_MOUNT_TYPES = frozenset({"bind", "volume", "tmpfs", "npipe", "cluster", "image"})
-# Keys whose values Compose merges by variable name rather than appending.
-_KEY_VALUE_KEYS = frozenset({"environment", "labels", "sysctls", "annotations"})
-_REPLACED_KEYS = frozenset({"command", "entrypoint"})
+# In the order Docker Compose prefers them.
+COMPOSE_FILE_NAMES = DEFAULT_FILE_NAMES
 _RESTART_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
+# pull_policy values under which Compose never pulls: a service that also builds
+# names its build's result with image:, which no registry serves.
+_NEVER_PULLED = frozenset({"build", "never"})
+
+
+@dataclass(frozen=True)
+class EngineDefaults:
+    """What the checked host's engine does with a setting a compose file leaves out."""
+
+    cgroupns_mode: str  # "host" (the default on cgroup v1) or "private" (on v2)
+    reason: str  # said in findings: where the value comes from
+    notice: str | None = None  # said once: what was assumed, and how to say otherwise
+
+
+ASSUMED_CGROUP_V1 = EngineDefaults(
+    cgroupns_mode="host",
+    reason="no cgroup: is set, and on a cgroup v1 host the engine's default is the host's "
+           "cgroup namespace (assumed: no Docker Engine answered)",
+    notice="no Docker Engine answered, so an absent cgroup: is read as on a cgroup v1 host "
+           "(the host's cgroup namespace); --cgroup-version 2 says the hosts use cgroup v2",
+)
+
+
+def engine_defaults(cgroup_version: int, *, asked: bool) -> EngineDefaults:
+    """The defaults of an engine on a cgroup v1 or v2 host, asked of it or told by the user."""
+    source = "the Docker Engine says" if asked else "--cgroup-version says"
+    if cgroup_version == 1:
+        return EngineDefaults("host", f"no cgroup: is set, and on this cgroup v1 host ({source}) "
+                                      "the engine's default is the host's cgroup namespace")
+    return EngineDefaults("private", f"no cgroup: is set; on this cgroup v2 host ({source}) "
+                                     "the engine's default is a private cgroup namespace")
+
+
+def defaults_from_info(info: Mapping[str, object]) -> EngineDefaults:
+    """The defaults ``docker info`` shows. The engine lists ``name=cgroupns`` among its
+    security options exactly when its default cgroup namespace mode is private
+    (moby ``daemon/info.go``), whatever the cgroup version or --default-cgroupns-mode."""
+    options = info.get("SecurityOptions")
+    listed = [str(o) for o in options] if isinstance(options, list) else []
+    private = any(o == "name=cgroupns" or o.startswith("name=cgroupns,") for o in listed)
+    version = info.get("CgroupVersion") or "unknown"
+    if private:
+        return EngineDefaults("private", "no cgroup: is set; the Docker Engine's default here "
+                                         f"is a private cgroup namespace (cgroup v{version})")
+    return EngineDefaults("host", "no cgroup: is set, and the Docker Engine's default here is "
+                                  f"the host's cgroup namespace (cgroup v{version})")
 
 
 def find_compose_file(directory: str | Path = ".") -> Path | None:
-    """The compose file Docker Compose would pick in ``directory``, if any."""
+    """The compose file Docker Compose would pick in ``directory`` itself, if any."""
     for name in COMPOSE_FILE_NAMES:
         candidate = Path(directory) / name
-        if candidate.is_file():
+        if candidate.exists():
             return candidate
     return None
 
 
-def load_compose(path: str | Path, *, environ: Mapping[str, str] | None = None) -> list[Subject]:
-    """One Subject per service of the compose file at ``path`` (and of the files it includes).
+def load_compose(path: str | Path, *, environ: Mapping[str, str] | None = None,
+                 engine: Callable[[], EngineDefaults] | None = None) -> list[Subject]:
+    """One Subject per service of a project.
 
-    ``environ`` is the environment variables are interpolated from (default: this
-    process's); the ``.env`` beside the file fills in what it does not set. A file
-    that cannot be read is an InputError; one that is not valid Compose gives a
-    Subject carrying a ParseProblem. A folder stands for the compose file in it.
+    A file is read as ``docker compose -f FILE`` reads it; a folder as
+    ``docker compose`` run there does (``COMPOSE_FILE``, or the default file and
+    its override). ``environ`` is what variables are interpolated from (default:
+    this process's); ``engine`` gives the checked host's defaults, asked only when
+    a service leaves them out (default: assumed cgroup v1, and said). A file that
+    cannot be read is an InputError; a project Compose would refuse gives a
+    Subject carrying a ParseProblem.
     """
-    if Path(path).is_dir():
-        found = find_compose_file(path)
-        if found is None:
-            raise InputError(f"{path}: no compose file in this folder (looked for "
-                             f"{', '.join(COMPOSE_FILE_NAMES)})")
-        path = found
-    return _Project(str(path), os.environ if environ is None else environ, frozenset()).subjects()
+    env = os.environ if environ is None else environ
+    try:
+        files = files_in(str(path), env) if Path(path).is_dir() else files_given([str(path)], env)
+    except ComposeError as problem:
+        return [_broken(str(path), [str(path)], problem, [])]
+    return project_subjects(files, engine)
 
 
-def _location(node: Node) -> Location:
-    return Location(path=node.file, line=node.line)
+def load_compose_files(paths: list[str], *, environ: Mapping[str, str] | None = None,
+                       engine: Callable[[], EngineDefaults] | None = None) -> list[Subject]:
+    """The services of ``docker compose -f A -f B ...``: the files merged in order."""
+    env = os.environ if environ is None else environ
+    try:
+        files = files_given(paths, env)
+    except ComposeError as problem:
+        return [_broken(paths[0], paths, problem, [])]
+    return project_subjects(files, engine)
+
+
+def project_subjects(files: ProjectFiles,
+                     engine: Callable[[], EngineDefaults] | None = None) -> list[Subject]:
+    try:
+        project = load_project(files)
+    except ComposeError as problem:
+        return [_broken(files.files[0], files.files, problem, files.notices)]
+    defaults = functools.cache(engine or (lambda: ASSUMED_CGROUP_V1))
+    subjects = []
+    for name, entry in project.services.items():
+        target = f"{project.main}#{name}"
+        try:
+            if isinstance(entry, ComposeError):
+                raise entry
+            subjects.append(_ServiceReader(project, name, entry, defaults).subject(target))
+        except ComposeError as problem:
+            subjects.append(Subject(
+                kind="compose", target=target, label=f"service {name}",
+                parse_problems=[_problem(problem)], notices=list(files.notices),
+                metadata={"file": project.main, "files": list(files.files), "service": name},
+            ))
+    return subjects
+
+
+def _problem(problem: ComposeError) -> ParseProblem:
+    return ParseProblem(message=problem.message,
+                        location=Location(path=problem.file, line=problem.line))
+
+
+def _broken(target: str, files: list[str], problem: ComposeError,
+            notices: list[str]) -> Subject:
+    return Subject(kind="compose", target=target, parse_problems=[_problem(problem)],
+                   notices=list(notices), metadata={"file": target, "files": list(files)})
 
 
 def _directory(node: Node) -> Path:
-    return Path(node.file).parent
-
-
-# --- the project --------------------------------------------------------------------------
-
-
-@dataclass
-class _Volume:
-    """A top-level named volume declaration."""
-
-    driver: str
-    options: dict[str, str]
-    external: bool
-
-
-class _Project:
-    def __init__(self, display: str, environ: Mapping[str, str],
-                 including: frozenset[Path]) -> None:
-        self.display = display
-        self.path = Path(display)
-        self.environ = environ
-        self.including = including
-        self.lookup: Callable[[str], str | None] = lookup_in(environ)
-        self.files: dict[Path, Node] = {}
-        self.volumes: dict[str, _Volume] = {}
-        self.services: dict[str, Node] = {}
-
-    def subjects(self) -> list[Subject]:
-        try:
-            root = self._prepare()
-        except ComposeError as problem:
-            return [self._broken(problem)]
-        subjects = [self._service_subject(name) for name in self.services]
-        try:
-            subjects.extend(self._included(root))
-        except ComposeError as problem:
-            subjects.append(self._broken(problem))
-        return subjects
-
-    def _prepare(self) -> Node:
-        if not self.path.is_file():
-            raise InputError(f"{self.display}: no such compose file")
-        dotenv = self.path.parent / ".env"
-        if dotenv.is_file():
-            env_file = parse_env_file(_read(dotenv, str(dotenv)), str(dotenv),
-                                      lookup_in(self.environ))
-            # The shell's environment wins over .env, as in Compose.
-            self.lookup = lookup_in(self.environ, env_file.as_dict())
-        root = self._load(self.display)
-        mapping = _mapping(root)
-        services = mapping.get("services")
-        if services is None and "include" not in mapping:
-            raise root.error("the file defines no services")
-        self.services = _mapping(services) if services is not None else {}
-        for name, declaration in _mapping(mapping.get("volumes") or _empty(root)).items():
-            self.volumes[name] = _volume(declaration)
-        return root
-
-    def _load(self, display: str) -> Node:
-        key = Path(display).resolve()
-        cached = self.files.get(key)
-        if cached is not None:
-            return cached
-        text = _read(Path(display), display)
-
-        def substitute(value: str, node: Node) -> str:
-            try:
-                return interpolate(value, self.lookup)
-            except InterpolationError as exc:
-                raise ComposeError(node.file, node.line, f"{node.key_path}: {exc}") from None
-
-        root = load_yaml(text, display, substitute)
-        if root is None:
-            raise ComposeError(display, None, "the file is empty")
-        if root.mapping is None:
-            raise root.error("a compose file must be a mapping (services:, volumes:...)")
-        self.files[key] = root
-        return root
-
-    def _broken(self, problem: ComposeError) -> Subject:
-        return Subject(
-            kind="compose",
-            target=self.display,
-            parse_problems=[ParseProblem(
-                message=problem.message, location=Location(path=problem.file, line=problem.line)
-            )],
-            metadata={"file": self.display},
-        )
-
-    def _service_subject(self, name: str) -> Subject:
-        target = f"{self.display}#{name}"
-        try:
-            node = self.resolved(self.display, name, ())
-            return _ServiceReader(self, name, node).subject(target)
-        except ComposeError as problem:
-            return Subject(
-                kind="compose",
-                target=target,
-                parse_problems=[ParseProblem(
-                    message=problem.message,
-                    location=Location(path=problem.file, line=problem.line),
-                )],
-                metadata={"file": self.display, "service": name},
-            )
-
-    def resolved(self, display: str, name: str, chain: tuple[tuple[Path, str], ...]) -> Node:
-        """Service ``name`` of file ``display`` with its ``extends`` chain merged in."""
-        root = self._load(display)
-        services = _mapping(root.get("services") or _empty(root))
-        node = services.get(name)
-        if node is None:
-            raise root.error(f"no service {name!r} in {display}")
-        mapping = _mapping(node)
-        extends = mapping.get("extends")
-        if extends is None:
-            return node
-        if isinstance(extends.value, str):
-            base_name, base_display = extends.value, display
-        else:
-            spec = _mapping(extends)
-            if "service" not in spec:
-                raise extends.error("extends needs a service")
-            base_name = _text(spec["service"])
-            base_display = display
-            if "file" in spec:
-                relative = _text(spec["file"])
-                base_display = _beside(display, spec["file"])
-                if not Path(base_display).is_file():
-                    raise spec["file"].error(f"extends file {relative!r} does not exist")
-        here = (Path(display).resolve(), name)
-        link = (Path(base_display).resolve(), base_name)
-        if link in chain or link == here:
-            names = " -> ".join(f"{n}" for _, n in (*chain, here, link))
-            raise extends.error(f"extends cycle: {names}")
-        base = self.resolved(base_display, base_name, (*chain, here))
-        own = Node({k: v for k, v in mapping.items() if k != "extends"},
-                   node.file, node.line, node.key_path)
-        merged = _merge(base, own, ())
-        return merged if merged is not None else own
-
-    def _included(self, root: Node) -> list[Subject]:
-        include = root.get("include")
-        if include is None:
-            return []
-        subjects: list[Subject] = []
-        for item in _sequence(include):
-            if isinstance(item.value, str):
-                path_nodes = [item]
-            else:
-                path = _mapping(item).get("path")
-                if path is None:
-                    raise item.error("include needs a path")
-                path_nodes = _strings(path)
-            for path_node in path_nodes:
-                relative = _text(path_node)
-                display = _beside(self.display, path_node)
-                resolved = Path(display).resolve()
-                if resolved in self.including or resolved == self.path.resolve():
-                    raise path_node.error(f"include cycle through {relative}")
-                if not resolved.is_file():
-                    raise path_node.error(f"included file {relative} does not exist")
-                subjects.extend(_Project(display, self.environ,
-                                         self.including | {self.path.resolve()}).subjects())
-        return subjects
-
-
-def _read(path: Path, display: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {display}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ComposeError(display, data.count(b"\n", 0, exc.start) + 1,
-                           "the file is not UTF-8 text") from None
-
-
-def _beside(display: str, node: Node) -> str:
-    """The file ``node`` names, relative to the file ``display`` (as the user would write it)."""
-    relative = _text(node)
-    if "\0" in relative:
-        raise node.error("a file name cannot contain a NUL character")
-    return os.path.normpath(os.path.join(os.path.dirname(display), relative))
-
-
-def _empty(parent: Node) -> Node:
-    return Node({}, parent.file, parent.line, parent.key_path)
-
-
-def _volume(node: Node) -> _Volume:
-    if node.value is None:
-        return _Volume(driver="local", options={}, external=False)
-    mapping = _mapping(node)
-    external = _bool(mapping["external"]) if "external" in mapping else False
-    options = {key: _text(value) for key, value in _mapping(
-        mapping.get("driver_opts") or _empty(node)).items()}
-    driver = _text(mapping["driver"]) if "driver" in mapping else "local"
-    return _Volume(driver=driver, options=options, external=external)
-
-
-# --- merging (extends) ------------------------------------------------------------------
-
-
-def _merge(base: Node | None, over: Node, path: tuple[str, ...]) -> Node | None:
-    """``over`` merged onto ``base`` with Compose's rules; None when ``!reset`` removes it."""
-    if over.tag == RESET:
-        return None
-    if base is None or over.tag == OVERRIDE or base.value is None:
-        return over
-    if over.value is None:
-        return over
-    if (len(path) == 1 and path[0] in _REPLACED_KEYS) or path == ("healthcheck", "test"):
-        return over
-    if len(path) == 1 and path[0] in _KEY_VALUE_KEYS:
-        return _merge_key_values(base, over)
-    if isinstance(base.value, dict) and isinstance(over.value, dict):
-        merged = dict(base.value)
-        for key, value in over.value.items():
-            if key in merged and not key.startswith("x-"):
-                result = _merge(merged[key], value, (*path, key))
-            else:
-                result = None if value.tag == RESET else value
-            if result is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = result
-        return Node(merged, over.file, over.line, over.key_path)
-    if isinstance(base.value, list) and isinstance(over.value, list):
-        if path == ("volumes",):
-            return _merge_unique(base, over, _volume_target)
-        if path == ("ports",):
-            return _merge_unique(base, over, lambda item: repr(item.plain()))
-        items = list(base.value)
-        # Compose drops appended entries identical to one already present.
-        present = [item.plain() for item in items]
-        for item in over.value:
-            if item.plain() not in present:
-                items.append(item)
-                present.append(item.plain())
-        return Node(items, over.file, over.line, over.key_path)
-    if isinstance(base.value, dict | list) or isinstance(over.value, dict | list):
-        raise over.error("cannot override a value of another type from the extended service")
-    return over
-
-
-def _key_values(node: Node) -> dict[str, Node]:
-    if isinstance(node.value, dict):
-        return dict(node.value)
-    result: dict[str, Node] = {}
-    for item in _sequence(node):
-        name, value = split_key_value(_text(item))
-        result[name] = Node(value, item.file, item.line, item.key_path)
-    return result
-
-
-def _merge_key_values(base: Node, over: Node) -> Node:
-    merged = _key_values(base)
-    for key, value in _key_values(over).items():
-        if value.tag == RESET:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return Node(merged, over.file, over.line, over.key_path)
-
-
-def _merge_unique(base: Node, over: Node, key_of: Callable[[Node], str]) -> Node:
-    items = list(_sequence(base))
-    keys = [key_of(item) for item in items]
-    for item in _sequence(over):
-        key = key_of(item)
-        if key in keys:
-            items[keys.index(key)] = item
-        else:
-            items.append(item)
-            keys.append(key)
-    return Node(items, over.file, over.line, over.key_path)
-
-
-def _volume_target(item: Node) -> str:
-    if isinstance(item.value, dict):
-        target = item.value.get("target")
-        return _text(target) if target is not None else ""
-    return _parse_short_volume(item)[1]
-
-
-# --- typed access ------------------------------------------------------------------------
-
-
-def _mapping(node: Node) -> dict[str, Node]:
-    if node.mapping is None:
-        raise node.error(f"expected a mapping, got {_describe(node)}")
-    return node.mapping
-
-
-def _sequence(node: Node) -> list[Node]:
-    if node.sequence is None:
-        raise node.error(f"expected a list, got {_describe(node)}")
-    return node.sequence
-
-
-def _describe(node: Node) -> str:
-    if isinstance(node.value, dict):
-        return "a mapping"
-    if isinstance(node.value, list):
-        return "a list"
-    return repr(node.value)
-
-
-def _text(node: Node) -> str:
-    value = node.value
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise node.error(f"expected a string, got {_describe(node)}")
-
-
-def _bool(node: Node) -> bool:
-    value = node.value
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise node.error(f"expected true or false, got {_describe(node)}")
-
-
-def _int(node: Node) -> int:
-    value = node.value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value.strip()):
-        return int(value)
-    raise node.error(f"expected an integer, got {_describe(node)}")
-
-
-def _float(node: Node) -> float:
-    value = node.value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise node.error(f"expected a number, got {_describe(node)}")
-
-
-def _size(node: Node) -> int:
-    value = node.value
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            raise node.error(str(exc)) from None
-    raise node.error(f"expected a size (512m, 1g), got {_describe(node)}")
-
-
-def _strings(node: Node) -> list[Node]:
-    """A list of strings; a single string counts as a list of one (tmpfs, env_file)."""
-    if isinstance(node.value, str):
-        return [node]
-    items = _sequence(node)
-    for item in items:
-        _text(item)
-    return items
-
-
-def _pairs(node: Node) -> list[tuple[str, str | None, Node]]:
-    """``KEY=VALUE`` list or ``KEY: VALUE`` mapping, as (key, value or None, node)."""
-    if isinstance(node.value, dict):
-        return [
-            (key, None if value.value is None else _text(value), value)
-            for key, value in node.value.items()
-        ]
-    pairs = []
-    for item in _sequence(node):
-        key, value = split_key_value(_text(item))
-        pairs.append((key, value, item))
-    return pairs
+    return Path(node.directory)
 
 
 # --- one service ----------------------------------------------------------------------------
 
 
-def _split_colons(spec: str) -> list[str]:
-    """``src:dst:mode`` split at colons, keeping a Windows drive (``C:\\data``) whole."""
-    parts: list[str] = []
-    rest = spec
-    while rest:
-        if _WINDOWS_PATH.match(rest):
-            head, sep, tail = rest[2:].partition(":")
-            parts.append(rest[:2] + head)
-        else:
-            head, sep, tail = rest.partition(":")
-            parts.append(head)
-        rest = tail if sep else ""
-    return parts
-
-
-def _parse_short_volume(node: Node) -> tuple[str | None, str, list[str]]:
-    spec = _text(node)
-    parts = _split_colons(spec)
-    if len(parts) == 1:
-        source, target, mode = None, parts[0], ""
-    elif len(parts) == 2:
-        source, target, mode = parts[0], parts[1], ""
-    elif len(parts) == 3:
-        source, target, mode = parts
-    else:
-        raise node.error(f"invalid volume {spec!r}: expected [SOURCE:]TARGET[:MODE]")
-    if not target.startswith("/") and not _WINDOWS_PATH.match(target):
-        raise node.error(f"invalid volume {spec!r}: the target {target!r} is not an absolute path")
-    return source or None, target, [option for option in mode.split(",") if option]
-
-
-def _is_path(source: str) -> bool:
-    return source.startswith(("/", ".", "~")) or bool(_WINDOWS_PATH.match(source))
-
-
 class _ServiceReader:
-    def __init__(self, project: _Project, name: str, node: Node) -> None:
+    def __init__(self, project: Project, name: str, node: Node,
+                 defaults: Callable[[], EngineDefaults]) -> None:
         self.project = project
         self.name = name
-        self.node = node
-        self.keys = _mapping(node)
+        self.node = prepared(node)
+        self.keys = _mapping(self.node)
+        self.defaults = defaults
         self.locations: dict[str, Location] = {}
+        self.notices: list[str] = list(project.files.notices)
 
     def _get(self, *path: str) -> Node | None:
         node: Node | None = self.node
@@ -554,15 +236,38 @@ class _ServiceReader:
 
     def subject(self, target: str) -> Subject:
         runtime = self.runtime()
+        metadata = self.metadata()
+        profiles = metadata.get("profiles")
+        label = f"service {self.name}"
+        if isinstance(profiles, list) and profiles:
+            label += f" (profile{'s' if len(profiles) > 1 else ''} {', '.join(profiles)})"
         return Subject(
             kind="compose",
             target=target,
+            label=label,
             user=self.user(),
             env=self.env(),
             workdir=self.workdir(),
             runtime=runtime,
-            metadata=self.metadata(),
+            base_images=self.images(),
+            metadata=metadata,
+            notices=self.notices,
         )
+
+    def images(self) -> list[BaseImage]:
+        """The image the service runs, unless it is only the name of a local build."""
+        image = self._get("image")
+        if image is None:
+            return []
+        policy = self._get("pull_policy")
+        if self._get("build") is not None and policy is not None \
+                and _text(policy) in _NEVER_PULLED:
+            return []
+        ref = _text(image)
+        parsed = parse_image_ref(ref)
+        return [BaseImage(ref=ref, registry=parsed.registry, repository=parsed.repository,
+                          tag=parsed.tag, digest=parsed.digest, stage=self.name,
+                          location=_location(image))]
 
     def workdir(self) -> str | None:
         node = self._get("working_dir")
@@ -571,7 +276,14 @@ class _ServiceReader:
     # -- identity and build --
 
     def metadata(self) -> dict[str, str | list[str]]:
-        data: dict[str, str | list[str]] = {"file": self.project.display, "service": self.name}
+        data: dict[str, str | list[str]] = {
+            "file": self.project.main, "files": list(self.project.files.files),
+            "service": self.name,
+        }
+        profiles = self._get("profiles")
+        if profiles is not None:
+            # Started only when one is active; judged always, as anyone can activate it.
+            data["profiles"] = [_text(item) for item in _sequence(profiles)]
         image = self._get("image")
         if image is not None:
             data["image"] = _text(image)
@@ -651,13 +363,13 @@ class _ServiceReader:
             if "required" in spec:
                 required = _bool(spec["required"])
         relative = _text(path_node)
-        display = _beside(path_node.file, path_node)
+        display = beside(path_node)
         path = Path(display)
         if not path.is_file():
             if required:
                 raise path_node.error(f"env file {relative} not found")
             return []
-        parsed = parse_env_file(_read(path, display), display, self.project.lookup)
+        parsed = parse_env_file(read_text(path, display), display, self.project.lookup)
         return [
             EnvVar(name=entry.name, value=entry.value, origin="runtime",
                    location=Location(path=display, line=entry.line))
@@ -693,8 +405,14 @@ class _ServiceReader:
             if node is not None:
                 setattr(config, field, _text(node))
                 self._mark(field, node)
+        if self._get("cgroup") is None:
+            self._engine_default_cgroup(config)
         config.networks = self._networks(config.network_mode)
-        config.mounts = self._mounts(frozenset())
+        mounts = MountReader(self.project, self.name, self.node).read()
+        config.mounts, config.unresolved_mounts = mounts.mounts, mounts.unresolved
+        volumes = self._get("volumes")
+        if volumes is not None:
+            self._mark("mounts", volumes)
         config.volumes_from = [
             Setting(value=_text(item), location=_location(item))
             for item in self._items("volumes_from")
@@ -760,120 +478,12 @@ class _ServiceReader:
                     for key, value in node.value.items()]
         return [Setting(value=_text(item), location=_location(item)) for item in _sequence(node)]
 
-    # -- mounts --
-
-    def _mounts(self, visiting: frozenset[str]) -> list[Mount]:
-        mounts: list[Mount] = []
-        volumes = self._get("volumes")
-        if volumes is not None:
-            self._mark("mounts", volumes)
-            for item in _sequence(volumes):
-                mounts.append(self._long_volume(item) if isinstance(item.value, dict)
-                              else self._short_volume(item))
-        tmpfs = self._get("tmpfs")
-        if tmpfs is not None:
-            for item in _strings(tmpfs):
-                target, _, options = _text(item).partition(":")
-                flags = [flag for flag in options.split(",") if flag]
-                mounts.append(Mount(type="tmpfs", target=target, read_only="ro" in flags,
-                                    options=flags, location=_location(item)))
-        mounts.extend(self._volumes_from(visiting | {self.name}))
-        return mounts
-
-    def _volumes_from(self, visiting: frozenset[str]) -> list[Mount]:
-        inherited: list[Mount] = []
-        for item in self._items("volumes_from"):
-            spec = _text(item)
-            parts = spec.split(":")
-            read_only = parts[-1] == "ro"
-            if parts[-1] in ("ro", "rw"):
-                parts = parts[:-1]
-            if parts[0] == "container":
-                continue  # another container's mounts: only the engine knows them
-            name = parts[1] if parts[0] == "service" and len(parts) > 1 else parts[0]
-            if name in visiting:
-                raise item.error(f"volumes_from cycle through service {name!r}")
-            if name not in self.project.services:
-                raise item.error(f"volumes_from names unknown service {name!r}")
-            other = _ServiceReader(self.project, name,
-                                   self.project.resolved(self.project.display, name, ()))
-            for mount in other._mounts(visiting):
-                if mount.type == "tmpfs":
-                    continue  # tmpfs mounts are not shared by volumes_from
-                copy = mount.model_copy(update={
-                    "read_only": mount.read_only or read_only,
-                    "location": _location(item),
-                    "from_image": False,
-                })
-                inherited.append(copy)
-        return inherited
-
-    def _short_volume(self, item: Node) -> Mount:
-        source, target, options = _parse_short_volume(item)
-        read_only = "ro" in options
-        if source is None:
-            return Mount(type="volume", target=target, read_only=read_only, anonymous=True,
-                         options=options, location=_location(item))
-        if _is_path(source):
-            return self._bind(item, source, target, read_only, options)
-        return self._named_volume(item, source, target, read_only, options)
-
-    def _long_volume(self, item: Node) -> Mount:
-        spec = _mapping(item)
-        kind = _text(spec["type"]) if "type" in spec else "volume"
-        if kind not in _MOUNT_TYPES:
-            raise item.error(f"unknown volume type {kind!r}")
-        if "target" not in spec:
-            raise item.error("a volume needs a target")
-        target = _text(spec["target"])
-        read_only = _bool(spec["read_only"]) if "read_only" in spec else False
-        source = _text(spec["source"]) if "source" in spec else None
-        options: list[str] = []
-        if kind == "tmpfs":
-            tmpfs = _mapping(spec["tmpfs"]) if "tmpfs" in spec else {}
-            if "size" in tmpfs:
-                options.append(f"size={_size(tmpfs['size'])}")
-            if "mode" in tmpfs:
-                options.append(f"mode={_text(tmpfs['mode'])}")
-            return Mount(type="tmpfs", target=target, read_only=read_only, options=options,
-                         location=_location(item))
-        if kind == "bind":
-            if source is None:
-                raise item.error("a bind mount needs a source")
-            return self._bind(item, source, target, read_only, options)
-        if kind == "npipe":
-            return Mount(type="npipe", source=source, target=target, read_only=read_only,
-                         host_path=source, location=_location(item))
-        if kind == "volume":
-            if source is None:
-                return Mount(type="volume", target=target, read_only=read_only, anonymous=True,
-                             location=_location(item))
-            return self._named_volume(item, source, target, read_only, options)
-        return Mount(type=kind, source=source, target=target, read_only=read_only,
-                     location=_location(item))
-
-    def _bind(self, item: Node, source: str, target: str, read_only: bool,
-              options: list[str]) -> Mount:
-        if _WINDOWS_PATH.match(source):
-            host = source
-        elif source.startswith("~"):
-            host = normalise_host_path(os.path.expanduser(source))
-        else:
-            host = normalise_host_path(os.path.abspath(_directory(item) / source))
-        return Mount(type="bind", source=source, target=target, read_only=read_only,
-                     host_path=host, options=options, location=_location(item))
-
-    def _named_volume(self, item: Node, source: str, target: str, read_only: bool,
-                      options: list[str]) -> Mount:
-        declared = self.project.volumes.get(source)
-        if declared is None:
-            raise item.error(f"volume {source!r} is not declared under the top-level volumes:")
-        host = None
-        if declared.driver == "local" and not declared.external:
-            host = local_volume_host_path(declared.options)
-        return Mount(type="volume", source=source, target=target, read_only=read_only,
-                     volume_driver=declared.driver, volume_options=declared.options,
-                     host_path=host, options=options, location=_location(item))
+    def _engine_default_cgroup(self, config: RuntimeConfig) -> None:
+        defaults = self.defaults()
+        config.cgroupns_mode = defaults.cgroupns_mode
+        config.reasons["cgroupns_mode"] = defaults.reason
+        if defaults.notice is not None and defaults.notice not in self.notices:
+            self.notices.append(defaults.notice)
 
     # -- devices --
 
@@ -958,38 +568,9 @@ class _ServiceReader:
         return [self._port(item) for item in _sequence(node)]
 
     def _port(self, item: Node) -> PublishedPort:
-        if isinstance(item.value, dict):
-            spec = _mapping(item)
-            if "target" not in spec:
-                raise item.error("a port needs a target")
-            return PublishedPort(
-                container_port=_text(spec["target"]),
-                protocol=_text(spec["protocol"]) if "protocol" in spec else "tcp",
-                host_ip=_text(spec["host_ip"]) if "host_ip" in spec else "",
-                host_port=_text(spec["published"]) if "published" in spec else "",
-                location=_location(item),
-            )
-        text = _text(item)
-        body, _, protocol = text.partition("/")
-        host_ip = ""
-        if body.startswith("["):  # an IPv6 host address: [::1]:8080:80
-            end = body.find("]")
-            if end < 0 or body[end + 1:end + 2] != ":":
-                raise item.error(f"invalid port {text!r}")
-            host_ip, body = body[1:end], body[end + 2:]
-        parts = body.split(":")
-        if len(parts) == 3:
-            host_ip, parts = parts[0], parts[1:]
-        if len(parts) > 2 or not all(re.fullmatch(r"[0-9]+(-[0-9]+)?", p) for p in parts if p) \
-                or not parts[-1]:
-            raise item.error(f"invalid port {text!r}: expected [[IP:]HOST:]CONTAINER[/PROTOCOL]")
-        return PublishedPort(
-            container_port=parts[-1],
-            protocol=protocol or "tcp",
-            host_ip=host_ip,
-            host_port=parts[0] if len(parts) == 2 else "",
-            location=_location(item),
-        )
+        container_port, protocol, host_ip, host_port = _port_spec(item)
+        return PublishedPort(container_port=container_port, protocol=protocol, host_ip=host_ip,
+                             host_port=host_port, location=_location(item))
 
     # -- resources --
 

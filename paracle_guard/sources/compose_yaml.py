@@ -22,6 +22,7 @@ Problems raise ``ComposeError`` carrying the file and line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +71,13 @@ class Node:
     line: int
     key_path: str = ""
     tag: str | None = None
+    # The folder relative paths in this value resolve against; "" for the file's own.
+    # Compose resolves an override file's paths against the project's folder.
+    base: str = ""
+
+    @property
+    def directory(self) -> str:
+        return self.base or os.path.dirname(self.file)
 
     @property
     def mapping(self) -> dict[str, Node] | None:
@@ -107,10 +115,12 @@ def child_path(parent: str, key: str | int) -> str:
 # --- YAML ---------------------------------------------------------------------------
 
 
-def load_yaml(text: str, file: str, interpolate: Callable[[str, Node], str]) -> Node | None:
+def load_yaml(text: str, file: str, interpolate: Callable[[str, Node], str],
+              base: str = "") -> Node | None:
     """The document as Nodes, every string value passed through ``interpolate``.
 
-    None for an empty document (nothing, or only comments).
+    None for an empty document (nothing, or only comments). ``base`` is the folder
+    relative paths in the file resolve against ("": the file's own).
     """
     try:
         root = yaml.compose(text, Loader=Yaml12Loader)
@@ -126,18 +136,18 @@ def load_yaml(text: str, file: str, interpolate: Callable[[str, Node], str]) -> 
         raise ComposeError(file, line, f"invalid YAML: {exc}") from None
     if root is None:
         return None
-    return _Builder(file, interpolate).build(root, 1, "", ())
+    return _Builder(file, interpolate, base).build(root, 1, "", ())
 
 
 def load_yaml_documents(
-    text: str, file: str, interpolate: Callable[[str, Node], str]
+    text: str, file: str, interpolate: Callable[[str, Node], str], base: str = ""
 ) -> list[Node | None]:
     """Every document of a multi-document stream (``---``), as ``load_yaml`` reads one.
 
     An empty document is None. The node limit counts across the whole stream, so
     aliases cannot blow it up one document at a time.
     """
-    builder = _Builder(file, interpolate)
+    builder = _Builder(file, interpolate, base)
     documents: list[Node | None] = []
     try:
         for root in yaml.compose_all(text, Loader=Yaml12Loader):
@@ -156,9 +166,11 @@ def load_yaml_documents(
 
 
 class _Builder:
-    def __init__(self, file: str, interpolate: Callable[[str, Node], str]) -> None:
+    def __init__(self, file: str, interpolate: Callable[[str, Node], str],
+                 base: str = "") -> None:
         self.file = file
         self.interpolate = interpolate
+        self.base = base
         self.count = 0
 
     def fail(self, node: yaml.Node, path: str, message: str) -> ComposeError:
@@ -171,7 +183,7 @@ class _Builder:
             raise self.fail(node, path, f"more than {MAX_NODES} values (aliases expanding?)")
         tag = node.tag if node.tag in (RESET, OVERRIDE) else None
         if isinstance(node, yaml.ScalarNode):
-            located = Node(None, self.file, line, path, tag)
+            located = Node(None, self.file, line, path, tag, self.base)
             located.value = self._scalar(node, path, located)
             return located
         if id(node) in ancestors:
@@ -186,11 +198,12 @@ class _Builder:
                 self.build(item, item.start_mark.line + 1, child_path(path, index), inside)
                 for index, item in enumerate(node.value)
             ]
-            return Node(items, self.file, line, path, tag)
+            return Node(items, self.file, line, path, tag, self.base)
         if isinstance(node, yaml.MappingNode):
             if node.tag not in (MAP, RESET, OVERRIDE):
                 raise self.fail(node, path, f"unsupported YAML tag {node.tag}")
-            return Node(self._mapping(node, path, inside), self.file, line, path, tag)
+            return Node(self._mapping(node, path, inside), self.file, line, path, tag,
+                        self.base)
         raise self.fail(node, path, f"unsupported YAML node {type(node).__name__}")
 
     def _mapping(self, node: yaml.MappingNode, path: str,

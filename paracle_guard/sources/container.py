@@ -27,6 +27,7 @@ from paracle_guard.sources.package_db import parse_group, parse_passwd
 from paracle_guard.sources.runtime_options import (
     CORE_MASKED_PATHS,
     CORE_READONLY_PATHS,
+    differing_realpath,
     local_volume_host_path,
     normalise_capability,
     normalise_host_path,
@@ -341,9 +342,8 @@ class _Builder:
     def _with_realpath(self, mount: Mount) -> Mount:
         if mount.host_path is None or mount.type == "npipe":
             return mount
-        real = self.realpaths.get(mount.host_path)
-        if real is not None and normalise_host_path(real) != normalise_host_path(mount.host_path):
-            mount.host_realpath = real
+        mount.host_realpath = differing_realpath(mount.host_path,
+                                                 self.realpaths.get(mount.host_path))
         return mount
 
     def _devices(self) -> list[Device]:

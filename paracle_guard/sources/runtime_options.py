@@ -89,6 +89,17 @@ def normalise_host_path(path: str) -> str:
     return "/" + posixpath.normpath("/" + path.strip()).lstrip("/")
 
 
+def differing_realpath(path: str, real: str | None) -> str | None:
+    """``real``, the host's resolution of ``path``, when it names another place; else None.
+
+    What a Mount keeps as ``host_realpath``: ``./socklink`` resolving to
+    ``/var/run/docker.sock`` is a mount of the socket, whatever the name says.
+    """
+    if real is None or normalise_host_path(real) == normalise_host_path(path):
+        return None
+    return real
+
+
 def split_key_value(item: str) -> tuple[str, str | None]:
     """``NAME=VALUE`` -> (NAME, VALUE); a bare ``NAME`` -> (NAME, None)."""
     name, separator, value = item.partition("=")

@@ -555,8 +555,11 @@ def test_include(tmp_path: Path) -> None:
           app:
             image: a
     """)
-    targets = [s.target for s in load_compose(path, environ={})]
-    assert targets == [f"{path}#app", f"{tmp_path / 'sub/compose.yaml'}#db"]
+    db, app = load_compose(path, environ={})
+    # One project, as docker compose config shows it: the included services are its own.
+    assert [db.target, app.target] == [f"{path}#db", f"{path}#app"]
+    assert db.runtime is not None and db.runtime.privileged
+    assert db.runtime.location_of("privileged").path == str(tmp_path / "sub/compose.yaml")
 
 
 @pytest.mark.parametrize(
@@ -603,7 +606,7 @@ def test_root_by_name_or_number(tmp_path: Path, spec: str, message: str) -> None
 
 
 def test_a_folder_stands_for_its_compose_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no compose file in this folder"):
+    with pytest.raises(InputError, match="no compose file here or in a parent folder"):
         load_compose(tmp_path)
     write(tmp_path, "docker-compose.yml", "services:\n  app:\n    image: a\n")
     assert [s.target for s in load_compose(tmp_path, environ={})] == [
