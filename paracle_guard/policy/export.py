@@ -270,17 +270,17 @@ def validations(policy: Policy) -> list[Validation]:
         "hostPath: PG307's sensitive paths included)"))
     digest = "c.image.matches('@sha256:[0-9a-f]{64}$')"
     if controls.base_image.require_digest:
-        found.append(Validation("PG807", "unpinned-image", _all(digest),
+        found.append(Validation("PG501", "unpinned-base-image", _all(digest),
                                 "images must be pinned by digest (@sha256:...)"))
     elif controls.base_image.forbid_latest:
         found.append(Validation(
-            "PG807", "unpinned-image",
+            "PG501", "unpinned-base-image",
             _all(f"{digest} || (c.image.matches(':[A-Za-z0-9_][A-Za-z0-9_.-]*$') && "
                  "!c.image.endsWith(':latest'))"),
             "images must have a tag other than latest, or a digest"))
     if controls.base_image.allowed_registries:
         found.append(Validation(
-            "PG809", "untrusted-image-registry",
+            "PG502", "untrusted-registry",
             _all(_registry_test(controls.base_image.allowed_registries)),
             "images must come from " + ", ".join(controls.base_image.allowed_registries)))
     found.append(Validation(

@@ -79,7 +79,7 @@ ADMISSION_EXPECTED: dict[str, set[str]] = {
     "pg803-unprovable-user": {"PG102"},
     "pg804-seccomp-not-set": {"PG804"},
     "pg805-restricted-volume-type": {"PG805"},
-    "pg807-unpinned-image": {"PG807"},
+    "pg501-unpinned-image": {"PG501"},
     "pg810-secret-as-env": {"PG810"},
 }
 # Not admission's to judge: the network is the exported NetworkPolicy's job, and a
@@ -192,7 +192,7 @@ def test_registry_allow_list() -> None:
                   "docker.io/library/python:3.12", "quay.io/x/y:1", "localhost/app:1",
                   "registry.example:5000/app:1"):
         pod["spec"]["containers"][0]["image"] = image
-        verdicts[image] = "PG809" not in {m.split(" ", 1)[0] for m in checks.rejections(pod)}
+        verdicts[image] = "PG502" not in {m.split(" ", 1)[0] for m in checks.rejections(pod)}
     assert verdicts == {
         "ghcr.io/acme/app:1": True, "ghcr.io/acmeevil/app:1": False, "python:3.12": True,
         "docker.io/library/python:3.12": True, "quay.io/x/y:1": False,
@@ -204,9 +204,9 @@ def test_require_digest_and_a_loose_policy() -> None:
     digest_only = {"controls": {"base_image": {"require_digest": True}}}
     strict = Admission(Policy.model_validate(digest_only))
     pod = pod_of(CASES / "hardened.yaml")
-    assert "PG807" not in {m.split(" ", 1)[0] for m in strict.rejections(pod)}
+    assert "PG501" not in {m.split(" ", 1)[0] for m in strict.rejections(pod)}
     pod["spec"]["containers"][0]["image"] = "registry.example/sandbox:1.0"
-    assert "PG807" in {m.split(" ", 1)[0] for m in strict.rejections(pod)}
+    assert "PG501" in {m.split(" ", 1)[0] for m in strict.rejections(pod)}
     loose = Policy.model_validate({"controls": {
         "user": {"allow_root": True}, "privileges": {"privileged": True},
         "resources": {"memory": None, "cpus": None, "pids": None}}})

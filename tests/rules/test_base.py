@@ -34,8 +34,8 @@ EXPECTED = {
     "PG402": ("package-cache", {"dockerfile"}),
     "PG403": ("denied-package", {"dockerfile", "image"}),
     "PG404": ("too-many-packages", {"image"}),
-    "PG501": ("unpinned-base-image", {"dockerfile"}),
-    "PG502": ("untrusted-registry", {"dockerfile"}),
+    "PG501": ("unpinned-base-image", {"dockerfile", "compose", "k8s"}),
+    "PG502": ("untrusted-registry", {"dockerfile", "compose", "k8s"}),
     "PG503": ("remote-code", {"dockerfile"}),
     "PG601": ("secret-in-env", {"dockerfile", "image", "container", "compose", "k8s"}),
     "PG602": ("secret-file", {"image"}),
@@ -47,9 +47,7 @@ EXPECTED = {
     "PG804": ("seccomp-not-set", {"k8s"}),
     "PG805": ("restricted-volume-type", {"k8s"}),
     "PG806": ("host-port", {"k8s"}),
-    "PG807": ("unpinned-image", {"k8s"}),
     "PG808": ("pids-limit-not-in-manifest", {"k8s"}),
-    "PG809": ("untrusted-image-registry", {"k8s"}),
     "PG810": ("secret-as-env", {"k8s"}),
     "PG901": ("parse-error", {"dockerfile", "image", "container", "compose", "k8s"}),
     "PG902": ("suppression-without-reason", {"dockerfile", "image", "container", "compose", "k8s"}),
@@ -91,6 +89,19 @@ def test_find_rule_by_code_or_name_in_any_case() -> None:
     assert find_rule("ROOT-USER") is find_rule("root-user")
     assert find_rule(" PG403 ") is not None
     assert find_rule("PG999") is None
+
+
+def test_retired_codes_and_names_find_their_successor() -> None:
+    assert find_rule("PG807") is find_rule("unpinned-image") is find_rule("PG501")
+    assert find_rule("pg809") is find_rule("untrusted-image-registry") is find_rule("PG502")
+
+
+def test_a_fix_worded_for_a_kind_the_rule_never_judges_is_refused() -> None:
+    decorate = rule(code="PG990", name="wording-test", severity=Severity.INFO,
+                    kinds=("dockerfile",), summary="a test rule", fix="generic",
+                    fixes={"k8s": "kubernetes"})
+    with pytest.raises(RuntimeError, match="never judges"):
+        decorate(lambda subject, controls: iter(()))
 
 
 def test_every_family_module_is_listed() -> None:

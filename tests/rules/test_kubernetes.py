@@ -1,4 +1,4 @@
-"""Kubernetes-only rules (PG801-PG809): each fires on its manifest and not on the hardened Pod,
+"""Kubernetes-only rules (PG801-PG810), and the image rules on manifests: each fires on its manifest and not on the hardened Pod,
 and follows the policy's controls. The per-rule fixtures with their lines are in
 tests/sources/k8s_cases (see tests/sources/test_k8s.py); these tests vary the policy."""
 
@@ -26,8 +26,8 @@ def codes(case: str, controls: dict[str, object] | None = None) -> set[str]:
     return {f.rule for f in Plan.compile(policy).evaluate(subject(case)).findings}
 
 
-K8S_RULES = {"PG801", "PG802", "PG803", "PG804", "PG805", "PG806", "PG807", "PG808", "PG809",
-             "PG810"}
+K8S_RULES = {"PG801", "PG802", "PG803", "PG804", "PG805", "PG806", "PG808", "PG810",
+             "PG501", "PG502"}
 
 
 def test_the_hardened_pod_passes_every_kubernetes_rule_but_the_pids_note() -> None:
@@ -41,7 +41,7 @@ def test_the_hardened_pod_passes_every_kubernetes_rule_but_the_pids_note() -> No
     ("pg803-unprovable-user", "PG803"),
     ("pg804-seccomp-not-set", "PG804"),
     ("pg805-restricted-volume-type", "PG805"),
-    ("pg807-unpinned-image", "PG807"),
+    ("pg501-unpinned-image", "PG501"),
     ("pg810-secret-as-env", "PG810"),
 ])
 def test_each_rule_fires_on_its_case(case: str, code: str) -> None:
@@ -61,16 +61,27 @@ def test_host_port_is_pg806_only_when_the_policy_has_a_network() -> None:
 
 
 def test_image_pinning_follows_the_policy() -> None:
-    assert "PG807" not in codes("pg807-unpinned-image", {"base_image": {"forbid_latest": False}})
+    assert "PG501" not in codes("pg501-unpinned-image", {"base_image": {"forbid_latest": False}})
     tagged = {"base_image": {"require_digest": True}}
-    assert "PG807" not in codes("hardened", tagged)
+    assert "PG501" not in codes("hardened", tagged)
 
 
 def test_untrusted_image_registry() -> None:
-    assert "PG809" not in codes("hardened")
-    assert "PG809" not in codes("hardened", {"base_image": {
+    assert "PG502" not in codes("hardened")
+    assert "PG502" not in codes("hardened", {"base_image": {
         "allowed_registries": ["registry.example"]}})
-    assert "PG809" in codes("hardened", {"base_image": {"allowed_registries": ["ghcr.io"]}})
+    assert "PG502" in codes("hardened", {"base_image": {"allowed_registries": ["ghcr.io"]}})
+
+
+def test_the_retired_image_codes_still_name_the_rules() -> None:
+    # PG807 and PG809 were the manifest-only image rules; policies naming them still work.
+    allow_ghcr = {"base_image": {"allowed_registries": ["ghcr.io"]}}
+    assert {"PG501", "PG502"} <= codes("pg501-unpinned-image", allow_ghcr)
+    policy = Policy.model_validate({
+        "rules": {"PG807": {"severity": "off"}, "untrusted-image-registry": {"severity": "off"}},
+        "controls": allow_ghcr})
+    result = Plan.compile(policy).evaluate(subject("pg501-unpinned-image"))
+    assert not {f.rule for f in result.findings} & {"PG501", "PG502"}
 
 
 def test_pids_note_is_info_and_does_not_fail_the_run() -> None:

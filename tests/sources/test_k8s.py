@@ -57,7 +57,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "pg803-unprovable-user": ({"PG102", "PG803"}, "runAsNonRoot: true"),
     "pg804-seccomp-not-set": ({"PG804"}, "securityContext:"),
     "pg805-restricted-volume-type": ({"PG805"}, "- name: shared"),
-    "pg807-unpinned-image": ({"PG807"}, "image: registry.example/sandbox"),
+    "pg501-unpinned-image": ({"PG501"}, "image: registry.example/sandbox"),
     "pg810-secret-as-env": ({"PG810"}, "- secretRef:"),
     "pg901-parse-error": ({"PG901"}, "readOnlyRootFilesystem: [true]"),
 }
