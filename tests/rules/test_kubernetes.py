@@ -1,6 +1,7 @@
-"""Kubernetes-only rules (PG801-PG810), and the image rules on manifests: each fires on its manifest and not on the hardened Pod,
-and follows the policy's controls. The per-rule fixtures with their lines are in
-tests/sources/k8s_cases (see tests/sources/test_k8s.py); these tests vary the policy."""
+"""Kubernetes-only rules (PG801-PG810), and the image rules on manifests: each fires on
+its manifest and not on the hardened Pod, and follows the policy's controls. The per-rule
+fixtures with their lines are in tests/sources/k8s_cases (see tests/sources/test_k8s.py);
+these tests vary the policy."""
 
 from __future__ import annotations
 
