@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
 from paracle_guard.subject import Subject
 
 ALL = "ALL"
+
+# Where each kind of input drops and adds capabilities.
+_DROP: ByKind = {"container": "HostConfig.CapDrop", "compose": "cap_drop",
+                 "k8s": "securityContext.capabilities.drop"}
+_ADD: ByKind = {"container": "HostConfig.CapAdd", "compose": "cap_add",
+                "k8s": "securityContext.capabilities.add"}
 
 
 @rule(
@@ -29,6 +35,13 @@ ALL = "ALL"
         "Drop every capability and add back only what the policy allows: "
         "docker run --cap-drop ALL, compose cap_drop: [ALL]"
     ),
+    fixes={
+        "container": "Recreate the container with --cap-drop ALL, and --cap-add only what the "
+                     "policy allows",
+        "compose": "Set cap_drop: [ALL] on the service, and cap_add: only what the policy allows",
+        "k8s": "Set securityContext.capabilities.drop: [ALL] on the container, and add: only "
+               "what the policy allows",
+    },
     rationale=(
         "By default the engine grants 14 capabilities (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, "
         "SETGID, NET_RAW, MKNOD...). Each one is a piece of root that a container escape or a "
@@ -46,11 +59,14 @@ def capabilities_not_dropped(subject: Subject, controls: Controls) -> Iterator[V
         return
     if any(capability.name == ALL for capability in config.cap_drop):
         return
+    setting = worded(subject.kind, _DROP, "cap_drop")
+    runtime = "container runtime" if subject.kind == "k8s" else "engine"
     if config.cap_drop:
         dropped = ", ".join(capability.raw for capability in config.cap_drop)
-        message = f"cap_drop lists only {dropped}: the other default capabilities stay"
+        message = f"{setting} lists only {dropped}: the other default capabilities stay"
     else:
-        message = "no capability is dropped: the engine's 14 default capabilities stay"
+        message = (f"no capability is dropped ({setting} does not include ALL): the {runtime}'s "
+                   "14 default capabilities stay")
     yield Violation(message=message, location=config.location_of("cap_drop"))
 
 
@@ -61,6 +77,14 @@ def capabilities_not_dropped(subject: Subject, controls: Controls) -> Iterator[V
     kinds=("container", "compose", "k8s"),
     summary="A capability is added that the policy does not allow",
     fix="Remove it from cap_add (--cap-add), or list it in controls.capabilities.allowed_add",
+    fixes={
+        "container": "Recreate the container without that --cap-add, or list the capability in "
+                     "controls.capabilities.allowed_add",
+        "compose": "Remove it from the service's cap_add:, or list it in "
+                   "controls.capabilities.allowed_add",
+        "k8s": "Remove it from securityContext.capabilities.add, or list it in "
+               "controls.capabilities.allowed_add",
+    },
     rationale=(
         "Added capabilities give back pieces of root: SYS_ADMIN is nearly all of it (mounts, "
         "namespaces, BPF), SYS_PTRACE reads other processes' memory, NET_ADMIN reconfigures "
@@ -78,13 +102,14 @@ def capability_added(subject: Subject, controls: Controls) -> Iterator[Violation
         return
     # The policy's names are upper case (its schema says so), with or without CAP_.
     allowed = {name.removeprefix("CAP_") for name in controls.capabilities.allowed_add}
+    setting = worded(subject.kind, _ADD, "cap_add")
     for capability in config.cap_add:
         if capability.name in allowed:
             continue
         if capability.name == ALL:
-            message = f"cap_add {capability.raw} grants every capability"
+            message = f"{setting} {capability.raw} grants every capability"
         else:
-            message = f"cap_add grants CAP_{capability.name}"
+            message = f"{setting} grants CAP_{capability.name}"
         listed = ", ".join(sorted(allowed)) if allowed else "none"
         yield Violation(message=f"{message}, which the policy does not allow (allowed: {listed})",
                         location=capability.location)

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 
 from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Mount, Subject
+from paracle_guard.subject import Mount, Subject, SubjectKind
 
 # Kernel interfaces: a working directory there hands the process a handle on the
 # host (runc CVE-2024-21626 leaked a host fd through /proc/self/fd).
@@ -96,6 +96,11 @@ def image_volume(subject: Subject, controls: Controls) -> Iterator[Violation]:
     kinds=("image", "dockerfile", "container", "compose", "k8s"),
     summary="The working directory is under /proc, /sys or /dev",
     fix="Set WORKDIR to a normal directory such as /workspace",
+    fixes={
+        "container": "Recreate the container with --workdir /workspace (a normal directory)",
+        "compose": "Set working_dir: to a normal directory such as /workspace",
+        "k8s": "Set the container's workingDir: to a normal directory such as /workspace",
+    },
     rationale=(
         "A working directory inside the kernel's pseudo-filesystems is never needed by an "
         "application and is the shape of container escapes: runc CVE-2024-21626 let a "
@@ -168,6 +173,12 @@ def world_writable(subject: Subject, controls: Controls) -> Iterator[Violation]:
     kinds=("container", "compose", "k8s"),
     summary="The root filesystem is writable while the policy requires it read-only",
     fix="Run with a read-only root filesystem: docker run --read-only, compose read_only: true",
+    fixes={
+        "container": "Recreate the container with --read-only, and --tmpfs where it must write",
+        "compose": "Set read_only: true on the service, with tmpfs: entries where it must write",
+        "k8s": "Set securityContext.readOnlyRootFilesystem: true on the container, with an "
+               "emptyDir volume where it must write",
+    },
     rationale=(
         "A writable root filesystem lets code replace binaries, libraries and configuration "
         "that the image was checked with, and hide tools for later. Read-only, with scratch "
@@ -179,14 +190,26 @@ def writable_rootfs(subject: Subject, controls: Controls) -> Iterator[Violation]
     config = subject.runtime
     if config is None or not controls.root_filesystem.read_only or config.read_only:
         return
-    yield Violation(
-        message="the root filesystem is writable (read-only is not set)",
-        location=config.location_of("read_only"),
-    )
+    yield Violation(message=worded(subject.kind, _WRITABLE_ROOT, "the root filesystem is "
+                                   "writable (read-only is not set)"),
+                    location=config.location_of("read_only"))
 
 
-def describe_mount(mount: Mount) -> str:
-    """``bind mount of /srv``, ``volume data``, ``anonymous volume``, ``tmpfs``: for messages."""
+_WRITABLE_ROOT: ByKind = {
+    "container": "the root filesystem is writable (HostConfig.ReadonlyRootfs is false)",
+    "compose": "the root filesystem is writable (read_only: true is not set)",
+    "k8s": "the root filesystem is writable (readOnlyRootFilesystem: true is not set)",
+}
+
+
+def describe_mount(mount: Mount, kind: SubjectKind = "container") -> str:
+    """``bind mount of /srv``, ``volume data``, ``hostPath volume sock (/var/run/docker.sock)``:
+    a mount as the reader of its kind of input knows it, and how it gets there."""
+    what = _describe_pod_volume(mount) if kind == "k8s" else _describe_mount(mount)
+    return f"{what} ({mount.via})" if mount.via else what
+
+
+def _describe_mount(mount: Mount) -> str:
     if mount.type == "bind":
         return f"bind mount of {mount.source}"
     if mount.type == "volume":
@@ -199,6 +222,16 @@ def describe_mount(mount: Mount) -> str:
     return mount.type
 
 
+def _describe_pod_volume(mount: Mount) -> str:
+    # The Kubernetes source names a volume's type and name: "hostPath:sock", "emptyDir:tmp".
+    kind, _, name = (mount.source or "").partition(":")
+    if not name:
+        kind, name = "volume", mount.source or ""
+    if mount.host_path is not None and kind != "persistentVolumeClaim":
+        return f"{kind} volume {name} ({mount.host_path})"
+    return f"{kind} volume {name}"
+
+
 @rule(
     code="PG202",
     name="writable-path",
@@ -209,6 +242,15 @@ def describe_mount(mount: Mount) -> str:
         "Mount it read-only (:ro, read_only: true), move it under one of "
         "controls.root_filesystem.writable_paths, or add its path there"
     ),
+    fixes={
+        "container": "Recreate the container with the mount read-only (-v SRC:DST:ro, --mount "
+                     "...,readonly), or mount it under one of "
+                     "controls.root_filesystem.writable_paths",
+        "compose": "Mount it read-only (:ro in the short syntax, read_only: true in the long "
+                   "one), or under one of controls.root_filesystem.writable_paths",
+        "k8s": "Set readOnly: true on the volumeMount, or mount it under one of "
+               "controls.root_filesystem.writable_paths",
+    },
     rationale=(
         "Every writable mount is a hole in the read-only root filesystem: code can persist "
         "or stage files there, and a writable bind or volume outlives the container. The "
@@ -230,8 +272,8 @@ def writable_path(subject: Subject, controls: Controls) -> Iterator[Violation]:
         listed = ", ".join(allowed) if allowed else "none"
         yield Violation(
             message=(
-                f"{describe_mount(mount)} makes {mount.target} writable, outside the writable "
-                f"paths ({listed})"
+                f"{describe_mount(mount, subject.kind)} makes {mount.target} writable, outside "
+                f"the writable paths ({listed})"
             ),
             location=mount.location,
         )
@@ -292,6 +334,15 @@ def _sensitive_pipe(pipe: str) -> str | None:
         "Remove the mount; give the container a dedicated directory or a named volume instead, "
         "and never the Docker socket"
     ),
+    fixes={
+        "container": "Recreate the container without the mount (-v/--mount); give it a "
+                     "dedicated directory or a named volume, never the Docker socket",
+        "compose": "Remove the entry from the service's volumes: (or the device from the "
+                   "volume's driver_opts); give it a dedicated directory or a named volume, "
+                   "never the Docker socket",
+        "k8s": "Remove the hostPath volume (or the hostPath PersistentVolume its claim binds); "
+               "use emptyDir, configMap or secret volumes, never the Docker socket",
+    },
     rationale=(
         "The Docker socket is full control of the engine, which is root on the host. The "
         "host's /, /etc, /proc, /sys, /dev and runtime directories let a container read "
@@ -324,7 +375,8 @@ def sensitive_mount(subject: Subject, controls: Controls) -> Iterator[Violation]
                 reason = f"{real}, through the symlink {mount.host_path}"
         if reason is not None:
             yield Violation(
-                message=f"{describe_mount(mount)} at {mount.target} exposes {reason}",
+                message=f"{describe_mount(mount, subject.kind)} at {mount.target} exposes "
+                        f"{reason}",
                 location=mount.location,
             )
     for inherited in config.unresolved_mounts:

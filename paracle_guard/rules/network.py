@@ -8,12 +8,13 @@ network namespace is PG305's finding (host-namespace), not repeated here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import RuntimeConfig, Setting, Subject
+from paracle_guard.subject import KubernetesFacts, RuntimeConfig, Setting, Subject
 
 SSH_PORT = 22
 SSH_SERVER_BINARIES = frozenset({"sshd", "dropbear"})
@@ -67,6 +68,12 @@ def exposed_ssh(subject: Subject, controls: Controls) -> Iterator[Violation]:
     kinds=("container", "compose", "k8s"),
     summary="Ports are published while the policy's network mode is none",
     fix="Remove -p/--publish/-P (compose ports:), or change controls.network.mode",
+    fixes={
+        "container": "Recreate the container without -p/--publish/-P, or change "
+                     "controls.network.mode",
+        "compose": "Remove ports: from the service, or change controls.network.mode",
+        "k8s": "Remove hostPort from the container's ports, or change controls.network.mode",
+    },
     rationale=(
         "A sandbox with no network has nothing to publish; a published port says the "
         "container is meant to be reached from outside, which the policy rules out. The "
@@ -82,6 +89,11 @@ def published_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if config is None or controls.network.mode != "none":
         return
     for port in config.ports:
+        if subject.kind == "k8s":
+            yield Violation(message=f"hostPort {port.host_port} binds container port "
+                                    f"{port.container_port}/{port.protocol} on the node while "
+                                    "the policy allows no network", location=port.location)
+            continue
         host = f"{port.host_ip or 'all addresses'}:{port.host_port or 'an ephemeral port'}"
         yield Violation(
             message=(
@@ -125,6 +137,13 @@ def _allowed(network: str, mode: str) -> bool:
         "Run with the policy's network (docker run --network none, compose network_mode: "
         "none) and attach no other network"
     ),
+    fixes={
+        "container": "Recreate the container with --network none (or the policy's network) and "
+                     "connect it to no other network",
+        "compose": "Set network_mode: none on the service (or attach only the policy's network)",
+        "k8s": "Add a NetworkPolicy that selects the pod, with policyTypes: [Ingress, Egress] "
+               "and no rules: it then has no network",
+    },
     rationale=(
         "Untrusted code with a network can exfiltrate data, download payloads and attack "
         "services on the host's network. The policy's network mode says which network, if "
@@ -146,7 +165,39 @@ def network_not_isolated(subject: Subject, controls: Controls) -> Iterator[Viola
         if shares and not controls.privileges.host_namespaces:
             continue  # a shared namespace: PG305 reports it
         reported.add(name)
+        facts = subject.kubernetes
+        if facts is not None and name == "default":
+            yield Violation(
+                message="the pod has the cluster network: no NetworkPolicy in the checked files "
+                        f"cuts it off, while the policy's network mode is {mode}",
+                location=network.location, fix=_deny_all(facts))
+            continue
         what = ("the project's default network (a bridge)"
                 if subject.kind == "compose" and name == "default" else f"network {name}")
         yield Violation(message=f"uses {what} while the policy's network mode is {mode}",
                         location=network.location)
+
+
+def _deny_all(facts: KubernetesFacts) -> str:
+    """The NetworkPolicy that takes this pod off the network, ready to apply."""
+    name = f"{facts.workload_name}-deny-all"
+    namespace = f", namespace: {facts.namespace}" if facts.namespace else ""
+    if facts.pod_labels:
+        # Values quoted: "true" or "1.0" would otherwise be read back as other types.
+        labels = ", ".join(f"{key}: {json.dumps(value)}"
+                           for key, value in sorted(facts.pod_labels.items()))
+        selector = f"matchLabels: {{{labels}}}"
+    else:
+        selector = "{}  # the pod has no labels: this selects every pod of the namespace"
+    lines = [
+        "Add a NetworkPolicy that selects the pod and allows it no traffic:",
+        "  apiVersion: networking.k8s.io/v1",
+        "  kind: NetworkPolicy",
+        f"  metadata: {{name: {name}{namespace}}}",
+        "  spec:",
+        f"    podSelector: {selector}" if not facts.pod_labels else "    podSelector:",
+    ]
+    if facts.pod_labels:
+        lines.append(f"      {selector}")
+    lines.append("    policyTypes: [Ingress, Egress]")
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
 from paracle_guard.subject import FileEntry, RuntimeConfig, Subject
 
@@ -76,6 +76,14 @@ def setuid_file(subject: Subject, controls: Controls) -> Iterator[Violation]:
     kinds=("container", "compose", "k8s"),
     summary="The container runs in privileged mode",
     fix="Remove --privileged (privileged: true); add the one capability or device it needs",
+    fixes={
+        "container": "Recreate the container without --privileged; add the one capability "
+                     "(--cap-add) or device (--device) it needs",
+        "compose": "Remove privileged: true from the service; add the one capability (cap_add:) "
+                   "or device (devices:) it needs",
+        "k8s": "Remove securityContext.privileged: true from the container; add the one "
+               "capability it needs",
+    },
     rationale=(
         "A privileged container gets every capability, every host device and no seccomp, "
         "AppArmor or SELinux confinement: root in it is root on the host, with many ways "
@@ -106,6 +114,13 @@ def privileged(subject: Subject, controls: Controls) -> Iterator[Violation]:
     kinds=("container", "compose", "k8s"),
     summary="no-new-privileges is not in force (absent, or turned off by a later option)",
     fix="Add the security option no-new-privileges:true, and no later option turning it off",
+    fixes={
+        "container": "Recreate the container with --security-opt no-new-privileges:true, and no "
+                     "later option turning it off",
+        "compose": 'Add "no-new-privileges:true" to the service\'s security_opt:, and no later '
+                   "entry turning it off",
+        "k8s": "Set securityContext.allowPrivilegeEscalation: false on the container",
+    },
     rationale=(
         "Without no-new-privileges, a setuid or setgid binary, or a file with capabilities, "
         "raises the privileges of whoever runs it: the classic way from a non-root user "
@@ -130,6 +145,10 @@ def new_privileges_allowed(subject: Subject, controls: Controls) -> Iterator[Vio
             location=config.location_of("security_opt"),
         )
         return
+    if subject.kind == "k8s":
+        yield Violation(message=f"{last.raw}: setuid files can raise privileges",
+                        location=last.location)
+        return
     earlier = [
         option.raw for option in config.security_opt
         if option.key == "no-new-privileges" and option.value == "true"
@@ -152,6 +171,16 @@ NAMESPACES = (
 )
 # "container:<id>" for docker, "service:<name>" in compose files.
 JOIN_PREFIXES = ("container:", "service:")
+# The key that shares each namespace with the host, by kind (cgroup and UTS have none in
+# a pod spec).
+_HOST_KEYS: dict[str, ByKind] = {
+    "pid_mode": {"compose": "pid: host", "k8s": "hostPID: true"},
+    "ipc_mode": {"compose": "ipc: host", "k8s": "hostIPC: true"},
+    "uts_mode": {"compose": "uts: host"},
+    "userns_mode": {"compose": "userns_mode: host", "k8s": "hostUsers: true"},
+    "cgroupns_mode": {"compose": "cgroup: host"},
+    "network_mode": {"compose": "network_mode: host", "k8s": "hostNetwork: true"},
+}
 
 
 def shares_namespace(mode: str) -> bool:
@@ -172,6 +201,15 @@ def shares_namespace(mode: str) -> bool:
         "Use the container's own namespaces: drop --pid/--ipc/--uts/--userns/--network host "
         "and container:...; set --cgroupns private (the default only on cgroup v2 hosts)"
     ),
+    fixes={
+        "container": "Recreate the container with its own namespaces: no --pid, --ipc, --uts, "
+                     "--userns or --network host and no container:..., and --cgroupns private "
+                     "(the default only on cgroup v2 hosts)",
+        "compose": "Give the service its own namespaces: no pid, ipc, uts, userns_mode or "
+                   "network_mode host and no service:/container: joins, and cgroup: private "
+                   "(the engine's default only on cgroup v2 hosts)",
+        "k8s": "Remove hostPID, hostIPC, hostNetwork and hostUsers: true from the pod spec",
+    },
     rationale=(
         "Host namespaces remove the walls between the container and the host: host PID "
         "lets it see and signal every process, host network reach every local service, "
@@ -197,8 +235,12 @@ def host_namespace(subject: Subject, controls: Controls) -> Iterator[Violation]:
         if not shares_namespace(mode):
             continue
         if mode == "host":
-            message = f"the {shared} namespace is the host's ({mode})"
-            if field == "cgroupns_mode":
+            setting = worded(subject.kind, _HOST_KEYS[field], mode)
+            message = f"the {shared} namespace is the host's ({setting})"
+            reason = config.reasons.get(field)
+            if reason is not None:
+                message = f"the {shared} namespace is the host's: {reason}"
+            elif field == "cgroupns_mode":
                 message += "; the engine's default on cgroup v1 hosts, so set it private"
         else:
             kind, _, other = mode.partition(":")
@@ -215,6 +257,13 @@ def host_namespace(subject: Subject, controls: Controls) -> Iterator[Violation]:
     kinds=("container", "compose", "k8s"),
     summary="Host devices are exposed: devices, device requests (GPUs) or device cgroup rules",
     fix="Remove devices, gpus / device requests and device_cgroup_rules from the container",
+    fixes={
+        "container": "Recreate the container without --device, --gpus and --device-cgroup-rule",
+        "compose": "Remove devices:, gpus:, deploy.resources.reservations.devices and "
+                   "device_cgroup_rules: from the service",
+        "k8s": "Remove the device-plugin resources (nvidia.com/gpu...) from the container's "
+               "resources",
+    },
     rationale=(
         "A host device node gives the container direct access to hardware and kernel "
         "drivers (a disk, /dev/mem, a GPU driver with its own bugs), outside the "
@@ -275,6 +324,14 @@ SAFE_SYSCTLS = frozenset({
     kinds=("container", "compose", "k8s"),
     summary="A sysctl is set outside the safe list of Kubernetes' Pod Security Standards",
     fix="Remove the sysctl, or set it on the host if the host really needs it",
+    fixes={
+        "container": "Recreate the container without that --sysctl, or set it on the host if "
+                     "the host really needs it",
+        "compose": "Remove it from the service's sysctls:, or set it on the host if the host "
+                   "really needs it",
+        "k8s": "Remove it from the pod's securityContext.sysctls, or set it on the node if the "
+               "node really needs it",
+    },
     rationale=(
         "Kernel parameters set for a container change the kernel's behaviour for it and, "
         "for parameters that are not fully namespaced, for the host and its neighbours. "
@@ -317,6 +374,14 @@ def _engine_disables_labels(config: RuntimeConfig) -> bool:
         "Remove the security option; keep the engine's default seccomp and AppArmor "
         "profiles, or use a custom profile that is stricter"
     ),
+    fixes={
+        "container": "Recreate the container without that --security-opt; keep the engine's "
+                     "default seccomp and AppArmor profiles, or a stricter custom one",
+        "compose": "Remove the entry from the service's security_opt:; keep the engine's "
+                   "default seccomp and AppArmor profiles, or a stricter custom one",
+        "k8s": "Set seccompProfile and appArmorProfile type RuntimeDefault (or Localhost), no "
+               "unconfined SELinux type, and no procMount: Unmasked",
+    },
     rationale=(
         "The default seccomp profile blocks about 40 dangerous system calls (kernel "
         "keyrings, bpf, userfaultfd, mount...) that many container escapes rely on; "
@@ -339,8 +404,9 @@ def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violati
     for key, profile in (("seccomp", "seccomp"), ("apparmor", "AppArmor")):
         option = config.last_security_option(key)
         if option is not None and option.value == "unconfined":
-            yield Violation(message=f"security option {option.raw!r} turns the {profile} "
-                                    "profile off", location=option.location)
+            said = option.raw if subject.kind == "k8s" else f"security option {option.raw!r}"
+            yield Violation(message=f"{said} turns the {profile} profile off",
+                            location=option.location)
     for option in config.security_opt:
         if option.key != "label":
             continue
@@ -349,12 +415,13 @@ def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violati
                             location=option.location)
         selinux_type = option.value.removeprefix("type:")
         if option.value.startswith("type:") and selinux_type in UNCONFINED_SELINUX_TYPES:
-            yield Violation(message=f"security option {option.raw!r} runs the container as "
-                                    f"the unconfined SELinux type {selinux_type}",
-                            location=option.location)
+            said = option.raw if subject.kind == "k8s" else f"security option {option.raw!r}"
+            yield Violation(message=f"{said} runs the container as the unconfined SELinux type "
+                                    f"{selinux_type}", location=option.location)
     if config.unmasked_system_paths and not config.privileged:
         paths = ", ".join(config.unmasked_system_paths)
+        how = worded(subject.kind, {"k8s": "procMount: Unmasked"}, "systempaths=unconfined")
         yield Violation(
-            message=f"kernel paths are left unmasked or writable (systempaths=unconfined): {paths}",
+            message=f"kernel paths are left unmasked or writable ({how}): {paths}",
             location=config.location_of("unmasked_system_paths"),
         )

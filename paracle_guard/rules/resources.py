@@ -13,21 +13,33 @@ from collections.abc import Iterator
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import RuntimeConfig, Subject
+from paracle_guard.subject import RuntimeConfig, Subject, SubjectKind
 from paracle_guard.units import format_size, parse_size
 
 
-def _memory(config: RuntimeConfig, limit: int) -> Iterator[Violation]:
+def _why(config: RuntimeConfig, field: str) -> str:
+    reason = config.reasons.get(field)
+    return f"{reason}; " if reason else ""
+
+
+def _memory(config: RuntimeConfig, limit: int, kind: SubjectKind) -> Iterator[Violation]:
     where = config.location_of("memory")
     if config.memory is None:
-        yield Violation(message=f"no memory limit is set (the policy allows at most "
-                                f"{format_size(limit)})", location=where)
+        yield Violation(message=f"no memory limit is set ({_why(config, 'memory')}the policy "
+                                f"allows at most {format_size(limit)})", location=where)
         return
     if config.memory > limit:
         yield Violation(message=f"the memory limit {format_size(config.memory)} is above the "
                                 f"policy's {format_size(limit)}", location=where)
     swap_where = config.location_of("memory_swap", "memory")
-    if config.memory_swap is None:
+    if config.memory_swap is None and kind == "k8s":
+        yield Violation(
+            message="the memory request is below the limit, so the pod is Burstable and may "
+                    "swap on nodes with swap enabled; set requests.memory equal to "
+                    f"limits.memory ({format_size(config.memory)})",
+            location=swap_where,
+        )
+    elif config.memory_swap is None:
         yield Violation(
             message=(
                 "memory swap is not set, so the engine allows as much swap as memory; set it "
@@ -59,6 +71,14 @@ def _memory(config: RuntimeConfig, limit: int) -> Iterator[Violation]:
         "Set the limits the policy asks for: --memory 512m --memory-swap 512m --cpus 1 "
         "--pids-limit 256 (compose: mem_limit, memswap_limit, cpus, pids_limit)"
     ),
+    fixes={
+        "container": "Recreate the container with the limits the policy asks for: --memory "
+                     "512m --memory-swap 512m --cpus 1 --pids-limit 256 (at most the policy's)",
+        "compose": "Set the limits the policy asks for on the service: mem_limit, memswap_limit "
+                   "(equal to mem_limit), cpus and pids_limit (or deploy.resources.limits)",
+        "k8s": "Set resources.limits.memory and limits.cpu on the container (not 0, which "
+               "means no limit), with requests.memory equal to limits.memory",
+    },
     rationale=(
         "A container without limits can take all of the host's memory, CPU or process "
         "table: a runaway loop or a fork bomb in untrusted code becomes a denial of service "
@@ -77,13 +97,14 @@ def missing_limits(subject: Subject, controls: Controls) -> Iterator[Violation]:
         return
     limits = controls.resources
     if limits.memory is not None:
-        yield from _memory(config, parse_size(limits.memory))
+        yield from _memory(config, parse_size(limits.memory), subject.kind)
     if limits.cpus is not None:
         where = config.location_of("cpus")
         if config.cpus is None:
             plural = "" if limits.cpus == 1 else "s"
-            yield Violation(message=f"no CPU limit is set (the policy allows at most "
-                                    f"{limits.cpus:g} CPU{plural})", location=where)
+            yield Violation(message=f"no CPU limit is set ({_why(config, 'cpus')}the policy "
+                                    f"allows at most {limits.cpus:g} CPU{plural})",
+                            location=where)
         elif config.cpus > limits.cpus:
             yield Violation(message=f"the CPU limit {config.cpus:g} is above the policy's "
                                     f"{limits.cpus:g}", location=where)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import EnvVar, FileEntry, Subject
+from paracle_guard.subject import EnvVar, FileEntry, Subject, SubjectKind
 
 # --- PG601 ------------------------------------------------------------------------
 
@@ -24,7 +24,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _where(variable: EnvVar) -> str:
+def _where(variable: EnvVar, kind: SubjectKind) -> str:
     if variable.origin == "ENV":
         return f"ENV {variable.name} is stored in the image config"
     if variable.origin == "ARG":
@@ -32,8 +32,13 @@ def _where(variable: EnvVar) -> str:
     if variable.origin == "build-arg":
         return f"--build-arg {variable.name} is recorded in the image history"
     if variable.origin == "runtime":
-        return (f"environment variable {variable.name} is set on the container "
-                "(docker inspect shows it)")
+        return worded(kind, {
+            "compose": f"environment variable {variable.name} is set on the service (docker "
+                       "inspect shows it on its containers)",
+            "k8s": f"env {variable.name} is set in the pod spec (whoever can read the workload "
+                   "reads it)",
+        }, f"environment variable {variable.name} is set on the container (docker inspect "
+           "shows it)")
     return f"environment variable {variable.name} is stored in the image config"
 
 
@@ -62,6 +67,14 @@ def _value_note(variable: EnvVar) -> str:
         "every container inherits them."
     ),
     references=("CIS Docker Benchmark v1.6.0 4.10",),
+    fixes={
+        "container": "Give the container the secret as a file (docker secret, a read-only "
+                     "mount) and let the program read it from there",
+        "compose": "Give the service the secret as a file (secrets:, read from /run/secrets) "
+                   "instead of environment:",
+        "k8s": "Mount the value from a Secret volume (readOnly) and let the program read the "
+               "file, instead of env:",
+    },
 )
 def secret_in_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
     patterns = [_compiled(p) for p in controls.secrets.env_name_patterns]
@@ -69,17 +82,11 @@ def secret_in_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
         if any(pattern.search(variable.name) for pattern in patterns):
             yield Violation(
                 message=(
-                    f"{_where(variable)} and looks like a secret; it is {_value_note(variable)}"
+                    f"{_where(variable, subject.kind)} and looks like a secret; it is "
+                    f"{_value_note(variable)}"
                 ),
                 location=variable.location,
-                fix=_RUNTIME_FIX if variable.origin == "runtime" else None,
             )
-
-
-_RUNTIME_FIX = (
-    "Give the container the secret as a file (compose secrets:, docker secret, a read-only "
-    "mount) and let the program read it from there"
-)
 
 
 # --- PG602 ------------------------------------------------------------------------

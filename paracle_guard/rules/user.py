@@ -14,16 +14,22 @@ from dataclasses import dataclass
 
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.argv import copy_operands, parse_options, split_command
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import ByKind, Violation, rule
 from paracle_guard.severity import Severity
 from paracle_guard.subject import RunStep, Subject, UserFact
 
 # --- PG101 ------------------------------------------------------------------------
 
-# Containers and compose services choose their user when they are run.
-RUNTIME_USER_FIX = (
-    'Run as a numeric, non-root user: docker run --user 1000:1000, compose user: "1000:1000"'
-)
+# Containers, compose services and pods choose their user when they are run.
+RUNTIME_USER_FIXES: ByKind = {
+    "image": "Rebuild the image with an unprivileged user (useradd -u 1000 app; USER 1000:1000 "
+             "in the final stage), or run it with --user 1000:1000",
+    "container": "Recreate the container as a numeric, non-root user: "
+                 "docker run --user 1000:1000",
+    "compose": 'Run the service as a numeric, non-root user: user: "1000:1000"',
+    "k8s": "Set securityContext.runAsNonRoot: true and runAsUser: 1000 (any uid but 0) on the "
+           "pod, or on the container",
+}
 
 
 def _root_message(user: UserFact | None, kind: str) -> str:
@@ -76,6 +82,7 @@ def _root_message(user: UserFact | None, kind: str) -> str:
     kinds=("dockerfile", "image", "container", "compose", "k8s"),
     summary="The container runs as root",
     fix="Create an unprivileged user (useradd -u 1000 app) and end the final stage with USER 1000",
+    fixes=RUNTIME_USER_FIXES,
     rationale=(
         "Root in a container is root on the host's kernel: every container escape, kernel "
         "bug or writable host mount becomes a host compromise. The user must be set "
@@ -97,7 +104,6 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     yield Violation(
         message=_root_message(user, subject.kind),
         location=user.location if user is not None else None,
-        fix=RUNTIME_USER_FIX if subject.runtime is not None else None,
     )
 
 
@@ -111,6 +117,14 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     kinds=("dockerfile", "image", "container", "compose", "k8s"),
     summary="The container's uid is not one the policy allows",
     fix="Run as one of the policy's allowed_uids, with a numeric USER (USER 1000:1000)",
+    fixes={
+        "image": "Rebuild the image with a numeric USER that is one of the policy's "
+                 "allowed_uids, or run it with --user UID:GID",
+        "container": "Recreate the container with --user UID:GID, a uid the policy allows",
+        "compose": 'Set user: "UID:GID" on the service, with a uid the policy allows',
+        "k8s": "Set securityContext.runAsUser to a uid the policy allows (controls.user."
+               "allowed_uids)",
+    },
     rationale=(
         "Host files, volumes and audit trails are keyed by uid. Pinning the uid a sandbox "
         "runs as keeps file ownership on mounted workspaces predictable and stops an image "
@@ -131,14 +145,13 @@ def uid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]
             message=f"cannot prove that user {user.spec!r} has an allowed uid ({listed}): {reason}",
             location=user.location,
             severity=Severity.INFO,
-            fix=RUNTIME_USER_FIX if subject.runtime is not None else
+            fix=None if subject.runtime is not None else
             "Use a numeric USER, or create the user with an explicit uid (useradd -u 1000)",
         )
     elif user.uid not in allowed:
         yield Violation(
             message=f"user {user.spec!r} runs as uid {user.uid}, which is not allowed ({listed})",
             location=user.location,
-            fix=RUNTIME_USER_FIX if subject.runtime is not None else None,
         )
 
 

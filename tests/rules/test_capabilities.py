@@ -15,9 +15,19 @@ def test_no_cap_drop_keeps_the_defaults() -> None:
     config = hardened(cap_drop=[], locations={"cap_drop": at(9)})
     violations = check("PG301", subject(config))
     assert [v.message for v in violations] == [
-        "no capability is dropped: the engine's 14 default capabilities stay"
+        "no capability is dropped (cap_drop does not include ALL): the engine's 14 default "
+        "capabilities stay"
     ]
     assert violations[0].location == at(9)
+    # Each kind of input names its own setting.
+    assert messages("PG301", subject(config, kind="container")) == [
+        "no capability is dropped (HostConfig.CapDrop does not include ALL): the engine's 14 "
+        "default capabilities stay"
+    ]
+    assert messages("PG301", subject(config, kind="k8s")) == [
+        "no capability is dropped (securityContext.capabilities.drop does not include ALL): the "
+        "container runtime's 14 default capabilities stay"
+    ]
 
 
 def test_dropping_some_capabilities_is_not_dropping_all() -> None:

@@ -17,10 +17,16 @@ def test_writable_root_filesystem() -> None:
     config = hardened(read_only=False, locations={"read_only": at(4)})
     violations = check("PG201", subject(config))
     assert [v.message for v in violations] == [
-        "the root filesystem is writable (read-only is not set)"
+        "the root filesystem is writable (read_only: true is not set)"
     ]
     assert violations[0].location == at(4)
     assert check("PG201", subject()) == []
+    assert [v.message for v in check("PG201", subject(config, kind="k8s"))] == [
+        "the root filesystem is writable (readOnlyRootFilesystem: true is not set)"
+    ]
+    assert [v.message for v in check("PG201", subject(config, kind="container"))] == [
+        "the root filesystem is writable (HostConfig.ReadonlyRootfs is false)"
+    ]
 
 
 def test_writable_root_is_fine_when_the_policy_allows_it() -> None:

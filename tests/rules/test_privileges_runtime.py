@@ -98,13 +98,13 @@ def test_a_policy_that_does_not_ask_for_no_new_privileges() -> None:
 @pytest.mark.parametrize(
     ("field", "mode", "message"),
     [
-        ("pid_mode", "host", "the PID namespace is the host's (host)"),
-        ("ipc_mode", "host", "the IPC namespace is the host's (host)"),
-        ("uts_mode", "host", "the UTS namespace is the host's (host)"),
-        ("userns_mode", "host", "the user namespace is the host's (host)"),
-        ("cgroupns_mode", "host", "the cgroup namespace is the host's (host); the engine's "
-                                  "default on cgroup v1 hosts, so set it private"),
-        ("network_mode", "host", "the network namespace is the host's (host)"),
+        ("pid_mode", "host", "the PID namespace is the host's (pid: host)"),
+        ("ipc_mode", "host", "the IPC namespace is the host's (ipc: host)"),
+        ("uts_mode", "host", "the UTS namespace is the host's (uts: host)"),
+        ("userns_mode", "host", "the user namespace is the host's (userns_mode: host)"),
+        ("cgroupns_mode", "host", "the cgroup namespace is the host's (cgroup: host); the "
+                                  "engine's default on cgroup v1 hosts, so set it private"),
+        ("network_mode", "host", "the network namespace is the host's (network_mode: host)"),
         ("network_mode", "container:" + "ab" * 32,
          "joins the network namespace of container abababababab"),
         ("ipc_mode", "container:db", "joins the IPC namespace of container db"),
@@ -116,6 +116,22 @@ def test_shared_namespaces(field: str, mode: str, message: str) -> None:
     violations = check("PG305", subject(config))
     assert [v.message for v in violations] == [message]
     assert violations[0].location == at(5)
+
+
+def test_host_namespaces_in_each_kind_s_words() -> None:
+    config = hardened(pid_mode="host", locations={"pid_mode": at(5)})
+    assert [v.message for v in check("PG305", subject(config, kind="k8s"))] == [
+        "the PID namespace is the host's (hostPID: true)"]
+    assert [v.message for v in check("PG305", subject(config, kind="container"))] == [
+        "the PID namespace is the host's (host)"]
+
+
+def test_an_engine_default_says_where_it_comes_from() -> None:
+    reason = "no cgroup: is set, and on a cgroup v1 host the engine's default is the host's " \
+             "cgroup namespace (assumed: no Docker Engine answered)"
+    config = hardened(cgroupns_mode="host", reasons={"cgroupns_mode": reason})
+    assert [v.message for v in check("PG305", subject(config))] == [
+        f"the cgroup namespace is the host's: {reason}"]
 
 
 @pytest.mark.parametrize("mode", ["", "private", "none", "shareable", "bridge", "hostile"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from paracle_guard.location import Location
-from paracle_guard.rules.user import RUNTIME_USER_FIX
+from paracle_guard.rules.base import find_rule
 from paracle_guard.severity import Severity
 from paracle_guard.subject import EnvVar, SubjectKind, UserFact
 from tests.builders import check, controls
@@ -17,7 +17,14 @@ def test_compose_without_a_user_fails_closed() -> None:
         "show; unless the image sets one, it runs as root"
     ]
     assert violations[0].location == at(2)
-    assert violations[0].fix == RUNTIME_USER_FIX
+    # The rule words its fix for the kind: the engine puts it on the finding.
+    assert violations[0].fix is None
+    pg101 = find_rule("PG101")
+    assert pg101 is not None
+    assert pg101.fix_for("compose") == (
+        'Run the service as a numeric, non-root user: user: "1000:1000"')
+    assert pg101.fix_for("k8s").startswith("Set securityContext.runAsNonRoot: true")
+    assert pg101.fix_for("dockerfile").endswith("end the final stage with USER 1000")
 
 
 def test_container_without_any_user() -> None:
@@ -56,7 +63,7 @@ def test_uid_not_allowed_and_unprovable_names() -> None:
                      location=at(5))
     violations = check("PG102", subject(user=named), policy)
     assert violations[0].severity == Severity.INFO
-    assert violations[0].fix == RUNTIME_USER_FIX
+    assert violations[0].fix is None  # the rule's compose fix applies
     assert check("PG102", subject(), policy) == []
 
 
@@ -70,15 +77,23 @@ def test_secret_named_environment_on_a_container() -> None:
     ]
     violations = check("PG601", subject(env=env))
     assert [v.message for v in violations] == [
-        "environment variable API_TOKEN is set on the container (docker inspect shows it) and "
-        "looks like a secret; it is set (3 characters)",
-        "environment variable DB_PASSWORD is set on the container (docker inspect shows it) and "
-        "looks like a secret; it is declared without a value",
+        "environment variable API_TOKEN is set on the service (docker inspect shows it on its "
+        "containers) and looks like a secret; it is set (3 characters)",
+        "environment variable DB_PASSWORD is set on the service (docker inspect shows it on its "
+        "containers) and looks like a secret; it is declared without a value",
         "environment variable SECRET_FROM_IMAGE is stored in the image config and looks like a "
         "secret; it is set (1 character)",
     ]
     assert "abc" not in " ".join(v.message for v in violations)
-    assert violations[0].fix is not None and "secrets" in violations[0].fix
-    assert violations[2].fix is None  # the image's own finding keeps the rule's fix
+    on_container = check("PG601", subject(kind="container", env=env[:1]))
+    assert [v.message for v in on_container] == [
+        "environment variable API_TOKEN is set on the container (docker inspect shows it) and "
+        "looks like a secret; it is set (3 characters)"]
+    in_a_pod = check("PG601", subject(kind="k8s", env=env[:1]))
+    assert [v.message for v in in_a_pod] == [
+        "env API_TOKEN is set in the pod spec (whoever can read the workload reads it) and "
+        "looks like a secret; it is set (3 characters)"]
+    pg601 = find_rule("PG601")
+    assert pg601 is not None and "secrets:" in pg601.fix_for("compose")
     policy = controls(secrets={"env_name_patterns": ["^LOG_"]})
     assert [v.location for v in check("PG601", subject(env=env), policy)] == [at(22)]
