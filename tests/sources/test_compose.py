@@ -14,8 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from paracle_guard.engine import Plan
 from paracle_guard.errors import InputError
-from paracle_guard.sources.compose import COMPOSE_FILE_NAMES, find_compose_file, load_compose
+from paracle_guard.policy.models import Policy
+from paracle_guard.sources.compose import (
+    ASSUMED_CGROUP_V1,
+    COMPOSE_FILE_NAMES,
+    EngineDefaults,
+    defaults_from_info,
+    engine_defaults,
+    find_compose_file,
+    load_compose,
+)
 from paracle_guard.subject import Subject
 from tests.runtime_containers import codes, sandbox_plan
 
@@ -625,3 +635,72 @@ def test_values_nested_absurdly_deep_are_refused(tmp_path: Path) -> None:
                  "services:\n  app:\n    x-deep: " + "[" * depth + "]" * depth + "\n")
     assert problems(only(load_compose(path, environ={}))) == [
         (3, "values nested more than 100 deep")]
+
+
+# --- what the engine fills in, and the image a service runs -----------------------------------
+
+PROJECTS = Path(__file__).parent / "compose_projects"
+
+
+def test_no_cgroup_key_is_the_host_s_namespace_on_a_cgroup_v1_host() -> None:
+    path = PROJECTS / "no-cgroup" / "compose.yaml"
+    (assumed,) = load_compose(path, environ={})
+    result = sandbox_plan().evaluate(assumed)
+    assert [(f.rule, f.location.line, f.message) for f in result.findings] == [
+        ("PG305", line_of(path, "sandbox:"),
+         "the cgroup namespace is the host's: no cgroup: is set, and on a cgroup v1 host the "
+         "engine's default is the host's cgroup namespace (assumed: no Docker Engine answered)")]
+    # Said once: what was assumed, and how to say otherwise.
+    assert result.notices == [ASSUMED_CGROUP_V1.notice]
+    (told_v1,) = load_compose(path, environ={}, engine=lambda: engine_defaults(1, asked=False))
+    assert "this cgroup v1 host (--cgroup-version says)" in codes_and_messages(told_v1)["PG305"]
+    (on_v2,) = load_compose(path, environ={}, engine=lambda: engine_defaults(2, asked=True))
+    assert codes(on_v2) == set()
+    assert on_v2.runtime is not None and on_v2.runtime.cgroupns_mode == "private"
+
+
+def test_the_engine_says_its_default_in_its_security_options() -> None:
+    # moby daemon/info.go lists name=cgroupns exactly when the default mode is private.
+    private = defaults_from_info({"CgroupVersion": "2", "SecurityOptions": [
+        "name=seccomp,profile=builtin", "name=cgroupns"]})
+    host = defaults_from_info({"CgroupVersion": "1", "SecurityOptions": [
+        "name=seccomp,profile=default"]})
+    assert (private.cgroupns_mode, host.cgroupns_mode) == ("private", "host")
+    assert host.reason == ("no cgroup: is set, and the Docker Engine's default here is the "
+                           "host's cgroup namespace (cgroup v1)")
+
+
+def test_a_set_cgroup_never_asks_the_engine() -> None:
+    def fail() -> EngineDefaults:
+        raise AssertionError("the engine was asked")
+
+    (subject,) = load_compose(CASES / "hardened.yaml", environ={}, engine=fail)
+    assert subject.runtime is not None and subject.runtime.cgroupns_mode == "private"
+
+
+def test_service_images_get_the_image_rules_at_their_line() -> None:
+    path = PROJECTS / "unpinned-image" / "compose.yaml"
+    sandbox, worker = load_compose(path, environ={})
+    assert [(f.rule, f.location.line, f.message)
+            for f in sandbox_plan().evaluate(sandbox).findings] == [
+        ("PG501", line_of(path, "image: shop/api:latest"),
+         "image shop/api:latest uses the moving tag :latest")]
+    assert [(f.rule, f.location.line, f.message)
+            for f in sandbox_plan().evaluate(worker).findings] == [
+        ("PG501", path.read_text().splitlines().index("    image: shop/api") + 1,
+         "image shop/api has no tag or digest, so it means :latest")]
+    registries = Plan.compile(Policy.model_validate(
+        {"controls": {"base_image": {"allowed_registries": ["ghcr.io/acme/"]}}}))
+    assert {f.rule for f in registries.evaluate(sandbox).findings} >= {"PG501", "PG502"}
+
+
+def test_an_image_that_only_names_the_service_s_build(tmp_path: Path) -> None:
+    built = service(tmp_path, "build: .\nimage: myapp\npull_policy: build\n")
+    assert built.base_images == []
+    # Without pull_policy: build, Compose pulls the name first: it is judged.
+    pulled = service(tmp_path, "build: .\nimage: myapp\n")
+    assert [i.ref for i in pulled.base_images] == ["myapp"]
+
+
+def codes_and_messages(subject: Subject) -> dict[str, str]:
+    return {f.rule: f.message for f in sandbox_plan().evaluate(subject).findings}
