@@ -235,6 +235,9 @@ def rules_explain(rule_id: Annotated[str, typer.Argument(help="Rule code or name
     if found.rationale:
         lines += ["", "Why: " + found.rationale]
     lines += ["", "Fix: " + found.fix]
+    names = {"container": "container", "compose": "compose", "k8s": "Kubernetes",
+             "image": "image", "dockerfile": "Dockerfile"}
+    lines += [f"Fix ({names[kind]}): {fix}" for kind, fix in found.fixes.items()]
     if found.references:
         lines += ["", "References: " + "; ".join(found.references)]
     typer.echo("\n".join(lines))
@@ -573,27 +576,36 @@ def _engine_defaults(cgroup_version: int | None) -> Callable[[], EngineDefaults]
 @app.command("k8s")
 @fails_cleanly
 def k8s_command(
-    files: Annotated[
-        list[Path],
+    paths: Annotated[
+        list[str],
         typer.Argument(help="Manifest files (multi-document YAML and List kinds; Pods, "
-                       "Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs)."),
+                       "Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs), "
+                       "or folders searched for *.yaml, *.yml and *.json; - reads standard "
+                       "input."),
     ],
     policy: PolicyOption = None,
     output_format: FormatOption = "text",
     output: OutputOption = None,
     fail_on: FailOnOption = None,
     ignore: IgnoreOption = None,
+    stdin_filename: Annotated[
+        str, typer.Option("--stdin-filename",
+                          help="The name findings and waivers use for - (standard input).")
+    ] = "stdin.yaml",
 ) -> None:
-    """Check every container of Kubernetes workloads against the policy."""
+    """Check every container of Kubernetes workloads against the policy, each Pod once."""
+    from paracle_guard.sources.discovery import find_manifests
     from paracle_guard.sources.k8s import load_manifests
 
     _check_format(output_format)
     plan, report = _plan_and_report(policy, ignore, fail_on)
-    subjects = load_manifests(list(files))
-    if not subjects:
-        raise InputError(f"no workload (Pod, Deployment, Job...) in: "
-                         f"{', '.join(str(file) for file in files)}")
-    for subject in subjects:
+    stdin = None
+    if "-" in paths:
+        stdin = (stdin_filename, sys.stdin.buffer.read())
+    files = list(find_manifests(p for p in paths if p != "-"))
+    if not files and stdin is None:
+        raise InputError(f"no manifests (*.yaml, *.yml, *.json) found in: {', '.join(paths)}")
+    for subject in load_manifests(files, stdin=stdin):
         report.add(plan.evaluate(subject))
     _emit(report, output_format, output)
 

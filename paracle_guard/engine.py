@@ -113,7 +113,8 @@ class Plan:
             result = Result(target=whole.target, kind=subject.kind, label=whole.label,
                             metadata=whole.metadata,
                             parts={subject.target: subject.label or subject.target})
-        applicable = [entry for entry in self._active if subject.kind in entry.rule.kinds]
+        applicable = [entry for entry in self._active
+                      if subject.judged and subject.kind in entry.rule.kinds]
         if subject.parse_problems:
             # Input we could not understand is judged only as unparseable: every other
             # rule would be guessing about it, and guesses are false alarms.

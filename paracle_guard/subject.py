@@ -443,6 +443,9 @@ class Subject(BaseModel):
     # What the source wants the reader to know that is not a finding: which of several
     # compose files it read, what it assumed about the host.
     notices: list[str] = Field(default_factory=list)
+    # False for input the source read and found nothing in to judge (a manifest with
+    # only a Service): the engine reports its notices and runs no rule on it.
+    judged: bool = True
     user: UserFact | None = None
     base_images: list[BaseImage] = Field(default_factory=list)
     packages: list[Package] = Field(default_factory=list)

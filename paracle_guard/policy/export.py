@@ -302,6 +302,8 @@ def _limits(policy: Policy) -> list[Validation]:
         tests.append(
             "has(c.resources) && has(c.resources.limits) && has(c.resources.limits.memory) && "
             f"quantity(c.resources.limits.memory).compareTo(quantity({cel(str(ceiling))})) <= 0 "
+            # The kubelet reads a limit of 0 as no limit at all.
+            "&& quantity(c.resources.limits.memory).compareTo(quantity('0')) > 0 "
             "&& (!has(c.resources.requests) || !has(c.resources.requests.memory) || "
             "quantity(c.resources.requests.memory).compareTo("
             "quantity(c.resources.limits.memory)) == 0)")
@@ -311,7 +313,8 @@ def _limits(policy: Policy) -> list[Validation]:
         millis = round(limits.cpus * 1000)
         tests.append(
             "has(c.resources) && has(c.resources.limits) && has(c.resources.limits.cpu) && "
-            f"quantity(c.resources.limits.cpu).compareTo(quantity({cel(f'{millis}m')})) <= 0")
+            f"quantity(c.resources.limits.cpu).compareTo(quantity({cel(f'{millis}m')})) <= 0 "
+            "&& quantity(c.resources.limits.cpu).compareTo(quantity('0')) > 0")
         described.append(f"a CPU limit of at most {limits.cpus:g}")
     if not tests:
         return []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from paracle_guard.report.models import Finding, Report, Result
 from paracle_guard.report.text import (
+    about,
+    fix_lines,
     location_label,
     ordered_findings,
     printable,
@@ -44,11 +46,15 @@ def _annotation(result: Result, finding: Finding) -> str:
             properties.append(f"line={location.line}")
             if location.end_line is not None and location.end_line > location.line:
                 properties.append(f"endLine={location.end_line}")
-    properties.append(f"title={_escape_property(f'{finding.rule} {finding.name}')}")
+    title = f"{finding.rule} {finding.name}"
+    subject = about(result, finding)
+    if subject is not None:
+        title += f" ({printable(subject)})"
+    properties.append(f"title={_escape_property(title)}")
     if location.layer:
         parts.append(f"layer: {printable(location.layer)}")
     if finding.fix:
-        parts.append(f"fix: {printable(finding.fix)}")
+        parts.append("fix: " + "\n".join(fix_lines(finding.fix)))
     command = COMMANDS[finding.severity]
     return f"::{command} {','.join(properties)}::{_escape_data(chr(10).join(parts))}"
 

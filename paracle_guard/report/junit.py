@@ -12,20 +12,30 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 from paracle_guard.report.models import Finding, Report, Result
-from paracle_guard.report.text import location_label, ordered_findings, printable
+from paracle_guard.report.text import (
+    about,
+    fix_lines,
+    location_label,
+    ordered_findings,
+    printable,
+)
 
 SUITE = "paracle-guard"
 
 
 def _finding_text(result: Result, finding: Finding) -> str:
+    subject = about(result, finding)
     lines = [
         f"{location_label(result, finding)}: {finding.rule} {finding.name} "
         f"[{finding.severity.value}] {printable(finding.message)}"
+        + (f" ({printable(subject)})" if subject is not None else "")
     ]
     if finding.location.layer:
         lines.append(f"    layer: {printable(finding.location.layer)}")
     if finding.fix:
-        lines.append(f"    fix: {printable(finding.fix)}")
+        first, *more = fix_lines(finding.fix)
+        lines.append(f"    fix: {first}")
+        lines.extend(f"         {line}" for line in more)
     return "\n".join(lines)
 
 

@@ -131,8 +131,14 @@ def _rule(code: str, info: RuleInfo | None, example: Finding) -> JSON:
     return descriptor
 
 
+# How help texts name the kinds a rule words its fix for.
+KIND_NAMES = {"dockerfile": "Dockerfile", "image": "image", "container": "container",
+              "compose": "compose", "k8s": "Kubernetes"}
+
+
 def _help_text(info: RuleInfo) -> str:
     parts = [f"Fix: {info.fix}"]
+    parts.extend(f"Fix ({KIND_NAMES.get(kind, kind)}): {fix}" for kind, fix in info.fixes.items())
     if info.rationale:
         parts.append(f"Why: {info.rationale}")
     if info.references:
@@ -142,6 +148,8 @@ def _help_text(info: RuleInfo) -> str:
 
 def _help_markdown(info: RuleInfo) -> str:
     parts = [f"**Fix:** {info.fix}"]
+    parts.extend(f"**Fix ({KIND_NAMES.get(kind, kind)}):** {fix}"
+                 for kind, fix in info.fixes.items())
     if info.rationale:
         parts.append(f"**Why:** {info.rationale}")
     if info.references:
@@ -166,7 +174,8 @@ def _result(result: Result, finding: Finding, rule_index: int) -> JSON:
         if finding.suppression.reason:
             suppression["justification"] = finding.suppression.reason
         out["suppressions"] = [suppression]
-    properties: JSON = {"name": finding.name, "target": result.target, "kind": result.kind}
+    properties: JSON = {"name": finding.name, "target": finding.target or result.target,
+                        "kind": result.kind}
     if finding.fix:
         properties["fix"] = finding.fix
     out["properties"] = properties
@@ -186,6 +195,11 @@ def _location(result: Result, finding: Finding) -> JSON:
             region["endLine"] = location.end_line
         physical["region"] = region
     out: JSON = {"physicalLocation": physical}
+    if logical is None and result.label is not None:
+        # A compose service or a Kubernetes workload (or one of its containers): the
+        # thing to fix, which a line of a file does not name by itself.
+        named = finding.target or result.target
+        logical = {"name": result.parts.get(named, result.label), "fullyQualifiedName": named}
     if logical is not None:
         out["logicalLocations"] = [logical]
     if location.layer:

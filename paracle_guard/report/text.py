@@ -5,8 +5,14 @@ asks for colour. Both come from the same list of styled segments, so a
 terminal and a log file always carry the same information. rich is imported
 only on the colour path: ``paracle-guard lint`` in a pipe must not pay for it.
 
-The helpers ``printable``, ``location_label``, ``summary_line`` and
-``suppressed_line`` are shared by the other line-oriented formats (github, junit).
+A target that a file's path does not name by itself (a compose service, a
+Kubernetes workload) gets a header line, and its findings are indented under
+it: the pod's own first, then each container's under the container's name.
+Every finding line still starts with ``path:line:``.
+
+The helpers ``printable``, ``location_label``, ``summary_line``,
+``suppressed_line``, ``about`` and ``fix_lines`` are shared by the other
+line-oriented formats (github, junit).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import io
 import textwrap
 import unicodedata
 
-from paracle_guard.report.models import Finding, Report, Result
+from paracle_guard.report.models import TARGET_NOUNS, Finding, Report, Result
 from paracle_guard.severity import Severity
 
 # A segment is (text, rich style); "" leaves the text unstyled.
@@ -73,13 +79,26 @@ def _plural(count: int, word: str) -> str:
 
 
 def summary_line(report: Report) -> str:
-    """``2 errors, 1 warning, 0 info in 3 files (policy sandbox)``."""
+    """``2 errors, 1 warning, 0 info in 1 file, 4 services (policy sandbox)``."""
     return "".join(text for text, _ in _summary_segments(report))
 
 
+def _checked(report: Report) -> str:
+    """``1 file, 4 services``: the files read, then the targets in them, each counted once."""
+    files = dict.fromkeys(path for result in report.results for path in result.files)
+    counts: dict[str, int] = {}
+    for result in report.results:
+        noun = TARGET_NOUNS.get(result.kind)
+        if noun is not None:
+            counts[noun] = counts.get(noun, 0) + (result.counted_as is not None)
+    parts = [_plural(count, noun) for noun, count in counts.items()]
+    if files or not parts:
+        parts.insert(0, _plural(len(files), "file"))
+    return ", ".join(parts)
+
+
 def _summary_segments(report: Report) -> Line:
-    noun = "target" if any(result.in_image for result in report.results) else "file"
-    scope = f" in {_plural(len(report.results), noun)} (policy {printable(report.policy.name)})"
+    scope = f" in {_checked(report)} (policy {printable(report.policy.name)})"
     summary = report.summary
     if not (summary.error or summary.warning or summary.info):
         return [("no findings", "bold green"), (scope, "")]
@@ -120,10 +139,24 @@ def ordered_findings(result: Result) -> list[Finding]:
     )
 
 
-def _finding_lines(result: Result, finding: Finding) -> list[Line]:
+def about(result: Result, finding: Finding) -> str | None:
+    """What the finding is about when the path does not say: ``container app``,
+    ``service web``; None for a file or an image."""
+    if finding.target is not None:
+        return result.parts.get(finding.target, finding.target)
+    return result.label
+
+
+def fix_lines(fix: str) -> list[str]:
+    """A fix as lines to print (a snippet spans several), each made printable."""
+    return [printable(line) for line in fix.split("\n")]
+
+
+def _finding_lines(result: Result, finding: Finding, indent: str = "") -> list[Line]:
     color = SEVERITY_COLORS[finding.severity]
     lines: list[Line] = [
         [
+            (indent, ""),
             (location_label(result, finding), "bold"),
             (": ", ""),
             (finding.rule, f"bold {color}"),
@@ -136,9 +169,29 @@ def _finding_lines(result: Result, finding: Finding) -> list[Line]:
         ]
     ]
     if finding.location.layer:
-        lines.append([("    layer: ", "dim"), (printable(finding.location.layer), "")])
+        lines.append([(indent + "    layer: ", "dim"), (printable(finding.location.layer), "")])
     if finding.fix:
-        lines.append([("    fix: ", "green"), (printable(finding.fix), "")])
+        first, *more = fix_lines(finding.fix)
+        lines.append([(indent + "    fix: ", "green"), (first, "")])
+        lines.extend([(indent + "         " + line, "")] for line in more)
+    return lines
+
+
+def _grouped_lines(result: Result) -> list[Line]:
+    """A labelled target's findings under its header; its parts' under theirs."""
+    where = result.metadata.get("file")
+    header = f"{where}: {result.label}" if isinstance(where, str) else str(result.label)
+    lines: list[Line] = [[(printable(header), "bold underline")]]
+    ordered = ordered_findings(result)
+    for finding in ordered:
+        if finding.target is None:
+            lines.extend(_finding_lines(result, finding, "  "))
+    for part, label in result.parts.items():
+        own = [finding for finding in ordered if finding.target == part]
+        if own:
+            lines.append([("  " + printable(label), "bold")])
+            for finding in own:
+                lines.extend(_finding_lines(result, finding, "    "))
     return lines
 
 
@@ -166,6 +219,9 @@ def _report_lines(report: Report) -> list[Line]:
             lines.append([])  # a blank line between targets
         if identity is not None:
             lines.append([(printable(identity), "dim")])
+        if result.label is not None:
+            lines.extend(_grouped_lines(result))
+            continue
         for finding in ordered_findings(result):
             lines.extend(_finding_lines(result, finding))
 

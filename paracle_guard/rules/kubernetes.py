@@ -191,7 +191,7 @@ def pids_limit_not_in_manifest(subject: Subject, controls: Controls) -> Iterator
     yield Violation(
         message=f"the pids limit ({controls.resources.pids}) is the node's podPidsLimit, "
                 "which a manifest cannot show",
-        location=facts.location,
+        location=facts.location_of("pod"),
     )
 
 

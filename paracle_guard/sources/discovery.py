@@ -1,9 +1,9 @@
-"""Finding the Dockerfiles under the paths a user names."""
+"""Finding the Dockerfiles and the Kubernetes manifests under the paths a user names."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from fnmatch import fnmatchcase
 
 from paracle_guard.errors import InputError
@@ -16,6 +16,9 @@ DOCKERFILE_PATTERNS = (
     "Containerfile",
     "Containerfile.*",
 )
+
+# What kubectl apply -f reads from a folder.
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 # Folders that hold other people's code or tool state, never the project's own images.
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
@@ -31,20 +34,33 @@ def find_dockerfiles(paths: Iterable[str]) -> Iterator[str]:
     Paths keep the spelling the user gave (joined with what was found under them),
     so findings and waiver globs read the way the user wrote them.
     """
+    return _find(paths, is_dockerfile_name)
+
+
+def is_manifest_name(name: str) -> bool:
+    return name.endswith(MANIFEST_SUFFIXES)
+
+
+def find_manifests(paths: Iterable[str]) -> Iterator[str]:
+    """Kubernetes manifests, found as ``find_dockerfiles`` finds Dockerfiles."""
+    return _find(paths, is_manifest_name)
+
+
+def _find(paths: Iterable[str], wanted: Callable[[str], bool]) -> Iterator[str]:
     for path in paths:
         if os.path.isdir(path):
-            yield from _walk(path)
+            yield from _walk(path, wanted)
         elif os.path.exists(path):
             yield path
         else:
             raise InputError(f"{path}: no such file or directory")
 
 
-def _walk(folder: str) -> Iterator[str]:
+def _walk(folder: str, wanted: Callable[[str], bool]) -> Iterator[str]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS
         )
         for name in sorted(files):
-            if is_dockerfile_name(name):
+            if wanted(name):
                 yield os.path.join(root, name)

@@ -1,10 +1,14 @@
-"""Kubernetes manifests as Subjects: one per container, kind "k8s".
+"""Kubernetes manifests as Subjects: one per container, judged for its Pod.
 
-Target: ``FILE#Kind/name/container`` (``pod.yaml#Deployment/web/app``). Pods,
+A container's target is ``FILE#Kind/name/container`` (``pod.yaml#Deployment/web/app``)
+and the Pod's ``FILE#Kind/name``: a finding located in the container's own lines is
+about the container, one located anywhere else (a pod-level setting, or its
+absence) about the Pod, and is reported once for it (``Subject.whole``). Pods,
 Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers,
 Jobs, CronJobs and PodTemplates are read from multi-document YAML and from
-``List`` kinds; every container, init container and ephemeral container becomes
-the same RuntimeConfig the container rules judge for ``docker inspect``:
+``List`` kinds (``k8s_objects``); every container, init container and ephemeral
+container becomes the same RuntimeConfig the container rules judge for
+``docker inspect``:
 
 - pod- and container-level ``securityContext`` merged as the kubelet merges
   them (the container's value wins; ``capabilities``, ``privileged``,
@@ -18,31 +22,64 @@ the same RuntimeConfig the container rules judge for ``docker inspect``:
   true`` the host user namespace;
 - volumes become mounts at their ``volumeMounts`` (hostPath a bind of that
   host path, emptyDir a scratch volume, configMap/secret/projected/downwardAPI
-  read-only); ``hostPort`` a published port; extended resources served by a
-  device plugin (``nvidia.com/gpu``) device requests;
-- ``resources.limits`` give memory and CPU; memory swap equals memory when the
-  memory request equals the limit (or is unset, which makes it equal), since
-  only Burstable pods may swap, on nodes configured for it;
+  read-only, a claim whatever PersistentVolume it binds: ``k8s_storage``);
+  ``hostPort`` a published port; extended resources served by a device plugin
+  (``nvidia.com/gpu``) device requests;
+- ``resources.limits`` give memory and CPU, 0 meaning no limit as for the
+  kubelet; memory swap equals memory when the memory request equals the limit
+  (or is unset, which makes it equal), since only Burstable pods may swap, on
+  nodes configured for it;
 - the pod's network is the cluster network, unless a NetworkPolicy in the same
-  files selects the pod and allows neither ingress nor egress: then ``none``.
+  files selects the pod and allows neither ingress nor egress: then ``none``
+  (``k8s_network``).
 
 A ParseProblem (rule ``parse-error``, at its line) is what the API server would
 refuse or what we cannot judge: bad YAML, a document without ``kind``, a value
-of the wrong type, a kind we do not know (its pods would go unchecked).
+of the wrong type, a kind we do not know (its pods would go unchecked). A file
+with no workload in it is fine: it is reported with a notice.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from paracle_guard.errors import InputError
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import ComposeError, Node, load_yaml_documents
+from paracle_guard.sources.compose_yaml import ComposeError, Node
 from paracle_guard.sources.image_ref import parse_image_ref
+from paracle_guard.sources.k8s_network import NetworkPolicy, isolated, network_policy
+from paracle_guard.sources.k8s_objects import (
+    POD_SPEC_PATHS,
+    PODLESS_KINDS,
+    ManifestError,
+    Workload,
+    decode,
+    documents,
+    objects,
+    parse_quantity,
+    read,
+)
+from paracle_guard.sources.k8s_objects import boolean as _bool
+from paracle_guard.sources.k8s_objects import fail as _fail
+from paracle_guard.sources.k8s_objects import get as _get
+from paracle_guard.sources.k8s_objects import integer as _int
+from paracle_guard.sources.k8s_objects import location as _location
+from paracle_guard.sources.k8s_objects import mapping as _mapping
+from paracle_guard.sources.k8s_objects import quantity as _quantity
+from paracle_guard.sources.k8s_objects import require as _require
+from paracle_guard.sources.k8s_objects import sequence as _sequence
+from paracle_guard.sources.k8s_objects import text as _text
+from paracle_guard.sources.k8s_objects import workload as _workload
+from paracle_guard.sources.k8s_storage import (
+    NODE_PATH_SOURCES,
+    Claim,
+    Storage,
+    claim,
+    claim_from_spec,
+    persistent_volume,
+)
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS, normalise_host_path
 from paracle_guard.subject import (
     BaseImage,
@@ -59,34 +96,11 @@ from paracle_guard.subject import (
     Subject,
     Sysctl,
     UserFact,
+    Whole,
 )
 
-# kind -> path from the object to its PodSpec.
-POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "PodTemplate": ("template", "spec"),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-# Kinds that run no containers of their own: skipped without a word. Any other kind
-# is a ParseProblem, because it may well run pods (an operator's CRD) we cannot see.
-PODLESS_KINDS = frozenset({
-    "APIService", "Binding", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding",
-    "ConfigMap", "ControllerRevision", "CSIDriver", "CSINode", "CSIStorageCapacity",
-    "CustomResourceDefinition", "EndpointSlice", "Endpoints", "Event", "FlowSchema",
-    "HorizontalPodAutoscaler", "Ingress", "IngressClass", "Lease", "LimitRange",
-    "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
-    "MutatingWebhookConfiguration", "Namespace", "NetworkPolicy", "PersistentVolume",
-    "PersistentVolumeClaim", "PodDisruptionBudget", "PriorityClass",
-    "PriorityLevelConfiguration", "ResourceQuota", "Role", "RoleBinding", "RuntimeClass",
-    "Secret", "Service", "ServiceAccount", "StorageClass", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "VolumeAttachment",
-})
+__all__ = ["load_manifest_texts", "load_manifests", "parse_quantity"]
+
 # The Pod Security Standards (restricted) allow only these volume types.
 RESTRICTED_VOLUME_TYPES = frozenset({
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
@@ -97,212 +111,102 @@ _READ_ONLY_VOLUME_TYPES = frozenset({"configMap", "secret", "downwardAPI", "proj
 _VOLUME_FIELDS = frozenset({"name"})
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _UNCONFINED_SELINUX = frozenset({"spc_t", "unconfined_t"})
-# sigs.k8s.io/yaml reads YAML 1.1 booleans (go-yaml v2): yes/no/on/off are booleans too.
-_TRUE = frozenset({"y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"})
-_FALSE = frozenset({"n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"})
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
-_SUFFIXES = {
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-    "P": Decimal("1e15"), "E": Decimal("1e18"),
-}
 # Resource names the kubelet itself handles; anything else with a domain is a device plugin's.
 _NATIVE_RESOURCE_PREFIXES = ("kubernetes.io/", "requests.", "hugepages-")
-
-
-class ManifestError(Exception):
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        super().__init__(message)
-        self.file = file
-        self.line = line
-        self.message = message
-
-
-def _fail(node: Node, message: str) -> ManifestError:
-    where = f"{node.key_path}: " if node.key_path else ""
-    return ManifestError(node.file, node.line, where + message)
-
-
-def parse_quantity(text: str) -> Decimal:
-    """A Kubernetes quantity (``512Mi``, ``500m``, ``1.5``, ``1e3``) as a number."""
-    match = _QUANTITY.match(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity")
-    number, suffix = match.group(1), match.group(2) or ""
-    try:
-        value = Decimal(number)
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity") from None
-    if suffix in _SUFFIXES:
-        return value * _SUFFIXES[suffix]
-    return value * (Decimal(10) ** int(suffix[1:]))  # a decimal exponent: 1e3
-
-
-# --- typed access -------------------------------------------------------------------------
-
-
-def _location(node: Node) -> Location:
-    return Location(path=node.file, line=node.line)
-
-
-def _mapping(node: Node) -> dict[str, Node]:
-    if node.value is None:
-        return {}
-    if node.mapping is None:
-        raise _fail(node, "expected a mapping")
-    return node.mapping
-
-
-def _sequence(node: Node | None) -> list[Node]:
-    if node is None or node.value is None:
-        return []
-    if node.sequence is None:
-        raise _fail(node, "expected a list")
-    return node.sequence
-
-
-def _get(node: Node | None, *path: str) -> Node | None:
-    for key in path:
-        if node is None or node.value is None:
-            return None
-        node = _mapping(node).get(key)
-    return node if node is not None and node.value is not None else None
-
-
-def _text(node: Node) -> str:
-    if isinstance(node.value, str):
-        return node.value
-    raise _fail(node, f"expected a string, got {node.plain()!r}")
-
-
-def _bool(node: Node) -> bool:
-    value = node.value
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value in _TRUE | _FALSE:
-        return value in _TRUE
-    raise _fail(node, f"expected true or false, got {node.plain()!r}")
-
-
-def _int(node: Node) -> int:
-    value = node.value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise _fail(node, f"expected an integer, got {node.plain()!r}")
-
-
-def _quantity(node: Node) -> Decimal:
-    value = node.value
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _fail(node, f"expected a quantity, got {node.plain()!r}")
-    try:
-        return parse_quantity(str(value))
-    except ValueError as exc:
-        raise _fail(node, str(exc)) from None
+_CONTAINER_WORDS = {"container": "container", "initContainer": "init container",
+                    "ephemeralContainer": "ephemeral container"}
+NO_WORKLOAD = "no workload (Pod, Deployment, Job...) in this file: nothing to check"
 
 
 # --- the files ---------------------------------------------------------------------------
 
 
 @dataclass
-class _Workload:
-    kind: str
-    name: str
-    namespace: str | None
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    spec: Node
-    node: Node
+class _Manifests:
+    """Everything the checked files hold that a pod's verdict depends on."""
+
+    workloads: list[tuple[str, Workload | ManifestError]] = dataclasses.field(default_factory=list)
+    policies: list[NetworkPolicy] = dataclasses.field(default_factory=list)
+    storage: Storage = dataclasses.field(default_factory=Storage)
+    empty: list[str] = dataclasses.field(default_factory=list)  # files with no workload in them
+
+    def add(self, display: str, roots: list[Node]) -> None:
+        before = len(self.workloads)
+        for root in roots:
+            for item in objects(root):
+                self._add_object(display, item)
+        if len(self.workloads) == before:
+            self.empty.append(display)
+
+    def _add_object(self, display: str, item: Node | ManifestError) -> None:
+        try:
+            if isinstance(item, ManifestError):
+                raise item
+            kind = _text(_require(item, "kind"))
+            if kind == "NetworkPolicy":
+                self.policies.append(network_policy(item))
+            elif kind == "PersistentVolumeClaim":
+                self.storage.claims.append(claim(item))
+            elif kind == "PersistentVolume":
+                self.storage.volumes.append(persistent_volume(item))
+            elif kind in POD_SPEC_PATHS:
+                self.workloads.append((display, _workload(item, kind)))
+            elif kind not in PODLESS_KINDS:
+                raise _fail(item, f"kind {kind} is not a workload paracle-guard knows; "
+                            "the pods it may run would go unchecked")
+        except ManifestError as problem:
+            self.workloads.append((display, problem))
 
 
-@dataclass
-class _NetworkPolicy:
-    namespace: str | None
-    selector: Node
-    # Whether the policy isolates the pod in that direction, and how many allow rules it adds.
-    isolates_ingress: bool
-    ingress_rules: int
-    isolates_egress: bool
-    egress_rules: int
+def load_manifests(paths: Sequence[str | Path], stdin: tuple[str, bytes] | None = None
+                   ) -> list[Subject]:
+    """One Subject per container of every workload in ``paths`` (and in ``stdin``, a
+    (name, content) pair), and one carrying a notice per file with no workload.
 
-
-def load_manifests(paths: list[str | Path]) -> list[Subject]:
-    """One Subject per container of every workload in ``paths``.
-
-    NetworkPolicies are collected across all the files first, so that a policy in
-    one file isolates a pod in another. A file that cannot be read is an
-    InputError; one that cannot be understood gives a Subject with a ParseProblem.
+    NetworkPolicies, claims and volumes are collected across all the files first,
+    so that an object in one file counts for a pod in another. A file that cannot
+    be read is an InputError; one that cannot be understood gives a Subject with a
+    ParseProblem.
     """
     sources: list[tuple[str, str]] = []
     unreadable: list[Subject] = []
-    for path in paths:
-        display = str(path)
+    entries: list[tuple[str, bytes | None]] = [stdin] if stdin is not None else []
+    entries += [(str(path), None) for path in paths]
+    for display, data in entries:
         try:
-            sources.append((display, _read(display)))
+            sources.append((display, read(display) if data is None else decode(display, data)))
         except ManifestError as problem:
             unreadable.append(_broken(problem.file, problem.line, problem.message))
-    return unreadable + load_manifest_texts(sources)
+    return unreadable + load_manifest_texts(sources, with_notices=True)
 
 
-def load_manifest_texts(sources: Sequence[tuple[str, str]]) -> list[Subject]:
+def load_manifest_texts(sources: Sequence[tuple[str, str]], *,
+                        with_notices: bool = False) -> list[Subject]:
     """``load_manifests`` for text already in memory, as (name to report, text) pairs.
 
     The launcher judges the manifests it generates (and what the API server
     returns) through here, so they meet exactly the reading of ``paracle-guard k8s``.
+    Files with no workload give a notice only ``with_notices``.
     """
-    documents: list[tuple[str, list[Node]]] = []
+    found = _Manifests()
     broken: list[Subject] = []
-    for display, text in sources:
+    for display, content in sources:
         try:
-            documents.append((display, _documents(display, text)))
+            found.add(display, documents(display, content))
         except (ManifestError, ComposeError) as problem:
             broken.append(_broken(problem.file, problem.line, problem.message))
-    policies: list[_NetworkPolicy] = []
-    workloads: list[tuple[str, _Workload | ManifestError]] = []
-    for display, objects in documents:
-        for node in objects:
-            for item in _flatten(node, workloads, display):
-                try:
-                    kind = _text(_require(item, "kind"))
-                    if kind == "NetworkPolicy":
-                        policies.append(_network_policy(item))
-                    elif kind in POD_SPEC_PATHS:
-                        workloads.append((display, _workload(item, kind)))
-                    elif kind not in PODLESS_KINDS:
-                        raise _fail(item, f"kind {kind} is not a workload paracle-guard knows; "
-                                    "the pods it may run would go unchecked")
-                except ManifestError as problem:
-                    workloads.append((display, problem))
     subjects = list(broken)
-    for display, entry in workloads:
+    for display, entry in found.workloads:
         if isinstance(entry, ManifestError):
             subjects.append(_broken(entry.file, entry.line, entry.message))
             continue
-        subjects.extend(_PodReader(display, entry, policies).subjects())
+        subjects.extend(_PodReader(display, entry, found).subjects())
+    if with_notices:
+        subjects.extend(
+            Subject(kind="k8s", target=display, judged=False, notices=[f"{display}: {NO_WORKLOAD}"],
+                    metadata={"file": display})
+            for display in found.empty)
     return subjects
-
-
-def _read(display: str) -> str:
-    try:
-        data = Path(display).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {display}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(display, data.count(b"\n", 0, exc.start) + 1,
-                            "the file is not UTF-8 text") from None
-
-
-def _documents(display: str, text: str) -> list[Node]:
-    # Kubernetes takes strings as they are: nothing is interpolated.
-    loaded = load_yaml_documents(text, display, lambda value, node: value)
-    nodes = [node for node in loaded if node is not None]
-    if not nodes:
-        raise ManifestError(display, None, "the file holds no Kubernetes object")
-    return nodes
 
 
 def _broken(file: str, line: int | None, message: str) -> Subject:
@@ -311,133 +215,74 @@ def _broken(file: str, line: int | None, message: str) -> Subject:
                                                 location=Location(path=file, line=line))])
 
 
-def _require(node: Node, key: str) -> Node:
-    if node.mapping is None:
-        raise _fail(node, "a Kubernetes object must be a mapping (apiVersion:, kind:...)")
-    found = _get(node, key)
-    if found is None:
-        raise _fail(node, f"the object has no {key}")
-    return found
-
-
-def _flatten(node: Node, errors: list[tuple[str, _Workload | ManifestError]],
-             display: str) -> Iterator[Node]:
-    """The objects of a document: itself, or the items of a List (nested Lists too)."""
-    try:
-        kind = _text(_require(node, "kind"))
-        _text(_require(node, "apiVersion"))
-        if kind == "List" or kind.endswith("List"):
-            for item in _sequence(_get(node, "items")):
-                yield from _flatten(item, errors, display)
-            return
-    except ManifestError as problem:
-        errors.append((display, problem))
-        return
-    yield node
-
-
-def _string_map(node: Node | None) -> dict[str, str]:
-    if node is None:
-        return {}
-    return {key: _text(value) for key, value in _mapping(node).items() if value.value is not None}
-
-
-def _workload(node: Node, kind: str) -> _Workload:
-    metadata = _get(node, "metadata")
-    name_node = _get(metadata, "name") or _get(metadata, "generateName")
-    name = _text(name_node) if name_node is not None else "(unnamed)"
-    namespace_node = _get(metadata, "namespace")
-    spec = _get(node, *POD_SPEC_PATHS[kind])
-    if spec is None:
-        raise _fail(node, f"{kind} {name} has no pod spec ({'.'.join(POD_SPEC_PATHS[kind])})")
-    template_metadata = metadata if kind == "Pod" else _get(
-        node, *POD_SPEC_PATHS[kind][:-1], "metadata")
-    return _Workload(
-        kind=kind, name=name,
-        namespace=_text(namespace_node) if namespace_node is not None else None,
-        labels=_string_map(_get(template_metadata, "labels")),
-        annotations=_string_map(_get(template_metadata, "annotations")),
-        spec=spec, node=node,
-    )
-
-
-def _network_policy(node: Node) -> _NetworkPolicy:
-    namespace_node = _get(node, "metadata", "namespace")
-    spec = _get(node, "spec")
-    if spec is None:
-        raise _fail(node, "a NetworkPolicy needs a spec")
-    types_node = _get(spec, "policyTypes")
-    ingress = _get(spec, "ingress")
-    egress = _get(spec, "egress")
-    if types_node is not None:
-        types = {_text(item) for item in _sequence(types_node)}
-    else:
-        # The API server's default: Ingress always, Egress when egress rules are given.
-        types = {"Ingress"} | ({"Egress"} if egress is not None else set())
-    return _NetworkPolicy(
-        namespace=_text(namespace_node) if namespace_node is not None else None,
-        selector=_get(spec, "podSelector") or Node({}, node.file, node.line),
-        isolates_ingress="Ingress" in types, ingress_rules=len(_sequence(ingress)),
-        isolates_egress="Egress" in types, egress_rules=len(_sequence(egress)),
-    )
-
-
-def selector_matches(selector: Node, labels: dict[str, str]) -> bool:
-    """A LabelSelector applied to ``labels``; an empty selector selects every pod."""
-    for key, value in _string_map(_get(selector, "matchLabels")).items():
-        if labels.get(key) != value:
-            return False
-    for expression in _sequence(_get(selector, "matchExpressions")):
-        key = _text(_require(expression, "key"))
-        operator = _text(_require(expression, "operator"))
-        values = {_text(item) for item in _sequence(_get(expression, "values"))}
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise _fail(expression, f"unknown selector operator {operator!r}")
-    return True
+def _lines(node: Node) -> Iterator[int]:
+    """The lines of ``node`` and everything under it."""
+    yield node.line
+    if isinstance(node.value, dict):
+        for child in node.value.values():
+            yield from _lines(child)
+    elif isinstance(node.value, list):
+        for child in node.value:
+            yield from _lines(child)
 
 
 # --- one pod --------------------------------------------------------------------------------
 
 
 class _PodReader:
-    def __init__(self, display: str, workload: _Workload, policies: list[_NetworkPolicy]) -> None:
+    def __init__(self, display: str, workload: Workload, found: _Manifests) -> None:
         self.display = display
         self.workload = workload
-        self.policies = policies
+        self.policies = found.policies
+        self.storage = found.storage
+        self.containers: list[tuple[Node, str]] = []
+
+    @property
+    def pod_target(self) -> str:
+        return f"{self.display}#{self.workload.kind}/{self.workload.name}"
 
     def subjects(self) -> list[Subject]:
         spec = self.workload.spec
-        subjects: list[Subject] = []
-        containers: list[tuple[Node, str]] = []
         try:
             for key, kind in (("initContainers", "initContainer"), ("containers", "container"),
                               ("ephemeralContainers", "ephemeralContainer")):
-                containers.extend((item, kind) for item in _sequence(_get(spec, key)))
-            if not containers:
+                self.containers.extend((item, kind) for item in _sequence(_get(spec, key)))
+            if not self.containers:
                 raise _fail(spec, "the pod spec has no containers")
         except ManifestError as problem:
-            return [self._broken(self._target("?"), problem)]
-        for container, container_type in containers:
-            name_node = _get(container, "name") if container.mapping is not None else None
-            name = name_node.value if name_node is not None and isinstance(
-                name_node.value, str) else f"line{container.line}"
-            target = self._target(name)
+            return [self._broken(self.pod_target, None, problem)]
+        subjects: list[Subject] = []
+        for container, container_type in self.containers:
+            name = self._name(container)
+            label = f"{_CONTAINER_WORDS[container_type]} {name}"
+            subject = Subject(kind="k8s", target=f"{self.pod_target}/{name}", label=label,
+                              whole=self._whole(container))
             try:
-                subjects.append(self._container(container, name, container_type, target))
+                subjects.append(self._container(container, name, container_type, subject))
             except ManifestError as problem:
-                subjects.append(self._broken(target, problem))
+                subjects.append(self._broken(subject.target, subject, problem))
         return subjects
 
-    def _target(self, container: str) -> str:
-        return f"{self.display}#{self.workload.kind}/{self.workload.name}/{container}"
+    @staticmethod
+    def _name(container: Node) -> str:
+        name_node = _get(container, "name") if container.mapping is not None else None
+        if name_node is not None and isinstance(name_node.value, str):
+            return name_node.value
+        return f"line{container.line}"
+
+    def _whole(self, container: Node) -> Whole:
+        """The Pod, with the lines that are this container's own."""
+        metadata: dict[str, str | list[str]] = {
+            "file": self.display, "workload": f"{self.workload.kind}/{self.workload.name}",
+            "containers": [self._name(item) for item, _ in self.containers],
+        }
+        if self.workload.namespace is not None:
+            metadata["namespace"] = self.workload.namespace
+        label = f"{self.workload.kind} {self.workload.name}"
+        if self.workload.namespace is not None:
+            label += f" (namespace {self.workload.namespace})"
+        return Whole(target=self.pod_target, label=label, path=container.file,
+                     part_lines=frozenset(_lines(container)), metadata=metadata)
 
     def _metadata(self, container: str) -> dict[str, str | list[str]]:
         data: dict[str, str | list[str]] = {
@@ -448,11 +293,14 @@ class _PodReader:
             data["namespace"] = self.workload.namespace
         return data
 
-    def _broken(self, target: str, problem: ManifestError) -> Subject:
-        return Subject(kind="k8s", target=target, metadata=self._metadata(target.rsplit("/")[-1]),
-                       parse_problems=[ParseProblem(
-                           message=problem.message,
-                           location=Location(path=problem.file, line=problem.line))])
+    def _broken(self, target: str, part: Subject | None, problem: ManifestError) -> Subject:
+        broken = part.model_copy() if part is not None else Subject(kind="k8s", target=target)
+        broken.metadata = self._metadata(target.rsplit("/")[-1]) if part is not None else {
+            "file": self.display, "workload": f"{self.workload.kind}/{self.workload.name}"}
+        broken.label = broken.label or f"{self.workload.kind} {self.workload.name}"
+        broken.parse_problems = [ParseProblem(
+            message=problem.message, location=Location(path=problem.file, line=problem.line))]
+        return broken
 
     def _context(self, container: Node, key: str) -> Node | None:
         """The value of ``key`` the kubelet uses: the container's, else the pod's."""
@@ -460,22 +308,25 @@ class _PodReader:
         return own if own is not None else _get(self.workload.spec, "securityContext", key)
 
     def _container(self, container: Node, name: str, container_type: str,
-                   target: str) -> Subject:
+                   subject: Subject) -> Subject:
         spec = self.workload.spec
         where = _location(container)
         config = RuntimeConfig(location=where)
         locations: dict[str, Location] = {}
         facts = KubernetesFacts(
             workload_kind=self.workload.kind, workload_name=self.workload.name,
-            namespace=self.workload.namespace, container=name,
+            namespace=self.workload.namespace, pod_labels=self.workload.labels, container=name,
             container_type=container_type,
             location=where,
+            locations={"pod": _location(spec)},
         )
         context = _get(container, "securityContext")
         if context is not None:
             _mapping(context)
         # -- user --
         user = self._user(container, facts, locations, config)
+        if "run_as_non_root" not in facts.locations:
+            facts.locations["run_as_non_root"] = self._unset_location(container, "runAsNonRoot")
         # -- the container-only flags --
         for key, field in (("readOnlyRootFilesystem", "read_only"), ("privileged", "privileged")):
             node = _get(context, key)
@@ -524,7 +375,7 @@ class _PodReader:
             config.userns_mode = "host"
             locations["userns_mode"] = _location(host_users)
         if config.network_mode != "host":
-            if self._isolated():
+            if isolated(self.workload, self.policies):
                 config.network_mode = "none"
             else:
                 config.networks = [Setting(value="default", location=_location(spec))]
@@ -557,11 +408,23 @@ class _PodReader:
         metadata = self._metadata(name)
         if facts.image is not None:
             metadata["image"] = facts.image
-        return Subject(
-            kind="k8s", target=target, user=user, env=env, runtime=config,
-            workdir=_text(workdir) if workdir is not None else None,
-            base_images=base_images, kubernetes=facts, metadata=metadata,
-        )
+        return subject.model_copy(update={
+            "user": user, "env": env, "runtime": config,
+            "workdir": _text(workdir) if workdir is not None else None,
+            "base_images": base_images, "kubernetes": facts, "metadata": metadata,
+        })
+
+    def _unset_location(self, container: Node, key: str) -> Location:
+        """Where to fix a securityContext field no one sets: the pod, when no container of
+        it sets it either (one line fixes them all); else this container."""
+        pod_context = _get(self.workload.spec, "securityContext")
+        if pod_context is not None and _get(pod_context, key) is not None:
+            return _location(_get(pod_context, key) or pod_context)
+        if any(_get(item, "securityContext", key) is not None for item, _ in self.containers):
+            own = _get(container, "securityContext")
+            return _location(own) if own is not None else _location(container)
+        return _location(pod_context) if pod_context is not None else _location(
+            self.workload.spec)
 
     def _user(self, container: Node, facts: KubernetesFacts, locations: dict[str, Location],
               config: RuntimeConfig) -> UserFact:
@@ -615,10 +478,7 @@ class _PodReader:
                     raw="seccompProfile: Unconfined", key="seccomp", value="unconfined",
                     location=_location(seccomp)))
         else:
-            # The fix is one line on the pod, so point there when the pod has a context.
-            context = _get(self.workload.spec, "securityContext") or _get(
-                container, "securityContext") or container
-            facts.locations["seccomp_profile"] = _location(context)
+            facts.locations["seccomp_profile"] = self._unset_location(container, "seccompProfile")
         apparmor = self._context(container, "appArmorProfile")
         annotation = self.workload.annotations.get(_APPARMOR_ANNOTATION + name)
         if apparmor is not None and _text(_require(apparmor, "type")) == "Unconfined":
@@ -635,26 +495,10 @@ class _PodReader:
                 raw=f"seLinuxOptions.type: {_text(selinux_type)}", key="label",
                 value=f"type:{_text(selinux_type)}", location=_location(selinux_type)))
 
-    def _isolated(self) -> bool:
-        """True when the NetworkPolicies given cut the pod off in both directions.
-
-        Policies only ever add allowed traffic: a pod is isolated in a direction once
-        one selecting policy names that direction, and then receives exactly the
-        union of the selecting policies' rules for it.
-        """
-        selecting = [
-            policy for policy in self.policies
-            if policy.namespace == self.workload.namespace
-            and selector_matches(policy.selector, self.workload.labels)
-        ]
-        ingress = [policy for policy in selecting if policy.isolates_ingress]
-        egress = [policy for policy in selecting if policy.isolates_egress]
-        return (bool(ingress) and bool(egress)
-                and not any(policy.ingress_rules for policy in ingress)
-                and not any(policy.egress_rules for policy in egress))
-
-    def _mounts(self, container: Node, facts: KubernetesFacts) -> list[Mount]:
-        volumes: dict[str, tuple[str, Node, Node]] = {}
+    def _volumes(self, facts: KubernetesFacts) -> dict[str, tuple[str, Node]]:
+        """The pod's volumes by name, as (type, source); a StatefulSet's claim templates
+        take precedence over pod volumes of the same name, as in the controller."""
+        volumes: dict[str, tuple[str, Node]] = {}
         for volume in _sequence(_get(self.workload.spec, "volumes")):
             volume_name = _text(_require(volume, "name"))
             types = [key for key in _mapping(volume) if key not in _VOLUME_FIELDS]
@@ -662,10 +506,18 @@ class _PodReader:
                 raise _fail(volume, f"volume {volume_name} must have exactly one type, "
                             f"has {', '.join(types) or 'none'}")
             kind = types[0]
-            volumes[volume_name] = (kind, _mapping(volume)[kind], volume)
+            volumes[volume_name] = (kind, _mapping(volume)[kind])
             if kind not in RESTRICTED_VOLUME_TYPES:
                 facts.restricted_volumes.append(Setting(value=f"{kind} volume {volume_name}",
                                                         location=_location(volume)))
+        if self.workload.kind == "StatefulSet":
+            for template in _sequence(_get(self.workload.node, "spec", "volumeClaimTemplates")):
+                name = _text(_require(_require(template, "metadata"), "name"))
+                volumes[name] = ("volumeClaimTemplate", template)
+        return volumes
+
+    def _mounts(self, container: Node, facts: KubernetesFacts) -> list[Mount]:
+        volumes = self._volumes(facts)
         mounts: list[Mount] = []
         for item in _sequence(_get(container, "volumeMounts")):
             volume_name = _text(_require(item, "name"))
@@ -674,11 +526,12 @@ class _PodReader:
             read_only = _bool(read_only_node) if read_only_node is not None else False
             if volume_name not in volumes:
                 raise _fail(item, f"volumeMount {volume_name!r} names no volume of the pod")
-            kind, source, _ = volumes[volume_name]
+            kind, source = volumes[volume_name]
             where = _location(item)
+            named = f"{kind}:{volume_name}"
             if kind == "hostPath":
                 path = _text(_require(source, "path"))
-                mounts.append(Mount(type="bind", source=path, target=target,
+                mounts.append(Mount(type="bind", source=named, target=target,
                                     read_only=read_only, host_path=normalise_host_path(path),
                                     location=where))
             elif kind == "emptyDir":
@@ -688,15 +541,45 @@ class _PodReader:
                 size = _get(source, "sizeLimit")
                 if size is not None:
                     options.append(f"size={int(_quantity(size))}")
-                mounts.append(Mount(type="tmpfs" if memory else "volume", source=volume_name,
+                mounts.append(Mount(type="tmpfs" if memory else "volume", source=named,
                                     target=target, read_only=read_only, anonymous=not memory,
                                     options=options, location=where))
+            elif kind in ("persistentVolumeClaim", "ephemeral", "volumeClaimTemplate"):
+                plain = Mount(type="volume", source=named, target=target, read_only=read_only,
+                              volume_driver=kind, location=where)
+                mounts.extend(self._claimed(plain, self._claim(kind, volume_name, source)))
             else:
                 mounts.append(Mount(
-                    type="volume", source=f"{kind}:{volume_name}", target=target,
+                    type="volume", source=named, target=target,
                     read_only=read_only or kind in _READ_ONLY_VOLUME_TYPES,
                     volume_driver=kind, location=where))
         return mounts
+
+    def _claim(self, kind: str, volume_name: str, source: Node) -> Claim | None:
+        namespace = self.workload.namespace
+        if kind == "persistentVolumeClaim":
+            return self.storage.find_claim(_text(_require(source, "claimName")), namespace)
+        template = _get(source, "volumeClaimTemplate") if kind == "ephemeral" else source
+        metadata = _get(template, "metadata")
+        annotations = {key: _text(value) for key, value in _mapping(
+            _get(metadata, "annotations") or Node({}, source.file, source.line)).items()}
+        return claim_from_spec(f"{self.workload.name}-{volume_name}", namespace,
+                               _get(template, "spec"), annotations, _location(source))
+
+    def _claimed(self, plain: Mount, wanted: Claim | None) -> list[Mount]:
+        """What a claim mounts: the node path of each PersistentVolume it may bind."""
+        if wanted is None:
+            return [plain]
+        bound = self.storage.bound(wanted)
+        definite = wanted.volume_name is not None or any(v.claim_ref for v in bound)
+        verb = "is bound to" if definite else "may bind"
+        on_node = [volume for volume in bound
+                   if volume.source in NODE_PATH_SOURCES and volume.host_path is not None]
+        return [plain.model_copy(update={
+            "type": "bind", "host_path": volume.host_path,
+            "via": f"claim {wanted.name} {verb} PersistentVolume {volume.name}, {volume.source} "
+                   f"{volume.host_path} at {volume.location.path}:{volume.location.line}",
+        }) for volume in on_node] or [plain]
 
     def _ports(self, container: Node, config: RuntimeConfig, facts: KubernetesFacts) -> None:
         for item in _sequence(_get(container, "ports")):
@@ -722,7 +605,10 @@ class _PodReader:
         for field in ("memory", "cpus", "memory_swap"):
             locations[field] = where
         memory = _get(limits, "memory")
-        if memory is not None:
+        if memory is not None and _quantity(memory) == 0:
+            locations["memory"] = _location(memory)
+            config.reasons["memory"] = "limits.memory: 0 means no limit"
+        elif memory is not None:
             config.memory = int(_quantity(memory))
             locations["memory"] = locations["memory_swap"] = _location(memory)
             requested = _get(requests, "memory")
@@ -734,8 +620,11 @@ class _PodReader:
                 locations["memory_swap"] = _location(requested)
         cpu = _get(limits, "cpu")
         if cpu is not None:
-            config.cpus = float(_quantity(cpu))
             locations["cpus"] = _location(cpu)
+            if _quantity(cpu) == 0:
+                config.reasons["cpus"] = "limits.cpu: 0 means no limit"
+            else:
+                config.cpus = float(_quantity(cpu))
         for key, value in _mapping(limits).items() if limits is not None else ():
             if "/" in key and not key.startswith(_NATIVE_RESOURCE_PREFIXES):
                 domain, _, kind = key.partition("/")

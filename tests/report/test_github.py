@@ -85,7 +85,7 @@ def test_notices_are_notice_commands_once_each(report: Report) -> None:
 
 def test_ends_with_the_summary(report: Report, empty_report: Report) -> None:
     assert render_github(report).splitlines()[-1] == (
-        "3 errors, 2 warnings, 1 info in 4 targets (policy sandbox)"
+        "3 errors, 2 warnings, 1 info in 3 files, 1 image (policy sandbox)"
     )
     assert render_github(empty_report) == "no findings in 0 files (policy sandbox)\n"
 

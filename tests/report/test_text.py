@@ -62,7 +62,7 @@ def test_notices_suppressions_and_summary_close_the_report(report: Report) -> No
     tail = render_text(report).splitlines()[-3:]
     assert tail[0].startswith("note: exception for denied-package on 'docker/*' expired")
     assert tail[1] == "3 suppressed (1 inline, 1 waiver, 1 cli)"
-    assert tail[2] == "3 errors, 2 warnings, 1 info in 4 targets (policy sandbox)"
+    assert tail[2] == "3 errors, 2 warnings, 1 info in 3 files, 1 image (policy sandbox)"
     # Two targets carry the notice; the reader is told once.
     assert render_text(report).count("note: ") == 1
 
@@ -188,4 +188,4 @@ def test_image_results_name_what_the_reference_resolved_to() -> None:
     ))
     text = render_text(report)
     assert "acme/app:1: image sha256:abc, tags acme/app:1, acme/app:latest, digests none" in text
-    assert "no findings in 1 target" in text
+    assert "no findings in 1 image" in text

@@ -10,6 +10,7 @@ under the sandbox policy and is left out of the exact sets.
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -30,7 +31,6 @@ MIB = 1 << 20
 EXPECTED: dict[str, tuple[set[str], str]] = {
     "hardened": (set(), ""),
     "pg101-root-user": ({"PG101"}, "runAsUser: 0"),
-    "pg101-no-user": ({"PG101", "PG802"}, "- name: main"),
     "pg102-uid-not-allowed": ({"PG102"}, "runAsUser: 2000"),
     "pg201-writable-rootfs": ({"PG201"}, "readOnlyRootFilesystem: false"),
     "pg202-writable-path": ({"PG202"}, "- name: cache"),
@@ -51,9 +51,12 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "pg601-secret-in-env": ({"PG601"}, "- name: API_TOKEN"),
     "pg701-missing-limits": ({"PG701"}, "resources: {}"),
     "pg701-swap": ({"PG701"}, "memory: 256Mi"),
+    "pg701-zero-limits": ({"PG701"}, "limits: {memory:"),
+    "pg307-pvc-hostpath": ({"PG307"}, "- name: state"),
     "pg702-network-not-isolated": ({"PG702"}, "spec:"),
     "pg801-service-account-token": ({"PG801"}, "automountServiceAccountToken: true"),
-    "pg802-run-as-non-root-not-set": ({"PG802"}, "- name: main"),
+    # Set by no container either: fixed in one line on the pod's securityContext.
+    "pg802-run-as-non-root-not-set": ({"PG802"}, "securityContext:"),
     "pg803-unprovable-user": ({"PG102", "PG803"}, "runAsNonRoot: true"),
     "pg804-seccomp-not-set": ({"PG804"}, "securityContext:"),
     "pg805-restricted-volume-type": ({"PG805"}, "- name: shared"),
@@ -64,6 +67,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
 # Cases whose findings sit on two lines: (rule, text) for each.
 SPLIT: dict[str, dict[str, str]] = {
     "pg307-sensitive-mount": {"PG307": "- name: sock", "PG805": "- name: sock"},
+    "pg101-no-user": {"PG101": "- name: main", "PG802": "securityContext:"},
 }
 
 
@@ -79,7 +83,7 @@ def line_of(path: Path, text: str, *, after: int = 0) -> int:
 
 
 def main_subject(path: Path) -> Subject:
-    subjects = load_manifests([path])
+    subjects = [s for s in load_manifests([path]) if s.judged]
     assert len(subjects) == 1, [s.target for s in subjects]
     return subjects[0]
 
@@ -113,6 +117,18 @@ def test_a_mount_and_its_volume_are_each_located() -> None:
     mount_line = line_of(path, "- name: sock")
     volume_line = line_of(path, "- name: sock", after=mount_line)
     assert lines == {"PG307": mount_line, "PG805": volume_line}
+
+
+def test_a_missing_setting_no_container_has_is_the_pod_s_to_fix() -> None:
+    path = CASES / "pg101-no-user.yaml"
+    result = sandbox_plan().evaluate(main_subject(path))
+    found = {(f.rule, f.location.line, f.target) for f in result.findings if f.rule != "PG808"}
+    assert found == {
+        # The container's own entry: about the container.
+        ("PG101", line_of(path, "- name: main"), f"{path}#Pod/sandbox/main"),
+        # The pod's securityContext: about the pod (target None: the result's own).
+        ("PG802", line_of(path, "securityContext:", after=3), None),
+    }
 
 
 def test_the_hardened_pod_only_notes_the_pids_limit() -> None:
@@ -282,7 +298,7 @@ def test_network_policies_add_up(tmp_path: Path) -> None:
     assert isolated.runtime is not None and isolated.runtime.network_mode == "none"
     # Another file's policy counts; one allowing DNS egress ends the isolation.
     other = write(tmp_path, textwrap.dedent(allow_dns), "netpol.yaml")
-    subjects = load_manifests([tmp_path / "manifest.yaml", other])
+    subjects = [s for s in load_manifests([tmp_path / "manifest.yaml", other]) if s.judged]
     assert len(subjects) == 1 and subjects[0].runtime is not None
     assert subjects[0].runtime.network_mode == ""
     assert [n.value for n in subjects[0].runtime.networks] == ["default"]
@@ -359,8 +375,10 @@ def test_what_cannot_be_judged_is_a_parse_error(tmp_path: Path, text: str, line:
 
 
 def test_an_empty_file_and_a_missing_file(tmp_path: Path) -> None:
-    empty = main_subject(write(tmp_path, "# nothing\n"))
-    assert "holds no Kubernetes object" in empty.parse_problems[0].message
+    path = write(tmp_path, "# nothing\n")
+    (empty,) = load_manifests([path])
+    assert not empty.judged and empty.notices == [
+        f"{path}: no workload (Pod, Deployment, Job...) in this file: nothing to check"]
     with pytest.raises(InputError, match="cannot read"):
         load_manifests([tmp_path / "missing.yaml"])
 
@@ -375,19 +393,53 @@ def test_the_command_reports_lines_workloads_and_containers(tmp_path: Path) -> N
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     (checked,) = report["results"]
-    assert checked["target"] == f"{case}#Pod/sandbox/main"
-    assert checked["metadata"]["workload"] == "Pod/sandbox"
-    assert checked["metadata"]["container"] == "main"
+    assert checked["target"] == f"{case}#Pod/sandbox"
+    assert (checked["label"], checked["metadata"]["workload"]) == ("Pod sandbox", "Pod/sandbox")
+    assert checked["parts"] == {f"{case}#Pod/sandbox/main": "container main"}
     privileged = [f for f in checked["findings"] if f["rule"] == "PG303"]
     assert privileged[0]["location"]["line"] == line_of(case, "privileged: true")
+    assert privileged[0]["target"] == f"{case}#Pod/sandbox/main"
     sarif = runner.invoke(app, ["k8s", "-p", "sandbox", "-f", "sarif", str(case)])
     assert f'"startLine": {line_of(case, "privileged: true")}' in sarif.stdout
     assert runner.invoke(app, ["k8s", "-p", "sandbox", str(CASES / "hardened.yaml")]
                          ).exit_code == 0
-    only_service = write(tmp_path, "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
-    nothing = runner.invoke(app, ["k8s", str(only_service)])
-    assert nothing.exit_code == 2 and "no workload" in nothing.stderr
     missing = runner.invoke(app, ["k8s", str(tmp_path / "missing.yaml")])
-    assert missing.exit_code == 2 and "cannot read" in missing.stderr
+    assert missing.exit_code == 2 and "no such file or directory" in missing.stderr
     broken = runner.invoke(app, ["k8s", "-p", "sandbox", str(CASES / "pg901-parse-error.yaml")])
     assert broken.exit_code == 1 and "PG901" in broken.stdout
+
+
+def test_a_file_with_no_workload_is_fine_and_said(tmp_path: Path) -> None:
+    only_service = write(tmp_path, "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
+    result = CliRunner().invoke(app, ["k8s", "-p", "sandbox", str(only_service)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"note: {only_service}: no workload (Pod, Deployment, Job...) in this file: nothing to "
+        "check",
+        "no findings in 1 file, 0 workloads (policy sandbox)",
+    ]
+
+
+def test_a_folder_is_searched_and_standard_input_read(tmp_path: Path) -> None:
+    (tmp_path / "apps" / "web").mkdir(parents=True)
+    shutil.copy(CASES / "pg303-privileged.yaml", tmp_path / "apps" / "web" / "pod.yml")
+    shutil.copy(CASES / "hardened.yaml", tmp_path / "apps" / "hardened.yaml")
+    (tmp_path / "apps" / "README.md").write_text("not a manifest\n")
+    (tmp_path / "apps" / ".git").mkdir()
+    (tmp_path / "apps" / ".git" / "config.yaml").write_text("a: [\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["k8s", "-p", "sandbox", "-f", "json", str(tmp_path / "apps")])
+    assert result.exit_code == 1, result.output
+    targets = [r["target"] for r in json.loads(result.stdout)["results"]]
+    assert targets == [f"{tmp_path}/apps/hardened.yaml#Pod/sandbox",
+                       f"{tmp_path}/apps/web/pod.yml#Pod/sandbox"]
+    piped = runner.invoke(app, ["k8s", "-p", "sandbox", "-f", "json", "-",
+                                "--stdin-filename", "deploy/pod.yaml"],
+                          input=(CASES / "pg303-privileged.yaml").read_bytes())
+    assert piped.exit_code == 1
+    (result_of_stdin,) = json.loads(piped.stdout)["results"]
+    assert result_of_stdin["target"] == "deploy/pod.yaml#Pod/sandbox"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "README.md").write_text("no manifests here\n")
+    empty = runner.invoke(app, ["k8s", str(tmp_path / "docs")])
+    assert empty.exit_code == 2 and "no manifests" in empty.stderr
