@@ -116,7 +116,7 @@ def seccomp_not_set(subject: Subject, controls: Controls) -> Iterator[Violation]
     facts = subject.kubernetes
     if facts is None or facts.seccomp_profile is not None:
         return
-    yield Violation(message="seccompProfile is not set: the container may run unconfined",
+    yield Violation(message="no seccompProfile is set, and the kubelet's default is unconfined",
                     location=facts.location_of("seccomp_profile"))
 
 
