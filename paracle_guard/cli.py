@@ -592,6 +592,11 @@ def k8s_command(
         str, typer.Option("--stdin-filename",
                           help="The name findings and waivers use for - (standard input).")
     ] = "stdin.yaml",
+    folders: Annotated[
+        bool, typer.Option("--folders", help="Read the folder of each PATH (for pre-commit, "
+                           "which passes the changed files): the NetworkPolicies and volumes "
+                           "beside a pod count for it.")
+    ] = False,
 ) -> None:
     """Check every container of Kubernetes workloads against the policy, each Pod once."""
     from paracle_guard.sources.discovery import find_manifests
@@ -602,6 +607,8 @@ def k8s_command(
     stdin = None
     if "-" in paths:
         stdin = (stdin_filename, sys.stdin.buffer.read())
+    if folders:
+        paths = list(dict.fromkeys(os.path.dirname(p) or "." for p in paths if p != "-"))
     files = list(find_manifests(p for p in paths if p != "-"))
     if not files and stdin is None:
         raise InputError(f"no manifests (*.yaml, *.yml, *.json) found in: {', '.join(paths)}")
