@@ -33,7 +33,6 @@ from paracle_guard.location import Location
 from paracle_guard.sources.compose_merge import prepared
 from paracle_guard.sources.compose_mounts import MountReader
 from paracle_guard.sources.compose_project import (
-    DEFAULT_FILE_NAMES,
     Project,
     ProjectFiles,
     files_given,
@@ -76,8 +75,6 @@ from paracle_guard.subject import (
     UserFact,
 )
 
-# In the order Docker Compose prefers them.
-COMPOSE_FILE_NAMES = DEFAULT_FILE_NAMES
 _RESTART_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
 # pull_policy values under which Compose never pulls: a service that also builds
 # names its build's result with image:, which no registry serves.
@@ -125,15 +122,6 @@ def defaults_from_info(info: Mapping[str, object]) -> EngineDefaults:
                                          f"is a private cgroup namespace (cgroup v{version})")
     return EngineDefaults("host", "no cgroup: is set, and the Docker Engine's default here is "
                                   f"the host's cgroup namespace (cgroup v{version})")
-
-
-def find_compose_file(directory: str | Path = ".") -> Path | None:
-    """The compose file Docker Compose would pick in ``directory`` itself, if any."""
-    for name in COMPOSE_FILE_NAMES:
-        candidate = Path(directory) / name
-        if candidate.exists():
-            return candidate
-    return None
 
 
 def load_compose(path: str | Path, *, environ: Mapping[str, str] | None = None,

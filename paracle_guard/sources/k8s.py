@@ -72,22 +72,15 @@ from paracle_guard.sources.k8s_objects import require as _require
 from paracle_guard.sources.k8s_objects import sequence as _sequence
 from paracle_guard.sources.k8s_objects import text as _text
 from paracle_guard.sources.k8s_objects import workload as _workload
-from paracle_guard.sources.k8s_storage import (
-    NODE_PATH_SOURCES,
-    Claim,
-    Storage,
-    claim,
-    claim_from_spec,
-    persistent_volume,
-)
-from paracle_guard.sources.runtime_options import SYSTEM_PATHS, normalise_host_path
+from paracle_guard.sources.k8s_storage import Storage, claim, persistent_volume
+from paracle_guard.sources.k8s_volumes import RESTRICTED_VOLUME_TYPES, PodVolumes
+from paracle_guard.sources.runtime_options import SYSTEM_PATHS
 from paracle_guard.subject import (
     BaseImage,
     Capability,
     DeviceRequest,
     EnvVar,
     KubernetesFacts,
-    Mount,
     ParseProblem,
     PublishedPort,
     RuntimeConfig,
@@ -99,16 +92,8 @@ from paracle_guard.subject import (
     Whole,
 )
 
-__all__ = ["load_manifest_texts", "load_manifests", "parse_quantity"]
+__all__ = ["RESTRICTED_VOLUME_TYPES", "load_manifest_texts", "load_manifests", "parse_quantity"]
 
-# The Pod Security Standards (restricted) allow only these volume types.
-RESTRICTED_VOLUME_TYPES = frozenset({
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-    "projected", "secret",
-})
-# Volume types whose content the kubelet always mounts read-only.
-_READ_ONLY_VOLUME_TYPES = frozenset({"configMap", "secret", "downwardAPI", "projected"})
-_VOLUME_FIELDS = frozenset({"name"})
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _UNCONFINED_SELINUX = frozenset({"spc_t", "unconfined_t"})
 # Resource names the kubelet itself handles; anything else with a domain is a device plugin's.
@@ -387,7 +372,9 @@ class _PodReader:
         else:
             facts.locations["automount_service_account_token"] = _location(spec)
         # -- volumes, ports, resources, env --
-        config.mounts = self._mounts(container, facts)
+        volumes = PodVolumes(self.workload, self.storage)
+        facts.restricted_volumes = volumes.restricted
+        config.mounts = volumes.mounts(container)
         self._ports(container, config, facts)
         self._resources(container, config, locations)
         env = self._env(container, facts)
@@ -494,92 +481,6 @@ class _PodReader:
             config.security_opt.append(SecurityOption(
                 raw=f"seLinuxOptions.type: {_text(selinux_type)}", key="label",
                 value=f"type:{_text(selinux_type)}", location=_location(selinux_type)))
-
-    def _volumes(self, facts: KubernetesFacts) -> dict[str, tuple[str, Node]]:
-        """The pod's volumes by name, as (type, source); a StatefulSet's claim templates
-        take precedence over pod volumes of the same name, as in the controller."""
-        volumes: dict[str, tuple[str, Node]] = {}
-        for volume in _sequence(_get(self.workload.spec, "volumes")):
-            volume_name = _text(_require(volume, "name"))
-            types = [key for key in _mapping(volume) if key not in _VOLUME_FIELDS]
-            if len(types) != 1:
-                raise _fail(volume, f"volume {volume_name} must have exactly one type, "
-                            f"has {', '.join(types) or 'none'}")
-            kind = types[0]
-            volumes[volume_name] = (kind, _mapping(volume)[kind])
-            if kind not in RESTRICTED_VOLUME_TYPES:
-                facts.restricted_volumes.append(Setting(value=f"{kind} volume {volume_name}",
-                                                        location=_location(volume)))
-        if self.workload.kind == "StatefulSet":
-            for template in _sequence(_get(self.workload.node, "spec", "volumeClaimTemplates")):
-                name = _text(_require(_require(template, "metadata"), "name"))
-                volumes[name] = ("volumeClaimTemplate", template)
-        return volumes
-
-    def _mounts(self, container: Node, facts: KubernetesFacts) -> list[Mount]:
-        volumes = self._volumes(facts)
-        mounts: list[Mount] = []
-        for item in _sequence(_get(container, "volumeMounts")):
-            volume_name = _text(_require(item, "name"))
-            target = _text(_require(item, "mountPath"))
-            read_only_node = _get(item, "readOnly")
-            read_only = _bool(read_only_node) if read_only_node is not None else False
-            if volume_name not in volumes:
-                raise _fail(item, f"volumeMount {volume_name!r} names no volume of the pod")
-            kind, source = volumes[volume_name]
-            where = _location(item)
-            named = f"{kind}:{volume_name}"
-            if kind == "hostPath":
-                path = _text(_require(source, "path"))
-                mounts.append(Mount(type="bind", source=named, target=target,
-                                    read_only=read_only, host_path=normalise_host_path(path),
-                                    location=where))
-            elif kind == "emptyDir":
-                medium = _get(source, "medium")
-                memory = medium is not None and _text(medium) == "Memory"
-                options = []
-                size = _get(source, "sizeLimit")
-                if size is not None:
-                    options.append(f"size={int(_quantity(size))}")
-                mounts.append(Mount(type="tmpfs" if memory else "volume", source=named,
-                                    target=target, read_only=read_only, anonymous=not memory,
-                                    options=options, location=where))
-            elif kind in ("persistentVolumeClaim", "ephemeral", "volumeClaimTemplate"):
-                plain = Mount(type="volume", source=named, target=target, read_only=read_only,
-                              volume_driver=kind, location=where)
-                mounts.extend(self._claimed(plain, self._claim(kind, volume_name, source)))
-            else:
-                mounts.append(Mount(
-                    type="volume", source=named, target=target,
-                    read_only=read_only or kind in _READ_ONLY_VOLUME_TYPES,
-                    volume_driver=kind, location=where))
-        return mounts
-
-    def _claim(self, kind: str, volume_name: str, source: Node) -> Claim | None:
-        namespace = self.workload.namespace
-        if kind == "persistentVolumeClaim":
-            return self.storage.find_claim(_text(_require(source, "claimName")), namespace)
-        template = _get(source, "volumeClaimTemplate") if kind == "ephemeral" else source
-        metadata = _get(template, "metadata")
-        annotations = {key: _text(value) for key, value in _mapping(
-            _get(metadata, "annotations") or Node({}, source.file, source.line)).items()}
-        return claim_from_spec(f"{self.workload.name}-{volume_name}", namespace,
-                               _get(template, "spec"), annotations, _location(source))
-
-    def _claimed(self, plain: Mount, wanted: Claim | None) -> list[Mount]:
-        """What a claim mounts: the node path of each PersistentVolume it may bind."""
-        if wanted is None:
-            return [plain]
-        bound = self.storage.bound(wanted)
-        definite = wanted.volume_name is not None or any(v.claim_ref for v in bound)
-        verb = "is bound to" if definite else "may bind"
-        on_node = [volume for volume in bound
-                   if volume.source in NODE_PATH_SOURCES and volume.host_path is not None]
-        return [plain.model_copy(update={
-            "type": "bind", "host_path": volume.host_path,
-            "via": f"claim {wanted.name} {verb} PersistentVolume {volume.name}, {volume.source} "
-                   f"{volume.host_path} at {volume.location.path}:{volume.location.line}",
-        }) for volume in on_node] or [plain]
 
     def _ports(self, container: Node, config: RuntimeConfig, facts: KubernetesFacts) -> None:
         for item in _sequence(_get(container, "ports")):

@@ -19,11 +19,9 @@ from paracle_guard.errors import InputError
 from paracle_guard.policy.models import Policy
 from paracle_guard.sources.compose import (
     ASSUMED_CGROUP_V1,
-    COMPOSE_FILE_NAMES,
     EngineDefaults,
     defaults_from_info,
     engine_defaults,
-    find_compose_file,
     load_compose,
 )
 from paracle_guard.subject import Subject
@@ -595,13 +593,6 @@ def test_wrong_types_are_parse_errors_of_the_service(tmp_path: Path, body: str,
     subject = service(tmp_path, body)
     assert [p.message for p in subject.parse_problems] == [message]
     assert subject.target.endswith("#app")
-
-
-def test_find_compose_file_in_compose_order(tmp_path: Path) -> None:
-    assert find_compose_file(tmp_path) is None
-    for name in reversed(COMPOSE_FILE_NAMES):
-        (tmp_path / name).write_text("services: {}\n")
-        assert find_compose_file(tmp_path) == tmp_path / name
 
 
 @pytest.mark.parametrize(("spec", "message"), [
