@@ -213,10 +213,17 @@ def load_project(files: ProjectFiles, *, including: frozenset[str] = frozenset()
     project as a whole (bad YAML, a missing variable, a broken include)."""
     project = Project(files=files, lookup=lookup_in(files.environ))
     loader = _Loader(project, including | {os.path.abspath(files.files[0])})
+    read = 0
     for display in files.files:
         for root in loader.documents(display, files.folder):
             loader.add_file(root)
+            read += 1
     if not project.services:
+        # compose-go refuses a model with nothing in it ("empty compose file"); one
+        # empty file among others is fine.
+        if not read:
+            raise ComposeError(project.main, None, "the file is empty" if len(files.files) == 1
+                               else "the files are empty")
         what = "the file defines" if len(files.files) == 1 else "none of the files defines"
         raise ComposeError(project.main, None, f"{what} no services")
     return project
@@ -247,8 +254,6 @@ class _Loader:
 
             roots = [root for root in load_yaml_documents(content, display, substitute, base)
                      if root is not None]
-            if not roots:
-                raise ComposeError(display, None, "the file is empty")
             for root in roots:
                 if root.mapping is None:
                     raise root.error("a compose file must be a mapping (services:, volumes:...)")

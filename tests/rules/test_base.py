@@ -122,3 +122,23 @@ def test_registering_a_code_or_name_twice_fails() -> None:
     )
     with pytest.raises(RuntimeError, match="registered twice"):
         decorate(lambda subject, controls: iter(()))
+
+
+# Words of one kind of input that must not appear in a fix meant for another.
+FOREIGN_WORDS = {
+    "k8s": ("docker run", "--", "compose", "cap_drop", "cap_add", "security_opt", "USER "),
+    "compose": ("docker run", "--cap", "--read-only", "securityContext", "USER "),
+    "container": ("compose", "securityContext", "cap_drop:", "read_only:"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(code for code in EXPECTED if code != "PG901"))
+def test_every_fix_speaks_the_language_of_its_input(code: str) -> None:
+    # PG901's fix per kind is issue 13's; every other rule words its fix for each kind.
+    found = find_rule(code)
+    assert found is not None
+    for kind, foreign in FOREIGN_WORDS.items():
+        if kind not in found.kinds:
+            continue
+        fix = found.fix_for(kind)
+        assert not [word for word in foreign if word in fix], (kind, fix)

@@ -267,3 +267,10 @@ def test_profiles_are_reported_and_their_services_judged(tmp_path: Path) -> None
     assert (app.label, debug.label) == ("service app", "service debug (profiles debug, tools)")
     assert debug.metadata["profiles"] == ["debug", "tools"]
     assert "PG303" in {f.rule for f in sandbox_plan().evaluate(debug).findings}
+
+
+def test_an_empty_override_changes_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", SERVICE)
+    write(tmp_path, "compose.override.yaml", "# nothing to override yet\n")
+    (subject,) = load_compose(tmp_path, environ={})
+    assert subject.parse_problems == [] and subject.target.endswith("compose.yaml#app")
