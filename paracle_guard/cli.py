@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from paracle_guard.policy.models import Policy
     from paracle_guard.report.models import Report
     from paracle_guard.severity import Severity
-    from paracle_guard.sources.compose import EngineDefaults
+    from paracle_guard.sources.compose_engine import EngineDefaults
 
 app = typer.Typer(
     name="paracle-guard",
@@ -549,14 +549,14 @@ def _check_compose_files(files: list[str]) -> None:
 def _engine_defaults(cgroup_version: int | None) -> Callable[[], EngineDefaults]:
     """What the checked host's engine fills in: told by --cgroup-version, else asked of
     the engine (only when a service leaves something to its default)."""
-    from paracle_guard.sources.compose import (
+    from paracle_guard.sources.compose_engine import (
         ASSUMED_CGROUP_V1,
         defaults_from_info,
         engine_defaults,
     )
 
     if cgroup_version is not None:
-        return lambda: engine_defaults(cgroup_version, asked=False)
+        return lambda: engine_defaults(cgroup_version)
 
     def ask() -> EngineDefaults:
         from paracle_guard.docker_client import Engine

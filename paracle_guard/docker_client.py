@@ -203,9 +203,16 @@ class Engine:
         return self._optional(lambda: self.client.api.inspect_image(image_id),
                               f"inspect image {image_id}")
 
-    def info(self) -> dict[str, Any]:
-        """The engine's ``docker info``: its cgroup version, default security options..."""
-        return self._optional(lambda: self.client.api.info(), "report its settings") or {}
+    def info(self, timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
+        """The engine's ``docker info`` (its cgroup version, default security options...),
+        answered within ``timeout`` seconds: a question about defaults must not wait
+        minutes on a busy engine."""
+        saved = self.client.api.timeout
+        self.client.api.timeout = timeout
+        try:
+            return self._optional(lambda: self.client.api.info(), "report its settings") or {}
+        finally:
+            self.client.api.timeout = saved
 
     def inspect_volume(self, name: str) -> dict[str, Any] | None:
         """The inspect document of a volume (driver and options), or None when it is gone."""

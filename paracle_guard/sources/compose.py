@@ -26,10 +26,10 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from paracle_guard.location import Location
+from paracle_guard.sources.compose_engine import ASSUMED_CGROUP_V1, EngineDefaults
 from paracle_guard.sources.compose_merge import prepared
 from paracle_guard.sources.compose_mounts import MountReader
 from paracle_guard.sources.compose_project import (
@@ -79,49 +79,6 @@ _RESTART_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"
 # pull_policy values under which Compose never pulls: a service that also builds
 # names its build's result with image:, which no registry serves.
 _NEVER_PULLED = frozenset({"build", "never"})
-
-
-@dataclass(frozen=True)
-class EngineDefaults:
-    """What the checked host's engine does with a setting a compose file leaves out."""
-
-    cgroupns_mode: str  # "host" (the default on cgroup v1) or "private" (on v2)
-    reason: str  # said in findings: where the value comes from
-    notice: str | None = None  # said once: what was assumed, and how to say otherwise
-
-
-ASSUMED_CGROUP_V1 = EngineDefaults(
-    cgroupns_mode="host",
-    reason="no cgroup: is set, and on a cgroup v1 host the engine's default is the host's "
-           "cgroup namespace (assumed: no Docker Engine answered)",
-    notice="no Docker Engine answered, so an absent cgroup: is read as on a cgroup v1 host "
-           "(the host's cgroup namespace); --cgroup-version 2 says the hosts use cgroup v2",
-)
-
-
-def engine_defaults(cgroup_version: int, *, asked: bool) -> EngineDefaults:
-    """The defaults of an engine on a cgroup v1 or v2 host, asked of it or told by the user."""
-    source = "the Docker Engine says" if asked else "--cgroup-version says"
-    if cgroup_version == 1:
-        return EngineDefaults("host", f"no cgroup: is set, and on this cgroup v1 host ({source}) "
-                                      "the engine's default is the host's cgroup namespace")
-    return EngineDefaults("private", f"no cgroup: is set; on this cgroup v2 host ({source}) "
-                                     "the engine's default is a private cgroup namespace")
-
-
-def defaults_from_info(info: Mapping[str, object]) -> EngineDefaults:
-    """The defaults ``docker info`` shows. The engine lists ``name=cgroupns`` among its
-    security options exactly when its default cgroup namespace mode is private
-    (moby ``daemon/info.go``), whatever the cgroup version or --default-cgroupns-mode."""
-    options = info.get("SecurityOptions")
-    listed = [str(o) for o in options] if isinstance(options, list) else []
-    private = any(o == "name=cgroupns" or o.startswith("name=cgroupns,") for o in listed)
-    version = info.get("CgroupVersion") or "unknown"
-    if private:
-        return EngineDefaults("private", "no cgroup: is set; the Docker Engine's default here "
-                                         f"is a private cgroup namespace (cgroup v{version})")
-    return EngineDefaults("host", "no cgroup: is set, and the Docker Engine's default here is "
-                                  f"the host's cgroup namespace (cgroup v{version})")
 
 
 def load_compose(path: str | Path, *, environ: Mapping[str, str] | None = None,

@@ -17,12 +17,12 @@ import pytest
 from paracle_guard.engine import Plan
 from paracle_guard.errors import InputError
 from paracle_guard.policy.models import Policy
-from paracle_guard.sources.compose import (
+from paracle_guard.sources.compose import load_compose
+from paracle_guard.sources.compose_engine import (
     ASSUMED_CGROUP_V1,
     EngineDefaults,
     defaults_from_info,
     engine_defaults,
-    load_compose,
 )
 from paracle_guard.subject import Subject
 from tests.runtime_containers import codes, sandbox_plan
@@ -643,9 +643,9 @@ def test_no_cgroup_key_is_the_host_s_namespace_on_a_cgroup_v1_host() -> None:
          "engine's default is the host's cgroup namespace (assumed: no Docker Engine answered)")]
     # Said once: what was assumed, and how to say otherwise.
     assert result.notices == [ASSUMED_CGROUP_V1.notice]
-    (told_v1,) = load_compose(path, environ={}, engine=lambda: engine_defaults(1, asked=False))
-    assert "this cgroup v1 host (--cgroup-version says)" in codes_and_messages(told_v1)["PG305"]
-    (on_v2,) = load_compose(path, environ={}, engine=lambda: engine_defaults(2, asked=True))
+    (told_v1,) = load_compose(path, environ={}, engine=lambda: engine_defaults(1))
+    assert "a cgroup v1 host (as --cgroup-version says)" in codes_and_messages(told_v1)["PG305"]
+    (on_v2,) = load_compose(path, environ={}, engine=lambda: engine_defaults(2))
     assert codes(on_v2) == set()
     assert on_v2.runtime is not None and on_v2.runtime.cgroupns_mode == "private"
 
