@@ -416,3 +416,50 @@ def test_parse_errors_can_be_ignored_or_waived_by_the_user() -> None:
     subject = dockerfile(parse_problems=[ParseProblem(message="no FROM", location=loc(2))])
     assert evaluate(subject, ignore=("PG901",)).findings == []
     assert evaluate(subject, exceptions=[_waiver(rule="parse-error")]).findings == []
+
+
+# --- a Pod and its containers -------------------------------------------------------
+
+POD_FILE = "deploy.yaml"
+
+
+def pod_part(name: str, own_line: int, *, waivers: list[dict[str, Any]] | None = None
+             ) -> Result:
+    """A container of one Pod, running as root: PG101 at the pod's line 5 (its own
+    securityContext) and PG901-free; its own lines are ``own_line`` only."""
+    from paracle_guard.subject import UserFact, Whole
+
+    whole = Whole(target=f"{POD_FILE}#Deployment/web", label="Deployment web", path=POD_FILE,
+                  part_lines=frozenset({own_line}))
+    at_pod = UserFact(spec="0", uid=0, location=Location(path=POD_FILE, line=5))
+    subject = Subject(kind="k8s", target=f"{POD_FILE}#Deployment/web/{name}",
+                      label=f"container {name}", whole=whole, user=at_pod)
+    plan = Plan.compile(Policy.model_validate({"exceptions": waivers or []}),
+                        today=dt.date(2026, 1, 1))
+    return plan.evaluate(subject)
+
+
+def test_a_finding_outside_the_container_s_lines_is_the_pod_s_once() -> None:
+    from paracle_guard.report.models import PolicyRef, Report, ToolInfo
+
+    report = Report(tool=ToolInfo(version="0"), policy=PolicyRef(name="p", sha256="0"),
+                    fail_on=Severity.ERROR)
+    report.add(pod_part("init", 10))
+    report.add(pod_part("app", 20))
+    (pod,) = report.results
+    assert pod.target == f"{POD_FILE}#Deployment/web" and pod.label == "Deployment web"
+    assert pod.parts == {f"{POD_FILE}#Deployment/web/init": "container init",
+                         f"{POD_FILE}#Deployment/web/app": "container app"}
+    assert [(f.rule, f.target) for f in pod.findings] == [("PG101", None)]
+
+
+def test_a_waiver_covers_a_target_and_its_parts_not_its_siblings() -> None:
+    reason = {"reason": "reviewed", "expires": "2027-01-01"}
+    on_pod = [{"rule": "PG101", "target": f"{POD_FILE}#Deployment/web", **reason}]
+    assert pod_part("app", 20, waivers=on_pod).findings == []
+    # A container's waiver covers what is its own, not a finding about the whole Pod.
+    on_app = [{"rule": "PG101", "target": f"{POD_FILE}#Deployment/web/app", **reason}]
+    assert [f.rule for f in pod_part("app", 20, waivers=on_app).findings] == ["PG101"]
+    own = pod_part("app", 5, waivers=on_app)  # now line 5 is the container's own
+    assert own.findings == [] and [f.target for f in own.suppressed] == [
+        f"{POD_FILE}#Deployment/web/app"]

@@ -71,3 +71,21 @@ def test_rules_stay_out_of_the_dump_and_the_dump_reads_back(report: Report) -> N
 
 def test_image_kinds_are_in_image(report: Report) -> None:
     assert [result.in_image for result in report.results] == [False, False, False, True]
+
+
+def test_results_for_one_target_merge_each_finding_once(
+        make_report: Callable[..., Report]) -> None:
+    from paracle_guard.report.models import SuppressionInfo
+
+    report = make_report()
+    pod = "deploy.yaml#Deployment/web"
+    waived = _warning(3).model_copy(update={"suppression": SuppressionInfo(kind="waiver")})
+    report.add(Result(target=pod, kind="k8s", label="Deployment web", findings=[_warning(3)],
+                      parts={f"{pod}/init": "container init"}))
+    report.add(Result(target=pod, kind="k8s", label="Deployment web", suppressed=[waived],
+                      findings=[_warning(3), _warning(9)], parts={f"{pod}/app": "container app"}))
+    (merged,) = report.results
+    # One copy counted stays counted: a waiver must cover every copy (fail closed).
+    assert [f.location.line for f in merged.findings] == [3, 9]
+    assert merged.suppressed == []
+    assert list(merged.parts) == [f"{pod}/init", f"{pod}/app"]
