@@ -108,7 +108,15 @@ def files_given(paths: list[str], environ: Mapping[str, str]) -> ProjectFiles:
         if not os.path.exists(path):
             raise InputError(f"{path}: no such compose file")
     folder = os.path.dirname(paths[0]) or "."
-    return ProjectFiles(files=list(paths), environ=_with_dotenv(folder, dict(environ)))
+    notices = []
+    overrides = [name for name in DEFAULT_OVERRIDE_NAMES
+                 if os.path.exists(os.path.join(folder, name))]
+    if len(paths) == 1 and os.path.basename(paths[0]) in DEFAULT_FILE_NAMES and overrides:
+        notices.append(f"{paths[0]} is read alone, as docker compose -f reads it; "
+                       f"{os.path.join(folder, overrides[0])} beside it is merged when the "
+                       "folder is checked, as docker compose does there")
+    return ProjectFiles(files=list(paths), environ=_with_dotenv(folder, dict(environ)),
+                        notices=notices)
 
 
 def files_in(folder: str, environ: Mapping[str, str]) -> ProjectFiles:

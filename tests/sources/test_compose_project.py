@@ -116,9 +116,13 @@ def test_the_override_beside_a_compliant_file_is_read(tmp_path: Path) -> None:
         ("PG303", str(override), line_of(override, "privileged: true")),
         ("PG307", str(override), line_of(override, "- /var/run/docker.sock")),
     ]
-    # Named alone, as docker compose -f compose.yaml, the file is compliant.
+    # Named alone, as docker compose -f compose.yaml, the file is compliant; a note says
+    # what the folder would merge.
     (alone,) = load_compose(project / "compose.yaml", environ={})
     assert sandbox_plan().evaluate(alone).findings == []
+    assert alone.notices == [
+        f"{project}/compose.yaml is read alone, as docker compose -f reads it; {override} "
+        "beside it is merged when the folder is checked, as docker compose does there"]
 
 
 # --- COMPOSE_FILE ---------------------------------------------------------------------------
