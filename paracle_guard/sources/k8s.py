@@ -263,9 +263,10 @@ class _PodReader:
         }
         if self.workload.namespace is not None:
             metadata["namespace"] = self.workload.namespace
-        label = f"{self.workload.kind} {self.workload.name}"
-        if self.workload.namespace is not None:
-            label += f" (namespace {self.workload.namespace})"
+        # As kubectl names it: namespace/name.
+        named = self.workload.name if self.workload.namespace is None else (
+            f"{self.workload.namespace}/{self.workload.name}")
+        label = f"{self.workload.kind} {named}"
         return Whole(target=self.pod_target, label=label, path=container.file,
                      part_lines=frozenset(_lines(container)), metadata=metadata)
 

@@ -56,4 +56,4 @@ def test_sarif_has_each_pod_level_result_once(monkeypatch: pytest.MonkeyPatch) -
     ]
     names = {r["ruleId"]: r["locations"][0]["logicalLocations"][0]["name"] for r in results}
     assert (names["PG301"], names["PG702"]) == ("init container migrate",
-                                                 "Deployment web (namespace shop)")
+                                                 "Deployment shop/web")
