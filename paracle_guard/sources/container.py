@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
+from paracle_guard.sources.create_request import CreateRequest, EngineDefaults, create_document
 from paracle_guard.sources.package_db import parse_group, parse_passwd
 from paracle_guard.sources.runtime_options import (
     CORE_MASKED_PATHS,
@@ -551,22 +552,29 @@ def load_containers(
         if container_id in seen:
             continue
         seen.add(container_id)
-        subjects.append(_load_one(engine, container))
+        subjects.append(container_subject(engine, container))
     return subjects
 
 
-def _load_one(engine: Engine, container: Mapping[str, Any]) -> Subject:
+class ContainerReader(Protocol):
+    """What gathering a container's facts needs from an engine (``Engine`` is one)."""
+
+    host: str
+
+    def inspect_image_document(self, image_id: str) -> dict[str, Any] | None: ...
+
+    def inspect_volume(self, name: str) -> dict[str, Any] | None: ...
+
+    def read_container_file(self, container: str, path: str, limit: int) -> bytes | None: ...
+
+
+def container_subject(engine: ContainerReader, container: Mapping[str, Any]) -> Subject:
+    """The Subject of an inspected container, with its image, volumes and account files
+    read through ``engine``."""
     container_id = _text(container.get("Id"))
     name = _text(container.get("Name")).lstrip("/") or container_id[:12]
     image = engine.inspect_image_document(_text(container.get("Image")))
-    volumes: dict[str, Mapping[str, Any]] = {}
-    for raw in _list(container.get("Mounts")):
-        entry = _dict(raw)
-        volume_name = _text(entry.get("Name"))
-        if _text(entry.get("Type")) == "volume" and volume_name:
-            document = engine.inspect_volume(volume_name)
-            if document is not None:
-                volumes[volume_name] = document
+    volumes = _volumes_of(engine, container)
     # Only a name needs the container's own account files: runc resolves it there, at
     # start, and "toor" may well be uid 0. Numbers are taken as they are.
     passwd = group = None
@@ -583,3 +591,49 @@ def _load_one(engine: Engine, container: Mapping[str, Any]) -> Subject:
         container, image, target=f"container:{name}", volumes=volumes,
         passwd=passwd, group=group, realpaths=realpaths,
     )
+
+
+def _volumes_of(
+    engine: ContainerReader, container: Mapping[str, Any]
+) -> dict[str, Mapping[str, Any]]:
+    volumes: dict[str, Mapping[str, Any]] = {}
+    for raw in _list(container.get("Mounts")):
+        entry = _dict(raw)
+        volume_name = _text(entry.get("Name"))
+        # "(new volume at /x)" is how a create request's new anonymous volume is named.
+        if _text(entry.get("Type")) == "volume" and volume_name[:1] not in ("", "("):
+            document = engine.inspect_volume(volume_name)
+            if document is not None:
+                volumes[volume_name] = document
+    return volumes
+
+
+def subject_from_create(
+    engine: ContainerReader,
+    request: CreateRequest,
+    image: Mapping[str, Any] | None,
+    *,
+    name: str,
+    version: str,
+    defaults: EngineDefaults,
+    volumes_from: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Subject:
+    """The Subject of the container a create request would make, before it exists.
+
+    The request is turned into the inspect document the engine would store
+    (``create_request``), then judged like any inspected container. Named
+    volumes are read through ``engine`` (an existing one is used as it is);
+    a new one is judged with the driver options the request creates it with.
+    A user given by name stays unresolved here: the container's /etc/passwd
+    cannot be read before the container exists.
+    """
+    made = create_document(request, image, version=version, engine=defaults,
+                           volumes_from=volumes_from, name=name)
+    volumes: dict[str, Mapping[str, Any]] = dict(made.volumes)
+    volumes.update(_volumes_of(engine, made.document))
+    realpaths = (
+        resolve_realpaths(host_paths(made.document, volumes))
+        if engine_is_local(engine.host) else {}
+    )
+    return subject_from_inspect(made.document, image, target=f"container:{name or 'new'}",
+                                volumes=volumes, realpaths=realpaths)
