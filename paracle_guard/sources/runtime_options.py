@@ -70,17 +70,28 @@ def normalise_capability(raw: str) -> str:
     return name[len("CAP_"):] if name.startswith("CAP_") else name
 
 
+# Filesystem types a local volume mounts from a remote or from memory, not a host path.
+_NOT_HOST_PATHS = frozenset({"nfs", "nfs4", "cifs", "smb3", "tmpfs", "ramfs"})
+
+
 def local_volume_host_path(options: Mapping[str, str]) -> str | None:
     """The host path a ``local``-driver volume mounts, from its driver options.
 
     ``type=none,o=bind,device=/srv`` binds /srv; ``type=ext4,device=/dev/sdb1``
     mounts a host block device. Either way the container reaches the host path
     in ``device``. Network filesystems name a remote (``:/export``, ``//server``)
-    and tmpfs names nothing: those reach no host path.
+    and tmpfs names nothing: those reach no host path. A relative device
+    (``device=etc``) is the engine's working directory's: ``/etc``.
     """
     device = str(options.get("device") or "").strip()
-    if not device.startswith("/") or device.startswith("//"):
+    if not device or str(options.get("type") or "") in _NOT_HOST_PATHS:
         return None
+    if device.startswith("//") or (not device.startswith("/") and ":" in device):
+        return None  # //server/share, server:/export, :/export
+    if not device.startswith("/"):
+        # The local driver hands a relative device to mount(2) as it is: the kernel
+        # resolves it from the engine's working directory, / for a service.
+        return "/" + device
     return device
 
 

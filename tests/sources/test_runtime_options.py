@@ -73,6 +73,10 @@ def test_capabilities_normalise(raw: str, name: str) -> None:
         ({"type": "nfs", "o": "addr=10.0.0.1,rw", "device": ":/export/data"}, None),
         ({"type": "cifs", "device": "//server/share"}, None),
         ({"type": "tmpfs", "device": "tmpfs", "o": "size=100m"}, None),
+        ({"type": "nfs", "o": "addr=10.0.0.1", "device": "server:/export"}, None),
+        # mount(2) resolves a relative device from dockerd's working directory, /.
+        ({"type": "none", "o": "bind", "device": "etc"}, "/etc"),
+        ({"type": "none", "o": "bind", "device": "./var/run"}, "/./var/run"),
         ({}, None),
     ],
 )
