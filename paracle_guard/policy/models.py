@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from paracle_guard.severity import Severity
 
@@ -169,6 +169,52 @@ class CustomRule(_Section):
     fix: str | None = None
 
 
+# A container label as `docker ps --filter label=` takes it: KEY or KEY=VALUE.
+LabelSelector = Annotated[str, Field(pattern=r"^[^=\s]+(=.*)?$")]
+
+
+class AuthzExemption(_Section):
+    """Who or what the authorization plugin lets through unjudged, and why.
+
+    ``tls_user`` is the common name of a client certificate (the engine reports
+    it only when clients authenticate with TLS certificates); ``label`` a label
+    the request itself sets on the container (never one inherited from the
+    image). When both are given, both must match.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": ["tls_user"]}, {"required": ["label"]}]},
+    )
+
+    tls_user: Annotated[str, Field(pattern=r"\S")] | None = None
+    label: LabelSelector | None = None
+    reason: NonBlank
+    expires: dt.date | None = None  # the last day the exemption applies
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> AuthzExemption:
+        if self.tls_user is None and self.label is None:
+            raise ValueError("an exemption names a tls_user, a label, or both")
+        return self
+
+    def expired(self, today: dt.date) -> bool:
+        return self.expires is not None and self.expires < today
+
+
+class Authz(_Section):
+    """What ``paracle-guard authz serve`` enforces beyond the container rules."""
+
+    # docker cp into a container (PUT /containers/{id}/archive): the plugin cannot see
+    # what is copied, so it is allowed or refused as a whole.
+    allow_copy_into_containers: bool = False
+    # docker commit: turns what a container wrote into an image.
+    allow_commit: bool = False
+    volume_drivers: list[NoSpaces] = Field(default_factory=lambda: ["local"])
+    network_drivers: list[NoSpaces] = Field(default_factory=lambda: ["bridge", "overlay"])
+    exemptions: list[AuthzExemption] = Field(default_factory=list)
+
+
 class Metadata(_Section):
     # The loader names a file that does not name itself after the file (its stem).
     name: str = Field(default="unnamed", min_length=1)
@@ -189,6 +235,7 @@ class Policy(_Section):
     rules: dict[RuleRef, RuleOverride] = Field(default_factory=dict)
     exceptions: list[Waiver] = Field(default_factory=list)
     custom_rules: list[CustomRule] = Field(default_factory=list)
+    authz: Authz = Field(default_factory=Authz)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

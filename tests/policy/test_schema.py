@@ -48,6 +48,11 @@ def _shape(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    if "anyOf" in node and all(set(branch) == {"required"} for branch in node["anyOf"]):
+        # "at least one of these keys" (an authz exemption names a tls_user or a label).
+        alternatives = sorted(sorted(branch["required"]) for branch in node["anyOf"])
+        shape = _shape({k: v for k, v in node.items() if k != "anyOf"}, defs)
+        return {**shape, "anyOfRequired": alternatives}
     if "anyOf" in node:
         # pydantic writes `X | None` as anyOf [X, null]; the hand schema as a type list.
         branches = [_shape(branch, defs) for branch in node["anyOf"]]
