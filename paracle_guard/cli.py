@@ -42,6 +42,9 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(rules_app, name="rules")
 sandbox_app = typer.Typer(help="Self-tests of sandbox images.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+authz_app = typer.Typer(help="Guard the Docker Engine itself: an authorization plugin.",
+                        no_args_is_help=True)
+app.add_typer(authz_app, name="authz")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -756,6 +759,43 @@ def sandbox_test_command(
     report = run_probe(image, policy=policy)
     typer.echo(render(report, output_format), nl=False)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@authz_app.command("serve")
+@fails_cleanly
+def authz_serve_command(
+    policy: PolicyOption = None,
+    socket_path: Annotated[
+        str, typer.Option("--socket", help="Where to listen; the file name (less .sock) is the "
+                          "plugin's name for dockerd --authorization-plugin.")
+    ] = "/run/docker/plugins/paracle-guard.sock",
+    audit_log: Annotated[
+        str | None,
+        typer.Option("--audit-log", help="Append one JSON line per allow and deny here "
+                     "(default: the policy's audit_log, else standard output)."),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="The engine being guarded, read for image configs and "
+                     "containers (default: DOCKER_HOST, else unix:///var/run/docker.sock)."),
+    ] = None,
+    decision_timeout: Annotated[
+        float, typer.Option("--decision-timeout", help="Seconds a decision may take; past "
+                            "them the request is refused.")
+    ] = 10.0,
+    cgroupns_default: Annotated[
+        str, typer.Option("--engine-cgroupns-default", help="The engine's "
+                          "--default-cgroupns-mode (host or private), which its API does not "
+                          "show: what a container that does not choose gets.")
+    ] = "host",
+) -> None:
+    """Serve the Docker authorization plugin: the policy, enforced for every client."""
+    from paracle_guard.authz import run_serve
+
+    raise typer.Exit(run_serve(
+        policy=policy, socket_path=socket_path, audit_log=audit_log, engine_host=engine,
+        deadline=decision_timeout, cgroupns_default=cgroupns_default,
+    ))
 
 
 def main() -> None:

@@ -175,4 +175,12 @@ def diagnose(engine: Engine | None = None) -> Diagnosis:
     except Exception as error:  # the SDK's many failures: all mean "cannot ask the engine"
         return Diagnosis([Check("engine", "fail",
                                 f"cannot query the Docker Engine at {engine_host()}: {error}")])
-    return Diagnosis(assess(version, info, engine.host))
+    return Diagnosis([*assess(version, info, engine.host), _guard(info)])
+
+
+def _guard(info: Mapping[str, Any]) -> Check:
+    """Whether the engine enforces the policy for every client (paracle-guard authz serve)."""
+    from paracle_guard.authz.status import authorization_plugins, guard_check, probe
+
+    status, detail = guard_check(info, [probe(name) for name in authorization_plugins(info)])
+    return Check("guard", status, detail)

@@ -1,0 +1,115 @@
+"""Fixtures for the authorization plugin: requests as the engine sends them, guards, and
+a second engine guarded by the real plugin (tests/authz/second_engine.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paracle_guard.authz.guard import Guard
+from paracle_guard.authz.protocol import AuthzRequest
+from paracle_guard.docker_client import DEFAULT_HOST, EngineReader
+from paracle_guard.policy.loader import load_policy
+from paracle_guard.policy.models import Policy
+from tests.docker_images import BuiltImage, TestImages
+from tests.runtime_containers import PLAIN_IMAGE, ContainerFactory, container_factory
+
+
+def request(method: str, uri: str, body: bytes | dict[str, Any] | list[Any] | None = None, *,
+            headers: dict[str, str] | None = None, user: str = "",
+            authn: str = "") -> AuthzRequest:
+    """An AuthZReq as the engine builds it: the body forwarded only when it is JSON."""
+    raw = json.dumps(body).encode() if isinstance(body, dict | list) else body
+    sent = {"Content-Type": "application/json", "Content-Length": str(len(raw or b""))}
+    sent.update(headers or {})
+    return AuthzRequest(method=method, uri=uri, user=user, authn_method=authn,
+                        body=raw or None, headers=sent)
+
+
+def wire(document: AuthzRequest) -> bytes:
+    """The JSON the engine posts for ``document`` (RequestBody in base64, as Go encodes)."""
+    payload: dict[str, Any] = {"User": document.user, "UserAuthNMethod": document.authn_method,
+                               "RequestMethod": document.method, "RequestUri": document.uri,
+                               "RequestHeaders": dict(document.headers)}
+    if document.body is not None:
+        payload["RequestBody"] = base64.b64encode(document.body).decode()
+    return json.dumps(payload).encode()
+
+
+def policy_with(**authz: Any) -> Policy:
+    """The built-in sandbox policy with its ``authz`` section changed."""
+    base = load_policy("sandbox")
+    section = base.authz.model_copy(update=authz)
+    return base.model_copy(update={"authz": section})
+
+
+@pytest.fixture(scope="session")
+def main_reader() -> EngineReader:
+    return EngineReader(DEFAULT_HOST)
+
+
+@pytest.fixture
+def guard(main_reader: EngineReader, docker_client: Any) -> Guard:
+    """The sandbox policy, reading the suite's engine."""
+    return Guard(load_policy("sandbox"), main_reader)
+
+
+@pytest.fixture
+def offline_guard(tmp_path: Path) -> Guard:
+    """A guard whose engine is not there: any decision that reads the engine is refused."""
+    return Guard(load_policy("sandbox"), EngineReader(str(tmp_path / "no-engine.sock")))
+
+
+@pytest.fixture
+def silent_engine(tmp_path: Path) -> Iterator[str]:
+    """A socket that accepts connections and never answers: an engine that hangs."""
+    path = str(tmp_path / "silent.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield path
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def plain_image(test_images: TestImages) -> BuiltImage:
+    return test_images.get(PLAIN_IMAGE)
+
+
+@pytest.fixture
+def containers(docker_client: Any, test_images: TestImages) -> Iterator[ContainerFactory]:
+    with container_factory(docker_client, test_images.run_id) as factory:
+        yield factory
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
