@@ -163,24 +163,21 @@ class Call:
         return self.guard.engine_defaults(self.reader)
 
     def body(self, *, required: bool = True) -> bytes | None:
-        """The request body; refused when it exists but the engine did not forward it."""
+        """The request body; refused when there is one the engine did not forward.
+
+        Only ``Content-Length: 0`` proves there is none: for a chunked body Go's
+        server removes both Content-Length and Transfer-Encoding from the headers
+        the plugin gets.
+        """
         if self.request.body is not None:
             return self.request.body
-        length = self.request.header("Content-Length")
-        if length is not None and length.strip() == "0":
+        if (self.request.header("Content-Length") or "").strip() == "0":
             if required:
                 raise Judgement("the request has no body to judge")
             return None
-        if length is None and not required and self.request.method == "GET":
-            return None
-        if not required and length is None:
-            # A POST without Content-Length is chunked: the engine reads a body the
-            # plugin never sees.
-            raise Judgement("the body's length is unknown (chunked), so the engine did not "
-                            "pass it to the plugin; send it with a Content-Length")
-        raise Judgement("the engine passes a body to the plugin only when it is JSON, not "
-                        "chunked and under 1 MiB; this one was not passed, so it cannot be "
-                        "judged")
+        raise Judgement("the engine did not pass this request's body to the plugin (it "
+                        "passes JSON bodies under 1 MiB only; engines without the "
+                        "CVE-2024-41110 fix pass no chunked body), so it cannot be judged")
 
     def failing(self, result: Result) -> list[Finding]:
         return [f for f in result.findings if f.severity.at_least(self.policy.fail_on)]

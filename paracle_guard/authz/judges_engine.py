@@ -57,7 +57,7 @@ def judge_volume_create(call: Call) -> Decision:
         problem = local_device_problem({str(k): str(v) for k, v in
                                         (body.get("DriverOpts") or {}).items()})
         if problem is not None:
-            raise Judgement(f"{what} {problem}", ["PG307"])
+            raise Judgement(f"PG307 sensitive-mount: {what} {problem}", ["PG307"], what)
     return Decision(True, "allowed", call.endpoint, subject=what)
 
 

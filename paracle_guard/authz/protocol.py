@@ -13,9 +13,12 @@ empty on a unix socket), ``RequestMethod``, ``RequestUri`` (as sent, with the
 API version prefix and the query), ``RequestHeaders`` (without Authorization
 and registry credentials), and ``RequestBody`` (base64, Go's encoding of
 ``[]byte``), which the engine includes only when the Content-Type is
-``application/json``, the length is known (not chunked) and under 1 MiB, and
-the path does not end in ``/auth``. A body the plugin did not get is not an
-empty body: the judges treat it as unknown.
+``application/json``, the body is under 1 MiB and the path is not ``/auth``;
+engines before the CVE-2024-41110 fix (20.10.28, 23.0.15, 26.1.5, 27.1.1, and
+distribution backports) also leave out every chunked body. For a chunked
+request Go's server drops both Content-Length and Transfer-Encoding from the
+headers. A body the plugin did not get is not an empty body: only
+``Content-Length: 0`` proves there is none, and the judges refuse the rest.
 """
 
 from __future__ import annotations

@@ -113,3 +113,38 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# --- a second engine, guarded by the real plugin --------------------------------------------
+
+ADMIN_LABEL = "paracle-guard-test.admin"
+
+
+@pytest.fixture(scope="session")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second dockerd guarded by ``paracle-guard authz serve`` under the sandbox policy
+    (plus one label exemption for the suite's own admin tooling); stopped and removed
+    at the end of the session, also when tests fail."""
+    from tests.authz.second_engine import SecondEngine, unavailable_reason
+    from tests.conftest import IN_CI, RUN_ID
+
+    problem = unavailable_reason()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"the guarded-engine tests must run in CI, but {problem}",
+                        pytrace=False)
+        pytest.skip(problem)
+    folder = tmp_path_factory.mktemp("authz-policy")
+    policy = folder / "authz-test.yaml"
+    policy.write_text(
+        "apiVersion: paracle-guard/v1\nkind: Policy\nmetadata:\n  name: authz-test\n"
+        "extends: [sandbox]\nauthz:\n  exemptions:\n"
+        f"    - label: \"{ADMIN_LABEL}={RUN_ID}\"\n"
+        "      reason: the test suite's own admin tooling\n      expires: 2099-12-31\n"
+    )
+    engine = SecondEngine(policy=policy)
+    try:
+        engine.start()
+        yield engine
+    finally:
+        engine.stop()
