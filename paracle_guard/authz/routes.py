@@ -174,11 +174,14 @@ def known_version(version: str) -> bool:
             and compare_versions(version, MAX_API) <= 0)
 
 
+_BY_METHOD: dict[str, list[Route]] = {}
+for _route in ROUTES:
+    _BY_METHOD.setdefault(_route.method, []).append(_route)
+
+
 def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     """The route ``method path`` takes, with its parameters, or None: not on the list."""
-    for route in ROUTES:
-        if route.method != method:
-            continue
+    for route in _BY_METHOD.get(method, ()):
         found = route.pattern.fullmatch(path)
         if found is not None:
             return route, {k: v for k, v in found.groupdict().items() if v is not None}

@@ -140,11 +140,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         }).encode("utf-8")
 
     def _send(self, body: bytes, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", CONTENT_TYPE)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        # Status line, headers and body in one write: the engine waits on every answer.
+        head = (f"{self.protocol_version} {status} {self.responses[status][0]}\r\n"
+                f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.wfile.write(head.encode("ascii") + body)
 
 
 def _request_of(raw: bytes | None, phase: str) -> AuthzRequest:
