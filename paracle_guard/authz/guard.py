@@ -294,14 +294,19 @@ class Guard:
             return Decision.refuse(route.endpoint, f"cannot judge it: {error}")
 
     def decide_response(self, request: AuthzRequest) -> Decision:
-        """The response phase: allowed for every listed endpoint (requests were judged)."""
+        """The response phase: allowed for what the request phase can have allowed (a
+        listed endpoint, or a request of an exempt TLS client); the request was judged."""
         try:
             target = parse_uri(request.uri)
             found = match(request.method, target.path)
+            exemption = self._tls_exemption(request)
         except Refused as refused:
             return Decision(False, f"{request.method} {_short(request.uri)}: {refused}")
         except Exception as error:
             return Decision(False, f"the plugin failed ({type(error).__name__}); refused")
+        if exemption is not None:
+            return Decision(True, "", f"{request.method} {target.path}",
+                            exemption=exemption.reason)
         if found is None:
             return Decision(False, f"{request.method} {target.path}: not on the allow-list")
         return Decision(True, "", found[0].endpoint)

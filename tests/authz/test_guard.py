@@ -146,6 +146,11 @@ def test_an_exempt_tls_client_is_let_through(tmp_path: Path) -> None:
     # The same name without a client certificate, or an expired exemption, is nobody.
     assert not create(guard, privileged, user="ci-admin").allow
     assert not create(guard, privileged, user="old-admin", authn="TLS").allow
+    # An exempt client's unlisted request passes both phases.
+    swarm = request("POST", "/v1.41/swarm/init", {}, user="ci-admin", authn="TLS")
+    assert guard.decide(swarm).allow and guard.decide_response(swarm).allow
+    stranger = request("POST", "/v1.41/swarm/init", {}, user="someone", authn="TLS")
+    assert not guard.decide(stranger).allow and not guard.decide_response(stranger).allow
 
 
 def test_the_response_phase_allows_what_is_listed(offline_guard: Guard) -> None:
