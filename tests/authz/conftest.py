@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,8 +18,9 @@ from paracle_guard.authz.protocol import AuthzRequest
 from paracle_guard.docker_client import DEFAULT_HOST, EngineReader
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
-from tests.docker_images import BuiltImage, TestImages
-from tests.runtime_containers import PLAIN_IMAGE, ContainerFactory, container_factory
+
+# The container source's fixtures: created (never started) containers, and the plain image.
+from tests.sources.conftest import containers, plain_image  # noqa: F401
 
 
 def request(method: str, uri: str, body: bytes | dict[str, Any] | list[Any] | None = None, *,
@@ -96,23 +96,6 @@ def silent_engine(tmp_path: Path) -> Iterator[str]:
     server.close()
 
 
-@pytest.fixture(scope="session")
-def plain_image(test_images: TestImages) -> BuiltImage:
-    return test_images.get(PLAIN_IMAGE)
-
-
-@pytest.fixture
-def containers(docker_client: Any, test_images: TestImages) -> Iterator[ContainerFactory]:
-    with container_factory(docker_client, test_images.run_id) as factory:
-        yield factory
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # --- a second engine, guarded by the real plugin --------------------------------------------
