@@ -99,10 +99,13 @@ def remove_labelled(client: Any, *, run_id: str | None) -> None:
             return labels.get(LABEL) == run_id
         return _process_gone(labels.get(PID_LABEL))
 
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        if doomed(container.labels):
+    # The low-level listing: containers.list() inspects each one, and a container another
+    # run removes between the listing and the inspect would fail the whole cleanup.
+    for container in client.api.containers(all=True, filters={"label": LABEL}):
+        if doomed(container.get("Labels") or {}):
             with contextlib.suppress(docker_errors.NotFound):
-                container.remove(force=True, v=True)  # and its anonymous volumes
+                # v=True: and its anonymous volumes.
+                client.api.remove_container(container["Id"], force=True, v=True)
     for image in client.images.list(filters={"label": LABEL}):
         if doomed(image.labels):
             with contextlib.suppress(docker_errors.NotFound):
