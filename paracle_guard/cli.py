@@ -783,18 +783,13 @@ def authz_serve_command(
         float, typer.Option("--decision-timeout", help="Seconds a decision may take; past "
                             "them the request is refused.")
     ] = 10.0,
-    cgroupns_default: Annotated[
-        str, typer.Option("--engine-cgroupns-default", help="The engine's "
-                          "--default-cgroupns-mode (host or private), which its API does not "
-                          "show: what a container that does not choose gets.")
-    ] = "host",
 ) -> None:
     """Serve the Docker authorization plugin: the policy, enforced for every client."""
     from paracle_guard.authz import run_serve
 
     raise typer.Exit(run_serve(
         policy=policy, socket_path=socket_path, audit_log=audit_log, engine_host=engine,
-        deadline=decision_timeout, cgroupns_default=cgroupns_default,
+        deadline=decision_timeout,
     ))
 
 

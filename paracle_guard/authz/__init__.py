@@ -25,7 +25,6 @@ def run_serve(
     audit_log: str | None,
     engine_host: str | None,
     deadline: float,
-    cgroupns_default: str,
 ) -> int:
     """Serve until stopped; the exit code (0), or a GuardError for bad options."""
     from paracle_guard.authz.audit import AuditTrail, PolicyTag
@@ -35,16 +34,12 @@ def run_serve(
     from paracle_guard.errors import InputError
     from paracle_guard.policy.loader import load_policy, policy_digest
 
-    if cgroupns_default not in ("host", "private"):
-        raise InputError(f"--engine-cgroupns-default {cgroupns_default}: expected host or "
-                         "private")
     if not deadline > 0 or deadline > 300:
         raise InputError(f"--decision-timeout {deadline}: expected seconds in (0, 300]")
     loaded = load_policy(policy)
     sha = loaded.sha256 or policy_digest(loaded)
     reader = EngineReader(engine_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST)
-    guard = Guard(loaded, reader, cgroupns_default=cgroupns_default, deadline=deadline,
-                  on_error=stderr_error)
+    guard = Guard(loaded, reader, deadline=deadline, on_error=stderr_error)
     audit = AuditTrail(audit_log or loaded.audit_log, PolicyTag(loaded.metadata.name, sha))
     try:
         server = bind(socket_path, guard, audit, stderr_error)

@@ -34,7 +34,8 @@ from paracle_guard.engine import Plan
 from paracle_guard.errors import GuardError
 from paracle_guard.policy.models import AuthzExemption, Policy
 from paracle_guard.report.models import Finding, Result
-from paracle_guard.sources.create_request import EngineDefaults, compare_versions
+from paracle_guard.sources.compose_engine import defaults_from_info
+from paracle_guard.sources.create_request import CreateDefaults, compare_versions
 from paracle_guard.sources.go_json import GoJSONError
 from paracle_guard.subject import Subject
 
@@ -159,7 +160,7 @@ class Call:
                             f"{version}, which this plugin does not read; send /v1.41/...")
         return version
 
-    def defaults(self) -> EngineDefaults:
+    def defaults(self) -> CreateDefaults:
         return self.guard.engine_defaults(self.reader)
 
     def body(self, *, required: bool = True) -> bytes | None:
@@ -215,7 +216,6 @@ class Guard:
         policy: Policy,
         reader: EngineReader,
         *,
-        cgroupns_default: str = "host",
         deadline: float = DEFAULT_DEADLINE,
         today: Callable[[], dt.date] = dt.date.today,
         clock: Callable[[], float] = time.monotonic,
@@ -228,27 +228,26 @@ class Guard:
         self.reader = reader
         self.images = ImageCache()
         self.deadline = deadline
-        self._cgroupns_default = cgroupns_default
         self._today = today
         self._clock = clock
         self._on_error = on_error
         self._judges = JUDGES
-        self._defaults: EngineDefaults | None = None
+        self._defaults: CreateDefaults | None = None
         self._defaults_lock = threading.Lock()
 
     def active_exemptions(self) -> list[AuthzExemption]:
         today = self._today()
         return [e for e in self.policy.authz.exemptions if not e.expired(today)]
 
-    def engine_defaults(self, reader: CachedReader) -> EngineDefaults:
+    def engine_defaults(self, reader: CachedReader) -> CreateDefaults:
         """What the engine fills in for what a request leaves empty (read once)."""
         with self._defaults_lock:
             if self._defaults is None:
                 version = reader.reader.version()
                 info = reader.reader.get_json("/info") or {}
-                self._defaults = EngineDefaults(
+                self._defaults = CreateDefaults(
                     cgroup_v2=str(info.get("CgroupVersion") or "1") == "2",
-                    cgroupns=self._cgroupns_default,
+                    cgroupns=defaults_from_info(info).cgroupns_mode,
                     api_version=str(version.get("ApiVersion") or "unknown"),
                 )
             return self._defaults

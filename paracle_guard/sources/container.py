@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
-from paracle_guard.sources.create_request import CreateRequest, EngineDefaults, create_document
+from paracle_guard.sources.create_request import CreateDefaults, CreateRequest, create_document
 from paracle_guard.sources.package_db import parse_group, parse_passwd
 from paracle_guard.sources.runtime_options import (
     CORE_MASKED_PATHS,
@@ -615,7 +615,7 @@ def subject_from_create(
     *,
     name: str,
     version: str,
-    defaults: EngineDefaults,
+    defaults: CreateDefaults,
     volumes_from: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Subject:
     """The Subject of the container a create request would make, before it exists.

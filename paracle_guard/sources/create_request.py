@@ -13,7 +13,7 @@ shows what the engine made of it. The container rules judge the second, so
   ``VolumeDriver`` left at zero in ``HostConfig`` are taken from the top level;
 - API versions before 1.40 get IPC ``shareable`` and before 1.41 (on cgroup v1)
   the host's cgroup namespace when the request leaves them empty; otherwise
-  the engine's own defaults apply (``EngineDefaults``); ``PidsLimit`` of 0 or
+  the engine's own defaults apply (``CreateDefaults``); ``PidsLimit`` of 0 or
   less is no limit; memory without swap gets swap equal to twice the memory;
 - the image's user, environment, labels, working directory and VOLUMEs fill
   in what the request leaves empty, as the engine merges them; every image or
@@ -61,13 +61,13 @@ _TOP_LEVEL_FILLS = ("Memory", "MemorySwap", "CpuShares", "CpusetCpus", "VolumeDr
 
 
 @dataclass(frozen=True)
-class EngineDefaults:
-    """What the engine uses for what a request leaves empty, where the API cannot tell.
+class CreateDefaults:
+    """What the engine uses for what a create request leaves empty.
 
-    ``cgroupns`` is the engine's ``--default-cgroupns-mode``: ``host`` on cgroup v1
-    unless configured (the API does not show it, so "host" is the safe reading);
-    ``ipc`` its ``--default-ipc-mode`` (``private`` or ``shareable``: neither is
-    the host's). ``api_version`` is what an unversioned request means.
+    ``cgroupns`` is the engine's default cgroup namespace mode (``docker info``
+    shows it: ``sources.compose_engine.defaults_from_info``); ``ipc`` its
+    ``--default-ipc-mode``, which no API shows (``private`` or ``shareable``:
+    neither is the host's). ``api_version`` is what an unversioned request means.
     """
 
     cgroup_v2: bool = False
@@ -293,7 +293,7 @@ class CreateDocument:
 
 
 def normalised_host_config(
-    request: CreateRequest, version: str, engine: EngineDefaults
+    request: CreateRequest, version: str, engine: CreateDefaults
 ) -> dict[str, Any]:
     """The HostConfig the engine would store, before mounts are registered."""
     host = dict(request.host_config) if request.host_config is not None else None
@@ -359,7 +359,7 @@ def create_document(
     image: Mapping[str, Any] | None,
     *,
     version: str,
-    engine: EngineDefaults,
+    engine: CreateDefaults,
     volumes_from: Mapping[str, Mapping[str, Any]] | None = None,
     name: str = "",
 ) -> CreateDocument:

@@ -16,7 +16,6 @@ CLI = [sys.executable, "-c", "from paracle_guard.cli import main; main()", "auth
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    (["--engine-cgroupns-default", "bogus"], "expected host or private"),
     (["--decision-timeout", "0"], "--decision-timeout 0"),
     (["--decision-timeout", "nan"], "--decision-timeout nan"),
     (["--engine", "tcp://10.0.0.1:2375"], "expected unix:///path"),

@@ -20,8 +20,8 @@ import docker
 from paracle_guard.docker_client import EngineReader
 from paracle_guard.sources.container import container_subject, subject_from_create
 from paracle_guard.sources.create_request import (
+    CreateDefaults,
     CreateRequest,
-    EngineDefaults,
     compare_versions,
     create_document,
     decode_create_body,
@@ -34,7 +34,7 @@ from tests.docker_images import BuiltImage
 from tests.runtime_containers import ContainerFactory, codes, with_changes
 from tests.sources.test_container import CASES
 
-V1 = EngineDefaults()
+V1 = CreateDefaults()
 
 
 def body(**document: Any) -> CreateRequest:
@@ -42,7 +42,7 @@ def body(**document: Any) -> CreateRequest:
 
 
 def host_of(request: CreateRequest, version: str = "1.41",
-            engine: EngineDefaults = V1, image: dict[str, Any] | None = None) -> dict[str, Any]:
+            engine: CreateDefaults = V1, image: dict[str, Any] | None = None) -> dict[str, Any]:
     return dict(create_document(request, image, version=version, engine=engine)
                 .document["HostConfig"])
 
@@ -91,7 +91,7 @@ def test_old_api_versions_get_the_old_defaults() -> None:
     assert host_of(request, "1.39")["IpcMode"] == "shareable"
     assert host_of(request, "1.40")["IpcMode"] == "private"
     assert host_of(request, "1.40")["CgroupnsMode"] == "host"
-    assert host_of(request, "1.40", EngineDefaults(cgroup_v2=True, cgroupns="private"))[
+    assert host_of(request, "1.40", CreateDefaults(cgroup_v2=True, cgroupns="private"))[
         "CgroupnsMode"] == "private"
     assert host_of(request, "1.24")["AutoRemove"] is False
     # Without a HostConfig at all, the router's adjustments do not apply, the daemon's do.
@@ -215,7 +215,7 @@ def both_subjects(containers: ContainerFactory, reader: EngineReader, image: Bui
     request = decode_create_body(json.dumps(document).encode())
     image_document = reader.inspect_image_document(image.id)
     v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-    defaults = EngineDefaults(cgroup_v2=v2, cgroupns="private" if v2 else "host")
+    defaults = CreateDefaults(cgroup_v2=v2, cgroupns="private" if v2 else "host")
     predicted = subject_from_create(reader, request, image_document, name="parity",
                                     version=version, defaults=defaults)
     client = api or containers.client.api
