@@ -126,7 +126,9 @@ def test_cleanup_removes_labelled_containers(docker_client: Any,
         labels={LABEL: f"other-{RUN_ID}", PID_LABEL: str(_dead_pid())},
     )
     remove_labelled(docker_client, run_id=None)
-    assert container.id not in {c.id for c in docker_client.containers.list(all=True)}
+    # The summary listing: containers.list() inspects each container, and another
+    # session's container removed meanwhile would fail this test with a 404.
+    assert container.id not in {c["Id"] for c in docker_client.api.containers(all=True)}
 
 
 PROBE = textwrap.dedent(
