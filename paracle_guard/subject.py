@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from paracle_guard.image_tree import ImageTree
 from paracle_guard.location import Location
 
 SubjectKind = Literal["dockerfile", "image", "container", "compose", "k8s"]
@@ -464,3 +465,6 @@ class Subject(BaseModel):
     runtime: RuntimeConfig | None = None
     # Pod-only settings of a Kubernetes container; None for every other kind.
     kubernetes: KubernetesFacts | None = None
+    # Images only: every directory and symlink of each layer, to tell where a mount
+    # at a given path would land (see image_tree.py).
+    image_tree: ImageTree | None = None

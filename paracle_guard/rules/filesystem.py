@@ -163,6 +163,51 @@ def world_writable(subject: Subject, controls: Controls) -> Iterator[Violation]:
         )
 
 
+# The launcher's own mount targets, whatever the policy lists: /tmp for scratch space,
+# /workspace for --workspace. Checked in every image, since a policy may add them later.
+LAUNCHER_TARGETS = ("/tmp", "/workspace")
+
+
+def mount_targets(subject: Subject, controls: Controls) -> list[str]:
+    """Where a launcher mounts into this image: writable paths, its own targets, VOLUMEs."""
+    wanted = {*controls.root_filesystem.writable_paths, *LAUNCHER_TARGETS, *subject.volumes}
+    return sorted({normalise_path(path) for path in wanted})
+
+
+@rule(
+    code="PG206",
+    name="unsafe-mount-target",
+    severity=Severity.ERROR,
+    kinds=("image",),
+    summary=(
+        "A mount target (a writable path, /tmp, /workspace or a VOLUME), or a parent of "
+        "one, is a symlink or not a directory in the image"
+    ),
+    fix=(
+        "Make the path a real directory in the image (rm the symlink, mkdir the directory) "
+        "in the Dockerfile that builds it"
+    ),
+    rationale=(
+        "runc resolves a mount's destination inside the container's root filesystem, "
+        "following symlinks as if that root were /. An image whose /tmp is a symlink to /etc "
+        "(or whose /workspace points at /usr/local/bin, first on PATH) receives the writable "
+        "tmpfs or workspace there, and the sandbox can rewrite what it runs. A target that "
+        "is a file or a device cannot hold a directory mount at all."
+    ),
+)
+def unsafe_mount_target(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    tree = subject.image_tree
+    if tree is None:
+        return
+    for target in mount_targets(subject, controls):
+        problem = tree.mount_target_problem(target)
+        if problem is not None:
+            yield Violation(
+                message=f"mount target {target}: {problem.message}",
+                location=Location(path=problem.path, layer=problem.layer),
+            )
+
+
 # --- run-time filesystem (containers and compose services) --------------------------
 
 

@@ -172,6 +172,7 @@ def image_subject(archive: SavedArchive, image: SavedImage, target: str) -> Subj
         exposed_ports=_ports(config.get("ExposedPorts"), at_target),
         workdir=_string(config.get("WorkingDir")) or None,
         metadata=metadata,
+        image_tree=archive.image_tree(image),
     )
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from paracle_guard.errors import InputError
-from paracle_guard.sources.image_content import KeptFile, examine
+from paracle_guard.image_tree import ImageTree, LayerTree
+from paracle_guard.sources.image_content import KeptFile, examine, kind_of
 from paracle_guard.sources.tar_stream import (
     Source,
     StreamSource,
@@ -46,6 +47,8 @@ class LayerScan:
     # hash(path) rather than the path: a layer of 500k files costs a few MB, not 50.
     written: set[int] = field(default_factory=set)
     dirs: set[int] = field(default_factory=set)
+    # Every directory and symlink, and a digest of every other path: where mounts land.
+    tree: LayerTree = field(default_factory=LayerTree)
 
     def hides(self, path: str) -> bool:
         """Whether this layer, stacked above the one that wrote ``path``, removes or replaces it."""
@@ -85,6 +88,12 @@ class SavedArchive:
     images: list[SavedImage]
     scans: dict[str, LayerScan]
 
+    def image_tree(self, image: SavedImage) -> ImageTree:
+        """The skeleton of ``image``'s filesystem: its layers' trees, bottom first."""
+        return ImageTree(layers=[self.scans[member].tree for member in image.layers],
+                         layer_ids=[image.diff_ids[index] if index < len(image.diff_ids)
+                                    else member for index, member in enumerate(image.layers)])
+
     def final_files(self, image: SavedImage) -> list[FinalFile]:
         """The kept files that survive in ``image``'s final filesystem, sorted by path."""
         final: dict[str, FinalFile] = {}
@@ -119,8 +128,11 @@ def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
                 parent = posixpath.dirname(path)
                 if name == OPAQUE_MARKER:
                     scan.opaque_dirs.add(parent)
+                    scan.tree.opaque_dirs.add(parent)
                 elif not name.startswith(WHITEOUT_PREFIX * 2):  # aufs bookkeeping
-                    scan.whiteouts.add(posixpath.join(parent, name[len(WHITEOUT_PREFIX):]))
+                    deleted = posixpath.join(parent, name[len(WHITEOUT_PREFIX):])
+                    scan.whiteouts.add(deleted)
+                    scan.tree.whiteouts.add(deleted)
                 continue
             key = hash(path)
             scan.written.add(key)
@@ -128,6 +140,8 @@ def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
                 scan.dirs.add(key)
             else:
                 scan.dirs.discard(key)
+            kind = kind_of(info)
+            scan.tree.record(path, "other" if kind == "file" else kind, info.linkname)
             kept = examine(path, info, layer.read)
             if kept is not None:
                 scan.kept[path] = kept

@@ -1,9 +1,11 @@
-"""PG203 image-volume, PG204 unsafe-workdir, PG205 world-writable, and the path helpers."""
+"""PG203-PG206 (volumes, workdir, world-writable, mount targets) and the path helpers."""
 
 from __future__ import annotations
 
 import pytest
 
+from paracle_guard.image_tree import ImageTree, LayerTree
+from paracle_guard.location import Location
 from paracle_guard.rules.filesystem import is_under, normalise_path
 from paracle_guard.subject import FileEntry
 from tests.builders import check, controls, dockerfile, file, image, instruction, loc, messages
@@ -107,3 +109,35 @@ def test_writable_paths_are_path_aware() -> None:
 def test_policy_writable_paths() -> None:
     policy = controls(root_filesystem={"writable_paths": ["/opt"]})
     assert check("PG205", image(files=[file("/opt/shared", 0o777, kind="dir")]), policy) == []
+
+
+# --- PG206 unsafe-mount-target ----------------------------------------------------
+
+
+def _tree(*entries: tuple[str, str, str]) -> ImageTree:
+    layer = LayerTree()
+    for path, kind, target in (("/etc", "dir", ""), ("/usr", "dir", ""), *entries):
+        layer.record(path, kind, target)  # type: ignore[arg-type]
+    return ImageTree(layers=[layer], layer_ids=["sha256:layer1"])
+
+
+def test_a_symlinked_tmp_is_a_finding_located_at_the_link() -> None:
+    (violation,) = check("PG206", image(image_tree=_tree(("/tmp", "symlink", "/etc"))))
+    assert violation.message == (
+        "mount target /tmp: /tmp is a symlink to /etc; runc would mount on /etc instead")
+    assert violation.location == Location(path="/tmp", layer="sha256:layer1")
+
+
+def test_every_mount_target_is_checked_writable_paths_volumes_and_the_launchers() -> None:
+    tree = _tree(("/data", "symlink", "/etc"), ("/cache", "other", ""),
+                 ("/workspace", "symlink", "usr/local/bin"), ("/scratch", "symlink", "/usr"))
+    policy = controls(root_filesystem={"writable_paths": ["/scratch/x"]})
+    found = messages("PG206", image(image_tree=tree, volumes=["/data", "/cache"]), policy)
+    assert [m.split(":")[0] for m in found] == [
+        "mount target /cache", "mount target /data", "mount target /scratch/x",
+        "mount target /workspace"]
+
+
+def test_real_or_missing_directories_pass_and_images_without_a_tree_are_skipped() -> None:
+    assert check("PG206", image(image_tree=_tree(("/tmp", "dir", "")))) == []
+    assert check("PG206", image()) == []

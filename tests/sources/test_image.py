@@ -14,7 +14,16 @@ from paracle_guard.errors import EngineUnavailable, ImageNotFound
 from paracle_guard.sources.image import load_image, load_image_archive
 from paracle_guard.sources.package_db import parse_dpkg_status
 from paracle_guard.subject import Subject
-from tests.docker_images import DPKG_STATUS, IMAGES, TestImages
+from tests.docker_images import (
+    ACCOUNTS,
+    DPKG_STATUS,
+    IMAGES,
+    ImageSpec,
+    TestImages,
+    busybox,
+    directory,
+    symlink,
+)
 
 
 def through_engine(test_images: TestImages, engine: Engine, name: str) -> Subject:
@@ -137,3 +146,34 @@ def test_unreachable_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/missing.sock")
     with pytest.raises(EngineUnavailable, match=r"cannot reach the Docker Engine at unix://"):
         load_image("anything:latest")
+
+
+# A /tmp that a later layer turns into a symlink to /etc (RUN rm + ln leaves a whiteout and
+# the link), and a /workspace that is a relative symlink to usr/local/bin from the start.
+SYMLINKED_TARGETS = ImageSpec(
+    "symlinked-mount-targets",
+    layers=((*ACCOUNTS, directory("/tmp", 0o1777), directory("/usr/local/bin"),
+             symlink("/workspace", "usr/local/bin")),),
+    instructions=(busybox("rm", "-rf", "/tmp"), busybox("ln", "-s", "/etc", "/tmp"),
+                  "USER 1000:1000"),
+)
+
+
+def test_the_tree_sees_symlinks_through_whiteouts_the_same_live_and_saved(
+    test_images: TestImages, engine: Engine,
+) -> None:
+    built = test_images.get(SYMLINKED_TARGETS)
+    live = load_image(built.ref, engine)
+    saved = load_image_archive(test_images.archive(SYMLINKED_TARGETS), built.ref)
+    assert live.image_tree == saved.image_tree
+    tree = live.image_tree
+    assert tree is not None
+    assert tree.resolve("/tmp") == "/etc"
+    assert tree.resolve("/workspace") == "/usr/local/bin"
+    tmp = tree.mount_target_problem("/tmp")
+    assert tmp is not None
+    assert tmp.layer in tree.layer_ids[1:]  # the RUN layer that made the link
+    home = tree.lookup("/home/app")
+    assert home is not None and home.kind == "dir"
+    shell = tree.lookup("/bin/busybox")
+    assert shell is not None and shell.kind == "other"
