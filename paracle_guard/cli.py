@@ -653,7 +653,19 @@ def run_command(
     env: Annotated[
         list[str] | None,
         typer.Option("--env", "-e", help="NAME=VALUE, or NAME to pass the host's value "
-                     "(repeatable). Nothing else from the host's environment is passed."),
+                     "(repeatable). Nothing else from the host's environment is passed; "
+                     "secret-looking names are refused here (use --env-file)."),
+    ] = None,
+    env_file: Annotated[
+        list[Path] | None,
+        typer.Option("--env-file", help="A file of NAME=VALUE lines, as docker run reads it "
+                     "(repeatable); secret-looking names only from a file only you can read "
+                     "(chmod 600)."),
+    ] = None,
+    mount: Annotated[
+        list[str] | None,
+        typer.Option("--mount", help="HOST:CONTAINER:ro, a host folder or file mounted "
+                     "read-only (repeatable); the same checks as --workspace."),
     ] = None,
     network: Annotated[
         str | None,
@@ -692,31 +704,25 @@ def run_command(
     """Run COMMAND in a sandbox that the policy makes and the rules verify before it starts.
 
     Exits with the command's exit code, or 124 when the command timed out.
-    Exits 125 when the launch is refused or fails; the reason is on stderr.
+    Exits 125 when the launch is refused or fails (the reason is on stderr), and
+    128+N when interrupted by signal N (the sandbox is removed first).
     """
-    if backend == "kubernetes":
-        from paracle_guard.launcher.k8s_backend import run_cli as run_on_kubernetes
-
-        raise typer.Exit(run_on_kubernetes(
-            image=image, command=command, policy=policy, workspace=workspace, timeout=timeout,
-            memory=memory, cpus=cpus, pids=pids, env=env or [], network=network, stdin=stdin,
-            report_format=report_format, keep=keep, dry_run=dry_run, workload=workload,
-            namespace=namespace,
-        ))
-    if backend != "docker":
+    if backend not in ("docker", "kubernetes"):
         typer.echo(f"paracle-guard: error: --backend {backend}: expected docker or kubernetes",
                    err=True)
         raise typer.Exit(2)
-    if dry_run or workload != "pod" or namespace is not None:
+    if backend == "docker" and (dry_run or workload != "pod" or namespace is not None):
         typer.echo("paracle-guard: error: --dry-run, --as and --namespace are for "
                    "--backend kubernetes", err=True)
         raise typer.Exit(2)
-    from paracle_guard.launcher.launch import run_cli
+    from paracle_guard.launcher.cli_run import run_cli
 
     raise typer.Exit(run_cli(
         image=image, command=command, policy=policy, workspace=workspace, timeout=timeout,
-        memory=memory, cpus=cpus, pids=pids, env=env or [], network=network, stdin=stdin,
-        report_format=report_format, keep=keep, audit_log=audit_log,
+        memory=memory, cpus=cpus, pids=pids, env=env or [], env_files=env_file or [],
+        mounts=mount or [], network=network, stdin=stdin, report_format=report_format,
+        keep=keep, audit_log=audit_log, backend=backend, dry_run=dry_run, workload=workload,
+        namespace=namespace,
     ))
 
 

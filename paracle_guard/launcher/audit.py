@@ -22,7 +22,7 @@ from typing import Any, Literal
 from paracle_guard.errors import InputError
 from paracle_guard.report.models import Finding
 
-Decision = Literal["completed", "timed-out", "interrupted", "refused", "error"]
+Decision = Literal["completed", "timed-out", "interrupted", "refused", "error", "dry-run"]
 
 
 def host_user() -> str:
@@ -53,6 +53,12 @@ class AuditRecord:
     duration_seconds: float | None = None
     env_names: list[str] = field(default_factory=list)  # values never logged: they may be secrets
     workspace: str | None = None
+    mounts: list[str] = field(default_factory=list)  # read-only inputs, HOST:CONTAINER
+    backend: str = "docker"
+    # How the running sandbox was proved from the host, or why it was not.
+    proof: str | None = None
+    # What became of the container: removed (verified), kept, or why not.
+    cleanup: str | None = None
 
     def as_json(self) -> str:
         document: dict[str, Any] = {
@@ -68,6 +74,8 @@ class AuditRecord:
             "command": self.command,
             "env": self.env_names,
             "workspace": self.workspace,
+            "mounts": self.mounts,
+            "backend": self.backend,
             "decision": self.decision,
             "reason": self.reason,
             "findings": [
@@ -76,6 +84,8 @@ class AuditRecord:
                 for f in self.findings
             ],
             "container_id": self.container_id,
+            "proof": self.proof,
+            "cleanup": self.cleanup,
             "exit_code": self.exit_code,
             "duration_seconds": (
                 round(self.duration_seconds, 3) if self.duration_seconds is not None else None

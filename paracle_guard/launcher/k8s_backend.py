@@ -1,4 +1,4 @@
-"""The Kubernetes backend: the same RunSpec the Docker backend creates, as a Pod or a Job.
+"""Kubernetes manifests: the same RunSpec the Docker backend creates, as a Pod or a Job.
 
 ``build_manifests`` turns a RunSpec into the Pod (or Job) and, when the
 policy's network mode is ``none``, the NetworkPolicy that cuts it off (a Pod
@@ -18,34 +18,29 @@ PG808 reminds of). The launcher never pretends otherwise.
 Before anything is printed or submitted, the manifests are read back through
 the Kubernetes source and judged by the same rules as ``paracle-guard k8s``;
 a submitted Pod is judged again as the API server returns it, since admission
-webhooks may have changed it. The ``kubernetes`` client is imported only on
-that path, from the optional extra ``paracle-guard[kubernetes]``.
+webhooks may have changed it (``k8s_cluster.KubernetesBackend``, which talks to
+the API server with the optional extra ``paracle-guard[kubernetes]``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 import secrets
-import sys
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from paracle_guard import __version__
 from paracle_guard.engine import Plan
-from paracle_guard.errors import GuardError, InputError
+from paracle_guard.errors import InputError
+from paracle_guard.launcher.refusal import PolicyViolation
 from paracle_guard.launcher.runspec import (
     LAUNCHER_LABEL,
-    PolicyViolation,
     RunSpec,
     SandboxConfig,
     build_runspec,
-    parse_env,
 )
 from paracle_guard.location import Location
 from paracle_guard.report.models import PolicyRef, Report, ToolInfo
@@ -53,8 +48,6 @@ from paracle_guard.rules.base_image import registry_allowed
 from paracle_guard.sources.image_ref import parse_image_ref
 from paracle_guard.subject import BaseImage
 
-REFUSED_EXIT = 125
-TIMEOUT_EXIT = 124
 CONTAINER = "sandbox"
 SANDBOX_LABEL = "paracle-guard.io/sandbox"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "paracle-guard"}
@@ -63,12 +56,6 @@ _MI = 1 << 20
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 Workload = Literal["pod", "job"]
-
-
-class KubernetesError(GuardError):
-    """The API server refused or failed a request, or the client is missing."""
-
-    exit_code = REFUSED_EXIT
 
 
 def pinned_image(reference: str, allowed_registries: Sequence[str]) -> str:
@@ -127,9 +114,16 @@ def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
     """The PodSpec of ``spec``: what the Docker backend's create config says, in Pod terms."""
     if spec.binds:
         raise PolicyViolation(
-            "--workspace mounts a folder of this host, which a cluster node does not have; "
-            "the kubernetes backend gives /workspace as an emptyDir instead",
+            "--workspace and --mount mount paths of this host, which a cluster node does not "
+            "have; the kubernetes backend gives /workspace as an emptyDir instead",
             key="--workspace",
+        )
+    if spec.file_secret_names:
+        raise PolicyViolation(
+            f"--env-file gives {', '.join(spec.file_secret_names)}, which looks like a secret; "
+            "a Pod's environment is readable by anyone who may read the Pod, so the kubernetes "
+            "backend does not put secrets there (mount a Kubernetes Secret instead)",
+            key="controls.secrets.env_name_patterns",
         )
     if not spec.read_only_rootfs or spec.cap_drop != ("ALL",):
         raise PolicyViolation("the run specification is not hardened (read-only root, drop ALL)",
@@ -295,208 +289,3 @@ def prepare(plan: Plan, config: SandboxConfig, command: Sequence[str], *,
     objects = build_manifests(spec, image, workload=workload, namespace=namespace)
     _verified(plan, render(objects), f"{spec.name}.yaml")
     return spec, objects
-
-
-def run_cli(
-    *,
-    image: str,
-    command: Sequence[str],
-    policy: str | None,
-    workspace: Path | None,
-    timeout: float | None,
-    memory: str | None,
-    cpus: float | None,
-    pids: int | None,
-    env: Sequence[str],
-    network: str | None,
-    stdin: bool,
-    report_format: str,
-    keep: bool,
-    dry_run: bool,
-    workload: str,
-    namespace: str | None,
-) -> int:
-    """``paracle-guard run --backend kubernetes``: print (``--dry-run``) or run the sandbox."""
-    from pydantic import ValidationError
-
-    from paracle_guard.policy.loader import load_policy
-
-    try:
-        if workload not in ("pod", "job"):
-            raise InputError(f"--as {workload}: expected pod or job")
-        if report_format not in ("text", "json"):
-            raise InputError(f"--report {report_format}: expected text or json")
-        plan = Plan.compile(load_policy(policy))
-        config = SandboxConfig(base_image=image, memory=memory, cpus=cpus, pids=pids,
-                               timeout=timeout, network=network, workspace=workspace,
-                               env=parse_env(env, os.environ))
-        spec, objects = prepare(plan, config, command,
-                                workload="job" if workload == "job" else "pod",
-                                namespace=namespace)
-        if dry_run:
-            sys.stdout.write(render(objects))
-            return 0
-        if stdin:
-            raise InputError("--stdin is not supported by the kubernetes backend yet")
-        return submit(plan, spec, objects, keep=keep)
-    except PolicyViolation as refusal:
-        if refusal.report is not None:
-            from paracle_guard.report import render as render_report
-
-            sys.stderr.write(render_report(refusal.report, report_format))
-        sys.stderr.write(f"paracle-guard: {refusal}\n")
-        return REFUSED_EXIT
-    except GuardError as error:
-        sys.stderr.write(f"paracle-guard: error: {error}\n")
-        return REFUSED_EXIT
-    except ValidationError as error:
-        first = error.errors()[0]
-        option = "--" + str(first["loc"][0]) if first["loc"] else "option"
-        sys.stderr.write(f"paracle-guard: error: {option}: {first['msg']}\n")
-        return REFUSED_EXIT
-
-
-# --- the real API server (optional extra) ---------------------------------------------
-
-
-def _client() -> Any:
-    try:
-        import kubernetes  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ImportError:
-        raise KubernetesError(
-            "the kubernetes backend needs the kubernetes client: "
-            "pip install 'paracle-guard[kubernetes]' (or use --dry-run)"
-        ) from None
-    try:
-        kubernetes.config.load_kube_config()
-    except Exception as exc:  # the client raises several unrelated types for a bad config
-        try:
-            kubernetes.config.load_incluster_config()
-        except Exception:
-            raise KubernetesError(f"no usable kubeconfig: {exc}") from None
-    return kubernetes
-
-
-def submit(plan: Plan, spec: RunSpec, objects: Sequence[Mapping[str, Any]], *,
-           keep: bool = False, out: Any = None) -> int:
-    """Create the objects, verify the Pod as stored, stream its logs, return its exit code.
-
-    The Pod is created behind a scheduling gate (Kubernetes 1.30+), read back and
-    judged, and only then released to a node. Everything created is deleted at
-    the end (unless ``keep``), and at once when the stored Pod fails verification.
-    """
-    kubernetes = _client()
-    # The Pod is created held back by a scheduling gate, so it is judged as stored
-    # before any node runs it; the gate is lifted only once the rules pass.
-    objects = [_gated(item) for item in objects]
-    core = kubernetes.client.CoreV1Api()
-    networking = kubernetes.client.NetworkingV1Api()
-    batch = kubernetes.client.BatchV1Api()
-    api_exception = kubernetes.client.exceptions.ApiException
-    stream = out if out is not None else sys.stdout.buffer
-    namespace = str(objects[-1]["metadata"].get("namespace") or _current_namespace(kubernetes))
-    created: list[tuple[str, str]] = []
-    try:
-        for item in objects:
-            kind = item["kind"]
-            if kind == "NetworkPolicy":
-                networking.create_namespaced_network_policy(namespace, dict(item))
-            elif kind == "Pod":
-                core.create_namespaced_pod(namespace, dict(item))
-            else:
-                batch.create_namespaced_job(namespace, dict(item))
-            created.append((kind, item["metadata"]["name"]))
-        pod_name = _pod_name(core, namespace, spec.name, objects[-1]["kind"])
-        stored = core.read_namespaced_pod(pod_name, namespace)
-        serialised = kubernetes.client.ApiClient().sanitize_for_serialization(stored)
-        policies = [item for item in objects if item["kind"] == "NetworkPolicy"]
-        # Admission webhooks may have changed the Pod: judge it as the API server stores it.
-        _verified(plan, render([*policies, serialised]), f"{pod_name} (as stored)")
-        core.patch_namespaced_pod(pod_name, namespace,
-                                  [{"op": "remove", "path": "/spec/schedulingGates"}])
-        deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-        _wait_running(core, namespace, pod_name, deadline)
-        logs = core.read_namespaced_pod_log(pod_name, namespace, container=CONTAINER,
-                                            follow=True, _preload_content=False)
-        for chunk in logs.stream(4096):
-            stream.write(chunk)
-            stream.flush()
-            if deadline is not None and time.monotonic() > deadline:
-                return TIMEOUT_EXIT
-        return _exit_code(core, namespace, pod_name, deadline)
-    except api_exception as exc:
-        raise KubernetesError(f"the API server refused: {exc.status} {exc.reason}") from None
-    finally:
-        if not keep:
-            _delete(core, networking, batch, namespace, created, api_exception)
-
-
-VERIFY_GATE = "paracle-guard.io/verify"
-
-
-def _gated(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``item`` whose pods wait for the launcher's verification before scheduling."""
-    copy: dict[str, Any] = yaml.safe_load(render([item]))
-    if copy["kind"] == "Pod":
-        copy["spec"]["schedulingGates"] = [{"name": VERIFY_GATE}]
-    elif copy["kind"] == "Job":
-        copy["spec"]["template"]["spec"]["schedulingGates"] = [{"name": VERIFY_GATE}]
-    return copy
-
-
-def _current_namespace(kubernetes: Any) -> str:
-    try:
-        _, context = kubernetes.config.list_kube_config_contexts()
-        return str(context["context"].get("namespace") or "default")
-    except Exception:  # in-cluster, or a kubeconfig without contexts
-        return "default"
-
-
-def _pod_name(core: Any, namespace: str, name: str, kind: str) -> str:
-    if kind == "Pod":
-        return name
-    for _ in range(60):
-        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
-        if pods:
-            return str(pods[0].metadata.name)
-        time.sleep(1)
-    raise KubernetesError(f"job {name} created no pod within 60 seconds")
-
-
-def _wait_running(core: Any, namespace: str, pod: str, deadline: float | None) -> None:
-    while True:
-        phase = core.read_namespaced_pod(pod, namespace).status.phase
-        if phase in ("Running", "Succeeded", "Failed"):
-            return
-        if deadline is not None and time.monotonic() > deadline:
-            raise KubernetesError(f"pod {pod} did not start before the timeout")
-        time.sleep(0.5)
-
-
-def _exit_code(core: Any, namespace: str, pod: str, deadline: float | None) -> int:
-    while True:
-        status = core.read_namespaced_pod(pod, namespace).status
-        for container in status.container_statuses or []:
-            terminated = container.state.terminated
-            if container.name == CONTAINER and terminated is not None:
-                return int(terminated.exit_code)
-        if status.phase == "Failed" and status.reason == "DeadlineExceeded":
-            return TIMEOUT_EXIT
-        if deadline is not None and time.monotonic() > deadline:
-            return TIMEOUT_EXIT
-        time.sleep(0.5)
-
-
-def _delete(core: Any, networking: Any, batch: Any, namespace: str,
-            created: list[tuple[str, str]], api_exception: type[Exception]) -> None:
-    for kind, name in reversed(created):
-        try:
-            if kind == "Pod":
-                core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-            elif kind == "Job":
-                batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground",
-                                            grace_period_seconds=0)
-            else:
-                networking.delete_namespaced_network_policy(name, namespace)
-        except api_exception:
-            continue  # already gone; the others must still go

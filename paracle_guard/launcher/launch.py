@@ -1,22 +1,30 @@
-"""The enforced launch: check, create, verify, and only then start.
+"""The enforced launch: check, create, verify, start, prove, and clean up, on any backend.
 
-``launch`` is the one ordered flow behind ``paracle-guard run`` and the Python
-API. Each step fails closed:
+``launch`` is the one ordered flow behind ``paracle-guard run`` (every
+backend), ``sandbox test`` and the Python API. Each step fails closed:
 
-1. resolve the image reference to a local image ID, once (never pull); every
-   later step uses the ID, so a tag re-pointed meanwhile changes nothing;
-2. check the image with the image rules; refuse at or above ``fail_on``;
-3. build the RunSpec from the policy (options may only tighten it);
-4. create the container by image ID, inspect it, compare it with the RunSpec
-   and judge it with the container rules through ``sources.container``, the
-   code path of ``paracle-guard container``; refuse and remove on any problem;
-5. attach, start, inspect again (a ``docker update`` or a plugin between create
-   and start must not slip through), stream the output, enforce the timeout
-   (kill, exit 124), and remove the container unless asked to keep it;
-6. return the command's exit code.
+1. every option is checked against the policy (limits, timeout, network,
+   environment, host paths) before anything else happens;
+2. the backend says whether it can prove what it runs (a remote engine cannot);
+3. the image is resolved once, to an ID or a digest (never pulled), read, and
+   judged by the image rules, PG206 included: a mount target that is a symlink
+   or not a directory in the image is refused, whatever the policy waives;
+4. the RunSpec is built from the policy, and the sandbox created from it, with
+   signals held so the create always returns the handle that cleanup needs;
+5. what was created is compared with the RunSpec and judged by the same rules
+   as ``paracle-guard container`` / ``k8s``;
+6. it is started, verified again, and proved from the host (the kernel's
+   mounts, credentials, network and limits); only then does stdin flow;
+7. the output streams until the command ends or the deadline passes;
+8. the sandbox is removed by its handle, and the removal verified, unless kept;
+   one audit line records the decision.
 
-Whatever happens, a container that was (or may have been) created is removed
-when the launch does not complete, and one audit record is written.
+Exit codes (``paracle-guard run``, every backend)::
+
+    the command's   the command ran; its own exit code
+    124             it ran past --timeout and was killed
+    125             refused (the report, or one line, on stderr) or the launch failed
+    128+N           interrupted by signal N (SIGINT 130, SIGTERM 143); sandbox removed
 """
 
 from __future__ import annotations
@@ -27,107 +35,47 @@ import io
 import os
 import secrets
 import signal
-import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from paracle_guard import __version__
-from paracle_guard.docker_client import Engine, ImageInfo
+from paracle_guard.docker_client import Engine
 from paracle_guard.engine import Plan
-from paracle_guard.errors import GuardError
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
-from paracle_guard.launcher.docker_backend import (
-    DRAIN_SECONDS,
-    DockerBackend,
-    LaunchError,
-    Sink,
-    feed_stdin,
-    raw_socket,
-    spec_mismatches,
-    stream,
-)
-from paracle_guard.launcher.runspec import (
-    PolicyViolation,
-    RunSpec,
-    SandboxConfig,
-    build_runspec,
-    check_workspace,
-)
+from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
+from paracle_guard.launcher.hostproof import HostFacts
+from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
+from paracle_guard.launcher.runspec import RunSpec, SandboxConfig, build_runspec, check_options
+from paracle_guard.launcher.signals import Interrupted, SignalGuard
+from paracle_guard.launcher.streams import Sink
+from paracle_guard.location import Location
 from paracle_guard.policy.models import Policy
-from paracle_guard.report.models import Finding, PolicyRef, Report, Result, ToolInfo
+from paracle_guard.report.models import (
+    Finding,
+    PolicyRef,
+    Report,
+    Result,
+    SuppressionInfo,
+    ToolInfo,
+)
+from paracle_guard.severity import Severity
 from paracle_guard.subject import Subject
 
 TIMEOUT_EXIT = 124
-REFUSED_EXIT = 125
 # What the Python API keeps of each stream; the rest is dropped, so a command
 # that prints without end cannot exhaust the caller's memory.
 DEFAULT_OUTPUT_LIMIT = 16 << 20
+PROVED = "proved from the host: mounts, credentials, network and limits as specified"
 
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived during a launch; the container is removed before it propagates."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-
-class SignalGuard:
-    """Turns SIGINT/SIGTERM into ``Interrupted``, but only inside ``armed()``.
-
-    The launch arms it around everything but its cleanup. A signal outside an
-    armed section (during cleanup, or a second Ctrl-C) is only noted: raising
-    there could abort the removal of the very container the user wants gone.
-    Disarming is the last thing an armed section does, so a cleanup that has
-    started can no longer be interrupted.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self._armed = False
-        self.pending: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if not self._armed:
-            self.pending = self.pending or signum
-            return
-        self._armed = False
-        raise Interrupted(signum)
-
-    @contextlib.contextmanager
-    def armed(self) -> Iterator[None]:
-        if self.pending is not None:  # arrived before the launch got going
-            raise Interrupted(self.pending)
-        self._armed = True
-        try:
-            yield
-        finally:
-            self._armed = False
-
-    def __enter__(self) -> SignalGuard:
-        # Handlers can only be installed from the main thread; elsewhere the
-        # caller's own handling (KeyboardInterrupt) still reaches launch's cleanup.
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+__all__ = ["REFUSED_EXIT", "TIMEOUT_EXIT", "Interrupted", "Launcher", "Outcome", "RunResult",
+           "SignalGuard", "launch"]
 
 
 @dataclass
@@ -142,9 +90,14 @@ class Outcome:
     timed_out: bool
     # Findings below fail_on (the launch went ahead), for the caller to see.
     findings: list[Finding] = field(default_factory=list)
+    # The kernel's facts read from the host after start (None when they could not be).
+    host: HostFacts | None = None
+    proof: str | None = None
+    cleanup: str | None = None
 
 
 def new_report(plan: Plan) -> Report:
+    """The one report every backend's launch fills: the policy, its rules, its threshold."""
     policy = plan.policy
     return Report(
         tool=ToolInfo(version=__version__),
@@ -162,12 +115,26 @@ def policy_sha256(policy: Policy) -> str:
     return policy_digest(policy)
 
 
+@dataclass
+class _Launch:
+    """The state one launch carries into its cleanup."""
+
+    record: AuditRecord
+    report: Report
+    handle: str | None = None
+    spec: RunSpec | None = None
+    creating: bool = False  # a create was asked for, whether or not it answered
+    remove: bool = True
+    outcome: Outcome | None = None
+    interrupted: Interrupted | None = None
+
+
 def launch(
     plan: Plan,
     config: SandboxConfig,
     command: Sequence[str],
     *,
-    engine: Engine,
+    backend: Backend,
     stdout: Sink,
     stderr: Sink,
     stdin: bytes | IO[bytes] | None = None,
@@ -175,159 +142,161 @@ def launch(
     audit: AuditLog | None = None,
     labels: Mapping[str, str] | None = None,
     signals: SignalGuard | None = None,
-    image_cache: dict[str, Subject] | None = None,
-    after_check: Callable[[ImageInfo], None] | None = None,
+    after_check: Callable[[CheckedImage], None] | None = None,
+    dry_run: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Run ``command`` in a sandbox of ``config.image`` under ``plan``'s policy.
+    """Run ``command`` in a sandbox of ``config.image`` under ``plan``'s policy, on ``backend``.
 
     Raises PolicyViolation when refused, Interrupted on SIGINT/SIGTERM (with
     ``signals``), and GuardError when the engine or an input fails; in every
-    case the container is gone before the exception leaves. ``after_check`` is
-    called between the image check and the create (a seam for tests that re-point
-    a tag there); ``image_cache`` keeps image Subjects by ID across launches.
+    case the sandbox is gone (or ``warn`` says why not) before the exception
+    leaves. ``after_check`` runs between the image check and the create (a seam
+    for tests that re-point a tag there). ``dry_run`` (a backend that can
+    preview) writes the verified objects to ``stdout`` instead of creating them.
     """
     policy = plan.policy
-    started = dt.datetime.now(dt.timezone.utc)
     clock = time.monotonic()
-    record = AuditRecord(
-        started=started,
-        image_ref=config.image,
-        command=list(command),
-        policy_name=policy.metadata.name,
-        policy_sha256=policy_sha256(policy),
-        env_names=sorted(config.env),
-        workspace=str(config.workspace) if config.workspace is not None else None,
+    state = _Launch(
+        record=AuditRecord(
+            started=dt.datetime.now(dt.timezone.utc), image_ref=config.image,
+            command=list(command), policy_name=policy.metadata.name,
+            policy_sha256=policy_sha256(policy), backend=backend.name,
+            env_names=sorted(config.env),
+            workspace=str(config.workspace) if config.workspace is not None else None,
+            mounts=[f"{mount.source}:{mount.target}" for mount in config.mounts],
+        ),
+        report=new_report(plan),
     )
-    backend = DockerBackend(engine)
-    report = new_report(plan)
-    name = f"paracle-guard-{secrets.token_hex(6)}"
-    container: str | None = None
-    # Set before the create call: if it is interrupted, the container may exist
-    # without its ID ever reaching us, and is then removed by name.
-    may_exist = False
-    remove = True
     armed = signals.armed() if signals is not None else contextlib.nullcontext()
     try:
         with armed:
-            info = engine.resolve_image(config.image)
-            record.image_id = info.id
-            record.repo_digests = list(info.repo_digests)
-            subject = _image_subject(engine, info, config.image, image_cache)
-            _judge(report, plan.evaluate(subject), f"image {config.image}")
-            if after_check is not None:
-                after_check(info)
-
-            spec = build_runspec(
-                policy, config, command,
-                image_id=info.id,
-                image_user=subject.user,
-                image_volumes=subject.volumes,
-                name=name,
-                labels=labels,
-                home=os.path.expanduser("~"),
-                docker_host=engine.host,
-                open_stdin=stdin is not None,
-            )
-            may_exist = True
-            container, warnings = backend.create(spec)
-            record.container_id = container
-            image_document = backend.inspect_image(info.id)
-            _verify(plan, engine, backend, spec, container, image_document, report, warnings,
-                    when="after create")
-
-            attached = backend.attach(container, stdin=spec.open_stdin)
-            sock = raw_socket(attached)
-            try:
-                backend.start(container)
-                _verify(plan, engine, backend, spec, container, image_document, report, (),
-                        when="after start")
-                _recheck_workspace(spec)
-                if stdin is not None:
-                    feed_stdin(sock, stdin)
-                deadline = clock + spec.timeout if spec.timeout is not None else None
-                created = container
-                streamed = stream(sock, stdout, stderr, deadline=deadline,
-                                  on_timeout=lambda: backend.kill(created))
-            finally:
-                sock.close()
-                attached.close()
-            exit_code, timed_out = _wait(backend, container, deadline, streamed.timed_out)
-            record.decision = "timed-out" if timed_out else "completed"
-            record.exit_code = exit_code
-            remove = not keep
-            return Outcome(
-                exit_code=exit_code,
-                decision=record.decision,
-                image_id=info.id,
-                container_id=container,
-                duration=time.monotonic() - clock,
-                timed_out=timed_out,
-                findings=[f for result in report.results for f in result.findings],
-            )
+            return _run(plan, config, command, backend, state, stdout=stdout, stderr=stderr,
+                        stdin=stdin, keep=keep, labels=labels, signals=signals,
+                        after_check=after_check, dry_run=dry_run, clock=clock)
     except PolicyViolation as refusal:
-        record.decision = "refused"
-        record.reason = str(refusal)
-        record.exit_code = REFUSED_EXIT
+        _record(state, "refused", str(refusal), REFUSED_EXIT)
         raise
     except Interrupted as interruption:
-        record.decision = "interrupted"
-        record.reason = str(interruption)
-        record.exit_code = interruption.exit_code
+        _record(state, "interrupted", str(interruption), interruption.exit_code)
+        state.interrupted = interruption
         raise
     except KeyboardInterrupt:  # the Python API in a main thread, without a SignalGuard
-        record.decision = "interrupted"
-        record.reason = "interrupted by SIGINT"
-        record.exit_code = 128 + signal.SIGINT
+        _record(state, "interrupted", "interrupted by SIGINT", 128 + signal.SIGINT)
         raise
     except BaseException as error:
-        record.decision = "error"
-        record.reason = str(error) or type(error).__name__
-        record.exit_code = REFUSED_EXIT
+        _record(state, "error", str(error) or type(error).__name__, REFUSED_EXIT)
         raise
     finally:
-        record.findings = [f for result in report.results for f in result.findings]
+        state.record.findings = [f for result in state.report.results for f in result.findings]
         try:
-            if remove and may_exist:
-                backend.remove(container or name)
+            _clean_up(backend, state, warn)
         finally:
-            record.duration_seconds = time.monotonic() - clock
+            state.record.duration_seconds = time.monotonic() - clock
             if audit is not None:
-                audit.write(record)
+                audit.write(state.record)
 
 
-def _wait(
-    backend: DockerBackend, container: str, deadline: float | None, timed_out: bool
-) -> tuple[int, bool]:
-    """The exit code (124 on timeout) and whether the timeout fired.
+def _run(
+    plan: Plan, config: SandboxConfig, command: Sequence[str], backend: Backend, state: _Launch,
+    *, stdout: Sink, stderr: Sink, stdin: bytes | IO[bytes] | None, keep: bool,
+    labels: Mapping[str, str] | None, signals: SignalGuard | None,
+    after_check: Callable[[CheckedImage], None] | None, dry_run: bool, clock: float,
+) -> Outcome:
+    policy, report, record = plan.policy, state.report, state.record
+    options = check_options(policy, config, home=os.path.expanduser("~"),
+                            docker_host=backend.engine_host)
+    backend.preflight()
+    image = backend.image(config.image)
+    record.image_id = image.id
+    record.repo_digests = list(image.repo_digests)
+    if image.subject is not None:
+        _judge(report, plan.evaluate(image.subject), f"image {config.image}")
+    if after_check is not None:
+        after_check(image)
 
-    The streams can close before the process ends (it may close its own output),
-    so the wait is bounded by the same deadline as the streaming was.
-    """
-    if not timed_out and deadline is not None:
-        status = backend.wait(container, timeout=max(deadline - time.monotonic(), 0.01))
-        if status is not None:
-            return status, False
-        backend.kill(container)
-        timed_out = True
-    status = backend.wait(container, timeout=DRAIN_SECONDS if timed_out else None)
-    if status is None:
-        raise LaunchError(f"container {container} did not stop within {DRAIN_SECONDS:g}s of a kill")
-    return (TIMEOUT_EXIT if timed_out else status), timed_out
+    spec = build_runspec(
+        policy, config, command,
+        image_id=image.id,
+        image_user=image.subject.user if image.subject is not None else None,
+        image_volumes=image.subject.volumes if image.subject is not None else (),
+        name=f"paracle-guard-{secrets.token_hex(6)}",
+        labels=labels,
+        open_stdin=stdin is not None,
+        options=options,
+    )
+    state.spec = spec
+    _prove_mount_targets(image, spec, report)
+    if dry_run:
+        return _preview(plan, backend, spec, report, image, stdout, clock)
+
+    state.creating = True
+    with signals.deferred() if signals is not None else contextlib.nullcontext():
+        state.handle = backend.create(spec)
+    handle = record.container_id = state.handle
+    _judge_observation(plan, report, spec, backend.verify(handle, spec, started=False),
+                       "after create")
+    backend.start(handle, spec)
+    proved = backend.verify(handle, spec, started=True)
+    _judge_observation(plan, report, spec, proved, "after start")
+    record.proof = proved.unproved or (PROVED if proved.host is not None else None)
+
+    deadline = time.monotonic() + spec.timeout if spec.timeout is not None else None
+    ended = backend.stream(handle, spec, stdout, stderr, stdin, deadline)
+    exit_code = TIMEOUT_EXIT if ended.timed_out else ended.exit_code
+    _record(state, "timed-out" if ended.timed_out else "completed", None, exit_code)
+    state.remove = not keep
+    state.outcome = Outcome(
+        exit_code=exit_code,
+        decision=record.decision,
+        image_id=image.id,
+        container_id=handle,
+        duration=time.monotonic() - clock,
+        timed_out=ended.timed_out,
+        findings=[f for result in report.results for f in result.findings],
+        host=proved.host,
+        proof=record.proof,
+    )
+    return state.outcome
 
 
-def _image_subject(
-    engine: Engine, info: ImageInfo, ref: str, cache: dict[str, Subject] | None
-) -> Subject:
-    """The image's Subject, read by ID (an image ID names its content, so it can be cached)."""
-    from paracle_guard.sources.image import load_image
+def _record(state: _Launch, decision: Decision, reason: str | None, exit_code: int) -> None:
+    state.record.decision = decision
+    state.record.reason = reason
+    state.record.exit_code = exit_code
 
-    subject = cache.get(info.id) if cache is not None else None
-    if subject is None:
-        subject = load_image(info.id, engine)
-        if cache is not None:
-            cache[info.id] = subject
-    # Named as the user named it, so waivers written for the reference apply.
-    return subject.model_copy(update={"target": ref})
+
+def _clean_up(backend: Backend, state: _Launch, warn: Callable[[str], None] | None) -> None:
+    """Remove the sandbox by its handle and say what really happened; never raises."""
+    handle = state.handle
+    if handle is None and state.creating and state.spec is not None:
+        # The create never answered (an engine lost mid-call): look for it by its name.
+        try:
+            handle = backend.find(state.spec)
+        except Exception:  # cleanup must go on; the message says what is known
+            state.record.cleanup = (f"the create of {state.spec.name} did not answer and the "
+                                    "engine could not be asked whether it exists")
+        if handle is not None:
+            state.record.container_id = handle
+    if handle is None:
+        state.record.cleanup = state.record.cleanup or "no container had been created"
+    elif not state.remove:
+        backend.close()
+        state.record.cleanup = f"kept {handle[:12]} (--keep)"
+    else:
+        removal = backend.remove(handle)
+        state.record.cleanup = removal.detail
+        if not removal.removed:
+            (warn or _warn)(removal.detail)
+    backend.close()
+    if state.outcome is not None:
+        state.outcome.cleanup = state.record.cleanup
+    if state.interrupted is not None:
+        state.interrupted.cleanup = state.record.cleanup or state.interrupted.cleanup
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _judge(report: Report, result: Result, what: str, problems: Sequence[str] = ()) -> None:
@@ -342,51 +311,84 @@ def _judge(report: Report, result: Result, what: str, problems: Sequence[str] = 
     )
 
 
-def _verify(
-    plan: Plan,
-    engine: Engine,
-    backend: DockerBackend,
-    spec: RunSpec,
-    container: str,
-    image_document: dict[str, Any],
-    report: Report,
-    warnings: Sequence[str],
-    *,
-    when: str,
+def _launcher_finding(code: str, message: str, where: str) -> Finding:
+    """A finding the launcher's own proof makes, named after the rule whose promise broke."""
+    from paracle_guard.rules.base import find_rule
+
+    found = find_rule(code)
+    return Finding(rule=code, name=found.name if found else code, severity=Severity.ERROR,
+                   message=message, location=Location(path=where),
+                   fix=found.fix if found else "")
+
+
+def _refuse(report: Report, target: str, findings: list[Finding], what: str) -> None:
+    """Refuse on the launcher's own findings: no waiver or severity can excuse them."""
+    if not findings:
+        return
+    report.results = [r for r in report.results if r.target != target]
+    report.add(Result(target=target, kind="container", findings=findings))
+    raise PolicyViolation(
+        f"refused: {what}: " + "; ".join(f"{f.rule} {f.name}: {f.message}" for f in findings),
+        findings=findings, report=report)
+
+
+def _prove_mount_targets(image: CheckedImage, spec: RunSpec, report: Report) -> None:
+    """Every mount of the RunSpec lands where it is declared, by the image's own content."""
+    tree = image.subject.image_tree if image.subject is not None else None
+    if tree is None:
+        return
+    findings = []
+    for target, is_dir in spec.mount_targets():
+        problem = tree.mount_target_problem(target, directory=is_dir)
+        if problem is not None:
+            findings.append(_launcher_finding(
+                "PG206", f"mount target {target}: {problem.message}", problem.path))
+    _refuse(report, f"mount targets of {image.ref}", findings, f"image {image.ref}")
+
+
+def _judge_observation(
+    plan: Plan, report: Report, spec: RunSpec, seen: Observation, when: str
 ) -> None:
-    """Judge the container as the engine stores it: against the RunSpec, then the policy.
-
-    The policy half is ``paracle-guard container``'s: the same Subject builder and
-    the same Plan. The launcher's containers have a numeric user and (the RunSpec
-    check makes sure) no volumes, so only the real paths of binds need reading.
-    """
-    from paracle_guard.sources.container import (
-        engine_is_local,
-        host_paths,
-        resolve_realpaths,
-        subject_from_inspect,
-    )
-
-    document = backend.inspect(container)
-    problems = [f"the engine warned: {warning}" for warning in warnings]
-    problems += spec_mismatches(spec, document, image_document)
-    realpaths = resolve_realpaths(host_paths(document, {})) if engine_is_local(engine.host) else {}
-    subject = subject_from_inspect(document, image_document, target=f"container:{spec.name}",
-                                   realpaths=realpaths)
-    # A re-inspect replaces the earlier verdict on the same container.
-    report.results = [r for r in report.results if r.target != subject.target]
-    _judge(report, plan.evaluate(subject), f"container {spec.name} ({when})", problems)
+    """Judge what the backend saw: the RunSpec differences, the rules, the host's proof."""
+    for subject in seen.subjects:
+        result = _waive_file_secrets(plan.evaluate(subject), subject, spec)
+        # A re-inspect replaces the earlier verdict on the same container.
+        report.results = [r for r in report.results if r.target != subject.target]
+        _judge(report, result, f"{subject.target} ({when})", seen.problems)
+    if seen.host is not None:
+        where = f"/proc/{seen.host.pid}"
+        _refuse(report, f"host:{spec.name}",
+                [_launcher_finding(p.code, p.message, where) for p in seen.proof],
+                f"{spec.name} as the kernel runs it ({when})")
 
 
-def _recheck_workspace(spec: RunSpec) -> None:
-    """The workspace folder must still be the one checked (no symlink swapped in since)."""
-    for bind in spec.binds:
-        _, identity = check_workspace(bind.source)
-        if identity != bind.identity:
-            raise PolicyViolation(
-                f"refused: --workspace {bind.source} was replaced between the check and the start",
-                key="--workspace",
-            )
+def _waive_file_secrets(result: Result, subject: Subject, spec: RunSpec) -> Result:
+    """PG601 on the variables that came from a 0600 --env-file: the way the launcher advises."""
+    if not spec.file_secret_names:
+        return result
+    from_files = {variable.location for variable in subject.env
+                  if variable.name in spec.file_secret_names}
+    waived = [f for f in result.findings if f.rule == "PG601" and f.location in from_files]
+    if not waived:
+        return result
+    reason = "from an --env-file only its owner can read, as the launcher advises"
+    result.findings = [f for f in result.findings if f not in waived]
+    result.suppressed.extend(f.model_copy(update={"suppression": SuppressionInfo(
+        kind="waiver", reason=reason)}) for f in waived)
+    return result
+
+
+def _preview(plan: Plan, backend: Backend, spec: RunSpec, report: Report,
+             image: CheckedImage, out: Sink, clock: float) -> Outcome:
+    if not isinstance(backend, Previewing):
+        raise PolicyViolation(f"--dry-run: the {backend.name} backend has nothing to preview")
+    text, subjects = backend.preview(spec)
+    _judge_observation(plan, report, spec, Observation(subjects=list(subjects)), "dry run")
+    out.write(text.encode("utf-8"))
+    out.flush()
+    return Outcome(exit_code=0, decision="dry-run", image_id=image.id, container_id="",
+                   duration=time.monotonic() - clock, timed_out=False,
+                   findings=[f for result in report.results for f in result.findings])
 
 
 # --- the Python API ----------------------------------------------------------------
@@ -406,6 +408,10 @@ class RunResult(BaseModel):
     # True when a stream outgrew the launcher's output limit and its tail was dropped.
     truncated: bool = False
     findings: list[Finding] = Field(default_factory=list)
+    # How the running sandbox was proved from the host, or why it was not.
+    proof: str | None = None
+    # The kernel's facts after start, for callers that judge them (sandbox test).
+    host: Any = Field(default=None, exclude=True)
 
 
 class _Capped(io.BytesIO):
@@ -466,6 +472,12 @@ class Launcher:
                 self._engine = Engine.connect()
             return self._engine
 
+    def backend(self) -> Backend:
+        """A Docker backend for one launch, sharing this Launcher's image checks."""
+        from paracle_guard.launcher.docker_backend import DockerBackend
+
+        return DockerBackend(self.engine, image_cache=self._image_cache)
+
     def run(
         self,
         config: SandboxConfig,
@@ -477,11 +489,11 @@ class Launcher:
         """Run ``command``; raises PolicyViolation (with ``findings``) when refused."""
         out, err = _Capped(self.output_limit), _Capped(self.output_limit)
         data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
-        with _open_audit(self.audit_log) as audit:
+        with open_audit(self.audit_log) as audit:
             outcome = launch(
                 self.plan, config, command,
-                engine=self.engine, stdout=out, stderr=err, stdin=data, keep=keep,
-                audit=audit, labels=self.labels, image_cache=self._image_cache,
+                backend=self.backend(), stdout=out, stderr=err, stdin=data, keep=keep,
+                audit=audit, labels=self.labels,
             )
         return RunResult(
             exit_code=outcome.exit_code,
@@ -494,6 +506,8 @@ class Launcher:
             timed_out=outcome.timed_out,
             truncated=out.truncated or err.truncated,
             findings=outcome.findings,
+            proof=outcome.proof,
+            host=outcome.host,
         )
 
     def close(self) -> None:
@@ -509,116 +523,9 @@ class Launcher:
 
 
 @contextlib.contextmanager
-def _open_audit(path: str | Path | None) -> Iterator[AuditLog | None]:
+def open_audit(path: str | Path | None) -> Iterator[AuditLog | None]:
     if path is None:
         yield None
         return
     with AuditLog(path) as audit:
         yield audit
-
-
-# --- the command line ------------------------------------------------------------
-
-
-class _Unbuffered:
-    """A binary stream flushed on every write, so output reaches the user as it comes.
-
-    When the reader goes away (``| head``), the rest of the output is dropped and
-    the command runs on: the launch must still end, and clean up, in order.
-    """
-
-    def __init__(self, target: IO[bytes]) -> None:
-        self._target = target
-        self._gone = False
-
-    def write(self, data: bytes, /) -> int:
-        if not self._gone:
-            try:
-                self._target.write(data)
-                self._target.flush()
-            except BrokenPipeError:
-                self._reader_gone()
-        return len(data)
-
-    def flush(self) -> None:
-        if not self._gone:
-            try:
-                self._target.flush()
-            except BrokenPipeError:
-                self._reader_gone()
-
-    def _reader_gone(self) -> None:
-        self._gone = True
-        # Point the descriptor at /dev/null so the interpreter's own flush at exit
-        # does not fail on the same pipe again.
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._target.fileno())
-            os.close(devnull)
-
-
-def run_cli(
-    *,
-    image: str,
-    command: Sequence[str],
-    policy: str | None,
-    workspace: Path | None,
-    timeout: float | None,
-    memory: str | None,
-    cpus: float | None,
-    pids: int | None,
-    env: Sequence[str],
-    network: str | None,
-    stdin: bool,
-    report_format: str,
-    keep: bool,
-    audit_log: str | None,
-) -> int:
-    """``paracle-guard run``: the exit code to leave with (the command's, 124 or 125)."""
-    from paracle_guard.launcher.runspec import parse_env
-
-    with SignalGuard() as signals:
-        try:
-            if report_format not in ("text", "json"):
-                raise LaunchError(f"--report {report_format}: expected text or json")
-            config = SandboxConfig(
-                base_image=image, memory=memory, cpus=cpus, pids=pids, timeout=timeout,
-                network=network, workspace=workspace, env=parse_env(env, os.environ),
-            )
-            launcher = Launcher(policy, audit_log=audit_log)
-            with _open_audit(launcher.audit_log) as audit, launcher:
-                outcome = launch(
-                    launcher.plan, config, command,
-                    engine=launcher.engine,
-                    stdout=_Unbuffered(sys.stdout.buffer),
-                    stderr=_Unbuffered(sys.stderr.buffer),
-                    stdin=sys.stdin.buffer if stdin else None,
-                    keep=keep,
-                    audit=audit,
-                    signals=signals,
-                )
-            return outcome.exit_code
-        except PolicyViolation as refusal:
-            _print_refusal(refusal, report_format)
-            return REFUSED_EXIT
-        except Interrupted as interruption:
-            sys.stderr.write(f"paracle-guard: {interruption}; the container was removed\n")
-            return interruption.exit_code
-        except GuardError as error:
-            sys.stderr.write(f"paracle-guard: error: {error}\n")
-            return REFUSED_EXIT
-        except ValidationError as error:  # SandboxConfig's checks of the options
-            first = error.errors()[0]
-            option = "--" + str(first["loc"][0]) if first["loc"] else "option"
-            sys.stderr.write(f"paracle-guard: error: {option}: {first['msg']}\n")
-            return REFUSED_EXIT
-
-
-def _print_refusal(refusal: PolicyViolation, report_format: str) -> None:
-    if refusal.report is not None:
-        from paracle_guard.report import render
-
-        sys.stderr.write(render(refusal.report, report_format))
-        if report_format == "json":
-            return  # stderr stays one parseable document
-    sys.stderr.write(f"paracle-guard: {refusal}\n")

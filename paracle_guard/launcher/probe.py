@@ -1,14 +1,20 @@
-"""``paracle-guard sandbox test``: prove from inside a launched sandbox what the image promises.
+"""``paracle-guard sandbox test``: prove what a sandbox image promises, without taking its word.
 
-The probe is started through the enforced launcher like any agent code, so it
-sees exactly what agent code would see. It reports raw facts as ``key=value``
-lines and the host judges them: the promises and their thresholds live here,
-next to the policy, not in code that runs inside the image under test.
+The probe is started through the enforced launcher like any agent code. Every
+promise about the sandbox is judged from facts the host reads while the probe
+runs (``hostproof``: the kernel's credentials, mounts, network namespace and
+cgroup limits of the container's processes), never from what runs inside the
+image: an image can replace ``python3`` with a script that prints whatever
+it likes. The in-image interpreter only adds checks the image is the subject
+of: that Python runs, that the preinstalled packages import, and that a
+"Hello from sandbox" line makes the round trip through stdin and /workspace.
 
-The image's ``python3`` runs the probe when it exists (it is also what most
-promises are about); otherwise a POSIX ``/bin/sh`` runs a shell version that
-uses only builtins and the commonest utilities. An image with neither is
-reported with every promise unchecked. Exit 0 only when every promise holds.
+The image's ``python3`` runs the probe when it exists; otherwise a POSIX
+``/bin/sh`` runs a shell version. Both read a line from stdin before they end,
+which the launcher sends only after its proof from the host, so the container
+is alive while the host reads it. A probe that ends earlier (or an image with
+neither interpreter) leaves every promise unchecked. Exit 0 only when every
+promise holds.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from paracle_guard.errors import InputError
+from paracle_guard.launcher.hostproof import ENGINE_MOUNTS, HostFacts, MountEntry
+from paracle_guard.units import format_size, parse_size
 
 # What the sandbox image preinstalls for agents: module name, as imported.
 PACKAGES = ("requests", "pydantic", "click", "rich", "jinja2", "yaml")
@@ -30,36 +38,17 @@ PREFIX = "paracle-probe:"
 # (docker-init reports "exec X failed" and exits 127), and a shell's "not found" alike.
 NOT_FOUND_EXIT = 127
 PROBE_TIMEOUT = 60.0
+WRITABLE = ("/tmp", "/workspace")
+INSIDE = "(the image's own word)"
 
 Status = Literal["pass", "fail", "unchecked"]
 
 PYTHON_PROBE = r"""
-import errno, importlib, os, sys
+import importlib, os, sys
 P = "paracle-probe:"
 def fact(key, value):
     print(P + key + "=" + str(value).replace("\n", " "), flush=True)
 fact("probe", "python")
-fact("uid", os.getuid()); fact("gid", os.getgid())
-fact("groups", " ".join(str(g) for g in sorted(set(os.getgroups()))))
-with open("/proc/self/status") as status:
-    for line in status:
-        name, _, value = line.partition(":")
-        if name in ("CapEff", "CapBnd", "NoNewPrivs", "Seccomp"):
-            fact(name, value.strip())
-def try_write(path):
-    name = os.path.join(path, ".paracle-probe-%d" % os.getpid())
-    try:
-        with open(name, "w") as handle:
-            handle.write("x")
-        os.unlink(name)
-        return "ok"
-    except OSError as exc:
-        return "denied " + (errno.errorcode.get(exc.errno, str(exc.errno)))
-for path in ("/", "/usr", "/etc", "/tmp", "/workspace"):
-    fact("write:" + path, try_write(path))
-with open("/proc/net/dev") as dev:
-    names = [line.split(":")[0].strip() for line in dev if ":" in line]
-fact("interfaces", ",".join(sorted(names)))
 fact("python", sys.version.split()[0])
 for module in sys.argv[1:]:
     try:
@@ -79,25 +68,10 @@ except OSError as exc:
     fact("hello", "error " + str(exc))
 """
 
-# Builtins plus id, grep and cat, which every shell image has (busybox included).
+# Builtins plus cat, which every shell image has (busybox included).
 SHELL_PROBE = r"""
 P=paracle-probe:
 echo "${P}probe=sh"
-echo "${P}uid=$(id -u)"
-echo "${P}gid=$(id -g)"
-echo "${P}groups=$(id -G)"
-grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status \
-    | while IFS=: read -r name value; do echo "${P}${name}=$(echo $value)"; done
-for dir in / /usr /etc /tmp /workspace; do
-    f="${dir%/}/.paracle-probe-$$"
-    if (echo x > "$f") 2>/dev/null; then echo "${P}write:${dir}=ok"; rm -f "$f" 2>/dev/null
-    else echo "${P}write:${dir}=denied"; fi
-done
-names=""
-while IFS= read -r line; do
-    case "$line" in *:*) n="${line%%:*}"; n=$(echo $n); names="${names:+$names,}$n" ;; esac
-done < /proc/net/dev
-echo "${P}interfaces=$names"
 if command -v python3 >/dev/null 2>&1; then
     echo "${P}python=$(python3 -c 'import sys; print(sys.version.split()[0])' 2>&1)"
 else
@@ -111,13 +85,19 @@ else
 fi
 """
 
+HOST_PROMISES = ("user", "groups", "CapEff", "CapBnd", "NoNewPrivs", "Seccomp",
+                 "read-only root", "/tmp writable", "/workspace writable", "network", "limits")
+
 
 @dataclass(frozen=True)
 class Expectations:
-    """What the policy and the launcher promise, as the probe can observe it."""
+    """What the policy and the launcher promise, as the host can observe it."""
 
     allowed_uids: tuple[int, ...] = ()
     network_none: bool = True
+    memory: int | None = None  # the policy's ceilings; None: no ceiling
+    cpus: float | None = None
+    pids: int | None = None
 
 
 @dataclass
@@ -193,60 +173,109 @@ def parse_facts(output: str) -> dict[str, str]:
     return facts
 
 
-def _int(text: str | None, base: int = 10) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text.split()[0], base)
-    except (ValueError, IndexError):
-        return None
+def _all_same(values: Sequence[int]) -> str:
+    return " ".join(str(value) for value in sorted(set(values)))
 
 
-def _observed(facts: Mapping[str, str], key: str) -> str:
-    return facts.get(key, "not reported")
-
-
-def evaluate(facts: Mapping[str, str], expect: Expectations, nonce: str) -> list[Check]:
-    """Judge the probe's facts against the promises; a missing fact fails its promise."""
+def evaluate_host(host: HostFacts | None, expect: Expectations, why_not: str) -> list[Check]:
+    """The sandbox's promises, judged from what the host read; unchecked without it."""
+    if host is None:
+        return [Check(name, "", "unchecked", why_not) for name in HOST_PROMISES]
     checks: list[Check] = []
 
     def add(name: str, promise: str, holds: bool, observed: str) -> None:
         checks.append(Check(name, promise, "pass" if holds else "fail", observed))
 
-    uid, gid = _int(facts.get("uid")), _int(facts.get("gid"))
-    uid_ok = uid is not None and uid != 0 and (not expect.allowed_uids
-                                               or uid in expect.allowed_uids)
+    processes = host.processes
+    uids = [uid for process in processes for uid in process.uids]
+    gids = [gid for process in processes for gid in process.gids]
     allowed = ", ".join(map(str, expect.allowed_uids)) or "any but 0"
     add("user", f"non-root uid ({allowed}), gid not 0",
-        uid_ok and gid is not None and gid != 0,
-        f"uid={_observed(facts, 'uid')} gid={_observed(facts, 'gid')}")
-    groups = facts.get("groups")
+        bool(uids) and len(set(uids)) == 1 and 0 not in uids
+        and (not expect.allowed_uids or uids[0] in expect.allowed_uids)
+        and bool(gids) and 0 not in gids,
+        f"uid={_all_same(uids)} gid={_all_same(gids)}")
+    groups = {process.groups for process in processes}
     add("groups", "only the primary group, no supplementary groups",
-        groups is not None and gid is not None and groups.split() == [str(gid)],
-        _observed(facts, "groups"))
-    add("CapEff", "no effective capabilities (0)",
-        _int(facts.get("CapEff"), 16) == 0, _observed(facts, "CapEff"))
-    add("CapBnd", "empty bounding set: nothing can be regained (0)",
-        _int(facts.get("CapBnd"), 16) == 0, _observed(facts, "CapBnd"))
-    add("NoNewPrivs", "no new privileges (1)",
-        _int(facts.get("NoNewPrivs")) == 1, _observed(facts, "NoNewPrivs"))
-    add("Seccomp", "seccomp filter active (2)",
-        _int(facts.get("Seccomp")) == 2, _observed(facts, "Seccomp"))
-    read_only = [path for path in ("/", "/usr", "/etc")
-                 if facts.get(f"write:{path}", "").startswith("denied")]
-    add("read-only root", "writing to /, /usr and /etc fails",
-        len(read_only) == 3,
-        " ".join(f"{path}:{_observed(facts, f'write:{path}')}" for path in ("/", "/usr", "/etc")))
-    for path in ("/tmp", "/workspace"):
-        add(f"{path} writable", f"writing to {path} works",
-            facts.get(f"write:{path}") == "ok", _observed(facts, f"write:{path}"))
-    interfaces = facts.get("interfaces")
+        bool(gids) and groups == {tuple(sorted(set(gids)))},
+        "; ".join(" ".join(map(str, group)) for group in sorted(groups)))
+    for name, promise, value, wanted in (
+            ("CapEff", "no effective capabilities (0)", "cap_eff", 0),
+            ("CapBnd", "empty bounding set: nothing can be regained (0)", "cap_bnd", 0)):
+        seen = {getattr(process, value) for process in processes}
+        add(name, promise, seen == {wanted}, " ".join(f"{v:016x}" for v in sorted(seen)))
+    for name, promise, value, wanted in (
+            ("NoNewPrivs", "no new privileges (1)", "no_new_privs", 1),
+            ("Seccomp", "seccomp filter active (2)", "seccomp", 2)):
+        seen = {getattr(process, value) for process in processes}
+        add(name, promise, seen == {wanted}, " ".join(map(str, sorted(seen))))
+    root = host.mounts_at("/")
+    extra = _writable_outside(host, WRITABLE)
+    add("read-only root", "/ is mounted read-only; only /tmp and /workspace are writable",
+        bool(root) and root[-1].read_only and not extra,
+        ("/ " + ("ro" if root and root[-1].read_only else "rw"))
+        + (f"; also writable: {', '.join(extra)}" if extra else ""))
+    uid = uids[0] if uids else -1
+    for path in WRITABLE:
+        holds, observed = _writable_by(host.mounts_at(path), uid)
+        add(f"{path} writable", f"{path} is a writable mount of the sandbox user", holds,
+            observed)
+    interfaces = ",".join(host.interfaces)
     if expect.network_none:
-        add("network", "only the loopback interface (network none)",
-            interfaces == "lo", _observed(facts, "interfaces"))
+        add("network", "only the loopback interface (network none)", interfaces == "lo",
+            interfaces)
     else:
-        add("network", "the network the policy allows",
-            interfaces is not None, _observed(facts, "interfaces"))
+        add("network", "the network the policy allows", True, interfaces)
+    add(*_limits_check(host, expect))
+    return checks
+
+
+def _writable_outside(host: HostFacts, allowed: Sequence[str]) -> list[str]:
+    return [entry.mount_point for entry in host.mounts
+            if not entry.read_only and entry.mount_point not in ("/", *allowed)
+            and (entry.mount_point, entry.fstype) not in ENGINE_MOUNTS and entry.root != "/null"]
+
+
+def _writable_by(entries: list[MountEntry], uid: int) -> tuple[bool, str]:
+    if len(entries) != 1:
+        return False, "not mounted" if not entries else f"{len(entries)} mounts stacked"
+    entry = entries[0]
+    owner = next((option.partition("=")[2] for option in entry.super_options
+                  if option.startswith("uid=")), None)
+    observed = f"{entry.fstype} {'ro' if entry.read_only else 'rw'}"
+    if entry.fstype == "tmpfs":
+        observed += f" uid={owner}"
+        return not entry.read_only and owner == str(uid), observed
+    # A bind (--workspace): writable by the sandbox user was checked on the host folder.
+    return not entry.read_only, f"{observed} bind of {entry.root}"
+
+
+def _limits_check(host: HostFacts, expect: Expectations) -> tuple[str, str, bool, str]:
+    name = "limits"
+    promise = "memory (no swap), CPU and pids limited, within the policy"
+    limits = host.limits
+    if limits is None:
+        return name, promise, False, "; ".join(host.notes) or "cgroup limits not readable"
+    observed = (f"memory {format_size(limits.memory) if limits.memory else 'unlimited'}, "
+                f"swap {'unknown' if limits.swap is None else format_size(limits.swap)}, "
+                f"pids {limits.pids or 'unlimited'}, cpus {limits.cpus or 'unlimited'}")
+    holds = (
+        limits.memory is not None and (expect.memory is None or limits.memory <= expect.memory)
+        and (limits.swap is None or limits.swap == 0)
+        and limits.pids is not None and (expect.pids is None or limits.pids <= expect.pids)
+        and limits.cpus is not None
+        and (expect.cpus is None or limits.cpus <= expect.cpus + 1e-9)
+    )
+    return name, promise, holds, observed
+
+
+def evaluate_inside(facts: Mapping[str, str], nonce: str) -> list[Check]:
+    """What the image's own interpreter reports: Python, its packages, the hello round trip."""
+    checks: list[Check] = []
+
+    def add(name: str, promise: str, holds: bool, observed: str) -> None:
+        checks.append(Check(name, promise, "pass" if holds else "fail", f"{observed} {INSIDE}"))
+
     python = facts.get("python", "missing")
     add("python", "python3 runs", python[:1].isdigit(), python)
     for module in PACKAGES:
@@ -255,19 +284,16 @@ def evaluate(facts: Mapping[str, str], expect: Expectations, nonce: str) -> list
             observed = "python3 missing" if not python[:1].isdigit() else "not reported"
             add(f"import {module}", f"import {module} works", False, observed)
         else:
-            add(f"import {module}", f"import {module} works", result.startswith("ok"),
-                result)
+            add(f"import {module}", f"import {module} works", result.startswith("ok"), result)
     expected = f"{HELLO} {nonce}"
     add("hello", f"'{HELLO}' round trip through stdin and /workspace",
-        facts.get("hello") == expected, _observed(facts, "hello"))
+        facts.get("hello") == expected, facts.get("hello", "not reported"))
     return checks
 
 
 def unchecked(image: str, reason: str) -> ProbeReport:
     """Every promise, unchecked: nothing could run inside the image."""
-    names = ["user", "groups", "CapEff", "CapBnd", "NoNewPrivs", "Seccomp", "read-only root",
-             "/tmp writable", "/workspace writable", "network", "python",
-             *(f"import {module}" for module in PACKAGES), "hello"]
+    names = [*HOST_PROMISES, "python", *(f"import {module}" for module in PACKAGES), "hello"]
     return ProbeReport(
         image=image, interpreter="none", problem=reason,
         checks=[Check(name, "", "unchecked", reason) for name in names],
@@ -300,10 +326,12 @@ def run_probe(
     if not image.strip():
         raise InputError("--image: expected a local image reference")
     with Launcher(policy, labels=labels) as launcher:
-        controls = launcher.policy.controls
+        resources = launcher.policy.controls.resources
         expect = Expectations(
-            allowed_uids=tuple(controls.user.allowed_uids),
-            network_none=controls.network.mode == "none",
+            allowed_uids=tuple(launcher.policy.controls.user.allowed_uids),
+            network_none=launcher.policy.controls.network.mode == "none",
+            memory=parse_size(resources.memory) if resources.memory else None,
+            cpus=resources.cpus, pids=resources.pids,
         )
         config = SandboxConfig(base_image=image, timeout=PROBE_TIMEOUT, env=dict(env or {}))
         for interpreter, command in probe_commands():
@@ -315,13 +343,17 @@ def run_probe(
             facts = parse_facts(result.stdout)
             if result.exit_code == NOT_FOUND_EXIT and not facts:
                 continue  # this interpreter is not in the image: try the next one
+            why_not = result.proof or "the host could not read the sandbox"
             report = ProbeReport(image=image, interpreter=interpreter,
-                                 checks=evaluate(facts, expect, nonce))
+                                 checks=[*evaluate_host(result.host, expect, why_not),
+                                         *evaluate_inside(facts, nonce)])
             if result.timed_out:
                 report.problem = f"the probe timed out after {PROBE_TIMEOUT:g}s"
             elif result.exit_code != 0:
                 report.problem = (f"the probe exited {result.exit_code}: "
                                   + _last_line(result.stderr))
+            elif result.host is None:
+                report.problem = why_not
             return report
     return unchecked(image, "the image has neither python3 nor /bin/sh to run the probe with")
 

@@ -25,19 +25,25 @@ What every RunSpec carries, and why (the ways launchers get bypassed):
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from paracle_guard import units
-from paracle_guard.errors import GuardError, InputError
+from paracle_guard.errors import InputError
+from paracle_guard.launcher.envfile import ENV_NAME, read_env_file
+from paracle_guard.launcher.hostpath import CheckedPath, check_host_path, is_under, overlapping
+from paracle_guard.launcher.refusal import PolicyViolation
 from paracle_guard.policy.models import Policy
-from paracle_guard.report.models import Finding, Report
 from paracle_guard.subject import UserFact
+
+__all__ = ["PolicyViolation", "RunSpec", "SandboxConfig", "build_runspec", "check_options"]
 
 WORKSPACE = "/workspace"
 LAUNCHER_LABEL = "paracle-guard.launcher"
@@ -51,43 +57,26 @@ NOFILE_LIMIT = 1024
 LOG_MAX_SIZE = "1m"
 LOG_MAX_FILES = "1"
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-# Host trees that must never reach a container, nor anything below them.
-SYSTEM_TREES = (
-    "/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run",
-    "/var/lib/docker", "/var/lib/containerd",
-)
-# Folders whose own contents are sensitive but whose subfolders are ordinary
-# projects (/root/project, ~/code): refused only as themselves or as an ancestor.
-PRIVATE_ROOTS = ("/", "/root")
 # Paths inside the container where a tmpfs would hide the system rather than add scratch space.
 _UNMOUNTABLE = ("/", "/proc", "/sys", "/dev")
 
+# Bounds every backend can honour without overflowing: a week is longer than any
+# sandboxed command should run (select() and Kubernetes' activeDeadlineSeconds take
+# far more, but 1e300 seconds overflows both); the engine stores limits as int64.
+MAX_TIMEOUT = 7 * 24 * 3600.0
+MAX_CPUS = 1024.0
+MAX_PIDS = 2**31 - 1
+MAX_BYTES = 2**63 - 1
 
-class PolicyViolation(GuardError):
-    """A launch refused because it would break the policy.
 
-    ``findings`` holds the rule findings that caused it (empty when an option or
-    the workspace was refused before anything was checked); ``key`` names the
-    policy key an option ran into; ``report`` is the full report when rules ran.
-    """
+class ReadOnlyMount(BaseModel):
+    """A read-only input: a host folder or file, mounted at ``target`` in the sandbox."""
 
-    exit_code = 125
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        findings: Sequence[Finding] = (),
-        key: str | None = None,
-        report: Report | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.findings = list(findings)
-        self.key = key
-        self.report = report
+    source: Path
+    target: str
 
 
 class SandboxConfig(BaseModel):
@@ -102,16 +91,35 @@ class SandboxConfig(BaseModel):
     # A tag, ID or digest of a local image; resolved to its ID once, never pulled.
     base_image: str = Field(min_length=1)
     memory: str | None = None  # Docker notation: 256m, 1g, 268435456
-    cpus: float | None = Field(default=None, gt=0)
-    pids: int | None = Field(default=None, ge=1)
-    timeout: float | None = Field(default=None, gt=0)  # seconds; None: no timeout
+    cpus: float | None = Field(default=None, gt=0, le=MAX_CPUS, allow_inf_nan=False)
+    pids: int | None = Field(default=None, ge=1, le=MAX_PIDS)
+    # Seconds; None: no timeout. inf, nan, 1e300 and -1 are refused here, before anything.
+    timeout: float | None = None
     network: str | None = None
     workspace: Path | None = None  # a host folder mounted at /workspace
     env: dict[str, str] = Field(default_factory=dict)
+    # Files of NAME=VALUE lines (docker run --env-file); the way in for secrets.
+    env_files: tuple[Path, ...] = ()
+    # Host folders or files mounted read-only (--mount HOST:CONTAINER:ro).
+    mounts: tuple[ReadOnlyMount, ...] = ()
 
     @property
     def image(self) -> str:
         return self.base_image
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _finite_timeout(cls, value: object) -> object:
+        if value is None:
+            return None
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError("expected a number of seconds") from None
+        if not 0 < seconds <= MAX_TIMEOUT:  # false for nan too
+            raise ValueError(f"expected seconds, more than 0 and at most {MAX_TIMEOUT:g} "
+                             "(7 days)")
+        return seconds
 
 
 class TmpfsMount(BaseModel):
@@ -124,10 +132,12 @@ class TmpfsMount(BaseModel):
 class BindMount(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    source: str  # a real path, checked by ``check_workspace``
+    source: str  # a real path, checked by ``hostpath.check_host_path``
     target: str
-    # (st_dev, st_ino) of the folder when it was checked: re-checked after start.
+    # (st_dev, st_ino) of the folder when it was checked: compared after start.
     identity: tuple[int, int]
+    read_only: bool = False
+    is_dir: bool = True
 
 
 class Ulimit(BaseModel):
@@ -168,10 +178,18 @@ class RunSpec(BaseModel):
     labels: tuple[tuple[str, str], ...] = ()
     open_stdin: bool = False
     timeout: float | None = None
+    # Secret-looking variables that came from an --env-file only its owner can read:
+    # the one way the launcher accepts them (PG601 is waived for exactly these).
+    file_secret_names: tuple[str, ...] = ()
 
     @property
     def user(self) -> str:
         return f"{self.uid}:{self.gid}"
+
+    def mount_targets(self) -> list[tuple[str, bool]]:
+        """Every (target, is a directory) the sandbox gets a mount at."""
+        return sorted([(mount.target, True) for mount in self.tmpfs]
+                      + [(bind.target, bind.is_dir) for bind in self.binds])
 
 
 def parse_size(text: str, what: str) -> int:
@@ -190,7 +208,7 @@ def parse_env(items: Sequence[str], host_env: Mapping[str, str]) -> dict[str, st
     env: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not _ENV_NAME.match(name):
+        if not ENV_NAME.match(name):
             raise InputError(f"--env {item!r}: expected NAME or NAME=VALUE, NAME a variable name")
         if not sep:
             if name not in host_env:
@@ -198,6 +216,146 @@ def parse_env(items: Sequence[str], host_env: Mapping[str, str]) -> dict[str, st
             value = host_env[name]
         env[name] = value
     return env
+
+
+def parse_mount(text: str) -> ReadOnlyMount:
+    """``--mount HOST:CONTAINER:ro``: read-only is the only mode there is."""
+    host, sep, rest = text.rpartition(":")
+    source, sep2, target = host.rpartition(":")
+    if not (sep and sep2) or rest != "ro" or not source or not target:
+        raise InputError(f"--mount {text}: expected HOST:CONTAINER:ro (inputs are mounted "
+                         "read-only; the sandbox writes only to its writable paths)")
+    return ReadOnlyMount(source=Path(source), target=target)
+
+
+def secret_looking(policy: Policy) -> Callable[[str], bool]:
+    """Whether a variable name looks like a secret, by the policy's PG601 patterns."""
+    patterns = [re.compile(pattern) for pattern in policy.controls.secrets.env_name_patterns]
+    return lambda name: any(pattern.search(name) for pattern in patterns)
+
+
+@dataclass(frozen=True)
+class CheckedOptions:
+    """The caller's options, each checked against the policy before anything is created."""
+
+    env: dict[str, str]
+    file_secret_names: tuple[str, ...]
+    workspace: CheckedPath | None
+    mounts: tuple[tuple[CheckedPath, str], ...]  # (host source, container target)
+    writable: tuple[str, ...]
+    memory_bytes: int
+    nano_cpus: int
+    pids_limit: int
+    network_mode: str
+    timeout: float | None
+
+
+def check_options(
+    policy: Policy,
+    config: SandboxConfig,
+    *,
+    home: str | None = None,
+    docker_host: str | None = None,
+    host_env: Mapping[str, str] | None = None,
+) -> CheckedOptions:
+    """Everything about a launch that can be judged without the image: refused here or never.
+
+    Raises PolicyViolation when an option would loosen the policy, InputError when
+    it cannot be understood; both exit 125 from ``run`` with one line.
+    """
+    writable = _writable_paths(policy)
+    env, file_names = _environment(policy, config, host_env if host_env is not None
+                                   else os.environ)
+    workspace = None
+    if config.workspace is not None:
+        if WORKSPACE not in writable:
+            raise PolicyViolation(
+                f"--workspace needs {WORKSPACE} to be writable, but "
+                "controls.root_filesystem.writable_paths does not list it",
+                key="controls.root_filesystem.writable_paths",
+            )
+        workspace = check_host_path(str(config.workspace), option="--workspace",
+                                    home=home, docker_host=docker_host)
+    return CheckedOptions(
+        env=env,
+        file_secret_names=file_names,
+        workspace=workspace,
+        mounts=_read_only_mounts(config.mounts, writable, home=home, docker_host=docker_host),
+        writable=tuple(writable),
+        memory_bytes=_memory(policy, config.memory),
+        nano_cpus=_cpus(policy, config.cpus),
+        pids_limit=_pids(policy, config.pids),
+        network_mode=_network(policy, config.network),
+        timeout=config.timeout,
+    )
+
+
+def _writable_paths(policy: Policy) -> list[str]:
+    writable = [path.rstrip("/") or "/" for path in policy.controls.root_filesystem.writable_paths]
+    for path in writable:
+        if path in _UNMOUNTABLE or path.startswith(("/proc/", "/sys/", "/dev/")):
+            raise PolicyViolation(
+                f"controls.root_filesystem.writable_paths lists {path}; the launcher only "
+                "mounts scratch space, never over / or the kernel's filesystems",
+                key="controls.root_filesystem.writable_paths",
+            )
+    return writable
+
+
+def _environment(
+    policy: Policy, config: SandboxConfig, host_env: Mapping[str, str]
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """--env-file values, then --env over them (as docker run orders them); secret-looking
+    names are accepted from files only."""
+    is_secret = secret_looking(policy)
+    env: dict[str, str] = {}
+    from_files: set[str] = set()
+    for path in config.env_files:
+        loaded = read_env_file(path, host_env=host_env, is_secret=is_secret)
+        env.update(loaded.values)
+        from_files.update(loaded.secret_names)
+    for name, value in config.env.items():
+        if not ENV_NAME.match(name):
+            raise InputError(f"--env {name!r}: not a variable name")
+        if "\0" in value:
+            raise InputError(f"--env {name}: the value contains a NUL byte")
+        if is_secret(name):
+            raise PolicyViolation(
+                f"refused: --env {name} looks like a secret (controls.secrets."
+                "env_name_patterns), and a value on the command line ends up in shell history "
+                f"and ps; put {name}=... in a file only you can read (chmod 600) and pass "
+                f"--env-file FILE, or hand the sandbox a file with --mount FILE:/run/secrets/"
+                f"{name.lower()}:ro",
+                key="controls.secrets.env_name_patterns",
+            )
+        env[name] = value
+        from_files.discard(name)
+    return env, tuple(sorted(from_files))
+
+
+def _read_only_mounts(
+    mounts: Sequence[ReadOnlyMount], writable: Sequence[str], *, home: str | None,
+    docker_host: str | None,
+) -> tuple[tuple[CheckedPath, str], ...]:
+    checked: list[tuple[CheckedPath, str]] = []
+    for mount in mounts:
+        spelled = f"--mount {mount.source}:{mount.target}:ro"
+        if not mount.target.startswith("/"):
+            raise InputError(f"{spelled}: the container path must be absolute")
+        target = posixpath.normpath(mount.target)
+        if target in _UNMOUNTABLE or target.startswith(("/proc/", "/sys/", "/dev/")):
+            raise PolicyViolation(f"refused: {spelled}: {target} would hide the system or a "
+                                  "kernel filesystem", key="--mount")
+        clash = overlapping(target, [*writable, *(taken for _, taken in checked)])
+        if clash is not None:
+            raise PolicyViolation(
+                f"refused: {spelled}: {target} overlaps {clash}, which is mounted already; "
+                "read-only inputs go beside the writable paths (/input, /run/secrets/NAME)",
+                key="--mount")
+        source = check_host_path(str(mount.source), option="--mount", want="dir-or-file",
+                                 home=home, docker_host=docker_host)
+        checked.append((source, target))
+    return tuple(checked)
 
 
 def build_runspec(
@@ -213,40 +371,29 @@ def build_runspec(
     home: str | None = None,
     docker_host: str | None = None,
     open_stdin: bool = False,
+    options: CheckedOptions | None = None,
 ) -> RunSpec:
     """The hardened RunSpec for ``command`` in image ``image_id`` under ``policy``.
 
-    Raises PolicyViolation when the policy cannot be met or an option would loosen
-    it, and InputError for options that cannot be understood.
+    ``options`` are the caller's, already checked by ``check_options`` (which runs
+    here when they are not given). Raises PolicyViolation when the policy cannot be
+    met or an option would loosen it, and InputError for options that cannot be
+    understood.
     """
-    controls = policy.controls
     if not command:
         raise InputError("no command given: put it after --, as in: run --image IMG -- python x.py")
+    if options is None:
+        options = check_options(policy, config, home=home, docker_host=docker_host)
     uid, gid = _run_as(policy, image_user)
-
-    writable = [path.rstrip("/") or "/" for path in controls.root_filesystem.writable_paths]
-    for path in writable:
-        if path in _UNMOUNTABLE or path.startswith(("/proc/", "/sys/", "/dev/")):
-            raise PolicyViolation(
-                f"controls.root_filesystem.writable_paths lists {path}; the launcher only "
-                "mounts scratch space, never over / or the kernel's filesystems",
-                key="controls.root_filesystem.writable_paths",
-            )
 
     tmpfs: list[TmpfsMount] = []
     binds: list[BindMount] = []
-    if config.workspace is not None:
-        if WORKSPACE not in writable:
-            raise PolicyViolation(
-                f"--workspace needs {WORKSPACE} to be writable, but "
-                "controls.root_filesystem.writable_paths does not list it",
-                key="controls.root_filesystem.writable_paths",
-            )
-        source, identity = check_workspace(config.workspace, home=home, docker_host=docker_host)
-        _require_writable_by(source, config.workspace, uid, gid)
-        binds.append(BindMount(source=source, target=WORKSPACE, identity=identity))
-    for path in writable:
-        if binds and path == WORKSPACE:
+    if options.workspace is not None:
+        _require_writable_by(options.workspace, uid, gid)
+        binds.append(_bind(options.workspace, WORKSPACE, read_only=False))
+    binds.extend(_bind(source, target, read_only=True) for source, target in options.mounts)
+    for path in options.writable:
+        if options.workspace is not None and path == WORKSPACE:
             continue
         # /tmp is where droppers land: nothing written there may be executed.
         flags = "rw,noexec,nosuid,nodev" if path != WORKSPACE else "rw,nosuid,nodev"
@@ -260,6 +407,11 @@ def build_runspec(
         if volume in _UNMOUNTABLE:
             raise PolicyViolation(f"the image declares VOLUME {volume}, which cannot be covered",
                                   key="controls.root_filesystem.read_only")
+        for _, target in options.mounts:
+            if is_under(target, volume) or is_under(volume, target):
+                raise PolicyViolation(
+                    f"refused: --mount at {target} overlaps the image's VOLUME {volume}",
+                    key="--mount")
         tmpfs.append(TmpfsMount(target=volume,
                                 options=f"ro,noexec,nosuid,nodev,size={COVER_SIZE}"))
 
@@ -273,15 +425,15 @@ def build_runspec(
         command=tuple(command),
         uid=uid,
         gid=gid,
-        env=tuple(sorted(_checked_env(config.env).items())),
+        env=tuple(sorted(options.env.items())),
         working_dir=WORKSPACE if WORKSPACE in mounted else None,
         read_only_rootfs=True,
-        network_mode=_network(policy, config.network),
+        network_mode=options.network_mode,
         tmpfs=tuple(sorted(tmpfs, key=lambda mount: mount.target)),
         binds=tuple(binds),
-        memory_bytes=_memory(policy, config.memory),
-        nano_cpus=_cpus(policy, config.cpus),
-        pids_limit=_pids(policy, config.pids),
+        memory_bytes=options.memory_bytes,
+        nano_cpus=options.nano_cpus,
+        pids_limit=options.pids_limit,
         ulimits=(
             Ulimit(name="core", soft=0, hard=0),
             Ulimit(name="msgqueue", soft=0, hard=0),
@@ -289,10 +441,14 @@ def build_runspec(
         ),
         labels=tuple(sorted(all_labels.items())),
         open_stdin=open_stdin,
-        timeout=config.timeout,
+        timeout=options.timeout,
+        file_secret_names=options.file_secret_names,
     )
 
 
+def _bind(source: CheckedPath, target: str, *, read_only: bool) -> BindMount:
+    return BindMount(source=source.real, target=target, identity=source.identity,
+                     read_only=read_only, is_dir=source.is_dir)
 def _run_as(policy: Policy, image_user: UserFact | None) -> tuple[int, int]:
     """The policy's first non-root uid, with the same gid; else the image's proven non-root user."""
     allowed = policy.controls.user.allowed_uids
@@ -334,6 +490,8 @@ def _memory(policy: Policy, option: str | None) -> int:
         )
     if wanted == 0:
         raise InputError("--memory 0 would mean no limit; give a size such as 256m")
+    if wanted > MAX_BYTES:
+        raise InputError(f"--memory {option}: more than the engine can store")
     return wanted
 
 
@@ -403,110 +561,16 @@ def _network(policy: Policy, option: str | None) -> str:
     return option
 
 
-def _checked_env(env: Mapping[str, str]) -> dict[str, str]:
-    for name, value in env.items():
-        if not _ENV_NAME.match(name):
-            raise InputError(f"environment variable name {name!r} is not a valid name")
-        if "\0" in value:
-            raise InputError(f"environment variable {name} contains a NUL byte")
-    return dict(env)
-
-
-def check_workspace(
-    folder: Path | str, *, home: str | None = None, docker_host: str | None = None
-) -> tuple[str, tuple[int, int]]:
-    """The real path and (st_dev, st_ino) of a workspace folder, or a refusal saying why.
-
-    Refused: a path that does not exist or is not a folder, any symlink on the way
-    to it (the engine would follow it at mount time, after this check), and host
-    paths whose exposure hands over the host: system trees (and anything below
-    them), /, /root and the user's home (and any folder that contains one of them),
-    and the folder of the engine's socket.
-    """
-    given = str(folder)
-    absolute = os.path.abspath(os.path.expanduser(given))
-    _refuse_symlinks(given, absolute)
-    try:
-        info = os.stat(absolute)
-    except OSError as exc:
-        raise InputError(f"--workspace {given}: {exc.strerror or exc}") from exc
-    if not stat.S_ISDIR(info.st_mode):
-        raise InputError(f"--workspace {given}: not a folder")
-    real = os.path.realpath(absolute)
-    if real != absolute:
-        raise PolicyViolation(
-            f"--workspace {given}: resolves to {real} through a symlink or '..'; "
-            "give the real path",
-            key="--workspace",
-        )
-    _refuse_sensitive(given, real, home=home, docker_host=docker_host)
-    return real, (info.st_dev, info.st_ino)
-
-
-def _require_writable_by(real: str, given: Path | str, uid: int, gid: int) -> None:
+def _require_writable_by(folder: CheckedPath, uid: int, gid: int) -> None:
     """Refuse a workspace the sandbox user could not write: better now than mid-run."""
-    info = os.stat(real)
-    mode = info.st_mode
+    mode = folder.mode
     writable = (
-        (info.st_uid == uid and mode & stat.S_IWUSR)
-        or (info.st_gid == gid and mode & stat.S_IWGRP)
+        (folder.uid == uid and mode & stat.S_IWUSR)
+        or (folder.gid == gid and mode & stat.S_IWGRP)
         or mode & stat.S_IWOTH
     )
     if not writable:
         raise InputError(
-            f"--workspace {given}: the sandbox user {uid}:{gid} cannot write it (owner "
-            f"{info.st_uid}:{info.st_gid}, mode {stat.S_IMODE(mode):o}); "
-            f"run chown {uid}:{gid} {real}"
+            f"--workspace {folder.given}: the sandbox user {uid}:{gid} cannot write it (owner "
+            f"{folder.uid}:{folder.gid}, mode {mode:o}); run chown {uid}:{gid} {folder.real}"
         )
-
-
-def _refuse_symlinks(given: str, absolute: str) -> None:
-    current = "/"
-    for part in Path(absolute).parts[1:]:
-        current = os.path.join(current, part)
-        try:
-            mode = os.lstat(current).st_mode
-        except OSError as exc:
-            raise InputError(f"--workspace {given}: {current}: {exc.strerror or exc}") from exc
-        if stat.S_ISLNK(mode):
-            raise PolicyViolation(
-                f"--workspace {given}: {current} is a symlink; the engine would follow it "
-                "when mounting, so give the real path",
-                key="--workspace",
-            )
-
-
-def _refuse_sensitive(given: str, real: str, *, home: str | None, docker_host: str | None) -> None:
-    trees = list(SYSTEM_TREES)
-    socket_folder = _socket_folder(docker_host)
-    if socket_folder is not None:
-        trees.append(socket_folder)
-    roots = list(PRIVATE_ROOTS)
-    if home:
-        roots.append(os.path.realpath(home))
-    for tree in trees:
-        if _is_under(real, tree) or _is_under(tree, real):
-            raise PolicyViolation(
-                f"--workspace {given}: {real} is or holds the sensitive host path {tree}",
-                key="--workspace",
-            )
-    for root in roots:
-        if _is_under(root, real):
-            what = "the root of the host" if root == "/" else f"the home folder {root}"
-            raise PolicyViolation(
-                f"--workspace {given}: {real} is or holds {what}; mount a project folder "
-                "inside it instead",
-                key="--workspace",
-            )
-
-
-def _socket_folder(docker_host: str | None) -> str | None:
-    host = docker_host if docker_host is not None else os.environ.get("DOCKER_HOST", "")
-    path = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
-    if not host or host.startswith("unix://"):
-        return os.path.realpath(os.path.dirname(path) or "/")
-    return None
-
-
-def _is_under(path: str, root: str) -> bool:
-    return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")

@@ -1,4 +1,4 @@
-"""The Docker backend's pure parts: the create body, the inspect comparison, the streams."""
+"""The Docker backend's pure parts (the create body, the inspect comparison) and the streams."""
 
 from __future__ import annotations
 
@@ -13,18 +13,14 @@ from typing import Any
 
 import pytest
 
-from paracle_guard.launcher.docker_backend import (
-    create_config,
-    feed_stdin,
-    spec_mismatches,
-    stream,
-)
+from paracle_guard.launcher.docker_backend import create_config, spec_mismatches
 from paracle_guard.launcher.runspec import (
     BindMount,
     RunSpec,
     TmpfsMount,
     Ulimit,
 )
+from paracle_guard.launcher.streams import feed_stdin, stream
 
 IMAGE_ID = "sha256:" + "cd" * 32
 
@@ -40,7 +36,8 @@ SPEC = RunSpec(
         TmpfsMount(target="/data", options="ro,noexec,nosuid,nodev,size=4k"),
         TmpfsMount(target="/tmp", options="rw,noexec,nosuid,nodev,size=64m"),
     ),
-    binds=(BindMount(source="/srv/ws", target="/workspace", identity=(1, 2)),),
+    binds=(BindMount(source="/srv/ws", target="/workspace", identity=(1, 2)),
+           BindMount(source="/srv/in", target="/input", identity=(1, 3), read_only=True)),
     memory_bytes=256 * 2**20,
     nano_cpus=500_000_000,
     pids_limit=64,
@@ -69,8 +66,14 @@ def test_create_body_is_the_hardened_sandbox() -> None:
     assert (host["PidMode"], host["UTSMode"], host["UsernsMode"]) == ("", "", "")
     assert host["Tmpfs"] == {"/data": "ro,noexec,nosuid,nodev,size=4k",
                              "/tmp": "rw,noexec,nosuid,nodev,size=64m"}
-    assert host["Mounts"] == [{"Type": "bind", "Source": "/srv/ws", "Target": "/workspace",
-                               "ReadOnly": False, "BindOptions": {"Propagation": "rprivate"}}]
+    # Only the folders themselves (no host mounts below them), the inputs read-only.
+    options = {"Propagation": "rprivate", "NonRecursive": True}
+    assert host["Mounts"] == [
+        {"Type": "bind", "Source": "/srv/ws", "Target": "/workspace", "ReadOnly": False,
+         "BindOptions": options},
+        {"Type": "bind", "Source": "/srv/in", "Target": "/input", "ReadOnly": True,
+         "BindOptions": options},
+    ]
     assert host["Memory"] == host["MemorySwap"] == 256 * 2**20
     assert host["NanoCpus"] == 500_000_000
     assert host["PidsLimit"] == 64
@@ -107,8 +110,8 @@ def inspected(spec: RunSpec) -> dict[str, Any]:
         "Config": {"User": body["User"], "Env": [f"{k}={v}" for k, v in env.items()],
                    "Labels": body["Labels"]},
         "HostConfig": host,
-        "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.target, "RW": True}
-                   for b in spec.binds],
+        "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.target,
+                    "RW": not b.read_only} for b in spec.binds],
     }
 
 
@@ -142,7 +145,17 @@ def _set(document: dict[str, Any], path: str, value: Any) -> None:
         ("HostConfig.ReadonlyRootfs", False, "ReadonlyRootfs"),
         ("Config.Env", ["PATH=/bin", "MODE=fast", "HTTP_PROXY=http://x"], "Config.Env"),
         ("Mounts", [{"Type": "bind", "Source": "/srv/ws", "Destination": "/workspace"},
+                    {"Type": "bind", "Source": "/srv/in", "Destination": "/input", "RW": False},
                     {"Type": "volume", "Source": "", "Destination": "/data"}], "Mounts"),
+        # An input mounted writable, or a bind that takes the host's mounts below it along.
+        ("Mounts", [{"Type": "bind", "Source": "/srv/ws", "Destination": "/workspace"},
+                    {"Type": "bind", "Source": "/srv/in", "Destination": "/input",
+                     "RW": True}], "Mounts"),
+        ("HostConfig.Mounts", [{"Type": "bind", "Source": "/srv/ws", "Target": "/workspace",
+                                "BindOptions": {"Propagation": "rprivate"}},
+                               {"Type": "bind", "Source": "/srv/in", "Target": "/input",
+                                "ReadOnly": True, "BindOptions": {"NonRecursive": True}}],
+         "HostConfig.Mounts"),
     ],
 )
 def test_every_drift_is_named(path: str, value: Any, named: str) -> None:

@@ -18,14 +18,15 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from paracle_guard.cli import app
 from paracle_guard.engine import Plan
 from paracle_guard.errors import InputError
-from paracle_guard.launcher import k8s_backend
+from paracle_guard.launcher import k8s_backend, k8s_cluster
+from paracle_guard.launcher.audit import read_records
 from paracle_guard.launcher.k8s_backend import (
-    KubernetesError,
     build_manifests,
     judge,
     pinned_image,
@@ -33,6 +34,8 @@ from paracle_guard.launcher.k8s_backend import (
     quantity,
     render,
 )
+from paracle_guard.launcher.k8s_cluster import KubernetesBackend, KubernetesError
+from paracle_guard.launcher.launch import launch, open_audit
 from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
@@ -224,9 +227,9 @@ def test_kubernetes_options_need_the_kubernetes_backend() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("kubernetes") is not None,
                     reason="the kubernetes client is installed here")
 def test_without_the_extra_submission_says_how_to_get_it(plan: Plan) -> None:
-    spec = _spec(plan)
+    backend = KubernetesBackend(plan.policy)
     with pytest.raises(KubernetesError, match=r"paracle-guard\[kubernetes\]"):
-        k8s_backend.submit(plan, spec, build_manifests(spec, IMAGE))
+        backend.create(_spec(plan))
 
 
 # --- a real API server --------------------------------------------------------------------
@@ -248,13 +251,22 @@ def test_submission_against_a_real_cluster(plan: Plan, monkeypatch: pytest.Monke
     if not image:
         pytest.fail("PARACLE_GUARD_TEST_K8S_IMAGE must name a pullable image by digest "
                     "whose user is uid 1000")
-    spec, objects = prepare(plan, SandboxConfig(base_image=image, timeout=120),
-                            ["sh", "-c", "echo hello; exit 3"])
-    assert k8s_backend.submit(plan, spec, objects) == 3
-    assert b"hello" in capsysbinary.readouterr().out
+    out = io.BytesIO()
+    outcome = launch(plan, SandboxConfig(base_image=image, timeout=120),
+                     ["sh", "-c", "echo hello; exit 3"], backend=KubernetesBackend(plan.policy),
+                     stdout=out, stderr=io.BytesIO())
+    assert outcome.exit_code == 3
+    assert b"hello" in out.getvalue()
 
 
-# --- the submission flow, against a stand-in for the official client -----------------------
+# --- the launch on a cluster, against a stand-in for the official client --------------------
+
+
+class ApiException(Exception):
+    def __init__(self, status: int = 403, reason: str = "Forbidden") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class _Status:
@@ -266,6 +278,14 @@ class _Status:
         self.container_statuses = [type("C", (), {"name": "sandbox", "state": state})()]
 
 
+class _Pod:
+    """What read_namespaced_pod returns: serialisable, with a status once released."""
+
+    def __init__(self, body: dict[str, Any], status: _Status) -> None:
+        self.body = body
+        self.status = status
+
+
 class _Logs:
     def stream(self, size: int) -> list[bytes]:
         return [b"hello\n"]
@@ -274,26 +294,38 @@ class _Logs:
 class FakeCluster:
     """Records every call; stores what is created, optionally changed by a 'webhook'."""
 
-    def __init__(self, mutate: Any = None) -> None:
+    def __init__(self, mutate: Any = None, *, forget_deletes: bool = False) -> None:
         self.calls: list[str] = []
-        self.stored: dict[str, Any] = {}
+        self.objects: dict[str, dict[str, Any]] = {}
         self.mutate = mutate
+        self.forget_deletes = forget_deletes  # an API server that never lets go
         cluster = self
 
-        class ApiException(Exception):
-            status = 403
-            reason = "Forbidden"
+        def create(kind: str, namespace: str, body: dict[str, Any]) -> None:
+            cluster.calls.append(f"create {kind} in {namespace}")
+            stored = body if cluster.mutate is None or kind != "Pod" else cluster.mutate(body)
+            cluster.objects[kind] = stored
+
+        def read(kind: str) -> Any:
+            if kind not in cluster.objects:
+                raise ApiException(404, "Not Found")
+            return cluster.objects[kind]
+
+        def delete(kind: str) -> None:
+            cluster.calls.append(f"delete {kind}")
+            if not cluster.forget_deletes:
+                cluster.objects.pop(kind, None)
 
         class Core:
             def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
-                cluster.calls.append(f"create Pod in {namespace}")
-                cluster.stored = body if cluster.mutate is None else cluster.mutate(body)
+                create("Pod", namespace, body)
 
             def read_namespaced_pod(self, name: str, namespace: str) -> Any:
                 cluster.calls.append("read Pod")
-                if not cluster.calls.count("patch gate"):
-                    return cluster.stored
-                return type("P", (), {"status": _Status("Succeeded", 3)})()
+                body = read("Pod")
+                released = "patch gate" in cluster.calls
+                return _Pod(body, _Status("Succeeded" if released else "Pending",
+                                          3 if released else None))
 
             def patch_namespaced_pod(self, name: str, namespace: str, body: Any) -> None:
                 assert body == [{"op": "remove", "path": "/spec/schedulingGates"}]
@@ -304,18 +336,21 @@ class FakeCluster:
                 return _Logs()
 
             def delete_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> None:
-                cluster.calls.append("delete Pod")
+                delete("Pod")
 
         class Networking:
             def create_namespaced_network_policy(self, namespace: str, body: Any) -> None:
-                cluster.calls.append("create NetworkPolicy")
+                create("NetworkPolicy", namespace, body)
+
+            def read_namespaced_network_policy(self, name: str, namespace: str) -> Any:
+                return read("NetworkPolicy")
 
             def delete_namespaced_network_policy(self, name: str, namespace: str) -> None:
-                cluster.calls.append("delete NetworkPolicy")
+                delete("NetworkPolicy")
 
         class ApiClient:
-            def sanitize_for_serialization(self, stored: Any) -> Any:
-                return stored
+            def sanitize_for_serialization(self, stored: _Pod) -> Any:
+                return stored.body
 
         client = type("client", (), {
             "CoreV1Api": Core, "NetworkingV1Api": Networking, "BatchV1Api": object,
@@ -329,31 +364,65 @@ class FakeCluster:
         self.module = type("kubernetes", (), {"client": client, "config": config})
 
 
-def test_submission_verifies_the_stored_pod_before_releasing_it(
-        plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
-    cluster = FakeCluster()
-    monkeypatch.setattr(k8s_backend, "_client", lambda: cluster.module)
-    spec = _spec(plan)
+def deletes(cluster: FakeCluster) -> list[str]:
+    return [call for call in cluster.calls if call.startswith("delete")]
+
+
+def launch_on(cluster: FakeCluster, plan: Plan, audit: Path | None = None,
+              **options: Any) -> tuple[int, bytes]:
     out = io.BytesIO()
-    code = k8s_backend.submit(plan, spec, build_manifests(spec, IMAGE), out=out)
-    assert code == 3 and out.getvalue() == b"hello\n"
-    assert cluster.stored["spec"]["schedulingGates"] == [{"name": k8s_backend.VERIFY_GATE}]
-    assert cluster.calls[:4] == ["create NetworkPolicy", "create Pod in agents", "read Pod",
-                                 "patch gate"]
-    assert cluster.calls[-2:] == ["delete Pod", "delete NetworkPolicy"]
+    backend = KubernetesBackend(plan.policy, client=lambda: cluster.module)
+    with open_audit(audit) as log:
+        outcome = launch(plan, SandboxConfig(base_image=IMAGE, **options),
+                         ["sh", "-c", "echo hello; exit 3"], backend=backend, stdout=out,
+                         stderr=io.BytesIO(), audit=log)
+    return outcome.exit_code, out.getvalue()
 
 
-def test_a_pod_changed_by_admission_is_refused_and_deleted(
-        plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_launch_verifies_the_stored_pod_before_releasing_it(
+        plan: Plan, tmp_path: Path) -> None:
+    cluster = FakeCluster()
+    code, out = launch_on(cluster, plan, tmp_path / "audit.jsonl")
+    assert (code, out) == (3, b"hello\n")
+    assert cluster.calls[:4] == ["create NetworkPolicy in agents", "create Pod in agents",
+                                 "read Pod", "patch gate"]
+    assert deletes(cluster) == ["delete Pod", "delete NetworkPolicy"]  # newest first
+    assert cluster.objects == {}
+    (record,) = read_records(tmp_path / "audit.jsonl")
+    assert record["backend"] == "kubernetes" and record["decision"] == "completed"
+    assert record["exit_code"] == 3 and record["image_id"] == IMAGE
+    assert record["proof"].startswith("the pod runs on a cluster node")
+    assert record["cleanup"].endswith("were deleted")
+
+
+def test_a_pod_changed_by_admission_is_refused_and_deleted(plan: Plan, tmp_path: Path) -> None:
     def webhook(body: dict[str, Any]) -> dict[str, Any]:
         body["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] = ["SYS_ADMIN"]
         return body
 
     cluster = FakeCluster(mutate=webhook)
-    monkeypatch.setattr(k8s_backend, "_client", lambda: cluster.module)
-    spec = _spec(plan)
     with pytest.raises(PolicyViolation) as refused:
-        k8s_backend.submit(plan, spec, build_manifests(spec, IMAGE))
+        launch_on(cluster, plan, tmp_path / "audit.jsonl")
     assert {f.rule for f in refused.value.findings} == {"PG302"}
     assert "patch gate" not in cluster.calls
-    assert cluster.calls[-2:] == ["delete Pod", "delete NetworkPolicy"]
+    assert deletes(cluster) == ["delete Pod", "delete NetworkPolicy"]
+    assert cluster.objects == {}
+    (record,) = read_records(tmp_path / "audit.jsonl")
+    assert record["decision"] == "refused" and record["exit_code"] == 125
+
+
+def test_objects_the_api_server_keeps_are_reported_not_claimed_removed(
+        plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(k8s_cluster, "POLL_SECONDS", 0.0)
+    cluster = FakeCluster(forget_deletes=True)
+    with pytest.warns(RuntimeWarning, match=r"Pod/.* still exist in namespace agents"):
+        code, _ = launch_on(cluster, plan)
+    assert code == 3
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e300, -1.0])
+def test_timeouts_that_cannot_be_enforced_create_nothing(plan: Plan, timeout: float) -> None:
+    cluster = FakeCluster()
+    with pytest.raises(ValidationError, match="at most 604800"):
+        launch_on(cluster, plan, timeout=timeout)
+    assert cluster.calls == []

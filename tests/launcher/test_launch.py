@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from paracle_guard.docker_client import Engine, ImageInfo
+from paracle_guard.docker_client import Engine
 from paracle_guard.launcher import docker_backend
 from paracle_guard.launcher.audit import read_records
+from paracle_guard.launcher.backend import CheckedImage
+from paracle_guard.launcher.docker_backend import DockerBackend
 from paracle_guard.launcher.launch import Launcher, launch
 from paracle_guard.launcher.runspec import PolicyViolation, RunSpec, SandboxConfig
 from paracle_guard.policy.loader import load_policy
@@ -250,9 +252,10 @@ def test_a_limit_raised_before_start_is_caught_after_start(
 ) -> None:
     real_start = docker_backend.DockerBackend.start
 
-    def start_after_update(self: docker_backend.DockerBackend, container: str) -> None:
+    def start_after_update(self: docker_backend.DockerBackend, container: str,
+                           spec: RunSpec) -> None:
         self.api.update_container(container, mem_limit="300m", memswap_limit="300m")
-        real_start(self, container)
+        real_start(self, container, spec)
 
     monkeypatch.setattr(docker_backend.DockerBackend, "start", start_after_update)
     with pytest.raises(PolicyViolation, match=r"after start.*HostConfig.Memory"):
@@ -269,7 +272,7 @@ def test_a_tag_re_pointed_after_the_check_changes_nothing(
     docker_client.api.tag(probe_image.id, repository, "current")
     ref = f"{repository}:current"
 
-    def re_point(checked: ImageInfo) -> None:
+    def re_point(checked: CheckedImage) -> None:
         assert checked.id == probe_image.id
         docker_client.api.tag(other_image.id, repository, "current", force=True)
         assert docker_client.api.inspect_image(ref)["Id"] == other_image.id
@@ -277,7 +280,7 @@ def test_a_tag_re_pointed_after_the_check_changes_nothing(
     out, err = io.BytesIO(), io.BytesIO()
     try:
         outcome = launch(launcher.plan, SandboxConfig(base_image=ref), ["cat", "/etc/marker"],
-                         engine=engine, stdout=out, stderr=err, labels=LABELS,
+                         backend=DockerBackend(engine), stdout=out, stderr=err, labels=LABELS,
                          after_check=re_point)
     finally:
         docker_client.api.remove_image(ref)

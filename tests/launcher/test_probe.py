@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from paracle_guard.launcher.hostproof import HostFacts, Limits, ProcessFacts, parse_mountinfo
 from paracle_guard.launcher.probe import (
     HELLO,
+    HOST_PROMISES,
     PACKAGES,
     Expectations,
-    evaluate,
+    evaluate_host,
+    evaluate_inside,
     parse_facts,
     run_probe,
 )
@@ -18,60 +23,107 @@ from tests.docker_images import ACCOUNTS, ImageSpec, TestImages, symlink
 from tests.launcher.conftest import LABELS, run_cli
 
 NONCE = "0123abcd"
+MIB = 1 << 20
 
-# What the python probe reports in a sandbox that keeps every promise.
-GOOD = {
-    "probe": "python", "uid": "1000", "gid": "1000", "groups": "1000",
-    "CapEff": "0000000000000000", "CapBnd": "0000000000000000", "NoNewPrivs": "1",
-    "Seccomp": "2", "write:/": "denied EROFS", "write:/usr": "denied EROFS",
-    "write:/etc": "denied EROFS", "write:/tmp": "ok", "write:/workspace": "ok",
-    "interfaces": "lo", "python": "3.11.2",
-    **{f"import:{module}": "ok 1.0" for module in PACKAGES},
-    "hello": f"{HELLO} {NONCE}",
-}
-EXPECT = Expectations(allowed_uids=(1000,), network_none=True)
+MOUNTINFO = """\
+78 53 0:39 / / ro,relatime master:2 - overlay overlay rw,lowerdir=/l
+79 78 0:42 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+80 78 0:43 / /dev rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+93 80 0:41 / /dev/mqueue rw,nosuid,nodev,noexec,relatime - mqueue mqueue rw
+96 78 0:47 / /tmp rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,size=65536k,uid=1000,gid=1000
+97 78 0:48 / /workspace rw,nosuid,nodev,relatime - tmpfs tmpfs rw,size=65536k,uid=1000,gid=1000
+59 79 0:43 /null /proc/keys rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+"""
+PROCESS = ProcessFacts(pid=7, uids=(1000,) * 4, gids=(1000,) * 4, groups=(1000,), cap_eff=0,
+                       cap_bnd=0, no_new_privs=1, seccomp=2)
 
 
-def statuses(facts: dict[str, str], expect: Expectations = EXPECT) -> dict[str, str]:
-    return {check.name: check.status for check in evaluate(facts, expect, NONCE)}
+def host(**changes: Any) -> HostFacts:
+    """What the host reads from a sandbox that keeps every promise, with ``changes``."""
+    facts = HostFacts(pid=7, processes=[PROCESS], mounts=parse_mountinfo(MOUNTINFO),
+                      interfaces=["lo"], limits=Limits(memory=512 * MIB, swap=0, pids=256,
+                                                        cpus=1.0),
+                      identities={}, host_mounts=[])
+    for name, value in changes.items():
+        setattr(facts, name, value)
+    return facts
+
+
+INSIDE = {"probe": "python", "python": "3.11.2", "hello": f"{HELLO} {NONCE}",
+          **{f"import:{module}": "ok 1.0" for module in PACKAGES}}
+EXPECT = Expectations(allowed_uids=(1000,), network_none=True, memory=512 * MIB, cpus=1.0,
+                      pids=256)
+
+
+def statuses(facts: HostFacts | None, inside: dict[str, str] = INSIDE,
+             expect: Expectations = EXPECT) -> dict[str, str]:
+    checks = [*evaluate_host(facts, expect, "no host facts"), *evaluate_inside(inside, NONCE)]
+    return {check.name: check.status for check in checks}
 
 
 def test_every_promise_holds_in_a_good_sandbox() -> None:
-    assert set(statuses(GOOD).values()) == {"pass"}
+    assert set(statuses(host()).values()) == {"pass"}
+
+
+def with_process(**changes: Any) -> HostFacts:
+    return host(processes=[PROCESS, replace(PROCESS, pid=8, **changes)])
 
 
 @pytest.mark.parametrize(
-    ("key", "value", "broken"),
+    ("facts", "broken"),
     [
-        ("uid", "0", "user"),
-        ("uid", "1001", "user"),  # non-root but not the uid the policy allows
-        ("groups", "0", "groups"),  # root's group as a supplementary group instead of 1000
-        ("groups", "1000 27", "groups"),
-        ("CapEff", "00000000a80425fb", "CapEff"),
-        ("CapBnd", "0000000000002000", "CapBnd"),
-        ("NoNewPrivs", "0", "NoNewPrivs"),
-        ("Seccomp", "0", "Seccomp"),
-        ("write:/usr", "ok", "read-only root"),
-        ("write:/tmp", "denied EROFS", "/tmp writable"),
-        ("write:/workspace", "denied EACCES", "/workspace writable"),
-        ("interfaces", "eth0,lo", "network"),
-        ("import:yaml", "error ModuleNotFoundError: No module named 'yaml'", "import yaml"),
-        ("hello", f"{HELLO} forged", "hello"),
+        (with_process(uids=(0, 0, 0, 0)), "user"),
+        (with_process(uids=(1001,) * 4), "user"),  # non-root but not the uid the policy allows
+        (with_process(groups=(0, 1000)), "groups"),
+        (with_process(cap_eff=0xA80425FB), "CapEff"),
+        (with_process(cap_bnd=0x2000), "CapBnd"),
+        (with_process(no_new_privs=0), "NoNewPrivs"),
+        (with_process(seccomp=0), "Seccomp"),
+        (host(mounts=parse_mountinfo(MOUNTINFO.replace("/ / ro,", "/ / rw,"))), "read-only root"),
+        # The scratch tmpfs landed on /etc (an image's /tmp -> /etc): /tmp is not a mount, and
+        # /etc is writable.
+        (host(mounts=parse_mountinfo(MOUNTINFO.replace(" /tmp ", " /etc "))), "/tmp writable"),
+        (host(mounts=parse_mountinfo(MOUNTINFO.replace("uid=1000,gid=1000\n97", "uid=0\n97"))),
+         "/tmp writable"),
+        (host(interfaces=["eth0", "lo"]), "network"),
+        (host(limits=Limits(memory=1 << 30, swap=0, pids=256, cpus=1.0)), "limits"),
+        (host(limits=Limits(memory=512 * MIB, swap=512 * MIB, pids=256, cpus=1.0)), "limits"),
+        (host(limits=Limits(memory=512 * MIB, swap=0, pids=None, cpus=1.0)), "limits"),
+        (host(limits=None), "limits"),
     ],
 )
-def test_one_broken_fact_breaks_exactly_its_promise(key: str, value: str, broken: str) -> None:
-    result = statuses({**GOOD, key: value})
+def test_one_broken_host_fact_breaks_its_promise(facts: HostFacts, broken: str) -> None:
+    result = statuses(facts)
+    assert result[broken] == "fail"
+    assert {name for name, status in result.items() if status != "pass"} <= {
+        broken, "read-only root"}  # a tmpfs on /etc also breaks the read-only promise
+
+
+def test_a_redirected_tmpfs_breaks_both_writable_and_read_only() -> None:
+    result = statuses(host(mounts=parse_mountinfo(MOUNTINFO.replace(" /tmp ", " /etc "))))
+    assert result["/tmp writable"] == result["read-only root"] == "fail"
+
+
+@pytest.mark.parametrize(("key", "value", "broken"), [
+    ("import:yaml", "error ModuleNotFoundError: No module named 'yaml'", "import yaml"),
+    ("hello", f"{HELLO} forged", "hello"),
+    ("python", "missing", "python"),
+])
+def test_the_images_own_checks_are_only_its_own(key: str, value: str, broken: str) -> None:
+    result = statuses(host(), {**INSIDE, key: value})
     assert {name for name, status in result.items() if status != "pass"} == {broken}
 
 
-def test_a_fact_the_probe_did_not_report_fails_its_promise() -> None:
-    facts = {key: value for key, value in GOOD.items() if key != "Seccomp"}
-    assert statuses(facts)["Seccomp"] == "fail"
+def test_without_host_facts_no_sandbox_promise_is_checked() -> None:
+    """The image's interpreter cannot vouch for the sandbox: nothing passes on its word."""
+    lying = {**INSIDE, "uid": "1000", "CapEff": "0000000000000000", "interfaces": "lo"}
+    result = statuses(None, lying)
+    assert {result[name] for name in HOST_PROMISES} == {"unchecked"}
 
 
 def test_a_policy_with_a_network_accepts_other_interfaces() -> None:
-    allowed = Expectations(allowed_uids=(1000,), network_none=False)
-    assert statuses({**GOOD, "interfaces": "eth0,lo"}, allowed)["network"] == "pass"
+    allowed = replace(EXPECT, network_none=False)
+    assert statuses(host(interfaces=["eth0", "lo"]), expect=allowed)["network"] == "pass"
 
 
 def test_only_prefixed_lines_are_facts() -> None:

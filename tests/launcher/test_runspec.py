@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from paracle_guard.errors import InputError
+from paracle_guard.launcher.hostpath import CheckedPath, check_host_path
 from paracle_guard.launcher.runspec import (
     LAUNCHER_LABEL,
     PolicyViolation,
     RunSpec,
     SandboxConfig,
     build_runspec,
-    check_workspace,
     parse_env,
 )
 from paracle_guard.location import Location
@@ -207,6 +207,10 @@ def test_unreadable_memory_is_an_input_error(memory: str) -> None:
         spec(memory=memory)
 
 
+def check_workspace(path: Path | str, **where: Any) -> CheckedPath:
+    return check_host_path(str(path), option="--workspace", **where)
+
+
 def test_config_refuses_unknown_fields_and_non_positive_limits() -> None:
     with pytest.raises(ValueError, match="privileged"):
         SandboxConfig.model_validate({"base_image": "x", "privileged": True})
@@ -297,7 +301,7 @@ def test_the_home_folder_itself_and_its_parents_are_refused(tmp_path: Path) -> N
     for refused in (home, tmp_path / "home"):
         with pytest.raises(PolicyViolation, match="home folder"):
             check_workspace(refused, home=str(home))
-    assert check_workspace(home / "project", home=str(home))[0] == str(home / "project")
+    assert check_workspace(home / "project", home=str(home)).real == str(home / "project")
 
 
 def test_the_engine_socket_folder_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,163 @@
+"""``paracle-guard run``: one command-line path for every backend.
+
+Options become a SandboxConfig, the policy a Plan, the backend is chosen, and
+``launch.launch`` does the rest. Whatever goes wrong is one line on stderr (or
+the report, for a refusal), and the exit code follows the table in
+``launch``'s docstring, whichever backend ran the sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from paracle_guard.engine import Plan
+from paracle_guard.errors import GuardError, InputError
+from paracle_guard.launcher.backend import Backend
+from paracle_guard.launcher.launch import launch, open_audit
+from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
+from paracle_guard.launcher.runspec import SandboxConfig, parse_env, parse_mount
+from paracle_guard.launcher.signals import Interrupted, SignalGuard
+
+BACKENDS = ("docker", "kubernetes")
+
+
+class _Unbuffered:
+    """A binary stream flushed on every write, so output reaches the user as it comes.
+
+    When the reader goes away (``| head``), the rest of the output is dropped and
+    the command runs on: the launch must still end, and clean up, in order.
+    """
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self._gone = False
+
+    def write(self, data: bytes, /) -> int:
+        if not self._gone:
+            try:
+                self._target.write(data)
+                self._target.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(data)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._target.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self._gone = True
+        # Point the descriptor at /dev/null so the interpreter's own flush at exit
+        # does not fail on the same pipe again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._target.fileno())
+            os.close(devnull)
+
+
+def run_cli(
+    *,
+    image: str,
+    command: Sequence[str],
+    policy: str | None,
+    workspace: Path | None,
+    timeout: float | None,
+    memory: str | None,
+    cpus: float | None,
+    pids: int | None,
+    env: Sequence[str],
+    env_files: Sequence[Path] = (),
+    mounts: Sequence[str] = (),
+    network: str | None,
+    stdin: bool,
+    report_format: str,
+    keep: bool,
+    audit_log: str | None,
+    backend: str = "docker",
+    dry_run: bool = False,
+    workload: str = "pod",
+    namespace: str | None = None,
+) -> int:
+    """The exit code to leave with: the command's, 124, 125 or 128+N."""
+    with SignalGuard() as signals, contextlib.ExitStack() as stack:
+        try:
+            if report_format not in ("text", "json"):
+                raise InputError(f"--report {report_format}: expected text or json")
+            config = SandboxConfig(
+                base_image=image, memory=memory, cpus=cpus, pids=pids, timeout=timeout,
+                network=network, workspace=workspace, env=parse_env(env, os.environ),
+                env_files=tuple(env_files), mounts=tuple(parse_mount(m) for m in mounts),
+            )
+            from paracle_guard.policy.loader import load_policy
+
+            plan = Plan.compile(load_policy(policy))
+            chosen = _backend(backend, plan, stack, stdin=stdin, workload=workload,
+                              namespace=namespace)
+            log = audit_log if audit_log is not None else plan.policy.audit_log
+            audit = stack.enter_context(open_audit(log))
+            outcome = launch(
+                plan, config, command, backend=chosen,
+                stdout=_Unbuffered(sys.stdout.buffer), stderr=_Unbuffered(sys.stderr.buffer),
+                stdin=sys.stdin.buffer if stdin else None, keep=keep, audit=audit,
+                signals=signals, dry_run=dry_run, warn=_warn,
+            )
+            return outcome.exit_code
+        except PolicyViolation as refusal:
+            _print_refusal(refusal, report_format)
+            return REFUSED_EXIT
+        except Interrupted as interruption:
+            sys.stderr.write(f"paracle-guard: {interruption}; {interruption.cleanup}\n")
+            return interruption.exit_code
+        except GuardError as error:
+            sys.stderr.write(f"paracle-guard: error: {error}\n")
+            return REFUSED_EXIT
+        except ValidationError as error:  # SandboxConfig's checks of the options
+            sys.stderr.write(f"paracle-guard: error: {one_line(error)}\n")
+            return REFUSED_EXIT
+
+
+def _backend(name: str, plan: Plan, stack: contextlib.ExitStack, *, stdin: bool,
+             workload: str, namespace: str | None) -> Backend:
+    if name == "kubernetes":
+        from paracle_guard.launcher.k8s_cluster import KubernetesBackend
+
+        if stdin:
+            raise InputError("--stdin is not supported by the kubernetes backend yet")
+        return KubernetesBackend(plan.policy, workload=workload, namespace=namespace)
+    from paracle_guard.docker_client import Engine
+    from paracle_guard.launcher.docker_backend import DockerBackend
+
+    return DockerBackend(stack.enter_context(Engine.connect()))
+
+
+def one_line(error: ValidationError) -> str:
+    """``--timeout inf: Input should be a finite number``: the first problem, as an option."""
+    first = error.errors()[0]
+    option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
+    given: Any = first.get("input")
+    spelled = f" {given}" if isinstance(given, (int, float, str)) else ""
+    return f"{option}{spelled}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"paracle-guard: warning: {message}\n")
+
+
+def _print_refusal(refusal: PolicyViolation, report_format: str) -> None:
+    if refusal.report is not None:
+        from paracle_guard.report import render
+
+        sys.stderr.write(render(refusal.report, report_format))
+        if report_format == "json":
+            return  # stderr stays one parseable document
+    sys.stderr.write(f"paracle-guard: {refusal}\n")
