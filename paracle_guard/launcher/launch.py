@@ -276,23 +276,22 @@ def _clean_up(backend: Backend, state: _Launch, warn: Callable[[str], None] | No
         except Exception:  # cleanup must go on; the message says what is known
             state.record.cleanup = (f"the create of {state.spec.name} did not answer and the "
                                     "engine could not be asked whether it exists")
-        if handle is not None:
-            state.record.container_id = handle
     if handle is None:
         state.record.cleanup = state.record.cleanup or "no container had been created"
     elif not state.remove:
-        backend.close()
         state.record.cleanup = f"kept {handle[:12]} (--keep)"
     else:
         removal = backend.remove(handle)
         state.record.cleanup = removal.detail
         if not removal.removed:
             (warn or _warn)(removal.detail)
+    if handle is not None:  # also when a signal held during the create came right after it
+        state.record.container_id = handle
     backend.close()
     if state.outcome is not None:
         state.outcome.cleanup = state.record.cleanup
     if state.interrupted is not None:
-        state.interrupted.cleanup = state.record.cleanup or state.interrupted.cleanup
+        state.interrupted.cleanup = state.record.cleanup
 
 
 def _warn(message: str) -> None:

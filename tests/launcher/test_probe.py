@@ -19,7 +19,15 @@ from paracle_guard.launcher.probe import (
     parse_facts,
     run_probe,
 )
-from tests.docker_images import ACCOUNTS, ImageSpec, TestImages, symlink
+from tests.docker_images import (
+    ACCOUNTS,
+    ImageSpec,
+    TestImages,
+    busybox,
+    directory,
+    file,
+    symlink,
+)
 from tests.launcher.conftest import LABELS, run_cli
 
 NONCE = "0123abcd"
@@ -208,3 +216,62 @@ def test_a_missing_image_is_one_line_and_exit_2(test_images: TestImages) -> None
     done = run_cli("sandbox", "test", "--image", "paracle-guard-test/no-such-image:0")
     assert done.returncode == 2
     assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+# --- an image that lies -----------------------------------------------------------------
+
+# A python3 that is a shell script: it prints what a good sandbox would report, in the old
+# probe's words and with a uid of its own choosing, and echoes the nonce it is sent.
+FAKE_PYTHON = """#!/bin/sh
+P=paracle-probe:
+echo "${P}probe=python"
+echo "${P}uid=4242"; echo "${P}gid=4242"; echo "${P}groups=4242"
+echo "${P}CapEff=0000000000000000"; echo "${P}CapBnd=0000000000000000"
+echo "${P}NoNewPrivs=1"; echo "${P}Seccomp=2"
+for p in / /usr /etc; do echo "${P}write:$p=denied EROFS"; done
+echo "${P}write:/tmp=ok"; echo "${P}write:/workspace=ok"; echo "${P}interfaces=lo"
+echo "${P}python=3.11.2"
+for m in requests pydantic click rich jinja2 yaml; do echo "${P}import:$m=ok 1.0"; done
+read -r line
+echo "${P}hello=$line"
+"""
+FAKE_LAYER = (*ACCOUNTS, *(symlink(f"/bin/{applet}", "busybox") for applet in ("sh", "echo")),
+              file("/usr/bin/python3", FAKE_PYTHON, 0o755), directory("/tmp", 0o1777))
+LYING = ImageSpec("probe-lying-python", layers=(FAKE_LAYER,),
+                  instructions=("USER 1000:1000",))
+# The issue's image: the same liar, with /tmp turned into a symlink to /etc by a later layer.
+LYING_TMP_ETC = ImageSpec(
+    "probe-lying-python-tmp-etc", layers=(FAKE_LAYER,),
+    instructions=(busybox("rm", "-rf", "/tmp"), busybox("ln", "-s", "/etc", "/tmp"),
+                  "USER 1000:1000"))
+
+
+@pytest.mark.docker
+def test_a_lying_python_with_tmp_on_etc_does_not_make_every_promise_hold(
+    test_images: TestImages,
+) -> None:
+    image = test_images.get(LYING_TMP_ETC)
+    report = run_probe(image.ref, policy="sandbox", labels=LABELS)
+    assert not report.ok
+    assert report.problem is not None and "PG206" in report.problem
+    assert "/tmp is a symlink to /etc" in report.problem
+
+    done = run_cli("sandbox", "test", "--image", image.ref, "--policy", "sandbox")
+    assert done.returncode == 1
+    assert b"every promise holds" not in done.stdout
+    assert b"PG206" in done.stdout
+
+
+@pytest.mark.docker
+def test_a_lying_python_cannot_speak_for_the_sandbox(test_images: TestImages) -> None:
+    """Every sandbox promise is what the host read; the script's own claims go unused."""
+    image = test_images.get(LYING)
+    report = run_probe(image.ref, policy="sandbox", labels=LABELS)
+    observed = {check.name: check.observed for check in report.checks}
+    assert observed["user"] == "uid=1000 gid=1000"  # the kernel's, not the script's 4242
+    assert observed["groups"] == "1000"
+    assert observed["network"] == "lo"
+    assert observed["/tmp writable"] == "tmpfs rw uid=1000"
+    assert observed["limits"].startswith("memory 512MiB, swap 0 bytes, pids 256")
+    # What only the image can say is marked as its own word.
+    assert observed["python"] == "3.11.2 (the image's own word)"

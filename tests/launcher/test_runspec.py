@@ -17,6 +17,7 @@ from paracle_guard.launcher.runspec import (
     SandboxConfig,
     build_runspec,
     parse_env,
+    parse_mount,
 )
 from paracle_guard.location import Location
 from paracle_guard.policy.loader import load_policy
@@ -331,3 +332,94 @@ def test_writable_paths_never_mask_the_system(path: str) -> None:
     with pytest.raises(PolicyViolation) as excinfo:
         spec(policy(root_filesystem={"writable_paths": [path]}))
     assert refusal(excinfo)[1] == "controls.root_filesystem.writable_paths"
+
+
+# --- every option, checked before anything is created -------------------------------------
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e300, -1.0, 0.0, 604_801.0,
+                                     "inf", "nan"])
+def test_timeouts_no_backend_can_enforce_are_refused(timeout: Any) -> None:
+    with pytest.raises(ValueError, match="more than 0 and at most 604800") as refused:
+        SandboxConfig(base_image="x", timeout=timeout)
+    assert "timeout" in str(refused.value)
+
+
+def test_a_week_is_the_longest_timeout_and_fractions_are_fine() -> None:
+    assert SandboxConfig(base_image="x", timeout=604_800).timeout == 604_800.0
+    assert spec(timeout=0.5).timeout == 0.5
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("cpus", float("inf")), ("cpus", float("nan")), ("cpus", 1e300), ("pids", 2**63),
+])
+def test_limits_that_would_overflow_the_engine_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=field):
+        SandboxConfig.model_validate({"base_image": "x", field: value})
+
+
+def test_a_memory_above_what_the_engine_stores_is_refused() -> None:
+    unlimited = policy(resources={"memory": None})
+    with pytest.raises(InputError, match="--memory 99999999p: more than the engine can store"):
+        spec(unlimited, memory="99999999p")
+
+
+@pytest.mark.parametrize("name", ["API_TOKEN", "DB_PASSWORD", "aws_secret_access_key"])
+def test_a_secret_looking_env_name_is_refused_with_advice_run_can_follow(name: str) -> None:
+    with pytest.raises(PolicyViolation) as refused:
+        spec(env={name: "s3cr3t"})
+    message = str(refused.value)
+    assert f"--env {name} looks like a secret" in message
+    assert "--env-file FILE" in message and "chmod 600" in message
+    assert f"--mount FILE:/run/secrets/{name.lower()}:ro" in message
+    assert "s3cr3t" not in message
+    assert refused.value.key == "controls.secrets.env_name_patterns"
+
+
+def test_secrets_come_in_through_a_private_env_file(tmp_path: Path) -> None:
+    path = tmp_path / "agent.env"
+    path.write_text("API_TOKEN=s3cr3t\nMODE=file\n")
+    path.chmod(0o600)
+    built = spec(env_files=(path,), env={"MODE": "flag"})
+    assert dict(built.env) == {"API_TOKEN": "s3cr3t", "MODE": "flag"}  # --env wins, as in docker
+    assert built.file_secret_names == ("API_TOKEN",)
+
+
+def test_mounts_are_read_only_inputs_with_the_workspace_checks(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "token").write_text("t")
+    built = spec(mounts=(parse_mount(f"{tmp_path / 'data'}:/input:ro"),
+                         parse_mount(f"{tmp_path / 'token'}:/run/secrets/token:ro")))
+    binds = {bind.target: bind for bind in built.binds}
+    assert binds["/input"].read_only and binds["/input"].is_dir
+    assert binds["/run/secrets/token"].read_only and not binds["/run/secrets/token"].is_dir
+    assert binds["/input"].source == str(tmp_path / "data")
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    with pytest.raises(PolicyViolation, match="is a symlink") as refused:
+        spec(mounts=(parse_mount(f"{tmp_path / 'link'}:/input:ro"),))
+    assert refused.value.key == "--mount"
+
+
+@pytest.mark.parametrize("text", ["/srv/data:/input", "/srv/data:/input:rw", "/srv/data",
+                                  ":/input:ro", "/srv/data::ro"])
+def test_a_mount_must_say_read_only(text: str) -> None:
+    with pytest.raises(InputError, match="expected HOST:CONTAINER:ro"):
+        parse_mount(text)
+
+
+@pytest.mark.parametrize(("target", "clash"), [
+    ("/", "would hide the system"), ("/proc/x", "kernel filesystem"),
+    ("/tmp", "overlaps /tmp"), ("/workspace/in", "overlaps /workspace"),
+])
+def test_a_mount_may_not_cover_the_system_or_a_writable_path(tmp_path: Path, target: str,
+                                                             clash: str) -> None:
+    with pytest.raises(PolicyViolation, match=clash):
+        spec(mounts=(parse_mount(f"{tmp_path}:{target}:ro"),))
+
+
+def test_a_mount_over_an_image_volume_or_twice_at_one_place_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyViolation, match="overlaps the image's VOLUME /data"):
+        spec(mounts=(parse_mount(f"{tmp_path}:/data/in:ro"),), volumes=("/data",))
+    twice = (parse_mount(f"{tmp_path}:/in:ro"), parse_mount(f"{tmp_path}:/in/sub:ro"))
+    with pytest.raises(PolicyViolation, match="overlaps /in"):
+        spec(mounts=twice)
