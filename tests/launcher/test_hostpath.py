@@ -91,7 +91,7 @@ def test_problems_are_one_line_input_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match=f"{tmp_path / 'file'}: not a folder"):
         check(tmp_path / "file" / "job")
-    with pytest.raises(InputError, match="not a folder$"):
+    with pytest.raises(InputError, match=r"not a folder$"):
         check(tmp_path / "file")
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(InputError, match="not a folder or a regular file"):
