@@ -159,7 +159,22 @@ def assess(version: Mapping[str, Any], info: Mapping[str, Any], host: str) -> li
                         "host uid)" if "userns" in security else "off"))
     checks.append(Check("rootless", "info", "on (the engine itself runs unprivileged)"
                         if "rootless" in security else "off"))
+    checks.append(_host_proof(host, rootless="rootless" in security))
     return checks
+
+
+def _host_proof(host: str, *, rootless: bool) -> Check:
+    """Whether `run` can prove containers from this host, as it insists on doing."""
+    from paracle_guard.sources.container import engine_is_local
+
+    if not engine_is_local(host):
+        return Check("host-proof", "fail", f"the engine at {host} is not on this machine: run "
+                     "refuses, since it proves each container's mounts from the host's /proc")
+    if rootless:
+        return Check("host-proof", "warn", "a rootless engine: run proves containers through "
+                     "/proc only if their processes are visible here, and refuses otherwise")
+    return Check("host-proof", "ok", "run proves each container from this host "
+                 "(/proc/PID/mountinfo; bind inodes through /proc/PID/root, which needs root)")
 
 
 def diagnose(engine: Engine | None = None) -> Diagnosis:

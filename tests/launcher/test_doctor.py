@@ -119,3 +119,17 @@ def test_the_test_engine_can_enforce_the_default_policy(engine: Engine) -> None:
     assert diagnosis.ok, diagnosis.render_text()
     names = {check.name for check in diagnosis.checks}
     assert {"engine", "runc", "limits", "seccomp", "cgroup", "rootless"} <= names
+
+
+@pytest.mark.parametrize(("host", "rootless", "status"), [
+    ("unix:///var/run/docker.sock", False, "ok"),
+    ("unix:///run/user/1000/docker.sock", True, "warn"),
+    ("tcp://10.0.0.7:2376", False, "fail"),
+    ("ssh://build@10.0.0.7", False, "fail"),
+])
+def test_whether_run_can_prove_containers_from_this_host(host: str, rootless: bool,
+                                                         status: str) -> None:
+    security = ["name=seccomp,profile=default", *(["name=rootless"] if rootless else [])]
+    found = {c.name: c for c in assess(VERSION, {**INFO, "SecurityOptions": security}, host)}
+    assert found["host-proof"].status == status
+    assert Diagnosis(list(found.values())).ok is (status != "fail")
