@@ -21,8 +21,8 @@ from paracle_guard.engine import Plan
 from paracle_guard.errors import GuardError, InputError
 from paracle_guard.launcher.backend import Backend
 from paracle_guard.launcher.launch import launch, open_audit
+from paracle_guard.launcher.options import SandboxConfig, parse_env, parse_mount
 from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
-from paracle_guard.launcher.runspec import SandboxConfig, parse_env, parse_mount
 from paracle_guard.launcher.signals import Interrupted, SignalGuard
 
 BACKENDS = ("docker", "kubernetes")

@@ -51,21 +51,19 @@ from paracle_guard.engine import Plan
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
 from paracle_guard.launcher.hostproof import HostFacts
+from paracle_guard.launcher.options import SandboxConfig, check_options
 from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
-from paracle_guard.launcher.runspec import RunSpec, SandboxConfig, build_runspec, check_options
+from paracle_guard.launcher.runspec import RunSpec, build_runspec
 from paracle_guard.launcher.signals import Interrupted, SignalGuard
 from paracle_guard.launcher.streams import Sink
-from paracle_guard.location import Location
+from paracle_guard.launcher.verdict import judge, judge_observation, prove_mount_targets
 from paracle_guard.policy.models import Policy
 from paracle_guard.report.models import (
     Finding,
     PolicyRef,
     Report,
-    Result,
-    SuppressionInfo,
     ToolInfo,
 )
-from paracle_guard.severity import Severity
 from paracle_guard.subject import Subject
 
 TIMEOUT_EXIT = 124
@@ -211,7 +209,7 @@ def _run(
     record.image_id = image.id
     record.repo_digests = list(image.repo_digests)
     if image.subject is not None:
-        _judge(report, plan.evaluate(image.subject), f"image {config.image}")
+        judge(report, plan.evaluate(image.subject), f"image {config.image}")
     if after_check is not None:
         after_check(image)
 
@@ -226,7 +224,7 @@ def _run(
         options=options,
     )
     state.spec = spec
-    _prove_mount_targets(image, spec, report)
+    prove_mount_targets(image, spec, report)
     if dry_run:
         return _preview(plan, backend, spec, report, image, stdout, clock)
 
@@ -234,11 +232,11 @@ def _run(
     with signals.deferred() if signals is not None else contextlib.nullcontext():
         state.handle = backend.create(spec)
     handle = record.container_id = state.handle
-    _judge_observation(plan, report, spec, backend.verify(handle, spec, started=False),
+    judge_observation(plan, report, spec, backend.verify(handle, spec, started=False),
                        "after create")
     backend.start(handle, spec)
     proved = backend.verify(handle, spec, started=True)
-    _judge_observation(plan, report, spec, proved, "after start")
+    judge_observation(plan, report, spec, proved, "after start")
     record.proof = proved.unproved or (PROVED if proved.host is not None else None)
 
     deadline = time.monotonic() + spec.timeout if spec.timeout is not None else None
@@ -298,91 +296,12 @@ def _warn(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def _judge(report: Report, result: Result, what: str, problems: Sequence[str] = ()) -> None:
-    """Add ``result`` to the report; refuse when it fails the policy or ``problems`` exist."""
-    report.add(result)
-    failing = [f for f in result.findings if f.severity.at_least(report.fail_on)]
-    if not failing and not problems:
-        return
-    reasons = [f"{f.rule} {f.name}: {f.message}" for f in failing] + list(problems)
-    raise PolicyViolation(
-        f"refused: {what}: " + "; ".join(reasons), findings=failing, report=report
-    )
-
-
-def _launcher_finding(code: str, message: str, where: str) -> Finding:
-    """A finding the launcher's own proof makes, named after the rule whose promise broke."""
-    from paracle_guard.rules.base import find_rule
-
-    found = find_rule(code)
-    return Finding(rule=code, name=found.name if found else code, severity=Severity.ERROR,
-                   message=message, location=Location(path=where),
-                   fix=found.fix if found else "")
-
-
-def _refuse(report: Report, target: str, findings: list[Finding], what: str) -> None:
-    """Refuse on the launcher's own findings: no waiver or severity can excuse them."""
-    if not findings:
-        return
-    report.results = [r for r in report.results if r.target != target]
-    report.add(Result(target=target, kind="container", findings=findings))
-    raise PolicyViolation(
-        f"refused: {what}: " + "; ".join(f"{f.rule} {f.name}: {f.message}" for f in findings),
-        findings=findings, report=report)
-
-
-def _prove_mount_targets(image: CheckedImage, spec: RunSpec, report: Report) -> None:
-    """Every mount of the RunSpec lands where it is declared, by the image's own content."""
-    tree = image.subject.image_tree if image.subject is not None else None
-    if tree is None:
-        return
-    findings = []
-    for target, is_dir in spec.mount_targets():
-        problem = tree.mount_target_problem(target, directory=is_dir)
-        if problem is not None:
-            findings.append(_launcher_finding(
-                "PG206", f"mount target {target}: {problem.message}", problem.path))
-    _refuse(report, f"mount targets of {image.ref}", findings, f"image {image.ref}")
-
-
-def _judge_observation(
-    plan: Plan, report: Report, spec: RunSpec, seen: Observation, when: str
-) -> None:
-    """Judge what the backend saw: the RunSpec differences, the rules, the host's proof."""
-    for subject in seen.subjects:
-        result = _waive_file_secrets(plan.evaluate(subject), subject, spec)
-        # A re-inspect replaces the earlier verdict on the same container.
-        report.results = [r for r in report.results if r.target != subject.target]
-        _judge(report, result, f"{subject.target} ({when})", seen.problems)
-    if seen.host is not None:
-        where = f"/proc/{seen.host.pid}"
-        _refuse(report, f"host:{spec.name}",
-                [_launcher_finding(p.code, p.message, where) for p in seen.proof],
-                f"{spec.name} as the kernel runs it ({when})")
-
-
-def _waive_file_secrets(result: Result, subject: Subject, spec: RunSpec) -> Result:
-    """PG601 on the variables that came from a 0600 --env-file: the way the launcher advises."""
-    if not spec.file_secret_names:
-        return result
-    from_files = {variable.location for variable in subject.env
-                  if variable.name in spec.file_secret_names}
-    waived = [f for f in result.findings if f.rule == "PG601" and f.location in from_files]
-    if not waived:
-        return result
-    reason = "from an --env-file only its owner can read, as the launcher advises"
-    result.findings = [f for f in result.findings if f not in waived]
-    result.suppressed.extend(f.model_copy(update={"suppression": SuppressionInfo(
-        kind="waiver", reason=reason)}) for f in waived)
-    return result
-
-
 def _preview(plan: Plan, backend: Backend, spec: RunSpec, report: Report,
              image: CheckedImage, out: Sink, clock: float) -> Outcome:
     if not isinstance(backend, Previewing):
         raise PolicyViolation(f"--dry-run: the {backend.name} backend has nothing to preview")
     text, subjects = backend.preview(spec)
-    _judge_observation(plan, report, spec, Observation(subjects=list(subjects)), "dry run")
+    judge_observation(plan, report, spec, Observation(subjects=list(subjects)), "dry run")
     out.write(text.encode("utf-8"))
     out.flush()
     return Outcome(exit_code=0, decision="dry-run", image_id=image.id, container_id="",

@@ -69,12 +69,18 @@ def launcher(engine: Engine) -> Iterator[Launcher]:
 
 
 def launcher_containers(client: Any) -> list[Any]:
-    """Containers of this run started by the launcher, through the API or the CLI."""
+    """Containers of this run started by the launcher, through the API or the CLI.
+
+    Other test runs share the engine and remove their own containers at any moment:
+    one that is gone between the listing and its inspect is simply not ours to count.
+    """
     found = []
-    for container in client.containers.list(all=True, filters={"label": LAUNCHER_LABEL}):
-        env = container.attrs.get("Config", {}).get("Env") or []
-        if container.labels.get(LABEL) == RUN_ID or f"{RUN_ENV}={RUN_ID}" in env:
-            found.append(container)
+    for listed in client.api.containers(all=True, filters={"label": LAUNCHER_LABEL}):
+        with contextlib.suppress(docker.errors.NotFound):
+            container = client.containers.get(listed["Id"])
+            env = container.attrs.get("Config", {}).get("Env") or []
+            if container.labels.get(LABEL) == RUN_ID or f"{RUN_ENV}={RUN_ID}" in env:
+                found.append(container)
     return found
 
 
