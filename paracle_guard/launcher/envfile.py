@@ -64,13 +64,12 @@ def read_env_file(
             continue
         if "\0" in line:
             raise InputError(f"{where}: contains a NUL byte")
-        key, sep, value = line.partition("=")
+        key, sep, given = line.partition("=")
         if not ENV_NAME.match(key):
             raise InputError(f"{where}: {key!r} is not a variable name (expected NAME=VALUE)")
-        if not sep:
-            if key not in host_env:
-                continue  # as docker run does: an unset variable is not passed
-            value = host_env[key]
+        value = env_value(key, given if sep else None, host_env)
+        if value is None:
+            continue
         if is_secret(key):
             if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
                 raise InputError(
@@ -79,6 +78,12 @@ def read_env_file(
             result.secret_names.append(key)
         result.values[key] = value
     return result
+
+
+def env_value(name: str, given: str | None, host_env: Mapping[str, str]) -> str | None:
+    """The value of ``NAME=given``; for a bare ``NAME``, the host's (None when unset, and then,
+    as docker run does, the variable is not passed at all)."""
+    return given if given is not None else host_env.get(name)
 
 
 def _read(name: str) -> tuple[os.stat_result, bytes]:

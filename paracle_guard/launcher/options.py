@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from paracle_guard import units
 from paracle_guard.errors import InputError
-from paracle_guard.launcher.envfile import ENV_NAME, read_env_file
+from paracle_guard.launcher.envfile import ENV_NAME, env_value, read_env_file
 from paracle_guard.launcher.hostpath import CheckedPath, check_host_path, overlapping
 from paracle_guard.launcher.refusal import PolicyViolation
 from paracle_guard.policy.models import Policy
@@ -108,14 +108,12 @@ def parse_env(items: Sequence[str], host_env: Mapping[str, str]) -> dict[str, st
     """
     env: dict[str, str] = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, sep, given = item.partition("=")
         if not ENV_NAME.match(name):
             raise InputError(f"--env {item!r}: expected NAME or NAME=VALUE, NAME a variable name")
-        if not sep:
-            if name not in host_env:
-                continue  # as docker run does: an unset variable is not passed
-            value = host_env[name]
-        env[name] = value
+        value = env_value(name, given if sep else None, host_env)
+        if value is not None:
+            env[name] = value
     return env
 
 
