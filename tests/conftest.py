@@ -99,11 +99,15 @@ def remove_labelled(client: Any, *, run_id: str | None) -> None:
             return labels.get(LABEL) == run_id
         return _process_gone(labels.get(PID_LABEL))
 
+    # Runs share the engine: another one may be sweeping the same dead leftovers at this very
+    # moment ("removal already in progress", "unrecognized image ID"). The sweep of dead runs
+    # is best effort (the next one finishes it); this run's own cleanup tolerates only "gone".
+    tolerated = docker_errors.APIError if run_id is None else docker_errors.NotFound
     # The low-level listing: containers.list() inspects each one, and a container another
     # run removes between the listing and the inspect would fail the whole cleanup.
     for container in client.api.containers(all=True, filters={"label": LABEL}):
         if doomed(container.get("Labels") or {}):
-            with contextlib.suppress(docker_errors.NotFound):
+            with contextlib.suppress(tolerated):
                 # v=True: and its anonymous volumes.
                 client.api.remove_container(container["Id"], force=True, v=True)
     for image in client.api.images(filters={"label": LABEL}):
@@ -114,7 +118,7 @@ def remove_labelled(client: Any, *, run_id: str | None) -> None:
                 pass
             except docker_errors.APIError as error:
                 # 409: a live run built an image on top of this one; a later cleanup gets it.
-                if error.status_code != 409:
+                if error.status_code != 409 and run_id is not None:
                     raise
 
 
