@@ -207,7 +207,9 @@ def _children(proc: int, pid: int) -> list[ProcessFacts]:
     """The first process's children (the command), skipping any that end meanwhile."""
     try:
         listed = _read_at(proc, f"task/{pid}/children").split()
-    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: the first process only
+    except (FileNotFoundError, PermissionError):
+        # A kernel without CONFIG_PROC_CHILDREN, or a /proc that keeps it from us: the first
+        # process alone, which runc set up and every child inherits from.
         return []
     children = []
     for child in listed:
