@@ -58,12 +58,7 @@ from paracle_guard.launcher.signals import Interrupted, SignalGuard
 from paracle_guard.launcher.streams import Sink
 from paracle_guard.launcher.verdict import judge, judge_observation, prove_mount_targets
 from paracle_guard.policy.models import Policy
-from paracle_guard.report.models import (
-    Finding,
-    PolicyRef,
-    Report,
-    ToolInfo,
-)
+from paracle_guard.report.models import Finding, PolicyRef, Report, ToolInfo
 from paracle_guard.subject import Subject
 
 TIMEOUT_EXIT = 124
@@ -226,6 +221,7 @@ def _run(
     state.spec = spec
     prove_mount_targets(image, spec, report)
     if dry_run:
+        _record(state, "dry-run", None, 0)
         return _preview(plan, backend, spec, report, image, stdout, clock)
 
     state.creating = True
@@ -233,7 +229,7 @@ def _run(
         state.handle = backend.create(spec)
     handle = record.container_id = state.handle
     judge_observation(plan, report, spec, backend.verify(handle, spec, started=False),
-                       "after create")
+                      "after create")
     backend.start(handle, spec)
     proved = backend.verify(handle, spec, started=True)
     judge_observation(plan, report, spec, proved, "after start")

@@ -205,6 +205,17 @@ def test_dry_run_prints_what_paracle_guard_k8s_passes(tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.output
 
 
+def test_a_dry_run_writes_its_audit_line_too(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    result = runner.invoke(app, ["run", "--backend", "kubernetes", "--dry-run", "-p", "sandbox",
+                                 "--audit-log", str(audit), "--image", IMAGE, "--", "true"])
+    assert result.exit_code == 0, result.output
+    (record,) = read_records(audit)
+    assert (record["backend"], record["decision"], record["exit_code"]) == (
+        "kubernetes", "dry-run", 0)
+    assert record["cleanup"] == "no container had been created"
+
+
 @pytest.mark.parametrize(("arguments", "code", "text"), [
     (["--image", "python:3.12"], 125, "by digest only"),
     (["--image", IMAGE, "--memory", "4g"], 125, "controls.resources.memory"),
