@@ -71,16 +71,17 @@ class LayerTree(BaseModel):
 
     def record(self, path: str, kind: EntryKind, target: str = "") -> None:
         """Note an entry of this layer; a later entry for the same path replaces it."""
-        key = path_key(path)
+        # Called for every file of every layer: the common case (a file) does the least.
         self.dirs.discard(path)
         self.symlinks.pop(path, None)
-        self.others.discard(key)
+        if kind == "other":
+            self.others.add(path_key(path))
+            return
+        self.others.discard(path_key(path))
         if kind == "dir":
             self.dirs.add(path)
-        elif kind == "symlink":
-            self.symlinks[path] = target
         else:
-            self.others.add(key)
+            self.symlinks[path] = target
 
     def entry(self, path: str, index: int) -> Entry | None:
         if path in self.dirs:
