@@ -156,16 +156,18 @@ def build(
     """
     context = write_context(spec, workdir / spec.name)
     ref = f"{REPOSITORY}/{spec.name}:{run_id}"
+    options = {"path": str(context), "tag": ref, "rm": True, "forcerm": True,
+               "labels": {LABEL: run_id, PID_LABEL: str(pid or os.getpid())},
+               "network_mode": "none", "pull": False}
     try:
-        image, _ = client.images.build(
-            path=str(context),
-            tag=ref,
-            labels={LABEL: run_id, PID_LABEL: str(pid or os.getpid())},
-            rm=True,
-            forcerm=True,
-            network_mode="none",
-            pull=False,
-        )
+        try:
+            image, _ = client.images.build(**options)
+        except docker_errors.BuildError as exc:
+            # Another run on the same engine removed a cached layer this build was reusing
+            # (its sweep of a dead run's images): build again without the cache.
+            if "unknown parent image ID" not in str(exc.msg):
+                raise
+            image, _ = client.images.build(**options, nocache=True)
     except docker_errors.BuildError as exc:
         log = "".join(str(line.get("stream") or line.get("error") or "") for line in exc.build_log)
         raise AssertionError(f"building test image {spec.name} failed: {exc.msg}\n{log}") from exc
