@@ -199,6 +199,7 @@ def _run(
     policy, report, record = plan.policy, state.report, state.record
     options = check_options(policy, config, home=os.path.expanduser("~"),
                             docker_host=backend.engine_host)
+    record.env_names = sorted(options.env)  # --env-file's too; values are never logged
     backend.preflight()
     image = backend.image(config.image)
     record.image_id = image.id
