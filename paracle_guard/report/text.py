@@ -116,12 +116,24 @@ def _summary_segments(report: Report) -> Line:
     return segments
 
 
+# How the suppressed line counts each kind of suppression: (one, several).
+SUPPRESSION_NOUNS = {
+    "inline": ("inline ignore", "inline ignores"),
+    "waiver": ("waiver", "waivers"),
+    "cli": ("--ignore", "--ignore"),
+    "baseline": ("in the baseline", "in the baseline"),
+}
+
+
 def suppressed_line(report: Report) -> str | None:
-    """``3 suppressed (1 inline, 1 waiver, 1 cli)``, or None when nothing was."""
+    """``4 suppressed (1 inline ignore, 2 waivers, 1 --ignore)``, or None when nothing was."""
     total = report.suppressed_total
     if not total:
         return None
-    kinds = ", ".join(f"{count} {kind}" for kind, count in report.suppressed_counts.items())
+    kinds = ", ".join(
+        f"{count} {SUPPRESSION_NOUNS[kind][count != 1]}"
+        for kind, count in report.suppressed_counts.items()
+    )
     return f"{total} suppressed ({kinds})" if kinds else f"{total} suppressed"
 
 
@@ -196,16 +208,24 @@ def _grouped_lines(result: Result) -> list[Line]:
 
 
 def identity_line(result: Result) -> str | None:
-    """What an image reference resolved to: ``REF: image sha256:... tags ... digests ...``."""
-    image_id = result.metadata.get("id")
-    if not result.in_image or not image_id:
+    """What a reference resolved to: ``REF: image sha256:..., tags ..., digests ...`` for
+    an image; ``NAME: container 0123abcd4567 (running), image REF sha256:...`` for a
+    container."""
+    own_id = result.metadata.get("id")
+    if not result.in_image or not own_id:
         return None
 
     def listed(key: str) -> str:
         value = result.metadata.get(key) or []
         return ", ".join(value) if isinstance(value, list) and value else "none"
 
-    return (f"{result.target}: image {image_id}, tags {listed('tags')}, "
+    if result.kind == "container":
+        state = result.metadata.get("state")
+        image = " ".join(str(part) for part in (result.metadata.get("image"),
+                                                 result.metadata.get("image_id")) if part)
+        return (f"{result.target}: container {str(own_id)[:12]}"
+                f"{f' ({state})' if state else ''}, image {image or 'unknown'}")
+    return (f"{result.target}: image {own_id}, tags {listed('tags')}, "
             f"digests {listed('repo_digests')}")
 
 

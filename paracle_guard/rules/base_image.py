@@ -22,6 +22,16 @@ _IMAGE: ByKind = {"compose": "image", "k8s": "image"}
 
 # --- PG501 ------------------------------------------------------------------------
 
+# Each finding spells IMAGE:VERSION with the image it is about (_pin_fix).
+_PIN_FIX = ("Pin the base image to a version tag and, for reproducible builds, a digest: "
+            "FROM IMAGE:VERSION@sha256:...")
+_PIN_FIXES: ByKind = {
+    "compose": "Pin the service's image to a version tag and a digest: "
+               "image: IMAGE:VERSION@sha256:...",
+    "k8s": "Pin the container's image to a version tag and a digest, so every node runs "
+           "the same image: image: IMAGE:VERSION@sha256:...",
+}
+
 
 def _pinning_problem(image: BaseImage, controls: Controls, what: str = "base image") -> str | None:
     rules = controls.base_image
@@ -42,16 +52,8 @@ def _pinning_problem(image: BaseImage, controls: Controls, what: str = "base ima
     kinds=("dockerfile", "compose", "k8s"),
     summary="An image is not pinned: no tag, :latest, or no digest when the policy wants one "
             "(FROM, a compose image:, a container's image)",
-    fix=(
-        "Pin the base image to a version tag and, for reproducible builds, a digest: "
-        "FROM python:3.12-slim@sha256:..."
-    ),
-    fixes={
-        "compose": "Pin the service's image to a version tag and a digest: "
-                   "image: python:3.12-slim@sha256:...",
-        "k8s": "Pin the container's image to a version tag and a digest, so every node runs "
-               "the same image: image: registry.example/app:1.2@sha256:...",
-    },
+    fix=_PIN_FIX,
+    fixes=_PIN_FIXES,
     rationale=(
         "A moving tag means a different image on every build or pull: builds stop being "
         "reproducible, two hosts (or two nodes of one Deployment) run different code, a "
@@ -65,7 +67,18 @@ def unpinned_base_image(subject: Subject, controls: Controls) -> Iterator[Violat
     for image in subject.base_images:
         problem = _pinning_problem(image, controls, what)
         if problem is not None:
-            yield Violation(message=problem, location=image.location)
+            yield Violation(message=problem, location=image.location,
+                            fix=_pin_fix(image, _PIN_FIXES.get(subject.kind, _PIN_FIX)))
+
+
+def _pin_fix(image: BaseImage, generic: str) -> str:
+    """The rule's fix with its example spelled for this image: FROM alpine:<version>@..."""
+    name = image.ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:  # a tag, not a registry's port: that would be before a "/"
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    tag = image.tag if image.tag and image.tag != "latest" else "<version>"
+    return generic.replace("IMAGE:VERSION", f"{name}:{tag}")
 
 
 # --- PG502 ------------------------------------------------------------------------

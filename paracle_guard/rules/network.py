@@ -94,11 +94,11 @@ def published_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
                                     f"{port.container_port}/{port.protocol} on the node while "
                                     "the policy allows no network", location=port.location)
             continue
-        host = f"{port.host_ip or 'all addresses'}:{port.host_port or 'an ephemeral port'}"
         yield Violation(
             message=(
-                f"port {port.container_port}/{port.protocol} is published on {host} while "
-                "the policy allows no network"
+                f"port {port.container_port}/{port.protocol} is published on "
+                f"{_published_on(port.host_ip, port.host_port)} while the policy allows no "
+                "network"
             ),
             location=port.location,
         )
@@ -107,6 +107,18 @@ def published_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
             message="every exposed port is published (-P) while the policy allows no network",
             location=config.location_of("ports"),
         )
+
+
+def _published_on(host_ip: str, host_port: str) -> str:
+    """``host port 8080 (all host addresses)``, ``127.0.0.1:8080``, ``an ephemeral port of
+    ::1``: where on the host a published port can be reached."""
+    if not host_ip:
+        port = f"host port {host_port}" if host_port else "an ephemeral host port"
+        return f"{port} (all host addresses)"
+    if not host_port:
+        return f"an ephemeral port of {host_ip}"
+    address = f"[{host_ip}]" if ":" in host_ip else host_ip
+    return f"{address}:{host_port}"
 
 
 def _attached(config: RuntimeConfig) -> list[Setting]:

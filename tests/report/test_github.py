@@ -70,7 +70,7 @@ def test_suppressed_findings_are_counted_not_annotated(report: Report) -> None:
     text = render_github(report)
     titles = {props.get("title") for _, props, _ in _commands(text)}
     assert not titles & {"PG403 denied-package", "PG501 unpinned-base-image", "PG503 remote-code"}
-    assert "3 suppressed (1 inline, 1 waiver, 1 cli)" in text.splitlines()
+    assert "3 suppressed (1 inline ignore, 1 waiver, 1 --ignore)" in text.splitlines()
 
 
 def test_notices_are_notice_commands_once_each(report: Report) -> None:

@@ -61,7 +61,7 @@ def test_image_findings_name_the_image_the_path_and_the_layer(report: Report) ->
 def test_notices_suppressions_and_summary_close_the_report(report: Report) -> None:
     tail = render_text(report).splitlines()[-3:]
     assert tail[0].startswith("note: exception for denied-package on 'docker/*' expired")
-    assert tail[1] == "3 suppressed (1 inline, 1 waiver, 1 cli)"
+    assert tail[1] == "3 suppressed (1 inline ignore, 1 waiver, 1 --ignore)"
     assert tail[2] == "3 errors, 2 warnings, 1 info in 3 files, 1 image (policy sandbox)"
     # Two targets carry the notice; the reader is told once.
     assert render_text(report).count("note: ") == 1

@@ -33,6 +33,25 @@ def test_latest_tag_without_digest() -> None:
     assert ":latest" in message
 
 
+@pytest.mark.parametrize(
+    ("ref", "tag", "example"),
+    [
+        ("alpine", None, "FROM alpine:<version>@sha256:..."),
+        ("python:latest", "latest", "FROM python:<version>@sha256:..."),
+        ("localhost:5000/team/app:latest", "latest",
+         "FROM localhost:5000/team/app:<version>@sha256:..."),
+        ("localhost:5000/app", None, "FROM localhost:5000/app:<version>@sha256:..."),
+        ("python:3.12", "3.12", "FROM python:3.12@sha256:..."),
+    ],
+)
+def test_the_fix_spells_the_image_s_own_name(ref: str, tag: str | None, example: str) -> None:
+    policy = controls(base_image={"require_digest": True})
+    (violation,) = check("PG501", dockerfile(base_images=[base_image(ref, tag=tag)]), policy)
+    assert violation.fix is not None
+    assert violation.fix.endswith(f": {example}")
+    assert "python:3.12-slim" not in violation.fix
+
+
 def test_every_stage_is_checked_not_only_the_final_one() -> None:
     subject = dockerfile(
         base_images=[

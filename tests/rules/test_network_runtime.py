@@ -18,15 +18,19 @@ def port(container: str, host_port: str = "", host_ip: str = "", protocol: str =
 
 def test_published_ports_under_a_no_network_policy() -> None:
     config = hardened(ports=[port("80", "8080"), port("53", "5353", "127.0.0.1", "udp", 31),
-                             port("9000")])
+                             port("9000"), port("22", "2222", "::1"), port("23", "", "::1")])
     violations = check("PG311", subject(config))
     assert [v.message for v in violations] == [
-        "port 80/tcp is published on all addresses:8080 while the policy allows no network",
+        "port 80/tcp is published on host port 8080 (all host addresses) while the policy "
+        "allows no network",
         "port 53/udp is published on 127.0.0.1:5353 while the policy allows no network",
-        "port 9000/tcp is published on all addresses:an ephemeral port while the policy allows "
-        "no network",
+        "port 9000/tcp is published on an ephemeral host port (all host addresses) while the "
+        "policy allows no network",
+        "port 22/tcp is published on [::1]:2222 while the policy allows no network",
+        "port 23/tcp is published on an ephemeral port of ::1 while the policy allows no "
+        "network",
     ]
-    assert [v.location for v in violations] == [at(30), at(31), at(30)]
+    assert [v.location for v in violations] == [at(30), at(31), at(30), at(30), at(30)]
 
 
 def test_publish_all() -> None:
