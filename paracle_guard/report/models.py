@@ -7,16 +7,18 @@ models' fields: a field added here needs its description there.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from paracle_guard.location import Location
 from paracle_guard.severity import Severity
 
-SuppressionKind = Literal["inline", "waiver", "cli"]
-SUPPRESSION_KINDS: tuple[SuppressionKind, ...] = ("inline", "waiver", "cli")
+SuppressionKind = Literal["inline", "waiver", "cli", "baseline"]
+SUPPRESSION_KINDS: tuple[SuppressionKind, ...] = ("inline", "waiver", "cli", "baseline")
 
 # Subjects whose finding paths lie inside an image's filesystem rather than on
 # disk beside the checkout; reporters must not present those paths as local files.
@@ -27,7 +29,7 @@ class SuppressionInfo(BaseModel):
     """Why a finding was taken out of the count."""
 
     # inline: a "# paracle-guard ignore" comment; waiver: a policy exception;
-    # cli: --ignore on the command line.
+    # cli: --ignore on the command line; baseline: already in --baseline's report.
     kind: SuppressionKind
     reason: str | None = None
 
@@ -45,6 +47,9 @@ class Finding(BaseModel):
     # ``FILE#Kind/name/container``); None when it is about the target as a whole.
     target: str | None = None
 
+    # Identifies the finding across runs, whatever line it moves to (finding_fingerprint).
+    fingerprint: str = ""
+
     def same_as(self, other: Finding) -> bool:
         """The same rule, about the same thing, at the same place, saying the same."""
         return (self.rule, self.target, self.location, self.message) == (
@@ -54,6 +59,21 @@ class Finding(BaseModel):
 def finding_order(finding: Finding) -> tuple[int, str, str]:
     """The order findings are kept in: by line, then rule, then message."""
     return (finding.location.line or 0, finding.rule, finding.message)
+
+
+_LINE_NUMBER = re.compile(r"\bline \d+")
+
+
+def finding_fingerprint(
+    rule: str, target: str, path: str, message: str, part: str | None = None
+) -> str:
+    """What stays the same about a finding when lines are added above it: its rule, its
+    target (and the part of it, a Pod's container), the file it is in and its message
+    (which quotes the offending text), with line numbers in the message masked. Line
+    numbers themselves are left out."""
+    masked = _LINE_NUMBER.sub("line #", message)
+    key = "\0".join((rule, target, part or "", path, masked))
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 # What the summary counts a result as, by kind: "in 1 file, 4 services".
@@ -121,6 +141,19 @@ class Result(BaseModel):
         self.findings.sort(key=finding_order)
         self.suppressed.sort(key=finding_order)
 
+    @model_validator(mode="after")
+    def _fingerprinted(self) -> Result:
+        self.fill_fingerprints()
+        return self
+
+    def fill_fingerprints(self) -> None:
+        """Give every finding that has none its fingerprint (``finding_fingerprint``)."""
+        for finding in (*self.findings, *self.suppressed):
+            if not finding.fingerprint:
+                finding.fingerprint = finding_fingerprint(
+                    finding.rule, self.target, finding.location.path, finding.message,
+                    finding.target)
+
 
 class ToolInfo(BaseModel):
     name: str = "paracle-guard"
@@ -166,6 +199,7 @@ class Report(BaseModel):
     def add(self, result: Result) -> None:
         """Add a result; one for a target already here is merged into it (a Pod's
         containers are judged one by one and reported as the one Pod)."""
+        result.fill_fingerprints()
         for known in self.results:
             if (known.target, known.kind) == (result.target, result.kind):
                 known.absorb(result)

@@ -40,7 +40,10 @@ SECURITY_SEVERITY = {Severity.ERROR: "8.0", Severity.WARNING: "5.0", Severity.IN
 
 # SARIF knows "inSource" (a comment in the analysed file) and "external" (a
 # decision recorded elsewhere: the policy's exceptions, the command line).
-SUPPRESSION_KINDS = {"inline": "inSource", "waiver": "external", "cli": "external"}
+SUPPRESSION_KINDS = {"inline": "inSource", "waiver": "external", "cli": "external",
+                     "baseline": "external"}
+# The name of the finding fingerprint (Finding.fingerprint) among partialFingerprints.
+FINGERPRINT = "paracleGuardFinding/v1"
 
 JSON = dict[str, Any]
 
@@ -174,6 +177,10 @@ def _result(result: Result, finding: Finding, rule_index: int) -> JSON:
         if finding.suppression.reason:
             suppression["justification"] = finding.suppression.reason
         out["suppressions"] = [suppression]
+    if finding.fingerprint:
+        # The same hash --baseline matches on: it survives lines added above the finding,
+        # so code scanning keeps tracking one alert instead of closing and reopening it.
+        out["partialFingerprints"] = {FINGERPRINT: finding.fingerprint}
     properties: JSON = {"name": finding.name, "target": finding.target or result.target,
                         "kind": result.kind}
     if finding.fix:

@@ -20,6 +20,7 @@ from paracle_guard.report.models import (
     Summary,
     SuppressionInfo,
     ToolInfo,
+    finding_fingerprint,
 )
 from paracle_guard.severity import Severity
 from paracle_guard.subject import SubjectKind
@@ -69,6 +70,9 @@ def test_follows_the_published_shape(report: Report) -> None:
         "fix": "Add USER 1000 to the final stage",
         "suppression": None,
         "target": None,
+        "fingerprint": finding_fingerprint("PG101", "docker/Dockerfile.sandbox",
+                                           "docker/Dockerfile.sandbox",
+                                           "the final stage runs as root"),
     }
     assert first["metadata"] == {"stage": "final", "stages": ["builder", "final"]}
     assert (first["label"], first["parts"]) == (None, {})
