@@ -1,9 +1,10 @@
 """The command line: parses arguments, calls the layers, maps the Report to an exit code.
 
 Exit codes: 0 nothing at or above ``fail_on``; 1 findings; 2 usage, policy or I/O
-errors (one clear line on stderr). Heavy modules are imported inside the
-commands that need them: ``lint`` never imports the Docker SDK, and imports
-rich only to colour a terminal.
+errors (one line on stderr, ``paracle-guard: error: ...``). How commands look and
+fail, and the options they share, live in ``cli_kit``. Heavy modules are imported
+inside the commands that need them: ``lint`` never imports the Docker SDK, and
+imports rich only to colour a terminal.
 """
 
 from __future__ import annotations
@@ -12,26 +13,50 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from paracle_guard import __version__
-from paracle_guard.errors import GuardError, InputError
+from paracle_guard.cli_kit import options
+from paracle_guard.cli_kit.click_api import Context, get_current_context
+from paracle_guard.cli_kit.house import (
+    CONTEXT_SETTINGS,
+    PROG,
+    GuardGroup,
+    print_error,
+    print_warning,
+    report_guard_error,
+)
+from paracle_guard.cli_kit.outputs import (
+    STDOUT,
+    Destination,
+    destinations,
+    refuse_inputs,
+    wants_color,
+    write_file,
+    write_stdout,
+)
+from paracle_guard.errors import GuardError, InputError, UsageError, did_you_mean
+from paracle_guard.report import FORMATS
 
 if TYPE_CHECKING:
-    from paracle_guard.engine import Plan
+    from paracle_guard.engine import CatalogueEntry, Plan
     from paracle_guard.policy.models import Policy
+    from paracle_guard.report.baseline import Baseline
     from paracle_guard.report.models import Report
-    from paracle_guard.severity import Severity
     from paracle_guard.sources.compose_engine import EngineDefaults
 
 app = typer.Typer(
-    name="paracle-guard",
+    name=PROG,
+    cls=GuardGroup,
+    context_settings=CONTEXT_SETTINGS,
     help="Policy-as-code compliance scanner and enforcer for container sandboxes.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 policy_app = typer.Typer(help="Validate, show and describe policies.", no_args_is_help=True)
@@ -48,27 +73,28 @@ app.add_typer(authz_app, name="authz")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FORMAT_HELP = "Output format: text, json, sarif, github or junit."
-SEVERITIES = ("error", "warning", "info")
-
 
 def fails_cleanly(command: F) -> F:
-    """Turn a GuardError into one line on stderr and exit code 2."""
+    """Turn a GuardError into the house's one line on stderr and its exit code (2).
+
+    Every command's class does this too; the decorator keeps the handling inside
+    the function for callers that invoke it directly.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except GuardError as error:
-            typer.echo(f"paracle-guard: error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
+            context = get_current_context(silent=True)
+            raise typer.Exit(report_guard_error(error, context)) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"paracle-guard {__version__}")
+        typer.echo(f"{PROG} {__version__}")
         raise typer.Exit(0)
 
 
@@ -76,38 +102,24 @@ def _version(value: bool) -> None:
 def main_options(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option("--version", "-V", callback=_version, is_eager=True,
+                     help="Show the version and exit."),
     ] = False,
 ) -> None:
     """Policy-as-code compliance scanner and enforcer for container sandboxes."""
 
 
-PolicyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--policy",
-        "-p",
-        help="Policy file or built-in name. Default: .paracle-guard.yaml here or at the "
-        "git root, else the built-in 'sandbox'.",
-    ),
-]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)]
-OutputOption = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
-]
-FailOnOption = Annotated[
-    str | None,
-    typer.Option(
-        "--fail-on",
-        help="Lowest severity that fails the run (error, warning, info). Default: the policy's.",
-    ),
-]
-IgnoreOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--ignore", help="Rule code or name to leave out (repeatable, or comma-separated)."
-    ),
-]
+# The options every report command shares. _plan_and_report and _emit read them
+# from the command's context by these parameter names.
+PolicyOption = Annotated[str | None, options.policy_option()]
+FormatOption = Annotated[list[str] | None, options.format_option(FORMATS, repeatable=True)]
+OutputOption = Annotated[list[str] | None, options.output_option()]
+FailOnOption = Annotated[str | None, options.fail_on_option()]
+IgnoreOption = Annotated[list[str] | None, options.ignore_option()]
+ColorOption = Annotated[str | None, options.color_option()]
+BaselineOption = Annotated[str | None, options.baseline_option()]
+WriteBaselineOption = Annotated[str | None, options.write_baseline_option()]
+TextOrJsonOption = Annotated[str, options.format_option(options.TEXT_OR_JSON)]
 
 
 @app.command()
@@ -115,37 +127,42 @@ IgnoreOption = Annotated[
 def lint(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Dockerfiles, or folders searched for Dockerfile, Dockerfile.*, "
-                       "*.Dockerfile, *.dockerfile and Containerfile; - reads standard input."),
+        typer.Argument(metavar="PATH", help="Dockerfiles, or folders searched for Dockerfile, "
+                       "Dockerfile.*, *.Dockerfile, *.dockerfile and Containerfile; - reads "
+                       "standard input."),
     ],
     policy: PolicyOption = None,
-    output_format: FormatOption = "text",
+    output_format: FormatOption = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
     target: Annotated[
-        str | None, typer.Option("--target", help="Build stage to check (default: the last).")
+        str | None, typer.Option("--target", metavar="STAGE",
+                                 help="Build stage to check (default: the last).")
     ] = None,
     build_arg: Annotated[
         list[str] | None,
-        typer.Option("--build-arg", help="NAME=VALUE, as given to docker build (repeatable)."),
+        typer.Option("--build-arg", metavar="NAME[=VALUE]",
+                     help="A build argument, as given to docker build (repeatable)."),
     ] = None,
     ignore: IgnoreOption = None,
     stdin_filename: Annotated[
-        str, typer.Option("--stdin-filename",
+        str, typer.Option("--stdin-filename", metavar="NAME",
                           help="The name findings and waivers use for - (standard input).")
     ] = "Dockerfile",
+    color: ColorOption = None,
+    baseline: BaselineOption = None,
+    write_baseline: WriteBaselineOption = None,
 ) -> None:
     """Check Dockerfiles against the policy."""
     from paracle_guard.sources.discovery import find_dockerfiles
     from paracle_guard.sources.dockerfile import load_dockerfile, parse_dockerfile
 
-    _check_format(output_format)
     args = _build_args(build_arg or [])
     plan, report = _plan_and_report(policy, ignore, fail_on)
     checked = 0
     if "-" in paths:
         # Editors and pipes hand over an unsaved buffer this way.
-        content = sys.stdin.buffer.read()
+        content = _read_stdin()
         report.add(plan.evaluate(
             parse_dockerfile(content, stdin_filename, target=target, build_args=args)))
         checked += 1
@@ -162,30 +179,33 @@ def lint(
 def image(
     refs: Annotated[
         list[str] | None,
-        typer.Argument(help="Local image references or IDs (never pulled)."),
+        typer.Argument(metavar="IMAGE", help="Local image references or IDs (never pulled); "
+                       "with --input, the images of the archive to check (default: all)."),
     ] = None,
     input_archive: Annotated[
-        Path | None,
-        typer.Option("--input", "-i", help="Check a `docker save` archive instead; no daemon "
-                     "needed. REF then picks an image inside it."),
+        str | None,
+        typer.Option("--input", "-i", metavar="FILE",
+                     help="Check a `docker save` archive instead (plain or gzip; - reads "
+                     "standard input); no daemon needed. Each image in it is its own target."),
     ] = None,
     policy: PolicyOption = None,
-    output_format: FormatOption = "text",
+    output_format: FormatOption = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
     ignore: IgnoreOption = None,
+    color: ColorOption = None,
+    baseline: BaselineOption = None,
+    write_baseline: WriteBaselineOption = None,
 ) -> None:
     """Check built images without running them: user, packages, setuid files, secrets."""
-    from paracle_guard.sources.image import load_image, load_image_archive
+    from paracle_guard.sources.image import load_archive_images, load_image
 
-    _check_format(output_format)
     if not refs and input_archive is None:
-        raise InputError("name an image (paracle-guard image REF) or an archive (--input FILE)")
+        raise UsageError("name an image (paracle-guard image REF) or an archive (--input FILE)")
     plan, report = _plan_and_report(policy, ignore, fail_on)
     if input_archive is not None:
-        picks: list[str | None] = list(refs) if refs else [None]
-        for ref in picks:
-            report.add(plan.evaluate(load_image_archive(input_archive, ref)))
+        for subject in load_archive_images(input_archive, refs or []):
+            report.add(plan.evaluate(subject))
     else:
         from paracle_guard.docker_client import Engine
 
@@ -195,89 +215,130 @@ def image(
     _emit(report, output_format, output)
 
 
+RulesPolicyOption = Annotated[str | None, options.policy_option(
+    help="Show the rules as this policy (file or built-in name) has them: its custom rules "
+    "too, and each rule's severity there. Default: the built-in rules at their default "
+    "severities.")]
+
+
 @rules_app.callback()
 @fails_cleanly
-def rules_table(ctx: typer.Context) -> None:
-    """List every rule with its code, name, default severity and what it checks."""
+def rules_table(
+    ctx: typer.Context,
+    policy: RulesPolicyOption = None,
+    output_format: TextOrJsonOption = "text",
+    color: ColorOption = None,
+) -> None:
+    """List every rule with its code, name, severity and what it checks."""
     if ctx.invoked_subcommand is not None:
         return
-    from paracle_guard.rules.base import all_rules
+    from paracle_guard.cli_kit.outputs import wants_color
+    from paracle_guard.cli_kit.rule_listing import render_json, render_table
 
-    rows = [(r.code, r.name, r.severity.value, ",".join(sorted(r.kinds)), r.summary)
-            for r in all_rules()]
-    if _wants_color(None):
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table("code", "name", "severity", "applies to", "what it finds")
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-        return
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
-        typer.echo("  ".join([*cells, row[4]]))
+    entries, policy_name = _rule_catalogue(policy)
+    if output_format == "json":
+        typer.echo(render_json(entries, policy_name), nl=False)
+    else:
+        typer.echo(render_table(entries, color=wants_color(color, _stdout_is_tty())), nl=False)
 
 
 @rules_app.command("explain")
 @fails_cleanly
-def rules_explain(rule_id: Annotated[str, typer.Argument(help="Rule code or name.")]) -> None:
+def rules_explain(
+    rule_id: Annotated[str, typer.Argument(metavar="RULE", help="Rule code or name.",
+                                           autocompletion=options.complete_rules)],
+    policy: RulesPolicyOption = None,
+    output_format: TextOrJsonOption = "text",
+) -> None:
     """Explain one rule: what it finds, why it matters, how to fix it."""
+    import json
+
+    from paracle_guard.cli_kit.rule_listing import as_json, explain
     from paracle_guard.rules.base import find_rule
 
-    found = find_rule(rule_id)
+    entries, policy_name = _rule_catalogue(policy)
+    found = find_rule(rule_id, [entry.rule for entry in entries])
     if found is None:
-        raise InputError(f"{rule_id}: no rule has this code or name (see `paracle-guard rules`)")
-    lines = [
-        f"{found.code} {found.name} [{found.severity.value}]",
-        f"applies to: {', '.join(sorted(found.kinds))}",
-        "",
-        found.summary,
-    ]
-    if found.rationale:
-        lines += ["", "Why: " + found.rationale]
-    lines += ["", "Fix: " + found.fix]
-    names = {"container": "container", "compose": "compose", "k8s": "Kubernetes",
-             "image": "image", "dockerfile": "Dockerfile"}
-    lines += [f"Fix ({names[kind]}): {fix}" for kind, fix in found.fixes.items()]
-    if found.references:
-        lines += ["", "References: " + "; ".join(found.references)]
-    typer.echo("\n".join(lines))
+        words = [word for entry in entries for word in (entry.rule.code, entry.rule.name)]
+        raise InputError(f"{rule_id}: no rule has this code or name"
+                         f"{did_you_mean(rule_id, words)} (see 'paracle-guard rules')")
+    entry = next(entry for entry in entries if entry.rule is found)
+    if output_format == "json":
+        typer.echo(json.dumps(as_json(entry), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(explain(entry, policy_name), nl=False)
+
+
+def _rule_catalogue(policy: str | None) -> tuple[list[CatalogueEntry], str | None]:
+    """The rules as ``policy`` sees them; without one, every built-in rule as it ships."""
+    from paracle_guard.engine import CatalogueEntry, Plan
+    from paracle_guard.policy.loader import load_policy
+    from paracle_guard.rules.base import all_rules
+
+    if policy is None:
+        return [CatalogueEntry(rule, rule.severity.value, custom=False)
+                for rule in all_rules()], None
+    plan = Plan.compile(load_policy(policy))
+    return plan.catalogue, plan.policy.metadata.name
 
 
 @policy_app.command("validate")
 @fails_cleanly
 def policy_validate(
-    files: Annotated[list[Path], typer.Argument(help="Policy files to validate.")],
+    specs: Annotated[
+        list[str],
+        typer.Argument(metavar="FILE|NAME", help="Policy files or built-in names to validate.",
+                       autocompletion=options.complete_policies),
+    ],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat warnings (an expired exception) as errors.")
+    ] = False,
 ) -> None:
-    """Validate policy files against the schema (and their extends chain)."""
+    """Validate policies against the schema, their extends chain and the rules they name.
+
+    Every problem is reported as FILE:LINE: PATH: what is wrong. Exits 2 when any
+    policy is invalid (or, with --strict, has a warning).
+    """
     from paracle_guard.engine import Plan
-    from paracle_guard.policy.loader import PolicyValidationError, validate_policy_file
+    from paracle_guard.policy.loader import PolicyValidationError, validate_policy
 
     invalid = 0
-    for file in files:
+    for spec in specs:
         try:
-            loaded = validate_policy_file(file)
+            loaded = validate_policy(spec)
             # Compiling resolves rule names in rules/exceptions/custom_rules.
-            Plan.compile(loaded)
+            warnings = Plan.compile(loaded).policy_warnings()
         except PolicyValidationError as error:
             # Here, unlike in lint, the user asked for every problem at once.
             for problem in error.problems:
-                typer.echo(f"paracle-guard: error: {problem}", err=True)
+                print_error(str(problem))
             invalid += 1
             continue
-        typer.echo(f"{file}: valid (policy {loaded.metadata.name}, sha256 {loaded.sha256[:12]})")
+        for warning in warnings:
+            (print_error if strict else print_warning)(str(warning))
+        if strict and warnings:
+            invalid += 1
+            continue
+        noted = f", {len(warnings)} warning{'s' * (len(warnings) != 1)}" if warnings else ""
+        typer.echo(f"{loaded.source}: valid (policy {loaded.metadata.name}, "
+                   f"sha256 {loaded.sha256[:12]}{noted})")
     if invalid:
         raise typer.Exit(2)
+
+
+PolicyArgument = Annotated[
+    str | None,
+    typer.Argument(metavar="FILE|NAME", help="Policy file or built-in name (default: as lint "
+                   "finds it).", autocompletion=options.complete_policies),
+]
+EXPORT_FORMATS = {"kubernetes": "Namespace with PSA labels, NetworkPolicy, "
+                  "ValidatingAdmissionPolicy and its binding"}
 
 
 @policy_app.command("show")
 @fails_cleanly
 def policy_show(
-    name: Annotated[
-        str | None, typer.Argument(help="Policy file or built-in name (default: as lint finds it).")
-    ] = None,
+    name: PolicyArgument = None,
 ) -> None:
     """Print the effective policy, after extends and defaults."""
     from paracle_guard.policy.loader import effective_policy_yaml, load_policy
@@ -288,32 +349,31 @@ def policy_show(
 @policy_app.command("export")
 @fails_cleanly
 def policy_export(
-    name: Annotated[
-        str | None, typer.Argument(help="Policy file or built-in name (default: as lint finds it).")
-    ] = None,
-    export_format: Annotated[
-        str, typer.Option("--format", "-f", help="Export format: kubernetes.")
-    ] = "kubernetes",
+    name: PolicyArgument = None,
+    export_format: Annotated[str, options.format_option(EXPORT_FORMATS, default="kubernetes")]
+    = "kubernetes",
     namespace: Annotated[
-        str, typer.Option("--namespace", help="The namespace the exported objects guard.")
+        str, typer.Option("--namespace", metavar="NAME",
+                          help="The namespace the exported objects guard.")
     ] = "paracle-sandboxes",
-    output: OutputOption = None,
+    output: Annotated[str | None, options.output_option(
+        help="Write the objects to FILE instead of standard output.")] = None,
 ) -> None:
     """Export the policy for a cluster: PSA labels, NetworkPolicy, ValidatingAdmissionPolicy."""
     from paracle_guard.launcher.k8s_backend import render
     from paracle_guard.policy.export import export_kubernetes
     from paracle_guard.policy.loader import load_policy
 
-    if export_format != "kubernetes":
-        raise InputError(f"--format {export_format}: expected kubernetes")
+    loaded = load_policy(name)
     try:
-        objects = export_kubernetes(load_policy(name), namespace)
+        objects = export_kubernetes(loaded, namespace)
     except ValueError as error:
         raise InputError(f"--namespace {namespace}: {error}") from None
-    if output is None:
+    if output is None or output == STDOUT:
         typer.echo(render(objects), nl=False)
     else:
-        _write_atomically(output, render(objects))
+        refuse_inputs([output], [loaded.source or ""], "--output")
+        write_file(output, render(objects))
 
 
 @policy_app.command("schema")
@@ -336,6 +396,25 @@ def policy_list() -> None:
 
 
 # --- shared plumbing -------------------------------------------------------------
+#
+# Every report command calls _plan_and_report before it reads anything and _emit at
+# the end. Both read the shared options (--format/--output pairs, --color,
+# --baseline, --write-baseline) from the command's context by their parameter
+# names, so a command only has to declare them.
+
+_REQUEST = "paracle_guard.report_request"
+
+
+@dataclass
+class _ReportRequest:
+    """What the command line asked of the report, checked before the run starts."""
+
+    destinations: list[Destination]
+    color: str | None
+    policy_source: str | None
+    baseline: str | None = None
+    known: Baseline | None = None
+    write_baseline: str | None = None
 
 
 def _plan_and_report(
@@ -345,31 +424,38 @@ def _plan_and_report(
     from paracle_guard.engine import Plan
     from paracle_guard.policy.loader import load_policy
     from paracle_guard.report.models import PolicyRef, Report, ToolInfo
+    from paracle_guard.severity import Severity
 
+    ctx = get_current_context()
+    params = ctx.params
+    # Usage errors first: a wrong --output must not wait for a ten-minute scan.
+    chosen = destinations(ctx, params.get("output_format"), params.get("output"))
     plan = Plan.compile(load_policy(policy_spec), ignore=list(ignore or []))
     policy: Policy = plan.policy
+    request = _ReportRequest(chosen, params.get("color"), policy.source,
+                             write_baseline=params.get("write_baseline"))
+    if params.get("baseline"):
+        request.baseline = str(params["baseline"])
+        request.known = _read_baseline(request.baseline)
+    ctx.meta[_REQUEST] = request
     report = Report(
         tool=ToolInfo(version=__version__),
         policy=PolicyRef(name=policy.metadata.name, sha256=policy.sha256),
-        fail_on=_severity(fail_on) if fail_on else policy.fail_on,
+        fail_on=Severity(fail_on) if fail_on else policy.fail_on,
         rules=plan.rule_info(),
     )
     return plan, report
 
 
-def _severity(value: str) -> Severity:
-    from paracle_guard.severity import Severity
+def _read_baseline(path: str) -> Baseline:
+    from paracle_guard.report.baseline import Baseline
 
-    if value.lower() not in SEVERITIES:
-        raise InputError(f"--fail-on {value}: expected one of {', '.join(SEVERITIES)}")
-    return Severity(value.lower())
-
-
-def _check_format(output_format: str) -> None:
-    from paracle_guard.report import FORMATS
-
-    if output_format not in FORMATS:
-        raise InputError(f"--format {output_format}: expected one of {', '.join(FORMATS)}")
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError as error:
+        raise InputError(f"--baseline {path}: cannot read: {error.strerror or error}") from None
+    return Baseline.parse(data, f"--baseline {path}")
 
 
 def _build_args(pairs: list[str]) -> dict[str, str]:
@@ -387,42 +473,72 @@ def _build_args(pairs: list[str]) -> dict[str, str]:
     return args
 
 
-def _wants_color(output: Path | None) -> bool:
-    return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+def _read_stdin(what: str = "a Dockerfile",
+                example: str = "paracle-guard lint - < Dockerfile") -> bytes:
+    """Standard input, for ``-``; a terminal there would wait forever, so it is refused."""
+    if sys.stdin.isatty():
+        raise UsageError(f"-: standard input is a terminal; pipe {what} in ({example})")
+    return sys.stdin.buffer.read()
 
 
-def _emit(report: Report, output_format: str, output: Path | None) -> None:
+def _stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _emit(report: Report, output_format: Any = None, output: Any = None) -> NoReturn:
+    """Write every report the command line asked for, and exit 1 on findings, else 0.
+
+    ``output_format`` and ``output`` are read from the context; the parameters stay
+    for callers that pass them.
+    """
     from paracle_guard.report import render
 
-    color = output_format == "text" and _wants_color(output)
-    rendered = render(report, output_format, color=color)
-    if output is None:
-        sys.stdout.write(rendered)
-        sys.stdout.flush()
-    else:
-        _write_atomically(output, rendered)
+    ctx = get_current_context()
+    request: _ReportRequest = ctx.meta[_REQUEST]
+    inputs = _inputs(ctx, report, request)
+    refuse_inputs([d.path for d in request.destinations], inputs, "--output")
+    baseline_text = None
+    if request.write_baseline:
+        # Written from the findings before --baseline takes any out: the new baseline
+        # holds everything this run found.
+        refuse_inputs([request.write_baseline],
+                      [i for i in inputs if i != request.baseline], "--write-baseline")
+        baseline_text = render(report, "json")
+    if request.known is not None:
+        request.known.apply(report, request.baseline or "")
+    for destination in request.destinations:
+        if destination.path is None:
+            color = wants_color(request.color, _stdout_is_tty())
+            write_stdout(render(report, destination.format,
+                                color=color and destination.format == "text"))
+        else:
+            color = request.color == "always" and destination.format == "text"
+            write_file(destination.path, render(report, destination.format, color=color))
+    if request.write_baseline and baseline_text is not None:
+        write_file(request.write_baseline, baseline_text, option="--write-baseline")
     raise typer.Exit(1 if report.failed else 0)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write next to the target, then rename: a failed run never leaves half a report.
-
-    A target that exists but is not a regular file (/dev/stdout, a FIFO, a device)
-    is written into as it is: renaming over it would replace it.
-    """
-    try:
-        if path.exists() and not path.is_file():
-            with path.open("w", encoding="utf-8") as stream:
-                stream.write(text)
-            return
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-    except OSError as error:
-        raise InputError(f"--output {path}: cannot write: {error.strerror or error}") from None
+def _inputs(ctx: Context, report: Report, request: _ReportRequest) -> list[str]:
+    """Every file this run read, as far as the command line and the results say."""
+    outputs = {"output", "write_baseline"}
+    named: list[str] = []
+    for name, value in ctx.params.items():
+        if name in outputs:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, (str, Path)):
+                named.append(str(item))
+    for result in report.results:
+        if result.in_image:
+            continue
+        named.append(result.target)
+        for key in ("file", "files"):
+            value = result.metadata.get(key)
+            named.extend([value] if isinstance(value, str) else value or [])
+    if request.policy_source and not request.policy_source.startswith("builtin:"):
+        named.append(request.policy_source)
+    return named
 
 
 # --- containers and compose files (issue 4) -----------------------------------------
@@ -432,28 +548,32 @@ def _write_atomically(path: Path, text: str) -> None:
 @fails_cleanly
 def container_command(
     containers: Annotated[
-        list[str] | None, typer.Argument(help="Containers to check, by name or ID.")
+        list[str] | None,
+        typer.Argument(metavar="CONTAINER", help="Containers to check, by name or ID."),
     ] = None,
     all_containers: Annotated[
         bool, typer.Option("--all", help="Also check every container on the engine, any state.")
     ] = False,
     label: Annotated[
         list[str] | None,
-        typer.Option("--label", help="Also check the containers with this label, KEY or "
-                     "KEY=VALUE (repeatable: all must match; narrows --all)."),
+        typer.Option("--label", metavar="KEY[=VALUE]",
+                     help="Also check the containers with this label (repeatable: all must "
+                     "match; narrows --all)."),
     ] = None,
     policy: PolicyOption = None,
-    output_format: FormatOption = "text",
+    output_format: FormatOption = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
     ignore: IgnoreOption = None,
+    color: ColorOption = None,
+    baseline: BaselineOption = None,
+    write_baseline: WriteBaselineOption = None,
 ) -> None:
     """Check created or running containers (their docker inspect) against the policy."""
     from paracle_guard.sources.container import load_containers
 
-    _check_format(output_format)
     if not containers and not all_containers and not label:
-        raise InputError("name at least one container, or use --all or --label")
+        raise UsageError("name at least one container, or use --all or --label")
     plan, report = _plan_and_report(policy, ignore, fail_on)
     subjects = load_containers(containers or [], all=all_containers, labels=label or [])
     if not subjects:
@@ -468,14 +588,15 @@ def container_command(
 def compose_command(
     paths: Annotated[
         list[str] | None,
-        typer.Argument(help="Compose files (each read alone, as docker compose -f FILE) or "
-                       "folders (read as docker compose run there: COMPOSE_FILE, or the default "
-                       "file and its override). Default: this folder."),
+        typer.Argument(metavar="PATH", help="Compose files (each read alone, as docker compose "
+                       "-f FILE) or folders (read as docker compose run there: COMPOSE_FILE, "
+                       "or the default file and its override). Default: this folder."),
     ] = None,
     file: Annotated[
         list[str] | None,
-        typer.Option("--file", "-f", help="Compose file of one project, merged in order like "
-                     "docker compose -f A -f B (repeatable)."),
+        typer.Option("--file", "-f", metavar="FILE",
+                     help="Compose file of one project, merged in order like docker compose "
+                     "-f A -f B (repeatable)."),
     ] = None,
     folders: Annotated[
         bool, typer.Option("--folders", help="Check the project of each PATH's folder (for "
@@ -483,32 +604,33 @@ def compose_command(
     ] = False,
     cgroup_version: Annotated[
         int | None,
-        typer.Option("--cgroup-version", help="The checked hosts' cgroup version (1 or 2), for "
-                     "services without cgroup:. Default: ask the Docker Engine; assume 1 "
-                     "without one."),
+        typer.Option("--cgroup-version", metavar="1|2",
+                     help="The checked hosts' cgroup version, for services without cgroup:. "
+                     "Default: ask the Docker Engine; assume 1 without one."),
     ] = None,
     with_dockerfiles: Annotated[
         bool, typer.Option("--with-dockerfiles",
                            help="Also lint the Dockerfiles the services are built from.")
     ] = False,
     policy: PolicyOption = None,
-    output_format: Annotated[
-        str, typer.Option("--format", help=FORMAT_HELP + " (-f names a compose file here, "
-                          "as in docker compose.)")
-    ] = "text",
+    # -f names a compose file here, as in docker compose: --format has no short form.
+    output_format: Annotated[list[str] | None, options.format_option(
+        FORMATS, names=("--format",), repeatable=True)] = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
     ignore: IgnoreOption = None,
+    color: ColorOption = None,
+    baseline: BaselineOption = None,
+    write_baseline: WriteBaselineOption = None,
 ) -> None:
     """Check each service of compose projects against the policy, as Compose merges them."""
     from paracle_guard.sources.compose import load_compose, load_compose_files
     from paracle_guard.sources.dockerfile import load_dockerfile
 
-    _check_format(output_format)
     if cgroup_version not in (None, 1, 2):
-        raise InputError(f"--cgroup-version {cgroup_version}: expected 1 or 2")
+        raise UsageError(f"--cgroup-version {cgroup_version}: expected 1 or 2")
     if file and paths:
-        raise InputError("give one project's files with -f, or paths to check, not both")
+        raise UsageError("give one project's files with -f, or paths to check, not both")
     _check_compose_files(file or [])
     engine = _engine_defaults(cgroup_version)
     plan, report = _plan_and_report(policy, ignore, fail_on)
@@ -545,7 +667,7 @@ def _check_compose_files(files: list[str]) -> None:
 
     for name in files:
         if name in FORMATS and not os.path.exists(name):
-            raise InputError(f"-f {name}: no such compose file (-f names a compose file, as in "
+            raise UsageError(f"-f {name}: no such compose file (-f names a compose file, as in "
                              f"docker compose; the report format is --format {name})")
 
 
@@ -581,18 +703,18 @@ def _engine_defaults(cgroup_version: int | None) -> Callable[[], EngineDefaults]
 def k8s_command(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Manifest files (multi-document YAML and List kinds; Pods, "
-                       "Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs), "
-                       "or folders searched for *.yaml, *.yml and *.json; - reads standard "
-                       "input."),
+        typer.Argument(metavar="PATH", help="Manifest files (multi-document YAML and List "
+                       "kinds; Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, "
+                       "CronJobs), or folders searched for *.yaml, *.yml and *.json; - reads "
+                       "standard input."),
     ],
     policy: PolicyOption = None,
-    output_format: FormatOption = "text",
+    output_format: FormatOption = None,
     output: OutputOption = None,
     fail_on: FailOnOption = None,
     ignore: IgnoreOption = None,
     stdin_filename: Annotated[
-        str, typer.Option("--stdin-filename",
+        str, typer.Option("--stdin-filename", metavar="NAME",
                           help="The name findings and waivers use for - (standard input).")
     ] = "stdin.yaml",
     folders: Annotated[
@@ -600,16 +722,18 @@ def k8s_command(
                            "which passes the changed files): the NetworkPolicies and volumes "
                            "beside a pod count for it.")
     ] = False,
+    color: ColorOption = None,
+    baseline: BaselineOption = None,
+    write_baseline: WriteBaselineOption = None,
 ) -> None:
     """Check every container of Kubernetes workloads against the policy, each Pod once."""
     from paracle_guard.sources.discovery import find_manifests
     from paracle_guard.sources.k8s import load_manifests
 
-    _check_format(output_format)
     plan, report = _plan_and_report(policy, ignore, fail_on)
     stdin = None
     if "-" in paths:
-        stdin = (stdin_filename, sys.stdin.buffer.read())
+        stdin = (stdin_filename, _read_stdin("a manifest", "paracle-guard k8s - < pod.yaml"))
     if folders:
         paths = list(dict.fromkeys(os.path.dirname(p) or "." for p in paths if p != "-"))
     files = list(find_manifests(p for p in paths if p != "-"))
@@ -622,83 +746,101 @@ def k8s_command(
 
 # --- the enforced launcher (issue 5) -------------------------------------------------
 
+BACKENDS = {"docker": "the local Docker Engine",
+            "kubernetes": "the current kubeconfig context (the image by digest)"}
+WORKLOADS = {"pod": "a bare Pod", "job": "a Job"}
+
 
 @app.command("run", context_settings={"allow_interspersed_args": False})
 def run_command(
     command: Annotated[
-        list[str], typer.Argument(help="The command and its arguments, after --.")
+        list[str], typer.Argument(metavar="COMMAND", help="The command and its arguments, "
+                                  "after --.")
     ],
     image: Annotated[
-        str, typer.Option("--image", help="Local image: tag, ID or digest (never pulled).")
+        str, typer.Option("--image", metavar="IMAGE",
+                          help="Local image: tag, ID or digest (never pulled).")
     ],
     policy: PolicyOption = None,
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", help="Host folder mounted at /workspace (its real path: "
-                     "no symlinks, no system or home folder itself)."),
+        typer.Option("--workspace", metavar="DIR", help="Host folder mounted at /workspace "
+                     "(its real path: no symlinks, no system or home folder itself)."),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", help="Seconds before the command is killed (exit 124)."),
+        typer.Option("--timeout", metavar="SECONDS",
+                     help="Seconds before the command is killed (exit 124)."),
     ] = None,
     memory: Annotated[
-        str | None, typer.Option("--memory", help="Memory limit (256m, 1g), at most the policy's.")
+        str | None, typer.Option("--memory", metavar="SIZE",
+                                 help="Memory limit (256m, 1g), at most the policy's.")
     ] = None,
     cpus: Annotated[
-        float | None, typer.Option("--cpus", help="CPU limit, at most the policy's.")
+        float | None, typer.Option("--cpus", metavar="CPUS",
+                                   help="CPU limit, at most the policy's.")
     ] = None,
     pids: Annotated[
-        int | None, typer.Option("--pids", help="Process limit, at most the policy's.")
+        int | None, typer.Option("--pids", metavar="COUNT",
+                                 help="Process limit, at most the policy's.")
     ] = None,
     env: Annotated[
         list[str] | None,
-        typer.Option("--env", "-e", help="NAME=VALUE, or NAME to pass the host's value "
+        typer.Option("--env", "-e", metavar="NAME[=VALUE]",
+                     help="An environment variable; NAME alone passes the host's value "
                      "(repeatable). Nothing else from the host's environment is passed; "
                      "secret-looking names are refused here (use --env-file)."),
     ] = None,
     env_file: Annotated[
         list[Path] | None,
-        typer.Option("--env-file", help="A file of NAME=VALUE lines, as docker run reads it "
-                     "(repeatable); secret-looking names only from a file only you can read "
-                     "(chmod 600)."),
+        typer.Option("--env-file", metavar="FILE",
+                     help="A file of NAME=VALUE lines, as docker run reads it (repeatable); "
+                     "secret-looking names only from a file only you can read (chmod 600)."),
     ] = None,
     mount: Annotated[
         list[str] | None,
-        typer.Option("--mount", help="HOST:CONTAINER:ro, a host folder or file mounted "
-                     "read-only (repeatable); the same checks as --workspace."),
+        typer.Option("--mount", metavar="HOST:CONTAINER:ro",
+                     help="A host folder or file mounted read-only (repeatable); the same "
+                     "checks as --workspace."),
     ] = None,
     network: Annotated[
         str | None,
-        typer.Option("--network", help="Network mode: none, or the policy's (the default)."),
+        typer.Option("--network", metavar="MODE",
+                     help="Network mode: none, or the policy's (the default)."),
     ] = None,
     stdin: Annotated[
         bool, typer.Option("--stdin", help="Feed standard input to the command.")
     ] = False,
     report_format: Annotated[
-        str, typer.Option("--report", help="Format of the report on refusal: text or json.")
+        str, options.format_option(options.TEXT_OR_JSON, names=("--report",),
+                                   what="Format of the report on refusal")
     ] = "text",
     keep: Annotated[
         bool, typer.Option("--keep", help="Do not remove the container when the command ends.")
     ] = False,
     audit_log: Annotated[
         str | None,
-        typer.Option("--audit-log", help="Append one JSON line per launch to this file "
-                     "(default: the policy's audit_log)."),
+        typer.Option("--audit-log", metavar="FILE",
+                     help="Append one JSON line per launch to FILE (default: the policy's "
+                     "audit_log)."),
     ] = None,
     backend: Annotated[
-        str, typer.Option("--backend", help="Where to run: docker, or kubernetes (the "
-                          "current kubeconfig context; image by digest).")
+        str, options.choice_option("--backend", choices=BACKENDS, metavar="BACKEND",
+                                   what="Where to run", default="docker")
     ] = "docker",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="kubernetes: print the verified manifests "
                            "instead of submitting them.")
     ] = False,
     workload: Annotated[
-        str, typer.Option("--as", help="kubernetes: run as a pod or a job.")
+        str, options.choice_option("--as", choices=WORKLOADS, metavar="KIND",
+                                   what="kubernetes: what to run the command as",
+                                   default="pod")
     ] = "pod",
     namespace: Annotated[
-        str | None, typer.Option("--namespace", help="kubernetes: namespace to run in "
-                                 "(default: the kubeconfig context's).")
+        str | None, typer.Option("--namespace", metavar="NAME",
+                                 help="kubernetes: namespace to run in (default: the "
+                                 "kubeconfig context's).")
     ] = None,
 ) -> None:
     """Run COMMAND in a sandbox that the policy makes and the rules verify before it starts.
@@ -707,14 +849,8 @@ def run_command(
     Exits 125 when the launch is refused or fails (the reason is on stderr), and
     128+N when interrupted by signal N (the sandbox is removed first).
     """
-    if backend not in ("docker", "kubernetes"):
-        typer.echo(f"paracle-guard: error: --backend {backend}: expected docker or kubernetes",
-                   err=True)
-        raise typer.Exit(2)
     if backend == "docker" and (dry_run or workload != "pod" or namespace is not None):
-        typer.echo("paracle-guard: error: --dry-run, --as and --namespace are for "
-                   "--backend kubernetes", err=True)
-        raise typer.Exit(2)
+        raise UsageError("--dry-run, --as and --namespace are for --backend kubernetes")
     from paracle_guard.launcher.cli_run import run_cli
 
     raise typer.Exit(run_cli(
@@ -728,16 +864,10 @@ def run_command(
 
 @app.command("doctor")
 @fails_cleanly
-def doctor_command(
-    output_format: Annotated[
-        str, typer.Option("--format", "-f", help="Output format: text or json.")
-    ] = "text",
-) -> None:
+def doctor_command(output_format: TextOrJsonOption = "text") -> None:
     """Check that the Docker Engine can enforce the default policy (exit 0), else exit 1."""
     from paracle_guard.launcher.doctor import diagnose
 
-    if output_format not in ("text", "json"):
-        raise InputError(f"--format {output_format}: expected text or json")
     diagnosis = diagnose()
     typer.echo(diagnosis.render_json() if output_format == "json" else diagnosis.render_text(),
                nl=False)
@@ -748,20 +878,18 @@ def doctor_command(
 @fails_cleanly
 def sandbox_test_command(
     image: Annotated[
-        str, typer.Option("--image", help="Local image to test: tag, ID or digest (never pulled).")
+        str, typer.Option("--image", metavar="IMAGE",
+                          help="Local image to test: tag, ID or digest (never pulled).")
     ] = "paracle/sandbox:latest",
     policy: PolicyOption = None,
-    output_format: Annotated[
-        str, typer.Option("--format", "-f", help="Output format: text or json.")
-    ] = "text",
+    output_format: TextOrJsonOption = "text",
 ) -> None:
     """Launch IMAGE through the enforced launcher and prove its promises from inside.
 
     Exits 0 when every promise holds, 1 when one is broken or could not be checked.
     """
-    from paracle_guard.launcher.probe import check_format, render, run_probe
+    from paracle_guard.launcher.probe import render, run_probe
 
-    check_format(output_format)
     report = run_probe(image, policy=policy)
     typer.echo(render(report, output_format), nl=False)
     raise typer.Exit(0 if report.ok else 1)
@@ -772,22 +900,26 @@ def sandbox_test_command(
 def authz_serve_command(
     policy: PolicyOption = None,
     socket_path: Annotated[
-        str, typer.Option("--socket", help="Where to listen; the file name (less .sock) is the "
-                          "plugin's name for dockerd --authorization-plugin.")
+        str, typer.Option("--socket", metavar="PATH",
+                          help="Where to listen; the file name (less .sock) is the plugin's "
+                          "name for dockerd --authorization-plugin.")
     ] = "/run/docker/plugins/paracle-guard.sock",
     audit_log: Annotated[
         str | None,
-        typer.Option("--audit-log", help="Append one JSON line per allow and deny here "
-                     "(default: the policy's audit_log, else standard output)."),
+        typer.Option("--audit-log", metavar="FILE",
+                     help="Append one JSON line per allow and deny to FILE (default: the "
+                     "policy's audit_log, else standard output)."),
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="The engine being guarded, read for image configs and "
-                     "containers (default: DOCKER_HOST, else unix:///var/run/docker.sock)."),
+        typer.Option("--engine", metavar="HOST",
+                     help="The engine being guarded, read for image configs and containers "
+                     "(default: DOCKER_HOST, else unix:///var/run/docker.sock)."),
     ] = None,
     decision_timeout: Annotated[
-        float, typer.Option("--decision-timeout", help="Seconds a decision may take; past "
-                            "them the request is refused.")
+        float, typer.Option("--decision-timeout", metavar="SECONDS",
+                            help="Seconds a decision may take; past them the request is "
+                            "refused.")
     ] = 10.0,
 ) -> None:
     """Serve the Docker authorization plugin: the policy, enforced for every client."""
@@ -797,6 +929,33 @@ def authz_serve_command(
         policy=policy, socket_path=socket_path, audit_log=audit_log, engine_host=engine,
         deadline=decision_timeout,
     ))
+
+
+# --- shell completion -------------------------------------------------------------------
+
+SHELLS = {"bash": "bash 4.4 or later", "zsh": "zsh", "fish": "fish"}
+COMPLETE_VAR = "_PARACLE_GUARD_COMPLETE"
+
+
+@app.command("completion")
+@fails_cleanly
+def completion_command(
+    shell: Annotated[str, typer.Argument(
+        metavar="SHELL", help="bash, zsh or fish.",
+        autocompletion=options.complete_from(SHELLS),
+        callback=options.check_choice("SHELL", SHELLS))],
+) -> None:
+    """Print the completion script for a shell: commands, options, formats, rule codes
+    and names, built-in policies.
+
+    bash: paracle-guard completion bash > ~/.local/share/bash-completion/completions/paracle-guard
+    zsh:  paracle-guard completion zsh > "${fpath[1]}/_paracle-guard"
+    fish: paracle-guard completion fish > ~/.config/fish/completions/paracle-guard.fish
+    (--install-completion does the same for the current shell.)
+    """
+    from typer._completion_shared import get_completion_script
+
+    typer.echo(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell))
 
 
 def main() -> None:

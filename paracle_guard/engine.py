@@ -12,9 +12,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from paracle_guard.errors import InputError, PolicyError
+from paracle_guard.errors import InputError, did_you_mean
 from paracle_guard.location import Location
+from paracle_guard.policy.loader import PolicyValidationError
 from paracle_guard.policy.models import Policy, Waiver
+from paracle_guard.policy.yaml_lines import Problem, YamlPath
 from paracle_guard.report.models import (
     Finding,
     Result,
@@ -42,6 +44,15 @@ class _ResolvedWaiver:
     waiver: Waiver
 
 
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A rule as a policy sees it: built in or custom, and its severity there (or off)."""
+
+    rule: Rule
+    severity: str  # error, warning, info, or off
+    custom: bool
+
+
 class Plan:
     """A policy compiled against the rule registry, ready to judge Subjects."""
 
@@ -53,6 +64,7 @@ class Plan:
         ignored: frozenset[str],
         known: frozenset[str],
         today: dt.date,
+        catalogue: list[CatalogueEntry],
     ) -> None:
         self.policy = policy
         self._active = active
@@ -60,6 +72,7 @@ class Plan:
         self._ignored = ignored
         self._known = known
         self._today = today
+        self.catalogue = catalogue
 
     @classmethod
     def compile(
@@ -69,18 +82,33 @@ class Plan:
         ignore: Collection[str] = (),
         today: dt.date | None = None,
     ) -> Plan:
-        where = policy.source or policy.metadata.name
-        rules = _all_rules(policy, where)
-        overrides = _severity_overrides(policy, rules, where)
+        problems: list[Problem] = []
+        rules = _all_rules(policy, problems)
+        overrides = _severity_overrides(policy, rules, problems)
+        waivers = _waivers(policy, rules, problems)
+        if problems:
+            raise PolicyValidationError(problems)
         active = [
             _ActiveRule(rule=r, severity_override=(
                 Severity(overrides[r.code]) if r.code in overrides else None))
             for r in rules
             if overrides.get(r.code) != "off"
         ]
+        builtin = {r.code for r in all_rules()}
+        catalogue = [CatalogueEntry(r, overrides.get(r.code, r.severity.value),
+                                    custom=r.code not in builtin) for r in rules]
         known = frozenset({r.code for r in rules} | {r.name for r in rules} | set(RETIRED))
-        return cls(policy, active, _waivers(policy, rules, where), _ignored(ignore, rules),
-                   known, today or dt.date.today())
+        return cls(policy, active, waivers, _ignored(ignore, rules), known,
+                   today or dt.date.today(), catalogue)
+
+    def policy_warnings(self) -> list[Problem]:
+        """What is legal in the policy but probably not meant: waivers that have expired."""
+        return [
+            _problem(self.policy, ("exceptions", index, "expires"),
+                     f"the exception for {waiver.rule} on {waiver.target!r} expired on "
+                     f"{waiver.expires}; it no longer applies")
+            for index, waiver in self.policy.expired_waivers(self._today)
+        ]
 
     @property
     def rules(self) -> list[Rule]:
@@ -137,6 +165,7 @@ class Plan:
             result.notices.extend(self._expired_waiver_notices(subject.target))
         result.findings.sort(key=finding_order)
         result.suppressed.sort(key=finding_order)
+        result.fill_fingerprints()
         return result
 
     def evaluate_all(self, subjects: Iterable[Subject]) -> list[Result]:
@@ -198,47 +227,59 @@ class Plan:
 # --- compiling a policy -----------------------------------------------------------
 
 
-def _all_rules(policy: Policy, where: str) -> list[Rule]:
+def _problem(policy: Policy, path: YamlPath, message: str) -> Problem:
+    file, line = policy.locate(path)
+    return Problem(file, line, path, message)
+
+
+def _unknown_rule(identifier: str, rules: list[Rule]) -> str:
+    words = [word for rule in rules for word in (rule.code, rule.name)]
+    return f"no rule has the code or name {identifier!r}{did_you_mean(identifier, words)}"
+
+
+def _all_rules(policy: Policy, problems: list[Problem]) -> list[Rule]:
     """The built-in rules and the policy's custom ones, which may not reuse a code or name."""
     builtin = all_rules()
     custom = build_custom_rules(policy.custom_rules)
     for index, declared in enumerate(custom):
         if declared.code in RETIRED or declared.name in RETIRED:
-            raise PolicyError(
-                f"{where}: custom_rules[{index}]: {declared.code} {declared.name} reuses the "
-                f"retired rule {RETIRED.get(declared.code) or RETIRED[declared.name]}'s old code "
-                "or name"
-            )
+            problems.append(_problem(
+                policy, ("custom_rules", index),
+                f"{declared.code} {declared.name} reuses the retired rule "
+                f"{RETIRED.get(declared.code) or RETIRED[declared.name]}'s old code or name"))
+            continue
         for other in builtin + custom[:index]:
             if declared.code == other.code or declared.name == other.name:
-                raise PolicyError(
-                    f"{where}: custom_rules[{index}]: {declared.code} {declared.name} "
-                    f"clashes with rule {other.code} {other.name}"
-                )
+                problems.append(_problem(
+                    policy, ("custom_rules", index),
+                    f"{declared.code} {declared.name} clashes with rule {other.code} "
+                    f"{other.name}"))
+                break
     return builtin + custom
 
 
-def _severity_overrides(policy: Policy, rules: list[Rule], where: str) -> dict[str, str]:
+def _severity_overrides(
+    policy: Policy, rules: list[Rule], problems: list[Problem]
+) -> dict[str, str]:
     """Rule code -> the severity (or "off") the policy's ``rules:`` section sets."""
     overrides: dict[str, str] = {}
     for key, override in policy.rules.items():
         found = find_rule(key, rules)
         if found is None:
-            raise PolicyError(f"{where}: rules.{key}: no rule has this code or name")
-        if override.severity is not None:
+            problems.append(_problem(policy, ("rules", key), _unknown_rule(key, rules)))
+        elif override.severity is not None:
             overrides[found.code] = override.severity
     return overrides
 
 
-def _waivers(policy: Policy, rules: list[Rule], where: str) -> list[_ResolvedWaiver]:
+def _waivers(policy: Policy, rules: list[Rule], problems: list[Problem]) -> list[_ResolvedWaiver]:
     waivers = []
     for index, waiver in enumerate(policy.exceptions):
         found = find_rule(waiver.rule, rules)
         if found is None:
-            raise PolicyError(
-                f"{where}: exceptions[{index}].rule: no rule has the code or name "
-                f"{waiver.rule!r}"
-            )
+            problems.append(_problem(policy, ("exceptions", index, "rule"),
+                                     _unknown_rule(waiver.rule, rules)))
+            continue
         waivers.append(_ResolvedWaiver(code=found.code, waiver=waiver))
     return waivers
 
@@ -250,7 +291,7 @@ def _ignored(ignore: Collection[str], rules: list[Rule]) -> frozenset[str]:
         for part in filter(None, (p.strip() for p in identifier.split(","))):
             found = find_rule(part, rules)
             if found is None:
-                raise InputError(f"--ignore {part}: no rule has this code or name")
+                raise InputError(f"--ignore {part}: {_unknown_rule(part, rules)}")
             ignored.add(found.code)
     return frozenset(ignored)
 

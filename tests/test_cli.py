@@ -71,8 +71,6 @@ def test_fail_on_error_lets_warnings_pass(workdir: Path) -> None:
     ("args", "message"),
     [
         (["lint", "missing.Dockerfile"], "missing.Dockerfile: no such file or directory"),
-        (["lint", "Dockerfile", "--format", "xml"], "--format xml"),
-        (["lint", "Dockerfile", "--fail-on", "fatal"], "--fail-on fatal"),
         (["lint", "Dockerfile", "--ignore", "PG999"], "--ignore PG999"),
         (["lint", "Dockerfile", "--policy", "no-such-policy"], "no-such-policy"),
         (["lint", "Dockerfile", "--target", "nowhere"], "--target nowhere"),
@@ -80,9 +78,7 @@ def test_fail_on_error_lets_warnings_pass(workdir: Path) -> None:
         (["rules", "explain", "PG000"], "PG000"),
     ],
 )
-def test_usage_and_input_errors_exit_2_with_one_line(
-    workdir: Path, args: list[str], message: str
-) -> None:
+def test_input_errors_exit_2_with_one_line(workdir: Path, args: list[str], message: str) -> None:
     write(workdir, "Dockerfile", CLEAN)
     (workdir / "empty-folder").mkdir()
     result = runner.invoke(app, args)
@@ -91,6 +87,30 @@ def test_usage_and_input_errors_exit_2_with_one_line(
     assert len(lines) == 1, result.output
     assert lines[0].startswith("paracle-guard: error: ")
     assert message in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["lint", "Dockerfile", "--format", "xml"],
+         "--format xml: expected text, json, sarif, github or junit"),
+        (["lint", "Dockerfile", "--fail-on", "fatal"],
+         "--fail-on fatal: expected error, warning or info"),
+        (["lint"], "missing argument PATH..."),
+        (["lint", "Dockerfile", "--frobnicate"], "no such option: --frobnicate"),
+        (["lnt", "Dockerfile"], "no such command 'lnt' (did you mean 'lint'?)"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line_and_a_hint(
+    workdir: Path, args: list[str], message: str
+) -> None:
+    write(workdir, "Dockerfile", CLEAN)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0] == f"paracle-guard: error: {message}", result.output
+    command = "paracle-guard lint" if args[0] == "lint" else "paracle-guard"
+    assert lines[1:] == [f"See '{command} --help'."]
 
 
 def test_bad_policy_file_names_file_path_and_line(workdir: Path) -> None:

@@ -4,6 +4,7 @@ The public API, for the CLI and the launcher:
 
 - ``load_policy(spec, cwd=...)``: the effective Policy for ``--policy`` (or none);
 - ``validate_policy_file(path)``: the same for one file, always schema-checked;
+  ``validate_policy(spec)`` for a file or a built-in name;
 - ``effective_policy_yaml(policy)``: the merged policy as YAML, for ``policy show``;
 - ``builtin_policy_names()`` and ``policy_schema_text()``.
 
@@ -88,6 +89,12 @@ def load_policy(spec: str | None = None, *, cwd: Path | None = None) -> Policy:
 def validate_policy_file(path: Path) -> Policy:
     """Load ``path`` and every policy it extends, running the schema on each."""
     return _Loader(always_validate=True).load(_Source(str(path), path, builtin=False))
+
+
+def validate_policy(spec: str, *, cwd: Path | None = None) -> Policy:
+    """``validate_policy_file`` for anything ``--policy`` accepts: a file or a built-in name."""
+    here = cwd if cwd is not None else Path.cwd()
+    return _Loader(always_validate=True).load(_source_for_spec(spec, here))
 
 
 def find_policy_file(cwd: Path) -> Path | None:
@@ -206,6 +213,7 @@ class _Loader:
             raise PolicyValidationError(_pydantic_problems(exc, merged, data, source)) from None
         policy.source = source.display
         policy.sha256 = policy_digest(policy)
+        policy._origins = dict(merged.origins)
         return policy
 
     def _merge_chain(self, source: _Source, chain: tuple[_Source, ...]) -> _Merged:

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from paracle_guard.severity import Severity
 
@@ -243,3 +243,19 @@ class Policy(_Section):
     # user named it, or "builtin:NAME"; ``sha256`` identifies the effective policy.
     source: str | None = Field(default=None, exclude=True)
     sha256: str = Field(default="", exclude=True)
+    # Which file and line each key and item came from (``("rules", "PG101")`` ->
+    # ``("policy.yaml", 12)``), so that problems found after loading name their line.
+    _origins: dict[tuple[str | int, ...], tuple[str, int]] = PrivateAttr(default_factory=dict)
+
+    def locate(self, path: tuple[str | int, ...]) -> tuple[str, int | None]:
+        """The file and line of ``path`` (or of its nearest ancestor that has one)."""
+        for end in range(len(path), -1, -1):
+            found = self._origins.get(path[:end])
+            if found is not None:
+                return found
+        return self.source or self.metadata.name, None
+
+    def expired_waivers(self, today: dt.date) -> list[tuple[int, Waiver]]:
+        """The exceptions whose expiry date has passed, with their index."""
+        return [(index, waiver) for index, waiver in enumerate(self.exceptions)
+                if waiver.expired(today)]

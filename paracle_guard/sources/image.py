@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,9 @@ from paracle_guard.sources.package_db import (
     parse_passwd,
 )
 from paracle_guard.subject import EnvVar, ExposedPort, FileEntry, Package, Subject, UserFact
+
+STDIN = "-"
+STDIN_NAME = "(stdin)"  # how reports name an archive read from standard input
 
 
 def load_image(ref: str, engine: Engine | None = None) -> Subject:
@@ -57,18 +62,52 @@ def load_image_archive(path: str | Path, ref: str | None = None) -> Subject:
 
     When the archive holds several images, ``ref`` picks one by tag or image ID.
     """
-    path = Path(path)
+    archive = _read_archive(str(path))
+    if ref is None and len(archive.images) > 1:
+        listing = "; ".join(_describe(image) for image in archive.images)
+        raise InputError(f"{archive.source} holds {len(archive.images)} images ({listing}); "
+                         "name the one to check")
+    return image_subject(archive, _pick_by_ref(archive, ref), target=ref or archive.source)
+
+
+def load_archive_images(path: str, refs: Sequence[str] = ()) -> list[Subject]:
+    """The images ``refs`` name in a ``docker save`` archive, or every image it holds.
+
+    ``path`` ``-`` reads the archive from standard input. Each image is its own
+    target: its reference when named, the archive's name when it holds only one,
+    else its first tag (or the archive and the image ID).
+    """
+    archive = _read_archive(path)
+    if refs:
+        return [image_subject(archive, _pick_by_ref(archive, ref), target=ref) for ref in refs]
+    if len(archive.images) == 1:
+        return [image_subject(archive, archive.images[0], target=archive.source)]
+    return [image_subject(archive, image, target=_archive_target(archive, image))
+            for image in archive.images]
+
+
+def _archive_target(archive: SavedArchive, image: SavedImage) -> str:
+    if image.tags:
+        return image.tags[0]
+    return f"{archive.source}@{image.id[:len('sha256:') + 12]}"
+
+
+def _read_archive(path: str) -> SavedArchive:
+    if path == STDIN:
+        if sys.stdin.isatty():
+            raise InputError("--input -: standard input is a terminal; pipe an archive in "
+                             "(docker save IMAGE | paracle-guard image --input -)")
+        # A pipe is read front to back; nothing can be skipped with a seek.
+        return read_saved_archive(sys.stdin.buffer, source=STDIN_NAME)
     try:
-        stream = path.open("rb")
+        stream = open(path, "rb")  # noqa: SIM115 (closed below, after fstat)
         info = os.fstat(stream.fileno())
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     # A regular file can be skipped through with seeks; a pipe has to be read.
     size = info.st_size if stat.S_ISREG(info.st_mode) else None
     with stream:
-        archive = read_saved_archive(stream, source=str(path), size=size)
-    image = _pick_by_ref(archive, ref)
-    return image_subject(archive, image, target=ref or str(path))
+        return read_saved_archive(stream, source=path, size=size)
 
 
 def _pick_by_id(archive: SavedArchive, image_id: str, ref: str) -> SavedImage:
@@ -95,12 +134,7 @@ def _describe(image: SavedImage) -> str:
 def _pick_by_ref(archive: SavedArchive, ref: str | None) -> SavedImage:
     images = archive.images
     if ref is None:
-        if len(images) == 1:
-            return images[0]
-        listing = "; ".join(_describe(image) for image in images)
-        raise InputError(
-            f"{archive.source} holds {len(images)} images ({listing}); name the one to check"
-        )
+        return images[0]
     wanted = _normalise_tag(ref)
     digest = ref.removeprefix("sha256:")
     for image in images:

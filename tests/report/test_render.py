@@ -79,8 +79,13 @@ def test_every_format_renders_both_sample_reports_ending_with_a_newline(
         assert not rendered.endswith("\n\n")
 
 
-def test_formats_are_the_published_five() -> None:
-    assert FORMATS == ("text", "json", "sarif", "github", "junit")
+def test_formats_are_the_published_five_each_with_its_renderer() -> None:
+    import importlib
+
+    assert list(FORMATS) == ["text", "json", "sarif", "github", "junit"]
+    for chosen in FORMATS.values():
+        assert callable(getattr(importlib.import_module(chosen.module), chosen.function))
+        assert chosen.description
 
 
 def test_an_unknown_format_is_refused(report: Report) -> None:
