@@ -87,7 +87,7 @@ class Plan:
         overrides = _severity_overrides(policy, rules, problems)
         waivers = _waivers(policy, rules, problems)
         if problems:
-            raise PolicyValidationError(problems)
+            raise PolicyValidationError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
         active = [
             _ActiveRule(rule=r, severity_override=(
                 Severity(overrides[r.code]) if r.code in overrides else None))

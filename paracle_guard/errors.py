@@ -43,5 +43,5 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
         return text.lower().replace("_", "-")
 
     by_folded = {folded(choice): choice for choice in choices}
-    close = difflib.get_close_matches(folded(word), list(by_folded), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(folded(word), list(by_folded), n=1, cutoff=0.75)
     return f" (did you mean {by_folded[close[0]]!r}?)" if close else ""
