@@ -189,3 +189,19 @@ def test_image_results_name_what_the_reference_resolved_to() -> None:
     text = render_text(report)
     assert "acme/app:1: image sha256:abc, tags acme/app:1, acme/app:latest, digests none" in text
     assert "no findings in 1 image" in text
+
+
+def test_container_results_name_the_container_then_its_image() -> None:
+    report = Report(
+        tool=ToolInfo(version="0"), policy=PolicyRef(name="sandbox", sha256="0"),
+        fail_on=Severity.WARNING,
+    )
+    container_id = "0123abcd4567" + "f" * 52
+    report.add(Result(
+        target="web", kind="container",
+        metadata={"id": container_id, "name": "web", "state": "running",
+                  "image": "acme/app:1", "image_id": "sha256:abc"},
+    ))
+    text = render_text(report)
+    assert "web: container 0123abcd4567 (running), image acme/app:1 sha256:abc" in text
+    assert "image " + container_id not in text

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paracle_guard.errors import InputError
-from paracle_guard.sources.image import image_subject, load_image_archive
+from paracle_guard.sources.image import image_subject, load_archive_images, load_image_archive
 from paracle_guard.sources.image_archive import normalise, read_saved_archive
 from paracle_guard.subject import Subject
+from tests.cli_process import run_cli
 from tests.docker_images import (
     NET_RAW_CAPABILITY,
     PEM_PRIVATE_KEY,
@@ -491,6 +492,45 @@ def test_several_images_without_a_ref_is_an_error_listing_them(tmp_path: Path) -
         load(tmp_path, two_images())
     with pytest.raises(InputError, match="does not hold image three"):
         load(tmp_path, two_images(), "three")
+
+
+def test_every_image_of_an_archive_is_its_own_target(tmp_path: Path) -> None:
+    path = tmp_path / "two.tar"
+    path.write_bytes(two_images())
+    subjects = load_archive_images(str(path))
+    assert [(s.target, paths(s)) for s in subjects] == [
+        ("one:1", ["/a/.env"]), ("docker.io/library/two:latest", ["/b/.env"])]
+    picked = load_archive_images(str(path), ["two", "one:1"])
+    assert [(s.target, paths(s)) for s in picked] == [("two", ["/b/.env"]),
+                                                      ("one:1", ["/a/.env"])]
+
+
+def test_an_untagged_image_of_several_is_named_by_the_archive_and_its_id(tmp_path: Path) -> None:
+    archive = saved_archive([(file("/a/.env"),)], tags=(),
+                            extra_images=(([(file("/b/.env"),)], ("two:1",)),))
+    path = tmp_path / "mixed.tar"
+    path.write_bytes(archive)
+    first, second = load_archive_images(str(path))
+    assert first.target.startswith(f"{path}@sha256:") and len(first.target) == len(
+        f"{path}@sha256:") + 12
+    assert second.target == "two:1"
+
+
+def test_the_cli_reads_an_archive_from_standard_input(tmp_path: Path) -> None:
+    archive = saved_archive([(file("/app/.env", "API_TOKEN=abc\n"),)], tags=("one:1",))
+    ran = run_cli("image", "--input", "-", "-f", "json", cwd=tmp_path, stdin=archive)
+    assert ran.code == 1, ran.stderr
+    result = json.loads(ran.stdout)["results"][0]
+    assert result["target"] == "(stdin)"
+    assert "PG602" in {f["rule"] for f in result["findings"]}
+
+
+def test_the_cli_checks_each_image_of_a_piped_archive(tmp_path: Path) -> None:
+    ran = run_cli("image", "--input", "-", "-f", "json", cwd=tmp_path, stdin=two_images())
+    assert ran.code == 1, ran.stderr
+    report = json.loads(ran.stdout)
+    assert [r["target"] for r in report["results"]] == ["one:1", "docker.io/library/two:latest"]
+    assert all(r["findings"] for r in report["results"])
 
 
 @pytest.mark.parametrize(
