@@ -39,7 +39,9 @@ def test_the_version_is_the_newest_release_or_a_dev_version_after_it() -> None:
     match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)(\.dev\d+)?", __version__)
     assert match is not None, __version__
     current = tuple(int(part) for part in match.group(1, 2, 3))
-    assert current == newest and not match.group(4) or current > newest and match.group(4)
+    released_now = current == newest and not match.group(4)
+    developing_next = current > newest and bool(match.group(4))
+    assert released_now or developing_next
 
 
 def test_the_pinned_tag_exists_and_carries_the_hook_where_tags_were_fetched() -> None:
