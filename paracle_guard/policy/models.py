@@ -213,6 +213,20 @@ class Authz(_Section):
     volume_drivers: list[NoSpaces] = Field(default_factory=lambda: ["local"])
     network_drivers: list[NoSpaces] = Field(default_factory=lambda: ["bridge", "overlay"])
     exemptions: list[AuthzExemption] = Field(default_factory=list)
+# What the paracle sandbox images preinstall for agents, as Python imports them.
+SANDBOX_PYTHON_PACKAGES = ["requests", "pydantic", "click", "rich", "jinja2", "yaml"]
+ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]
+
+
+class SandboxTest(_Section):
+    """What ``paracle-guard sandbox test`` expects an image to provide, beyond the policy's
+    controls (which it always proves)."""
+
+    # Whether python3 must run; false: neither python3 nor python_packages are checked.
+    python: bool = True
+    # Modules python3 must import (the defaults: what the shipped images preinstall).
+    python_packages: list[ModuleName] = Field(
+        default_factory=lambda: list(SANDBOX_PYTHON_PACKAGES))
 
 
 class Metadata(_Section):
@@ -231,6 +245,7 @@ class Policy(_Section):
     # Where `paracle-guard run` appends its JSON-lines audit record; absolute or ~/...,
     # so the log does not move with the directory a launch happens to start in.
     audit_log: str | None = Field(default=None, pattern=r"^(/|~/)")
+    sandbox_test: SandboxTest = Field(default_factory=SandboxTest)
     controls: Controls = Field(default_factory=Controls)
     rules: dict[RuleRef, RuleOverride] = Field(default_factory=dict)
     exceptions: list[Waiver] = Field(default_factory=list)

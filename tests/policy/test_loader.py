@@ -392,8 +392,8 @@ def test_missing_api_version_and_kind(write: WritePolicy, tmp_path: Path) -> Non
         (
             "polcy: x\n",
             "p.yaml:3: polcy: unknown key 'polcy' (expected one of: apiVersion, kind, "
-            "metadata, extends, fail_on, audit_log, controls, rules, exceptions, custom_rules, "
-            "authz)",
+            "metadata, extends, fail_on, audit_log, sandbox_test, controls, rules, exceptions, "
+            "custom_rules, authz)",
         ),
         (
             "exceptions:\n  - {rule: PG101, reason: ok, expire: 2027-01-01}\n",
