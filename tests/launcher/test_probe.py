@@ -206,9 +206,10 @@ def test_a_root_image_is_refused_and_reported_not_probed(test_images: TestImages
 def test_bad_format_is_one_line_and_exit_2() -> None:
     done = run_cli("sandbox", "test", "--format", "yaml")
     assert done.returncode == 2
-    assert done.stderr.decode().strip() == (
-        "paracle-guard: error: --format yaml: expected text or json"
-    )
+    assert done.stderr.decode().splitlines() == [
+        "paracle-guard: error: --format yaml: expected text or json",
+        "See 'paracle-guard sandbox test --help'.",
+    ]
 
 
 @pytest.mark.docker
