@@ -6,8 +6,9 @@ runs (``hostproof``: the kernel's credentials, mounts, network namespace and
 cgroup limits of the container's processes), never from what runs inside the
 image: an image can replace ``python3`` with a script that prints whatever
 it likes. The in-image interpreter only adds checks the image is the subject
-of: that Python runs, that the preinstalled packages import, and that a
-"Hello from sandbox" line makes the round trip through stdin and /workspace.
+of: that Python runs and the modules the policy's ``sandbox_test`` names import
+(when it asks for them), and that a "Hello from sandbox" line makes the round
+trip through stdin and /workspace.
 
 The image's ``python3`` runs the probe when it exists; otherwise a POSIX
 ``/bin/sh`` runs a shell version. Both read a line from stdin before they end,
@@ -27,10 +28,12 @@ from typing import Literal
 
 from paracle_guard.errors import InputError
 from paracle_guard.launcher.hostproof import ENGINE_MOUNTS, HostFacts, MountEntry
+from paracle_guard.policy.models import SANDBOX_PYTHON_PACKAGES, Policy
 from paracle_guard.units import format_size, parse_size
 
-# What the sandbox image preinstalls for agents: module name, as imported.
-PACKAGES = ("requests", "pydantic", "click", "rich", "jinja2", "yaml")
+# What the shipped sandbox images preinstall for agents, as imported: the default of a
+# policy's sandbox_test.python_packages, which is where the probe reads its list from.
+PACKAGES = tuple(SANDBOX_PYTHON_PACKAGES)
 HELLO = "Hello from sandbox"
 # How every probe output line starts, so nothing else the image prints is taken as a fact.
 PREFIX = "paracle-probe:"
@@ -98,6 +101,27 @@ class Expectations:
     memory: int | None = None  # the policy's ceilings; None: no ceiling
     cpus: float | None = None
     pids: int | None = None
+    # The policy's sandbox_test: whether python3 must run, and what it must import.
+    python: bool = True
+    packages: tuple[str, ...] = PACKAGES
+
+    @classmethod
+    def of(cls, policy: Policy) -> Expectations:
+        resources = policy.controls.resources
+        return cls(
+            allowed_uids=tuple(policy.controls.user.allowed_uids),
+            network_none=policy.controls.network.mode == "none",
+            memory=parse_size(resources.memory) if resources.memory else None,
+            cpus=resources.cpus, pids=resources.pids,
+            python=policy.sandbox_test.python,
+            packages=tuple(policy.sandbox_test.python_packages),
+        )
+
+    @property
+    def inside_promises(self) -> list[str]:
+        """The checks made from inside the image: Python and its modules when required."""
+        python = ["python", *(f"import {module}" for module in self.packages)]
+        return [*(python if self.python else []), "hello"]
 
 
 @dataclass
@@ -269,16 +293,19 @@ def _limits_check(host: HostFacts, expect: Expectations) -> tuple[str, str, bool
     return name, promise, holds, observed
 
 
-def evaluate_inside(facts: Mapping[str, str], nonce: str) -> list[Check]:
-    """What the image's own interpreter reports: Python, its packages, the hello round trip."""
+def evaluate_inside(facts: Mapping[str, str], nonce: str,
+                    expect: Expectations = Expectations()) -> list[Check]:
+    """What the image's own interpreter reports: Python and its packages (when the policy's
+    sandbox_test asks for them), and the hello round trip."""
     checks: list[Check] = []
 
     def add(name: str, promise: str, holds: bool, observed: str) -> None:
         checks.append(Check(name, promise, "pass" if holds else "fail", f"{observed} {INSIDE}"))
 
     python = facts.get("python", "missing")
-    add("python", "python3 runs", python[:1].isdigit(), python)
-    for module in PACKAGES:
+    if expect.python:
+        add("python", "python3 runs", python[:1].isdigit(), python)
+    for module in expect.packages if expect.python else ():
         result = facts.get(f"import:{module}")
         if result is None:
             observed = "python3 missing" if not python[:1].isdigit() else "not reported"
@@ -291,19 +318,19 @@ def evaluate_inside(facts: Mapping[str, str], nonce: str) -> list[Check]:
     return checks
 
 
-def unchecked(image: str, reason: str) -> ProbeReport:
+def unchecked(image: str, reason: str, expect: Expectations = Expectations()) -> ProbeReport:
     """Every promise, unchecked: nothing could run inside the image."""
-    names = [*HOST_PROMISES, "python", *(f"import {module}" for module in PACKAGES), "hello"]
+    names = [*HOST_PROMISES, *expect.inside_promises]
     return ProbeReport(
         image=image, interpreter="none", problem=reason,
         checks=[Check(name, "", "unchecked", reason) for name in names],
     )
 
 
-def probe_commands() -> list[tuple[str, list[str]]]:
+def probe_commands(packages: Sequence[str] = PACKAGES) -> list[tuple[str, list[str]]]:
     """The interpreters to try, best first, with the command that runs the probe in each."""
     return [
-        ("python3", ["python3", "-c", PYTHON_PROBE, *PACKAGES]),
+        ("python3", ["python3", "-c", PYTHON_PROBE, *packages]),
         ("sh", ["/bin/sh", "-c", SHELL_PROBE]),
     ]
 
@@ -321,32 +348,29 @@ def run_probe(
     launch the policy refuses is a failed report, not an error.
     """
     from paracle_guard.launcher.launch import Launcher
+    from paracle_guard.launcher.lookpath import CommandNotFound
     from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
 
     if not image.strip():
         raise InputError("--image: expected a local image reference")
     with Launcher(policy, labels=labels) as launcher:
-        resources = launcher.policy.controls.resources
-        expect = Expectations(
-            allowed_uids=tuple(launcher.policy.controls.user.allowed_uids),
-            network_none=launcher.policy.controls.network.mode == "none",
-            memory=parse_size(resources.memory) if resources.memory else None,
-            cpus=resources.cpus, pids=resources.pids,
-        )
+        expect = Expectations.of(launcher.policy)
         config = SandboxConfig(base_image=image, timeout=PROBE_TIMEOUT, env=dict(env or {}))
-        for interpreter, command in probe_commands():
+        for interpreter, command in probe_commands(expect.packages):
             nonce = secrets.token_hex(8)
             try:
                 result = launcher.run(config, command, stdin=f"{HELLO} {nonce}\n")
             except PolicyViolation as refusal:
-                return _refused(image, str(refusal))
+                return _refused(image, str(refusal), expect)
+            except CommandNotFound:
+                continue  # this interpreter is not in the image: try the next one
             facts = parse_facts(result.stdout)
             if result.exit_code == NOT_FOUND_EXIT and not facts:
                 continue  # this interpreter is not in the image: try the next one
             why_not = result.proof or "the host could not read the sandbox"
             report = ProbeReport(image=image, interpreter=interpreter,
                                  checks=[*evaluate_host(result.host, expect, why_not),
-                                         *evaluate_inside(facts, nonce)])
+                                         *evaluate_inside(facts, nonce, expect)])
             if result.timed_out:
                 report.problem = f"the probe timed out after {PROBE_TIMEOUT:g}s"
             elif result.exit_code != 0:
@@ -355,11 +379,12 @@ def run_probe(
             elif result.host is None:
                 report.problem = why_not
             return report
-    return unchecked(image, "the image has neither python3 nor /bin/sh to run the probe with")
+    return unchecked(image, "the image has neither python3 nor /bin/sh to run the probe with",
+                     expect)
 
 
-def _refused(image: str, reason: str) -> ProbeReport:
-    report = unchecked(image, "the launcher refused the image")
+def _refused(image: str, reason: str, expect: Expectations) -> ProbeReport:
+    report = unchecked(image, "the launcher refused the image", expect)
     report.problem = reason
     return report
 

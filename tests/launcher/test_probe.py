@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,6 +165,38 @@ def test_a_shell_only_image_proves_the_sandbox_but_not_python(test_images: TestI
     assert result["python"] == "fail"
     assert all(result[f"import {module}"] == "fail" for module in PACKAGES)
     assert not report.ok
+
+
+def test_the_inside_checks_come_from_the_policy_s_sandbox_test() -> None:
+    from paracle_guard.policy.models import Policy
+
+    shipped = Expectations.of(Policy())
+    assert (shipped.python, shipped.packages) == (True, PACKAGES)
+    custom = Expectations.of(Policy.model_validate(
+        {"sandbox_test": {"python": True, "python_packages": ["numpy"]}}))
+    inside = {**INSIDE, "import:numpy": "error ModuleNotFoundError: No module named 'numpy'"}
+    checks = {c.name: c.status for c in evaluate_inside(inside, NONCE, custom)}
+    assert checks == {"python": "pass", "import numpy": "fail", "hello": "pass"}
+    no_python = Expectations.of(Policy.model_validate({"sandbox_test": {"python": False}}))
+    shell_only = {"probe": "sh", "python": "missing", "hello": f"{HELLO} {NONCE}"}
+    assert {c.name: c.status for c in evaluate_inside(shell_only, NONCE, no_python)} == {
+        "hello": "pass"}
+    assert no_python.inside_promises == ["hello"]
+
+
+@pytest.mark.docker
+def test_a_shell_only_image_passes_a_policy_that_asks_for_no_python(
+    test_images: TestImages, tmp_path: Path
+) -> None:
+    policy = tmp_path / "shell-sandbox.yaml"
+    policy.write_text("apiVersion: paracle-guard/v1\nkind: Policy\nextends: [sandbox]\n"
+                      "sandbox_test: {python: false}\n")
+    image = test_images.get(SHELL_ONLY)
+    done = run_cli("sandbox", "test", "--image", image.ref, "--policy", str(policy),
+                   "--format", "json")
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    names = {check["name"] for check in json.loads(done.stdout)["checks"]}
+    assert "python" not in names and not any(name.startswith("import ") for name in names)
 
 
 @pytest.mark.docker
