@@ -803,6 +803,10 @@ def run_command(
                      help="A host folder or file mounted read-only (repeatable); the same "
                      "checks as --workspace."),
     ] = None,
+    strict_env: Annotated[
+        bool, typer.Option("--strict-env", help="Refuse an --env NAME that is not set here "
+                           "(by default it is passed as nothing, with a warning).")
+    ] = False,
     network: Annotated[
         str | None,
         typer.Option("--network", metavar="MODE",
@@ -845,7 +849,9 @@ def run_command(
 ) -> None:
     """Run COMMAND in a sandbox that the policy makes and the rules verify before it starts.
 
-    Exits with the command's exit code, or 124 when the command timed out.
+    Exits with the command's exit code; 124 when it ran past --timeout (said on
+    stderr); 127 when the command is not in the image (checked before anything is
+    created).
     Exits 125 when the launch is refused or fails (the reason is on stderr), and
     128+N when interrupted by signal N (the sandbox is removed first).
     """
@@ -858,7 +864,7 @@ def run_command(
         memory=memory, cpus=cpus, pids=pids, env=env or [], env_files=env_file or [],
         mounts=mount or [], network=network, stdin=stdin, report_format=report_format,
         keep=keep, audit_log=audit_log, backend=backend, dry_run=dry_run, workload=workload,
-        namespace=namespace,
+        namespace=namespace, strict_env=strict_env,
     ))
 
 

@@ -20,8 +20,14 @@ from pydantic import ValidationError
 from paracle_guard.engine import Plan
 from paracle_guard.errors import GuardError, InputError
 from paracle_guard.launcher.backend import Backend
-from paracle_guard.launcher.launch import launch, open_audit
-from paracle_guard.launcher.options import SandboxConfig, parse_env, parse_mount
+from paracle_guard.launcher.launch import Outcome, launch, open_audit
+from paracle_guard.launcher.lookpath import CommandNotFound
+from paracle_guard.launcher.options import (
+    SandboxConfig,
+    parse_env,
+    parse_mount,
+    unset_env_names,
+)
 from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
 from paracle_guard.launcher.signals import Interrupted, SignalGuard
 
@@ -87,12 +93,14 @@ def run_cli(
     dry_run: bool = False,
     workload: str = "pod",
     namespace: str | None = None,
+    strict_env: bool = False,
 ) -> int:
-    """The exit code to leave with: the command's, 124, 125 or 128+N."""
+    """The exit code to leave with: the command's, 124, 125, 127 or 128+N."""
     with SignalGuard() as signals, contextlib.ExitStack() as stack:
         try:
             if report_format not in ("text", "json"):
                 raise InputError(f"--report {report_format}: expected text or json")
+            _check_unset_env(env, strict=strict_env)
             config = SandboxConfig(
                 base_image=image, memory=memory, cpus=cpus, pids=pids, timeout=timeout,
                 network=network, workspace=workspace, env=parse_env(env, os.environ),
@@ -111,18 +119,22 @@ def run_cli(
                 stdin=sys.stdin.buffer if stdin else None, keep=keep, audit=audit,
                 signals=signals, dry_run=dry_run, warn=_warn,
             )
+            _tell_how_it_ended(outcome, timeout=timeout, keep=keep, backend=backend)
             return outcome.exit_code
         except PolicyViolation as refusal:
             _print_refusal(refusal, report_format)
             return REFUSED_EXIT
+        except CommandNotFound as missing:
+            _error(f"{missing}; nothing was run")
+            return missing.exit_code
         except Interrupted as interruption:
-            sys.stderr.write(f"paracle-guard: {interruption}; {interruption.cleanup}\n")
+            _error(f"{interruption}; {interruption.cleanup}")
             return interruption.exit_code
         except GuardError as error:
-            sys.stderr.write(f"paracle-guard: error: {error}\n")
+            _error(str(error))
             return REFUSED_EXIT
         except ValidationError as error:  # SandboxConfig's checks of the options
-            sys.stderr.write(f"paracle-guard: error: {one_line(error)}\n")
+            _error(one_line(error))
             return REFUSED_EXIT
 
 
@@ -149,6 +161,37 @@ def one_line(error: ValidationError) -> str:
     return f"{option}{spelled}: {first['msg'].removeprefix('Value error, ')}"
 
 
+def _check_unset_env(items: Sequence[str], *, strict: bool) -> None:
+    """A bare ``--env NAME`` whose NAME is not set here passes nothing, as docker run does;
+    say so (or, with --strict-env, refuse) rather than drop it without a word."""
+    for name in unset_env_names(items, os.environ):
+        if strict:
+            raise InputError(f"--env {name}: {name} is not set in this environment "
+                             "(--strict-env)")
+        _warn(f"--env {name}: {name} is not set in this environment, so the sandbox does "
+              "not get it (--strict-env makes this an error)")
+
+
+def _tell_how_it_ended(outcome: Outcome, *, timeout: float | None, keep: bool,
+                       backend: str) -> None:
+    """What the command's own output cannot say: it was killed, or its sandbox kept."""
+    if outcome.timed_out:
+        _error(f"the command ran past --timeout {timeout:g}s and was killed (exit "
+               f"{outcome.exit_code})")
+    if keep and outcome.container_id:
+        remove = (f"docker rm -f {outcome.container_id}" if backend == "docker"
+                  else "delete it with kubectl")
+        _note(f"kept the sandbox {outcome.container_id} (--keep); {remove} removes it")
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"paracle-guard: error: {message}\n")
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"paracle-guard: note: {message}\n")
+
+
 def _warn(message: str) -> None:
     sys.stderr.write(f"paracle-guard: warning: {message}\n")
 
@@ -160,4 +203,4 @@ def _print_refusal(refusal: PolicyViolation, report_format: str) -> None:
         sys.stderr.write(render(refusal.report, report_format))
         if report_format == "json":
             return  # stderr stays one parseable document
-    sys.stderr.write(f"paracle-guard: {refusal}\n")
+    _error(str(refusal))

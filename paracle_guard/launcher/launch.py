@@ -51,6 +51,7 @@ from paracle_guard.engine import Plan
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
 from paracle_guard.launcher.hostproof import HostFacts
+from paracle_guard.launcher.lookpath import CommandNotFound, check_command
 from paracle_guard.launcher.options import SandboxConfig, check_options
 from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
 from paracle_guard.launcher.runspec import RunSpec, build_runspec
@@ -156,8 +157,11 @@ def launch(
             command=list(command), policy_name=policy.metadata.name,
             policy_sha256=policy_sha256(policy), backend=backend.name,
             env_names=sorted(config.env),
-            workspace=str(config.workspace) if config.workspace is not None else None,
-            mounts=[f"{mount.source}:{mount.target}" for mount in config.mounts],
+            # Absolute: the log outlives the folder the launch was started in.
+            workspace=(os.path.abspath(config.workspace) if config.workspace is not None
+                       else None),
+            mounts=[f"{os.path.abspath(mount.source)}:{mount.target}"
+                    for mount in config.mounts],
         ),
         report=new_report(plan),
     )
@@ -169,6 +173,9 @@ def launch(
                         after_check=after_check, dry_run=dry_run, clock=clock)
     except PolicyViolation as refusal:
         _record(state, "refused", str(refusal), REFUSED_EXIT)
+        raise
+    except CommandNotFound as missing:
+        _record(state, "error", str(missing), missing.exit_code)
         raise
     except Interrupted as interruption:
         _record(state, "interrupted", str(interruption), interruption.exit_code)
@@ -200,6 +207,10 @@ def _run(
     options = check_options(policy, config, home=os.path.expanduser("~"),
                             docker_host=backend.engine_host)
     record.env_names = sorted(options.env)  # --env-file's too; values are never logged
+    # The paths as checked: absolute, every symlink resolved.
+    if options.workspace is not None:
+        record.workspace = options.workspace.real
+    record.mounts = [f"{checked.real}:{target}" for checked, target in options.mounts]
     backend.preflight()
     image = backend.image(config.image)
     record.image_id = image.id
@@ -221,6 +232,8 @@ def _run(
     )
     state.spec = spec
     prove_mount_targets(image, spec, report)
+    check_command(image.subject, spec.command, run_env=spec.env,
+                  working_dir=spec.working_dir)
     if dry_run:
         _record(state, "dry-run", None, 0)
         return _preview(plan, backend, spec, report, image, stdout, clock)

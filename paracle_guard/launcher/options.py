@@ -117,6 +117,13 @@ def parse_env(items: Sequence[str], host_env: Mapping[str, str]) -> dict[str, st
     return env
 
 
+def unset_env_names(items: Sequence[str], host_env: Mapping[str, str]) -> list[str]:
+    """The bare ``--env NAME`` items whose NAME is not set here: ``parse_env`` passes nothing
+    for them (as docker run does), and the caller should say so."""
+    return [item for item in items
+            if "=" not in item and ENV_NAME.match(item) and item not in host_env]
+
+
 def parse_mount(text: str) -> ReadOnlyMount:
     """``--mount HOST:CONTAINER:ro``: read-only is the only mode there is."""
     host, sep, rest = text.rpartition(":")

@@ -192,6 +192,10 @@ def image_subject(archive: SavedArchive, image: SavedImage, target: str) -> Subj
     }
     if _string(image.config.get("variant")):
         metadata["variant"] = _string(image.config.get("variant"))
+    entrypoint = config.get("Entrypoint")
+    if isinstance(entrypoint, list) and entrypoint:
+        # What runs first whatever command a container is given (the launcher checks it exists).
+        metadata["entrypoint"] = [str(part) for part in entrypoint]
     if unread:
         metadata["unread_package_databases"] = sorted(unread)
 
