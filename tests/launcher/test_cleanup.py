@@ -89,7 +89,7 @@ def test_sigint_at_any_moment_leaves_no_container(
         assert record["decision"] == "interrupted"
         # What the message says is what happened: a removal the engine confirmed, or none.
         said = stderr.decode().strip()
-        assert said == f"paracle-guard: interrupted by SIGINT; {record['cleanup']}"
+        assert said == f"paracle-guard: error: interrupted by SIGINT; {record['cleanup']}"
         if record["container_id"] is None:
             assert record["cleanup"] == "no container had been created"
         else:
