@@ -102,13 +102,22 @@ class Plan:
                    today or dt.date.today(), catalogue)
 
     def policy_warnings(self) -> list[Problem]:
-        """What is legal in the policy but probably not meant: waivers that have expired."""
-        return [
+        """What is legal in the policy but probably not meant: waivers and authz exemptions
+        that have expired."""
+        waivers = [
             _problem(self.policy, ("exceptions", index, "expires"),
                      f"the exception for {waiver.rule} on {waiver.target!r} expired on "
                      f"{waiver.expires}; it no longer applies")
             for index, waiver in self.policy.expired_waivers(self._today)
         ]
+        exemptions = [
+            _problem(self.policy, ("authz", "exemptions", index, "expires"),
+                     f"the authz exemption ({exemption.reason}) expired on "
+                     f"{exemption.expires}; it no longer applies")
+            for index, exemption in enumerate(self.policy.authz.exemptions)
+            if exemption.expired(self._today)
+        ]
+        return waivers + exemptions
 
     @property
     def rules(self) -> list[Rule]:

@@ -108,3 +108,19 @@ def test_a_waiver_expiring_later_is_fine(tmp_path: Path) -> None:
     write(tmp_path, "team.yaml", EXPIRED.replace("2020-01-31", later.isoformat()))
     ran = run_cli("policy", "validate", "--strict", "team.yaml", cwd=tmp_path)
     assert (ran.code, ran.stderr) == (0, "")
+
+
+def test_an_expired_authz_exemption_is_a_warning_too(tmp_path: Path) -> None:
+    write(tmp_path, "team.yaml", HEAD + (
+        "authz:\n"
+        "  exemptions:\n"
+        "    - tls_user: ci-runner\n"
+        "      reason: the old CI\n"
+        "      expires: 2021-03-01\n"
+    ))
+    ran = run_cli("policy", "validate", "team.yaml", cwd=tmp_path)
+    assert ran.code == 0
+    assert ran.error_lines == [
+        "paracle-guard: warning: team.yaml:9: authz.exemptions[0].expires: the authz exemption "
+        "(the old CI) expired on 2021-03-01; it no longer applies"
+    ]
