@@ -402,6 +402,9 @@ class KubernetesFacts(BaseModel):
     host_ports: list[PublishedPort] = Field(default_factory=list)
     # Secrets put into the environment: envFrom secretRef and env valueFrom secretKeyRef.
     secret_env: list[Setting] = Field(default_factory=list)
+    # The object whose spec.networkPolicy a controller makes into the pod's NetworkPolicy
+    # (an Agent Sandbox template: "SandboxTemplate default/python"); None for other pods.
+    network_policy_owner: str | None = None
     location: Location
     locations: dict[str, Location] = Field(default_factory=dict)
 

@@ -159,7 +159,10 @@ def _allowed(network: str, mode: str) -> bool:
     rationale=(
         "Untrusted code with a network can exfiltrate data, download payloads and attack "
         "services on the host's network. The policy's network mode says which network, if "
-        "any, a container may have; every attached network counts, not only the first."
+        "any, a container may have; every attached network counts, not only the first. A "
+        "pod has no network when its NetworkPolicies (an Agent Sandbox template's own "
+        "included) let it send nothing and receive only from pods picked by labels, such "
+        "as the sandbox router that drives it."
     ),
     references=("CIS Docker Benchmark v1.6.0 5.30",),
 )
@@ -179,15 +182,35 @@ def network_not_isolated(subject: Subject, controls: Controls) -> Iterator[Viola
         reported.add(name)
         facts = subject.kubernetes
         if facts is not None and name == "default":
+            reason = config.reasons.get(
+                "networks", "no NetworkPolicy in the checked files cuts it off")
             yield Violation(
-                message="the pod has the cluster network: no NetworkPolicy in the checked files "
-                        f"cuts it off, while the policy's network mode is {mode}",
-                location=network.location, fix=_deny_all(facts))
+                message=f"the pod has the cluster network: {reason}, while the policy's "
+                        f"network mode is {mode}",
+                location=network.location,
+                fix=_managed(facts.network_policy_owner) if facts.network_policy_owner
+                else _deny_all(facts))
             continue
         what = ("the project's default network (a bridge)"
                 if subject.kind == "compose" and name == "default" else f"network {name}")
         yield Violation(message=f"uses {what} while the policy's network mode is {mode}",
                         location=network.location)
+
+
+def _managed(owner: str) -> str:
+    """What to write in an Agent Sandbox template so the NetworkPolicy its controller
+    makes cuts the pod off."""
+    return "\n".join([
+        f"Set spec.networkPolicy of {owner} so that it allows no egress and lets in only "
+        "the pods that drive the sandbox (a missing or empty list denies that direction):",
+        "  networkPolicy:",
+        "    ingress:",
+        "      - from:",
+        "          - namespaceSelector:",
+        "              matchLabels: {kubernetes.io/metadata.name: agent-sandbox-system}",
+        "            podSelector:",
+        "              matchLabels: {app: sandbox-router}",
+    ])
 
 
 def _deny_all(facts: KubernetesFacts) -> str:

@@ -6,7 +6,9 @@ about the container, one located anywhere else (a pod-level setting, or its
 absence) about the Pod, and is reported once for it (``Subject.whole``). Pods,
 Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers,
 Jobs, CronJobs and PodTemplates are read from multi-document YAML and from
-``List`` kinds (``k8s_objects``); every container, init container and ephemeral
+``List`` kinds (``k8s_objects``), and so are the Agent Sandbox kinds (Sandbox,
+SandboxTemplate, and the SandboxWarmPools and SandboxClaims that run a template's
+pods: ``k8s_agent_sandbox``); every container, init container and ephemeral
 container becomes the same RuntimeConfig the container rules judge for
 ``docker inspect``:
 
@@ -25,12 +27,11 @@ container becomes the same RuntimeConfig the container rules judge for
   read-only, a claim whatever PersistentVolume it binds: ``k8s_storage``);
   ``hostPort`` a published port; extended resources served by a device plugin
   (``nvidia.com/gpu``) device requests;
-- ``resources.limits`` give memory and CPU, 0 meaning no limit as for the
-  kubelet; memory swap equals memory when the memory request equals the limit
-  (or is unset, which makes it equal), since only Burstable pods may swap, on
-  nodes configured for it;
-- the pod's network is the cluster network, unless a NetworkPolicy in the same
-  files selects the pod and allows neither ingress nor egress: then ``none``
+- ``resources.limits`` give memory and CPU as the kubelet applies them
+  (``k8s_container``);
+- the pod's network is the cluster network, unless the NetworkPolicies in the
+  same files (and the one an Agent Sandbox template's controller makes) let it
+  send nothing and receive only from pods picked by labels: then ``none``
   (``k8s_network``).
 
 A ParseProblem (rule ``parse-error``, at its line) is what the API server would
@@ -49,7 +50,10 @@ from pathlib import Path
 from paracle_guard.location import Location
 from paracle_guard.sources.compose_yaml import ComposeError, Node
 from paracle_guard.sources.image_ref import parse_image_ref
-from paracle_guard.sources.k8s_network import NetworkPolicy, isolated, network_policy
+from paracle_guard.sources.k8s_agent_sandbox import GROUPS as SANDBOX_GROUPS
+from paracle_guard.sources.k8s_agent_sandbox import AgentSandboxes, is_agent_sandbox
+from paracle_guard.sources.k8s_container import read_env, read_ports, read_resources
+from paracle_guard.sources.k8s_network import NetworkPolicy, network_policy, reach
 from paracle_guard.sources.k8s_objects import (
     POD_SPEC_PATHS,
     PODLESS_KINDS,
@@ -67,7 +71,6 @@ from paracle_guard.sources.k8s_objects import get as _get
 from paracle_guard.sources.k8s_objects import integer as _int
 from paracle_guard.sources.k8s_objects import location as _location
 from paracle_guard.sources.k8s_objects import mapping as _mapping
-from paracle_guard.sources.k8s_objects import quantity as _quantity
 from paracle_guard.sources.k8s_objects import require as _require
 from paracle_guard.sources.k8s_objects import sequence as _sequence
 from paracle_guard.sources.k8s_objects import text as _text
@@ -78,11 +81,8 @@ from paracle_guard.sources.runtime_options import SYSTEM_PATHS
 from paracle_guard.subject import (
     BaseImage,
     Capability,
-    DeviceRequest,
-    EnvVar,
     KubernetesFacts,
     ParseProblem,
-    PublishedPort,
     RuntimeConfig,
     SecurityOption,
     Setting,
@@ -96,8 +96,6 @@ __all__ = ["RESTRICTED_VOLUME_TYPES", "load_manifest_texts", "load_manifests", "
 
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _UNCONFINED_SELINUX = frozenset({"spc_t", "unconfined_t"})
-# Resource names the kubelet itself handles; anything else with a domain is a device plugin's.
-_NATIVE_RESOURCE_PREFIXES = ("kubernetes.io/", "requests.", "hugepages-")
 _CONTAINER_WORDS = {"container": "container", "initContainer": "init container",
                     "ephemeralContainer": "ephemeral container"}
 NO_WORKLOAD = "no workload (Pod, Deployment, Job...) in this file: nothing to check"
@@ -113,34 +111,40 @@ class _Manifests:
     workloads: list[tuple[str, Workload | ManifestError]] = dataclasses.field(default_factory=list)
     policies: list[NetworkPolicy] = dataclasses.field(default_factory=list)
     storage: Storage = dataclasses.field(default_factory=Storage)
+    sandboxes: AgentSandboxes = dataclasses.field(default_factory=AgentSandboxes)
     empty: list[str] = dataclasses.field(default_factory=list)  # files with no workload in them
 
     def add(self, display: str, roots: list[Node]) -> None:
-        before = len(self.workloads)
-        for root in roots:
-            for item in objects(root):
-                self._add_object(display, item)
-        if len(self.workloads) == before:
+        runs_pods = [self._add_object(display, item) for root in roots for item in objects(root)]
+        if not any(runs_pods):
             self.empty.append(display)
 
-    def _add_object(self, display: str, item: Node | ManifestError) -> None:
+    def _add_object(self, display: str, item: Node | ManifestError) -> bool:
+        """Take in one object; True when it runs pods (or cannot be read)."""
         try:
             if isinstance(item, ManifestError):
                 raise item
             kind = _text(_require(item, "kind"))
+            if is_agent_sandbox(item, kind):
+                pod = self.sandboxes.add(display, item, kind)
+                if pod is not None:
+                    self.workloads.append((display, pod))
+                return True
             if kind == "NetworkPolicy":
                 self.policies.append(network_policy(item))
             elif kind == "PersistentVolumeClaim":
                 self.storage.claims.append(claim(item))
             elif kind == "PersistentVolume":
                 self.storage.volumes.append(persistent_volume(item))
-            elif kind in POD_SPEC_PATHS:
+            elif kind in POD_SPEC_PATHS and kind not in SANDBOX_GROUPS:
                 self.workloads.append((display, _workload(item, kind)))
             elif kind not in PODLESS_KINDS:
                 raise _fail(item, f"kind {kind} is not a workload paracle-guard knows; "
                             "the pods it may run would go unchecked")
+            return kind in POD_SPEC_PATHS and kind not in SANDBOX_GROUPS
         except ManifestError as problem:
             self.workloads.append((display, problem))
+            return True
 
 
 def load_manifests(paths: Sequence[str | Path], stdin: tuple[str, bytes] | None = None
@@ -181,11 +185,14 @@ def load_manifest_texts(sources: Sequence[tuple[str, str]], *,
         except (ManifestError, ComposeError) as problem:
             broken.append(_broken(problem.file, problem.line, problem.message))
     subjects = list(broken)
-    for display, entry in found.workloads:
-        if isinstance(entry, ManifestError):
+    for display, entry in [*found.workloads, *found.sandboxes.resolved()]:
+        if isinstance(entry, str):  # a pool or claim whose template is not here
+            subjects.append(Subject(kind="k8s", target=display, judged=False,
+                                    notices=[f"{display}: {entry}"], metadata={"file": display}))
+        elif isinstance(entry, ManifestError):
             subjects.append(_broken(entry.file, entry.line, entry.message))
-            continue
-        subjects.extend(_PodReader(display, entry, found).subjects())
+        else:
+            subjects.extend(_PodReader(display, entry, found).subjects())
     if with_notices:
         subjects.extend(
             Subject(kind="k8s", target=display, judged=False, notices=[f"{display}: {NO_WORKLOAD}"],
@@ -200,15 +207,17 @@ def _broken(file: str, line: int | None, message: str) -> Subject:
                                                 location=Location(path=file, line=line))])
 
 
-def _lines(node: Node) -> Iterator[int]:
-    """The lines of ``node`` and everything under it."""
-    yield node.line
+def _lines(node: Node, file: str) -> Iterator[int]:
+    """The lines of ``node`` and everything under it that are in ``file`` (a claim's
+    variables, merged into a template's container, are in another)."""
+    if node.file == file:
+        yield node.line
     if isinstance(node.value, dict):
         for child in node.value.values():
-            yield from _lines(child)
+            yield from _lines(child, file)
     elif isinstance(node.value, list):
         for child in node.value:
-            yield from _lines(child)
+            yield from _lines(child, file)
 
 
 # --- one pod --------------------------------------------------------------------------------
@@ -267,8 +276,13 @@ class _PodReader:
         named = self.workload.name if self.workload.namespace is None else (
             f"{self.workload.namespace}/{self.workload.name}")
         label = f"{self.workload.kind} {named}"
+        controlled = self.workload.controlled
+        if controlled is not None and controlled.origin is not None:
+            label += f", from {controlled.origin}"
+            metadata["template"] = controlled.origin
         return Whole(target=self.pod_target, label=label, path=container.file,
-                     part_lines=frozenset(_lines(container)), metadata=metadata)
+                     part_lines=frozenset(_lines(container, container.file)),
+                     metadata=metadata)
 
     def _metadata(self, container: str) -> dict[str, str | list[str]]:
         data: dict[str, str | list[str]] = {
@@ -361,24 +375,32 @@ class _PodReader:
             config.userns_mode = "host"
             locations["userns_mode"] = _location(host_users)
         if config.network_mode != "host":
-            if isolated(self.workload, self.policies):
+            gap = reach(self.workload, self.policies)
+            if gap is None:
                 config.network_mode = "none"
             else:
-                config.networks = [Setting(value="default", location=_location(spec))]
+                config.networks = [Setting(value="default",
+                                           location=gap.location or _location(spec))]
+                config.reasons["networks"] = gap.reason
         # -- automount --
         automount = _get(spec, "automountServiceAccountToken")
+        controlled = self.workload.controlled
         if automount is not None:
             facts.automount_service_account_token = _bool(automount)
             facts.locations["automount_service_account_token"] = _location(automount)
         else:
             facts.locations["automount_service_account_token"] = _location(spec)
+            if controlled is not None:
+                facts.automount_service_account_token = controlled.automount_token
+        if controlled is not None and controlled.network_policies:
+            facts.network_policy_owner = controlled.owner
         # -- volumes, ports, resources, env --
         volumes = PodVolumes(self.workload, self.storage)
         facts.restricted_volumes = volumes.restricted
         config.mounts = volumes.mounts(container)
-        self._ports(container, config, facts)
-        self._resources(container, config, locations)
-        env = self._env(container, facts)
+        read_ports(container, config, facts)
+        read_resources(container, config, locations)
+        env = read_env(container, facts)
         image = _get(container, "image")
         base_images: list[BaseImage] = []
         if image is not None:
@@ -482,80 +504,3 @@ class _PodReader:
             config.security_opt.append(SecurityOption(
                 raw=f"seLinuxOptions.type: {_text(selinux_type)}", key="label",
                 value=f"type:{_text(selinux_type)}", location=_location(selinux_type)))
-
-    def _ports(self, container: Node, config: RuntimeConfig, facts: KubernetesFacts) -> None:
-        for item in _sequence(_get(container, "ports")):
-            host_port = _get(item, "hostPort")
-            if host_port is None or _int(host_port) == 0:
-                continue
-            protocol = _get(item, "protocol")
-            port = PublishedPort(
-                container_port=str(_int(_require(item, "containerPort"))),
-                protocol=_text(protocol).lower() if protocol is not None else "tcp",
-                host_ip=_text(_get(item, "hostIP") or Node("", item.file, item.line)),
-                host_port=str(_int(host_port)), location=_location(host_port))
-            config.ports.append(port)
-            facts.host_ports.append(port)
-
-    def _resources(self, container: Node, config: RuntimeConfig,
-                   locations: dict[str, Location]) -> None:
-        resources = _get(container, "resources")
-        limits = _get(resources, "limits")
-        requests = _get(resources, "requests")
-        where = _location(limits) if limits is not None else (
-            _location(resources) if resources is not None else _location(container))
-        for field in ("memory", "cpus", "memory_swap"):
-            locations[field] = where
-        memory = _get(limits, "memory")
-        if memory is not None and _quantity(memory) == 0:
-            locations["memory"] = _location(memory)
-            config.reasons["memory"] = "limits.memory: 0 means no limit"
-        elif memory is not None:
-            config.memory = int(_quantity(memory))
-            locations["memory"] = locations["memory_swap"] = _location(memory)
-            requested = _get(requests, "memory")
-            # A request below the limit makes the pod Burstable: the only QoS class
-            # that may swap (on nodes with LimitedSwap). Otherwise no swap at all.
-            if requested is None or int(_quantity(requested)) == config.memory:
-                config.memory_swap = config.memory
-            else:
-                locations["memory_swap"] = _location(requested)
-        cpu = _get(limits, "cpu")
-        if cpu is not None:
-            locations["cpus"] = _location(cpu)
-            if _quantity(cpu) == 0:
-                config.reasons["cpus"] = "limits.cpu: 0 means no limit"
-            else:
-                config.cpus = float(_quantity(cpu))
-        for key, value in _mapping(limits).items() if limits is not None else ():
-            if "/" in key and not key.startswith(_NATIVE_RESOURCE_PREFIXES):
-                domain, _, kind = key.partition("/")
-                config.device_requests.append(DeviceRequest(
-                    driver=domain, count=int(_quantity(value)), capabilities=[kind],
-                    location=_location(value)))
-
-    def _env(self, container: Node, facts: KubernetesFacts) -> list[EnvVar]:
-        variables: list[EnvVar] = []
-        for item in _sequence(_get(container, "env")):
-            value = _get(item, "value")
-            name = _text(_require(item, "name"))
-            variables.append(EnvVar(
-                name=name, value=str(value.value) if value is not None else None,
-                origin="runtime", location=_location(item)))
-            secret = _get(item, "valueFrom", "secretKeyRef")
-            if secret is not None:
-                secret_name = _get(secret, "name")
-                facts.secret_env.append(Setting(
-                    value=f"{name} from Secret "
-                          f"{_text(secret_name) if secret_name is not None else '(unnamed)'}",
-                    location=_location(item)))
-        for item in _sequence(_get(container, "envFrom")):
-            secret = _get(item, "secretRef")
-            if secret is not None:
-                secret_name = _get(secret, "name")
-                facts.secret_env.append(Setting(
-                    value="every key of Secret "
-                          f"{_text(secret_name) if secret_name is not None else '(unnamed)'}",
-                    location=_location(item)))
-        return variables
-

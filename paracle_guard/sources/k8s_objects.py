@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
 from paracle_guard.sources.compose_yaml import Node, load_yaml_documents
+
+if TYPE_CHECKING:
+    from paracle_guard.sources.k8s_network import NetworkPolicy
 
 # kind -> path from the object to its PodSpec.
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -29,6 +33,9 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "ReplicationController": ("spec", "template", "spec"),
     "Job": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    # Agent Sandbox (k8s_agent_sandbox): one pod each, from spec.podTemplate.
+    "Sandbox": ("spec", "podTemplate", "spec"),
+    "SandboxTemplate": ("spec", "podTemplate", "spec"),
 }
 # Kinds that run no containers of their own: skipped without a word. Any other kind
 # is a ParseProblem, because it may well run pods (an operator's CRD) we cannot see.
@@ -62,6 +69,12 @@ class ManifestError(Exception):
         self.file = file
         self.line = line
         self.message = message
+
+
+def same_namespace(one: str | None, other: str | None) -> bool:
+    """Whether two objects may be in one namespace: one written without a namespace is
+    applied to whichever namespace the user picks."""
+    return one is None or other is None or one == other
 
 
 def fail(node: Node, message: str) -> ManifestError:
@@ -151,6 +164,20 @@ def quantity(node: Node) -> Decimal:
 
 
 @dataclass
+class Controlled:
+    """What the controller that makes a workload's pods adds to their spec (an Agent
+    Sandbox template's controllers: ``k8s_agent_sandbox``)."""
+
+    owner: str  # the object whose fields the controller reads: "SandboxTemplate default/py"
+    # The NetworkPolicies it makes for these pods (they select them whatever their labels).
+    network_policies: list[NetworkPolicy] = field(default_factory=list)
+    # automountServiceAccountToken when the pod spec leaves it unset (None: not defaulted).
+    automount_token: bool | None = None
+    # For a pool or claim: the template its pods come from ("SandboxTemplate py in t.yaml").
+    origin: str | None = None
+
+
+@dataclass
 class Workload:
     kind: str
     name: str
@@ -159,6 +186,10 @@ class Workload:
     annotations: dict[str, str]
     spec: Node
     node: Node
+    # Claims made for each pod from templates (a StatefulSet's or a Sandbox's
+    # volumeClaimTemplates): they replace pod volumes of the same name.
+    claim_templates: list[Node] = field(default_factory=list)
+    controlled: Controlled | None = None
 
 
 def read(display: str) -> str:
@@ -231,6 +262,8 @@ def workload(node: Node, kind: str) -> Workload:
         labels=string_map(get(template_metadata, "labels")),
         annotations=string_map(get(template_metadata, "annotations")),
         spec=spec, node=node,
+        claim_templates=sequence(get(node, "spec", "volumeClaimTemplates"))
+        if kind in ("StatefulSet", "Sandbox", "SandboxTemplate") else [],
     )
 
 

@@ -34,6 +34,7 @@ from paracle_guard.sources.k8s_objects import (
     location,
     mapping,
     quantity,
+    same_namespace,
     sequence,
     string_map,
     text,
@@ -78,10 +79,6 @@ class PersistentVolume:
     source: str  # the volume type: hostPath, local, nfs, csi...
     host_path: str | None  # the node path of a hostPath or local volume
     location: Location  # of the path (or of the volume)
-
-
-def _same_namespace(one: str | None, other: str | None) -> bool:
-    return one is None or other is None or one == other
 
 
 def claim_from_spec(name: str, namespace: str | None, spec: Node | None,
@@ -158,7 +155,7 @@ class Storage:
 
     def find_claim(self, name: str, namespace: str | None) -> Claim | None:
         for known in self.claims:
-            if known.name == name and _same_namespace(known.namespace, namespace):
+            if known.name == name and same_namespace(known.namespace, namespace):
                 return known
         return None
 
@@ -168,7 +165,7 @@ class Storage:
             return [v for v in self.volumes if v.name == wanted.volume_name]
         pre_bound = [v for v in self.volumes if v.claim_ref is not None
                      and v.claim_ref[0] == wanted.name
-                     and _same_namespace(v.claim_ref[1], wanted.namespace)]
+                     and same_namespace(v.claim_ref[1], wanted.namespace)]
         if pre_bound:
             return pre_bound
         return [v for v in self.volumes if v.claim_ref is None and _may_bind(wanted, v)]

@@ -3,10 +3,11 @@
 A ``hostPath`` is a bind of that node path; an ``emptyDir`` scratch space (memory
 when ``medium: Memory``); ``configMap``, ``secret``, ``projected`` and
 ``downwardAPI`` are always mounted read-only; a claim (``persistentVolumeClaim``,
-an ``ephemeral`` volume, a StatefulSet's ``volumeClaimTemplates``) reaches the
-node path of each ``hostPath``/``local`` PersistentVolume it may bind
-(``k8s_storage``). A StatefulSet's claim templates take precedence over pod
-volumes of the same name, as in its controller.
+an ``ephemeral`` volume, the ``volumeClaimTemplates`` of a StatefulSet or an Agent
+Sandbox) reaches the node path of each ``hostPath``/``local`` PersistentVolume it
+may bind (``k8s_storage``). Claim templates take precedence over pod volumes of the
+same name, as in the StatefulSet controller and the Sandbox controller
+(``MergeVolumeClaimVolumes``).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ class PodVolumes:
         self.volumes = self._read()
 
     def _read(self) -> dict[str, tuple[str, Node]]:
-        """The pod's volumes by name, as (type, source); a StatefulSet's claim templates
-        take precedence over pod volumes of the same name, as in the controller."""
+        """The pod's volumes by name, as (type, source); claim templates take
+        precedence over pod volumes of the same name, as in the controllers."""
         volumes: dict[str, tuple[str, Node]] = {}
         for volume in _sequence(_get(self.workload.spec, "volumes")):
             volume_name = _text(_require(volume, "name"))
@@ -64,10 +65,9 @@ class PodVolumes:
             if kind not in RESTRICTED_VOLUME_TYPES:
                 self.restricted.append(Setting(value=f"{kind} volume {volume_name}",
                                                location=_location(volume)))
-        if self.workload.kind == "StatefulSet":
-            for template in _sequence(_get(self.workload.node, "spec", "volumeClaimTemplates")):
-                name = _text(_require(_require(template, "metadata"), "name"))
-                volumes[name] = ("volumeClaimTemplate", template)
+        for template in self.workload.claim_templates:
+            name = _text(_require(_require(template, "metadata"), "name"))
+            volumes[name] = ("volumeClaimTemplate", template)
         return volumes
 
     def mounts(self, container: Node) -> list[Mount]:

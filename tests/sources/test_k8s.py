@@ -304,6 +304,32 @@ def test_network_policies_add_up(tmp_path: Path) -> None:
     assert [n.value for n in subjects[0].runtime.networks] == ["default"]
 
 
+@pytest.mark.parametrize(("rules", "reason"), [
+    # Only pods picked by their labels (the peer that drives the sandbox) may connect in.
+    ("ingress: [{from: [{podSelector: {matchLabels: {app: router}}}]}]", None),
+    ("ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]",
+     "NetworkPolicy p lets in more than pods picked by their labels (1 rule with no from, an "
+     "ipBlock or an empty podSelector)"),
+    ("ingress: [{from: [{podSelector: {}}]}]", "lets in more than pods picked by their labels"),
+    ("ingress: [{ports: [{port: 80}]}]", "lets in more than pods picked by their labels"),
+    ("egress: [{to: [{podSelector: {matchLabels: {app: db}}}]}]",
+     "NetworkPolicy p allows egress (1 rule)"),
+])
+def test_a_pod_is_off_the_network_when_nothing_goes_out(tmp_path: Path, rules: str,
+                                                        reason: str | None) -> None:
+    policy = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\n"
+              "spec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n  " + rules + "\n")
+    path = write(tmp_path, textwrap.dedent(POD) + "---\n" + policy)
+    subject = main_subject(path)
+    assert subject.runtime is not None
+    assert (subject.runtime.network_mode == "none") is (reason is None)
+    if reason is not None:
+        (finding,) = [f for f in sandbox_plan().evaluate(subject).findings if f.rule == "PG702"]
+        assert reason in finding.message
+        # At the rules that let it in or out.
+        assert finding.location.line == line_of(path, rules.split(":", 1)[0] + ":")
+
+
 def test_secret_key_refs_are_secret_env(tmp_path: Path) -> None:
     subject = main_subject(write(tmp_path, """
         apiVersion: v1
