@@ -18,6 +18,17 @@ when their pods are created. Where the exact reading needs the image (the
 kubelet's non-root check) or a node setting (the pids limit), the
 expressions ask for what the manifest can prove instead, as the rules do.
 
+A second ValidatingAdmissionPolicy applies the same validations to the pod
+template (``object.spec.podTemplate``) of the Agent Sandbox kinds a user
+writes, ``Sandbox`` and ``SandboxTemplate``, so a bad one is refused when it is
+applied rather than when its controller first makes a pod. Two validations read
+differently there, as ``paracle-guard k8s`` does: a template may leave
+``automountServiceAccountToken`` unset (its controllers make it false), and
+under network mode ``none`` a template's managed ``networkPolicy`` must let
+nothing out and only pods picked by labels in (or be ``Unmanaged``, so the
+namespace's deny-all applies). Warm pools and claims make Sandboxes, which are
+judged when their controllers create them.
+
 Reuses the rules' own lists (safe sysctls, restricted volume types, native
 resource prefixes) so that the two can never disagree.
 """
@@ -335,6 +346,98 @@ def pss_level(policy: Policy) -> Level:
     return "restricted"
 
 
+# --- the same validations for Agent Sandbox pod templates --------------------------------
+
+AGENT_SANDBOX_RULES = [
+    {"apiGroups": ["agents.x-k8s.io"], "apiVersions": ["v1alpha1", "v1beta1"],
+     "operations": ["CREATE", "UPDATE"], "resources": ["sandboxes"]},
+    {"apiGroups": ["extensions.agents.x-k8s.io"], "apiVersions": ["v1alpha1", "v1beta1"],
+     "operations": ["CREATE", "UPDATE"], "resources": ["sandboxtemplates"]},
+]
+_POD_TEMPLATE = "object.spec.podTemplate"
+_OBJECT_PATH = re.compile(r"\bobject\.[A-Za-z]+(\.[A-Za-z]+)?")
+
+
+def on_pod_template(expression: str) -> str:
+    """A Pod's expression, for a resource whose pod is ``spec.podTemplate``."""
+    for path in _OBJECT_PATH.finditer(expression):
+        if not path.group().startswith(("object.spec.", "object.metadata.annotations")):
+            # Only the spec and the annotations have a place in a pod template.
+            raise ValueError(f"{path.group()} has no equivalent in a pod template")
+    return (expression.replace("object.spec.", f"{_POD_TEMPLATE}.spec.")
+            .replace("has(object.metadata.annotations)",
+                     f"(has({_POD_TEMPLATE}.metadata) && "
+                     f"has({_POD_TEMPLATE}.metadata.annotations))")
+            .replace("object.metadata.annotations", f"{_POD_TEMPLATE}.metadata.annotations"))
+
+
+def _labelled_pods_only(rules: str) -> str:
+    """Every ingress rule of ``rules`` admits only pods picked by a label selector."""
+    selects = ("((has(p.podSelector.matchLabels) && size(p.podSelector.matchLabels) > 0) || "
+               "(has(p.podSelector.matchExpressions) && "
+               "size(p.podSelector.matchExpressions) > 0))")
+    return (f"(!has({rules}.ingress) || {rules}.ingress.all(r, has(r.from) && "
+            f"size(r.from) > 0 && r.from.all(p, !has(p.ipBlock) && has(p.podSelector) && "
+            f"{selects})))")
+
+
+def agent_sandbox_validations(policy: Policy) -> list[Validation]:
+    """``validations(policy)`` for the pod template of a Sandbox or a SandboxTemplate."""
+    spec = f"{_POD_TEMPLATE}.spec"
+    found: list[Validation] = []
+    for check in validations(policy):
+        if check.code != "PG801":
+            found.append(Validation(check.code, check.name, on_pod_template(check.expression),
+                                    check.message))
+            continue
+        found.append(Validation(
+            "PG801", "service-account-token",
+            f"has({spec}.automountServiceAccountToken) ? "
+            f"{spec}.automountServiceAccountToken == false : object.kind == 'SandboxTemplate'",
+            "the pod template must set automountServiceAccountToken: false (a "
+            "SandboxTemplate may leave it unset: its controllers make it false)"))
+    if policy.controls.network.mode == "none":
+        rules = "object.spec.networkPolicy"
+        found.append(Validation(
+            "PG702", "network-not-isolated",
+            "object.kind != 'SandboxTemplate' || (has(object.spec.networkPolicyManagement) "
+            "&& object.spec.networkPolicyManagement == 'Unmanaged') || "
+            f"(has({rules}) && (!has({rules}.egress) || size({rules}.egress) == 0) && "
+            f"{_labelled_pods_only(rules)})",
+            "a SandboxTemplate's networkPolicy must allow no egress and let in only pods "
+            "picked by labels (or be Unmanaged, under the namespace's deny-all)"))
+    return found
+
+
+def _admission_policy(name: str, annotations: dict[str, str], rules: list[dict[str, Any]],
+                      containers: str, checks: list[Validation]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": rules},
+            "variables": [{"name": "containers", "expression": containers}],
+            "validations": [v.as_manifest() for v in checks],
+        },
+    }
+
+
+def _binding(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": f"{name}-{namespace}"[:253]},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+        },
+    }
+
+
 def export_kubernetes(policy: Policy, namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
     """The objects that make a namespace enforce ``policy``, in the order to apply them."""
     if not _NAMESPACE.match(namespace):
@@ -359,30 +462,14 @@ def export_kubernetes(policy: Policy, namespace: str = DEFAULT_NAMESPACE) -> lis
     annotations = {"paracle-guard.io/policy": policy.metadata.name}
     if policy.sha256:
         annotations["paracle-guard.io/policy-sha256"] = policy.sha256
-    objects.append({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name, "annotations": annotations},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": [""], "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE"],
-                "resources": ["pods", "pods/ephemeralcontainers"],
-            }]},
-            "variables": [{"name": "containers", "expression": CONTAINERS}],
-            "validations": [v.as_manifest() for v in validations(policy)],
-        },
-    })
-    objects.append({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": f"{name}-{namespace}"[:253]},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {"namespaceSelector": {
-                "matchLabels": {"kubernetes.io/metadata.name": namespace}}},
-        },
-    })
+    pods = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+             "resources": ["pods", "pods/ephemeralcontainers"]}]
+    sandboxes = f"{name[:186]}-agent-sandbox"
+    objects += [
+        _admission_policy(name, annotations, pods, CONTAINERS, validations(policy)),
+        _binding(name, namespace),
+        _admission_policy(sandboxes, annotations, AGENT_SANDBOX_RULES,
+                          on_pod_template(CONTAINERS), agent_sandbox_validations(policy)),
+        _binding(sandboxes, namespace),
+    ]
     return objects

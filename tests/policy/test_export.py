@@ -6,7 +6,10 @@ the API server evaluates them against a Pod: ``object`` is the Pod,
 library is supplied from the Kubernetes source's own quantity parser. The
 compliant Pods (the hardened fixture and the launcher's own Pod) are admitted;
 each violating fixture of ``tests/sources/k8s_cases`` is rejected, with
-messages that name the same rules ``paracle-guard k8s`` reports.
+messages that name the same rules ``paracle-guard k8s`` reports. The same
+fixtures, rewritten as Agent Sandbox ``Sandbox`` and ``SandboxTemplate``
+resources, meet the second policy's validations over ``object.spec.podTemplate``
+with the same verdicts.
 
 Every exported object also validates against the Kubernetes OpenAPI schemas
 shipped by kubernetes-validate, for two minor versions.
@@ -29,7 +32,9 @@ from paracle_guard.cli import app
 from paracle_guard.policy.export import (
     CONTAINERS,
     Validation,
+    agent_sandbox_validations,
     export_kubernetes,
+    on_pod_template,
     pss_level,
     validations,
 )
@@ -113,13 +118,16 @@ class Admission:
     """The exported ValidatingAdmissionPolicy, compiled once, evaluated per Pod."""
 
     def __init__(self, policy: Policy) -> None:
+        self._compile(CONTAINERS, validations(policy))
+
+    def _compile(self, containers: str, checks: list[Validation]) -> None:
         environment = celpy.Environment()
-        self.containers = environment.program(environment.compile(CONTAINERS),
+        self.containers = environment.program(environment.compile(containers),
                                               functions=FUNCTIONS)
         self.checks: list[tuple[Validation, Any]] = [
             (check, environment.program(environment.compile(check.expression),
                                         functions=FUNCTIONS))
-            for check in validations(policy)
+            for check in checks
         ]
 
     def rejections(self, pod: dict[str, Any]) -> list[str]:
@@ -135,6 +143,14 @@ class Admission:
             if not outcome:
                 messages.append(check.as_manifest()["message"])
         return messages
+
+
+class SandboxAdmission(Admission):
+    """The exported policy for Agent Sandbox resources: ``object`` is a Sandbox or a
+    SandboxTemplate."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._compile(on_pod_template(CONTAINERS), agent_sandbox_validations(policy))
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +250,7 @@ def test_export_objects(sandbox: Policy) -> None:
     objects = export_kubernetes(sandbox, "agents")
     assert [o["kind"] for o in objects] == [
         "Namespace", "NetworkPolicy", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding"]
     labels = objects[0]["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):
@@ -270,6 +287,7 @@ def test_the_export_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
     assert kinds == ["Namespace", "NetworkPolicy", "ValidatingAdmissionPolicy",
+                     "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy",
                      "ValidatingAdmissionPolicyBinding"]
     target = tmp_path / "guard.yaml"
     written = runner.invoke(app, ["policy", "export", "sandbox", "-o", str(target)])
@@ -278,3 +296,124 @@ def test_the_export_command(tmp_path: Path) -> None:
     assert wrong.exit_code == 2 and "expected kubernetes" in wrong.stderr
     bad = runner.invoke(app, ["policy", "export", "--namespace", "Bad_NS"])
     assert bad.exit_code == 2 and "not a valid namespace" in bad.stderr
+
+
+# --- Agent Sandbox resources ------------------------------------------------------------
+
+AGENT_SANDBOX = CASES.parent / "agent_sandbox"
+
+
+def sandbox_resource(text: str) -> dict[str, Any]:
+    (found,) = [d for d in yaml.safe_load_all(text)
+                if d and d["kind"] in ("Sandbox", "SandboxTemplate")]
+    return found
+
+
+@pytest.fixture(scope="module")
+def sandbox_admission(sandbox: Policy) -> SandboxAdmission:
+    return SandboxAdmission(sandbox)
+
+
+def _codes(messages: list[str]) -> set[str]:
+    return {message.split(" ", 1)[0] for message in messages}
+
+
+@pytest.mark.parametrize("form", ["Sandbox", "SandboxTemplate"])
+@pytest.mark.parametrize("case", ["hardened", *sorted(ADMISSION_EXPECTED)])
+def test_agent_sandbox_resources_get_the_pod_s_verdict(sandbox_admission: SandboxAdmission,
+                                                       case: str, form: str) -> None:
+    from tests.sources.test_k8s_agent_sandbox import as_agent_sandbox
+
+    text = as_agent_sandbox((CASES / f"{case}.yaml").read_text(), form, "v1beta1")
+    assert _codes(sandbox_admission.rejections(sandbox_resource(text))) == (
+        ADMISSION_EXPECTED.get(case, set()))
+
+
+@pytest.mark.parametrize(("folder", "expected"), [
+    ("hardened", {}),
+    ("published", {
+        # The published template: no securityContext, no tag, an API key from a Secret
+        # (admission judges the variable's name), and a managed policy that lets DNS and
+        # HTTPS out and anyone in.
+        "template.yaml": {"PG102", "PG201", "PG301", "PG304", "PG501", "PG601", "PG701",
+                          "PG702", "PG802", "PG804", "PG810"},
+        # The bare Sandbox: the same, less the template's own, plus the token.
+        "sandbox.yaml": {"PG102", "PG201", "PG301", "PG304", "PG701", "PG801", "PG802",
+                         "PG804"},
+    }),
+])
+def test_the_example_fixtures(sandbox_admission: SandboxAdmission, folder: str,
+                              expected: dict[str, set[str]]) -> None:
+    for name in ("template.yaml", "sandbox.yaml"):
+        resource = sandbox_resource((AGENT_SANDBOX / folder / name).read_text())
+        assert _codes(sandbox_admission.rejections(resource)) == expected.get(name, set()), name
+
+
+TEMPLATE_POLICIES = {
+    "{}": True,
+    "{egress: []}": True,
+    "{ingress: [{from: [{podSelector: {matchLabels: {app: sandbox-router}}}]}]}": True,
+    "{ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: Exists}]}}]}]}":
+        True,
+    "{egress: [{ports: [{port: 443}]}]}": False,
+    "{ingress: [{ports: [{port: 8501}]}]}": False,
+    "{ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]}": False,
+    "{ingress: [{from: [{podSelector: {}}]}]}": False,
+    "{ingress: [{from: []}]}": False,
+}
+
+
+@pytest.mark.parametrize(("rules", "isolated"), TEMPLATE_POLICIES.items())
+def test_a_template_s_network_policy_is_judged_as_the_lint_judges_it(
+        tmp_path: Path, sandbox_admission: SandboxAdmission, rules: str, isolated: bool) -> None:
+    from paracle_guard.sources.k8s import load_manifests
+
+    hardened = (AGENT_SANDBOX / "hardened" / "template.yaml").read_text()
+    template = sandbox_resource(hardened)
+    template["spec"]["networkPolicy"] = yaml.safe_load(rules)
+    admitted = "PG702" not in _codes(sandbox_admission.rejections(template))
+    path = tmp_path / "template.yaml"
+    path.write_text(yaml.safe_dump(template))
+    (subject,) = load_manifests([path])[:1]
+    assert subject.runtime is not None
+    assert admitted is isolated is (subject.runtime.network_mode == "none")
+
+
+def test_templates_may_leave_the_token_to_their_controller(
+        sandbox_admission: SandboxAdmission) -> None:
+    for name, unset_admitted in (("template.yaml", True), ("sandbox.yaml", False)):
+        resource = sandbox_resource((AGENT_SANDBOX / "hardened" / name).read_text())
+        del resource["spec"]["podTemplate"]["spec"]["automountServiceAccountToken"]
+        assert ("PG801" not in _codes(sandbox_admission.rejections(resource))) is (
+            unset_admitted)
+    unmanaged = sandbox_resource((AGENT_SANDBOX / "published" / "template.yaml").read_text())
+    unmanaged["spec"]["networkPolicyManagement"] = "Unmanaged"
+    assert "PG702" not in _codes(sandbox_admission.rejections(unmanaged))
+    del unmanaged["spec"]["networkPolicyManagement"], unmanaged["spec"]["networkPolicy"]
+    # Managed by default, with the controller's default policy: out to the internet.
+    assert "PG702" in _codes(sandbox_admission.rejections(unmanaged))
+
+
+def test_the_agent_sandbox_policy_matches_both_kinds_in_every_served_version(
+        sandbox: Policy) -> None:
+    from tests.agent_sandbox_crds import crd, served_versions
+
+    vap = export_kubernetes(sandbox, "agents")[4]
+    rules = vap["spec"]["matchConstraints"]["resourceRules"]
+    for kind, rule in zip(("Sandbox", "SandboxTemplate"), rules, strict=True):
+        names = crd(kind)["spec"]
+        assert rule["apiGroups"] == [names["group"]]
+        assert rule["resources"] == [names["names"]["plural"]]
+        assert tuple(rule["apiVersions"]) == served_versions(kind)
+    messages = [v["message"] for v in vap["spec"]["validations"]]
+    assert all("object.spec.podTemplate" not in m for m in messages)
+    for check in vap["spec"]["validations"]:
+        assert "object.metadata" not in check["expression"]
+        assert "object.spec.containers" not in check["expression"]
+
+
+def test_only_what_a_pod_template_has_is_rewritten() -> None:
+    assert on_pod_template("has(object.spec.hostPID)") == (
+        "has(object.spec.podTemplate.spec.hostPID)")
+    with pytest.raises(ValueError, match=r"object\.metadata\.name has no equivalent"):
+        on_pod_template("object.metadata.name != ''")
