@@ -748,7 +748,12 @@ def k8s_command(
 
 BACKENDS = {"docker": "the local Docker Engine",
             "kubernetes": "the current kubeconfig context (the image by digest)"}
-WORKLOADS = {"pod": "a bare Pod", "job": "a Job"}
+WORKLOADS = {"pod": "a bare Pod", "job": "a Job",
+             # Agent Sandbox resources, printed with --dry-run (launcher/k8s_sandbox.py)
+             "sandbox": "a Sandbox (--dry-run)",
+             "sandbox-template": "a SandboxTemplate (--dry-run)",
+             "sandbox-claim": "a SandboxTemplate, a SandboxWarmPool and a SandboxClaim "
+                              "(--dry-run)"}
 
 
 @app.command("run", context_settings={"allow_interspersed_args": False})

@@ -8,7 +8,8 @@ filesystem, ``capabilities.drop: [ALL]``, ``allowPrivilegeEscalation: false``,
 ``seccompProfile: RuntimeDefault``, no host namespaces, no service-account
 token, the writable paths as memory-backed, size-limited ``emptyDir``
 volumes, requests equal to limits (Guaranteed QoS, which never swaps),
-``activeDeadlineSeconds`` from the timeout, and the image by digest.
+``activeDeadlineSeconds`` from the timeout, and the image by digest. The same
+pod spec can also be printed as an Agent Sandbox resource (``k8s_sandbox``).
 
 What Kubernetes cannot express, and Docker did: ``noexec`` on /tmp (emptyDir
 has no mount options), the IPC namespace ``none``, ulimits, the init process,
@@ -35,6 +36,8 @@ import yaml
 from paracle_guard import __version__
 from paracle_guard.engine import Plan
 from paracle_guard.errors import InputError
+from paracle_guard.launcher.k8s_sandbox import FORMS as SANDBOX_FORMS
+from paracle_guard.launcher.k8s_sandbox import sandbox_objects
 from paracle_guard.launcher.refusal import PolicyViolation
 from paracle_guard.launcher.runspec import (
     LAUNCHER_LABEL,
@@ -55,7 +58,7 @@ _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _MI = 1 << 20
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
-Workload = Literal["pod", "job"]
+Workload = Literal["pod", "job", "sandbox", "sandbox-template", "sandbox-claim"]
 
 
 def pinned_image(reference: str, allowed_registries: Sequence[str]) -> str:
@@ -194,7 +197,8 @@ def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
 
 def build_manifests(spec: RunSpec, image: str, *, workload: Workload = "pod",
                     namespace: str | None = None) -> list[dict[str, Any]]:
-    """The objects to create, in order: the NetworkPolicy first, then the Pod or Job."""
+    """The objects to create, in order: the NetworkPolicy first, then the Pod or Job (or
+    the Agent Sandbox resources of ``workload``)."""
     labels = {**MANAGED_BY, SANDBOX_LABEL: spec.name}
     # Label values stop at 63 characters; the policy's sha256 is longer, so the
     # launcher's own labels travel as annotations.
@@ -217,6 +221,8 @@ def build_manifests(spec: RunSpec, image: str, *, workload: Workload = "pod",
                      "policyTypes": ["Ingress", "Egress"]},
         })
     body = pod_spec(spec, image)
+    if workload in SANDBOX_FORMS:
+        return sandbox_objects(workload, spec.network_mode, metadata, body, objects)
     if workload == "pod":
         objects.append({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body})
     else:

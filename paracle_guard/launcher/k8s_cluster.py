@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import yaml
 
@@ -37,6 +37,7 @@ from paracle_guard.launcher.k8s_backend import (
     pinned_image,
     render,
 )
+from paracle_guard.launcher.k8s_sandbox import FORMS as SANDBOX_FORMS
 from paracle_guard.launcher.refusal import LaunchError
 from paracle_guard.launcher.runspec import RunSpec
 from paracle_guard.launcher.streams import Sink
@@ -93,8 +94,9 @@ class KubernetesBackend:
     # --- nothing on the cluster yet ------------------------------------------------------
 
     def preflight(self) -> None:
-        if self.workload not in ("pod", "job"):
-            raise InputError(f"--as {self.workload}: expected pod or job")
+        if self.workload not in ("pod", "job", *SANDBOX_FORMS):
+            raise InputError(f"--as {self.workload}: expected pod, job, "
+                             + ", ".join(SANDBOX_FORMS[:-1]) + f" or {SANDBOX_FORMS[-1]}")
         if self.namespace is not None and not _NAMESPACE.match(self.namespace):
             raise InputError(f"--namespace {self.namespace}: not a valid namespace name")
 
@@ -103,7 +105,7 @@ class KubernetesBackend:
             ref, self.policy.controls.base_image.allowed_registries))
 
     def manifests(self, spec: RunSpec) -> list[dict[str, Any]]:
-        workload: Workload = "job" if self.workload == "job" else "pod"
+        workload = cast(Workload, self.workload)  # one of them: preflight checked it
         return build_manifests(spec, spec.image_id, workload=workload, namespace=self.namespace)
 
     def preview(self, spec: RunSpec) -> tuple[str, Sequence[Subject]]:
@@ -132,6 +134,12 @@ class KubernetesBackend:
         return self.namespace
 
     def create(self, spec: RunSpec) -> str:
+        if self.workload in SANDBOX_FORMS:
+            # The Agent Sandbox controller makes the pod: there is no gate to hold it
+            # behind until it is judged, so these forms are printed, never submitted.
+            raise InputError(f"--as {self.workload}: only with --dry-run; apply what it "
+                             "prints (kubectl apply -f -) where the Agent Sandbox controller "
+                             "runs")
         core, networking, batch, api_exception = self._apis()
         namespace = self._namespace()
         try:

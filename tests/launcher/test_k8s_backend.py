@@ -220,7 +220,8 @@ def test_a_dry_run_writes_its_audit_line_too(tmp_path: Path) -> None:
     (["--image", "python:3.12"], 125, "by digest only"),
     (["--image", IMAGE, "--memory", "4g"], 125, "controls.resources.memory"),
     # A choice the command line cannot take is a usage error, caught before any launch.
-    (["--image", IMAGE, "--as", "deployment"], 2, "--as deployment: expected pod or job"),
+    (["--image", IMAGE, "--as", "deployment"], 2,
+     "--as deployment: expected pod, job, sandbox, sandbox-template or sandbox-claim"),
 ])
 def test_dry_run_refusals(arguments: list[str], code: int, text: str) -> None:
     result = runner.invoke(app, ["run", "--backend", "kubernetes", "--dry-run", "-p", "sandbox",
