@@ -705,8 +705,9 @@ def k8s_command(
         list[str],
         typer.Argument(metavar="PATH", help="Manifest files (multi-document YAML and List "
                        "kinds; Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, "
-                       "CronJobs), or folders searched for *.yaml, *.yml and *.json; - reads "
-                       "standard input."),
+                       "CronJobs, and Agent Sandbox Sandboxes, SandboxTemplates, "
+                       "SandboxWarmPools and SandboxClaims), or folders searched for *.yaml, "
+                       "*.yml and *.json; - reads standard input."),
     ],
     policy: PolicyOption = None,
     output_format: FormatOption = None,
