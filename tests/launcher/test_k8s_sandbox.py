@@ -139,3 +139,20 @@ def test_without_dry_run_the_forms_are_refused() -> None:
                                  "--as", "sandbox-claim", "--image", IMAGE, "--", "true"])
     assert result.exit_code == 125
     assert "--as sandbox-claim: only with --dry-run" in result.stderr
+
+
+def test_the_command_line_judges_the_forms_before_printing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    built = k8s_backend.pod_spec
+
+    def careless(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        spec = built(*args, **kwargs)
+        spec["hostPID"] = True
+        return spec
+
+    monkeypatch.setattr(k8s_backend, "pod_spec", careless)
+    result = runner.invoke(app, ["run", "--backend", "kubernetes", "--dry-run", "-p", "sandbox",
+                                 "--as", "sandbox-template", "--image", IMAGE, "--", "true"])
+    assert result.exit_code == 125
+    assert result.stdout == ""  # nothing printed
+    assert "PG305" in result.stderr
