@@ -8,13 +8,24 @@ from fnmatch import fnmatchcase
 
 from paracle_guard.errors import InputError
 
+# Docker's own names: "Dockerfile", and "dockerfile" when that is missing (docker/cli
+# build/context.go); BuildKit's "<name>.dockerignore" beside a Dockerfile is its
+# ignore file, not a Dockerfile (dockerui/config.go). Containerfile is Podman's name,
+# and "Dockerfile.dev" / "app.Dockerfile" the common spellings of several per project.
 DOCKERFILE_PATTERNS = (
     "Dockerfile",
+    "dockerfile",
     "Dockerfile.*",
     "*.Dockerfile",
     "*.dockerfile",
     "Containerfile",
     "Containerfile.*",
+)
+# Names that match a pattern above but are not Dockerfiles: BuildKit's per-Dockerfile
+# ignore file, and documentation about a Dockerfile ("Dockerfile.md").
+NOT_DOCKERFILE_SUFFIXES = (
+    ".dockerignore", ".md", ".markdown", ".mdx", ".rst", ".txt", ".adoc", ".asciidoc",
+    ".html", ".htm", ".org", ".pdf",
 )
 
 # What kubectl apply -f reads from a folder.
@@ -25,6 +36,8 @@ SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages", "ve
 
 
 def is_dockerfile_name(name: str) -> bool:
+    if name.lower().endswith(NOT_DOCKERFILE_SUFFIXES):
+        return False
     return any(fnmatchcase(name, pattern) for pattern in DOCKERFILE_PATTERNS)
 
 
