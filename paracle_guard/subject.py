@@ -63,6 +63,12 @@ class BaseImage(BaseModel):
     stage: str
     final: bool = True
     location: Location
+    # Build arguments the reference uses that have no value here (ARG BASE with no
+    # default and no --build-arg): the image is chosen at build time. ``ref`` shows
+    # them as written ("gcr.io/$PROJECT_ID/app"); ``undeclared`` are those no ARG
+    # before FROM declares, which docker build replaces with "".
+    unresolved: list[str] = Field(default_factory=list)
+    undeclared: list[str] = Field(default_factory=list)
 
 
 class Package(BaseModel):
@@ -76,12 +82,117 @@ class Package(BaseModel):
     location: Location
 
 
+# --- what a RUN step does, as the shell reader (sources/run_facts.py) reads it -------
+
+
+class ShellCommand(BaseModel):
+    """One simple command a RUN step runs, as the shell and its wrappers run it."""
+
+    # The argv of the program that really runs: wrappers (sudo, env, nice, xargs...)
+    # and NAME=value prefixes taken off. Empty for a wrapper with nothing to run
+    # ("sudo -i") and for a bare redirect ("> /etc/motd").
+    argv: list[str]
+    wrappers: list[str] = Field(default_factory=list)  # outermost first: ["sudo", "env"]
+    # Variables the script gives this command: prefixes, env NAME=value, exports.
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def program(self) -> str:
+        """The basename of the program ("/usr/bin/pip3" -> "pip3"); "" when none."""
+        return self.argv[0].rsplit("/", 1)[-1] if self.argv else ""
+
+
+PackageAction = Literal["install", "remove", "refresh", "upgrade", "clean", "other"]
+
+
+class RequestedPackage(BaseModel):
+    name: str
+    # An exact pin without its "=="/"=" ("2.31"); any other specifier as written (">=1,<2").
+    version: str | None = None
+
+
+class PackageCall(BaseModel):
+    """One package-manager invocation: ``apt-get -y install --no-install-recommends curl``."""
+
+    command: int  # index of the command in RunStep.commands
+    manager: str  # apt, apk, yum, dnf, microdnf, tdnf, zypper, pip
+    tool: str  # as typed: apt-get, pip3, "python3 -m pip", "uv pip"
+    verb: str  # the subcommand as typed: install, in, add, dist-clean, "group install"
+    action: PackageAction
+    # Packages named for install or removal; files, URLs, groups and $VARS are not.
+    packages: list[RequestedPackage] = Field(default_factory=list)
+    arguments: list[str] = Field(default_factory=list)  # every operand after the verb
+    options: list[str] = Field(default_factory=list)  # names only: "--no-cache", "-y"
+    # apt's -o Name=value settings, names in lower case ("apt::install-recommends").
+    settings: dict[str, str] = Field(default_factory=dict)
+
+
+class AccountChange(BaseModel):
+    """A user or group a RUN command creates, or a user it adds to groups."""
+
+    command: int
+    tool: str  # useradd, adduser, groupadd, addgroup, usermod, gpasswd
+    kind: Literal["user", "group"]
+    name: str
+    created: bool  # False: an existing account changes (usermod -aG, adduser USER GROUP)
+    # The id exactly as given (may be an unresolved "$UID"); None when none is given.
+    id: str | None = None
+    group: str | None = None  # a user's primary group (name or gid) when given
+    groups: list[str] = Field(default_factory=list)  # supplementary groups it joins
+
+
+class FileWrite(BaseModel):
+    """A file a RUN command writes: a redirect, tee, dd of=, install, cp, mv, ln, sed -i..."""
+
+    command: int
+    path: str  # absolute when the working directory is known, else as written
+    how: str  # redirect, tee, dd, install, cp, mv, ln, sed -i, visudo, curl, wget
+    # What is written, when the script shows it (echo, printf, a here-document).
+    content: str | None = None
+    append: bool = False
+
+
+class PathRemoval(BaseModel):
+    """A path a RUN command deletes: rm, or a package manager cleaning its own cache."""
+
+    command: int
+    path: str  # globs stay unexpanded: /var/lib/apt/lists/*
+    how: str  # rm, "apt-get dist-clean", "dnf clean all", "pip cache purge"...
+
+
+class ModeChange(BaseModel):
+    """A permission change: chmod, install -m, setcap, COPY/ADD --chmod."""
+
+    command: int | None = None  # None for COPY/ADD
+    path: str
+    mode: str  # as written: "4755", "u+s", "cap_net_raw+ep"
+    how: str  # chmod, install, setcap, COPY, ADD
+    setuid: bool = False  # the change adds the bit
+    setgid: bool = False
+    capabilities: bool = False  # file capabilities are set
+    directory: bool | None = None  # known to be a directory (mkdir -p X && chmod g+s X)
+
+
+class Download(BaseModel):
+    """Remote content fetched at build time, and where it goes."""
+
+    command: int | None = None  # None for ADD
+    tool: str  # curl, wget, ADD
+    url: str
+    kind: Literal["http", "git", "other"] = "http"
+    output: str | None = None  # the file it is saved to
+    # Where the bytes flow when not saved: "pipe" (into the next command), "argument"
+    # (a $(...) or <(...) of another command), "output" (the step's own output).
+    into: Literal["file", "pipe", "argument", "output"] = "output"
+    consumer: str | None = None  # the program receiving it: sh, tar, python3...
+    runs_as_code: bool = False  # the consumer runs it: a shell, an interpreter, eval
+    verified: bool = False  # a checksum or a commit pins the content (ADD --checksum)
+
+
 class RunStep(BaseModel):
-    """One RUN instruction, with its shell script split into pipelines of argv lists."""
+    """One RUN instruction and what it does, read by the shell reader (sources/run_facts.py)."""
 
     script: str
-    # Each pipeline is a list of simple commands joined by "|"; each command an argv.
-    pipelines: list[list[list[str]]] = Field(default_factory=list)
     exec_form: bool = False
     # BuildKit mounts given with --mount (e.g. "type=cache,target=/var/cache/apt").
     mounts: list[str] = Field(default_factory=list)
@@ -90,10 +201,16 @@ class RunStep(BaseModel):
     stage: str
     final: bool = True
     location: Location
-
-    @property
-    def commands(self) -> list[list[str]]:
-        return [command for pipeline in self.pipelines for command in pipeline]
+    # Facts, in the order the shell runs the commands (facts name their command by index).
+    commands: list[ShellCommand] = Field(default_factory=list)
+    package_calls: list[PackageCall] = Field(default_factory=list)
+    accounts: list[AccountChange] = Field(default_factory=list)
+    writes: list[FileWrite] = Field(default_factory=list)
+    removals: list[PathRemoval] = Field(default_factory=list)
+    mode_changes: list[ModeChange] = Field(default_factory=list)
+    downloads: list[Download] = Field(default_factory=list)
+    # Settings written into apt's configuration (/etc/apt/apt.conf.d), names lower case.
+    apt_settings: dict[str, str] = Field(default_factory=dict)
 
 
 class Instruction(BaseModel):
@@ -105,6 +222,12 @@ class Instruction(BaseModel):
     stage: str
     final: bool = True
     location: Location
+    # COPY and ADD: the sources and the destination as BuildKit reads them.
+    sources: list[str] = Field(default_factory=list)
+    destination: str | None = None
+    # ADD of URLs and git repositories; COPY/ADD --chmod.
+    downloads: list[Download] = Field(default_factory=list)
+    mode_changes: list[ModeChange] = Field(default_factory=list)
 
 
 class EnvVar(BaseModel):
@@ -174,6 +297,8 @@ class ParseProblem(BaseModel):
 
     message: str
     location: Location
+    # How to fix it, when this problem has its own advice (a file that is not UTF-8).
+    fix: str | None = None
 
 
 # --- run-time configuration (containers and compose services) ---------------------

@@ -1,19 +1,20 @@
 """Small builders for Subjects and their facts, so rule tests read like the case they test.
 
-The RUN splitter here is deliberately simple (shlex with shell punctuation): it
-produces the same shape the Dockerfile source does (pipelines of argv lists) for
-the one-line scripts the rule tests use. End-to-end cases through the real
-parser live in tests/rules/test_dockerfile_cases.py.
+RUN steps and COPY/ADD instructions are read by the real readers (the shell
+reader, the Dockerfile source), so a rule test sees exactly the facts lint
+produces. End-to-end cases through the whole parser live in
+tests/rules/test_dockerfile_cases.py.
 """
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, find_rule
+from paracle_guard.sources.dockerfile import parse_dockerfile
+from paracle_guard.sources.run_facts import read_run
 from paracle_guard.subject import (
     BaseImage,
     EnvVar,
@@ -29,8 +30,6 @@ from paracle_guard.subject import (
 
 DOCKERFILE = "Dockerfile"
 IMAGE = "example/app:1.0"
-
-_SEPARATORS = frozenset({"&&", "||", ";", "&", ";;"})
 
 
 def loc(line: int | None = 1, *, path: str = DOCKERFILE, end_line: int | None = None) -> Location:
@@ -65,31 +64,6 @@ def image(**facts: Any) -> Subject:
     return Subject(kind="image", target=IMAGE, **facts)
 
 
-def split_script(script: str) -> list[list[list[str]]]:
-    """Pipelines of argv lists: "a x | b && c" -> [[["a", "x"], ["b"]], [["c"]]]."""
-    pipelines: list[list[list[str]]] = []
-    for line in script.replace("\\\n", " ").splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        pipeline: list[list[str]] = []
-        argv: list[str] = []
-        for token in lexer:
-            if token not in _SEPARATORS and token != "|":
-                argv.append(token)
-                continue
-            if argv:
-                pipeline.append(argv)
-                argv = []
-            if token != "|" and pipeline:
-                pipelines.append(pipeline)
-                pipeline = []
-        if argv:
-            pipeline.append(argv)
-        if pipeline:
-            pipelines.append(pipeline)
-    return pipelines
-
-
 def run_step(
     script: str,
     *,
@@ -98,12 +72,14 @@ def run_step(
     stage: str = "final",
     mounts: list[str] | None = None,
     environment: dict[str, str] | None = None,
+    workdir: str = "/",
 ) -> RunStep:
-    return RunStep(
-        script=script,
-        pipelines=split_script(script),
+    """A RUN step as the shell reader reads ``script`` (ENV/ARG values in ``environment``)."""
+    return read_run(
+        script,
+        variables=environment or {},
+        cwd=workdir,
         mounts=mounts or [],
-        environment=environment or {},
         stage=stage,
         final=final,
         location=loc(line),
@@ -119,14 +95,11 @@ def instruction(
     flags: dict[str, str] | None = None,
     stage: str = "final",
 ) -> Instruction:
-    return Instruction(
-        keyword=keyword,
-        value=value,
-        flags=flags or {},
-        stage=stage,
-        final=final,
-        location=loc(line),
-    )
+    """An instruction as the Dockerfile source reads it (COPY/ADD operands included)."""
+    given = "".join(f"--{name}={flag} " for name, flag in (flags or {}).items())
+    parsed = parse_dockerfile(f"FROM scratch\n{keyword} {given}{value}\n", DOCKERFILE)
+    read = parsed.instructions[-1]
+    return read.model_copy(update={"stage": stage, "final": final, "location": loc(line)})
 
 
 def package(

@@ -7,14 +7,12 @@ binaries the final stage copies.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.argv import copy_operands, split_command
 from paracle_guard.rules.base import ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import BaseImage, RunStep, Subject
+from paracle_guard.subject import BaseImage, Download, Subject
 
 # A Dockerfile's images are base images (FROM); a compose service or a Kubernetes
 # container names the image it runs, judged by the same rules.
@@ -31,6 +29,21 @@ _PIN_FIXES: ByKind = {
     "k8s": "Pin the container's image to a version tag and a digest, so every node runs "
            "the same image: image: IMAGE:VERSION@sha256:...",
 }
+
+
+def _unresolved_problem(image: BaseImage, what: str) -> str:
+    names = ", ".join("$" + name for name in image.unresolved)
+    message = (
+        f"{what} {image.ref} depends on {names}, which has no value here: the image "
+        "is chosen at build time, so lint cannot tell whether it is pinned"
+    )
+    if image.undeclared:
+        undeclared = ", ".join(image.undeclared)
+        return message + (
+            f"; no ARG before FROM declares {undeclared}, so docker build substitutes an "
+            f"empty string (declare ARG {image.undeclared[0]} before FROM)"
+        )
+    return message + f" (pass --build-arg {image.unresolved[0]}=... to check it)"
 
 
 def _pinning_problem(image: BaseImage, controls: Controls, what: str = "base image") -> str | None:
@@ -65,6 +78,15 @@ def _pinning_problem(image: BaseImage, controls: Controls, what: str = "base ima
 def unpinned_base_image(subject: Subject, controls: Controls) -> Iterator[Violation]:
     what = worded(subject.kind, _IMAGE, "base image")
     for image in subject.base_images:
+        if image.unresolved:
+            # Unknown is not latest: fail closed only where the policy demands a digest.
+            if controls.base_image.forbid_latest or controls.base_image.require_digest:
+                yield Violation(
+                    message=_unresolved_problem(image, what),
+                    location=image.location,
+                    severity=None if controls.base_image.require_digest else Severity.INFO,
+                )
+            continue
         problem = _pinning_problem(image, controls, what)
         if problem is not None:
             yield Violation(message=problem, location=image.location,
@@ -138,7 +160,16 @@ def untrusted_registry(subject: Subject, controls: Controls) -> Iterator[Violati
         return
     what = worded(subject.kind, _IMAGE, "base image")
     for image in subject.base_images:
-        if not registry_allowed(image, allowed):
+        if image.unresolved and "$" in image.ref.split("/", 1)[0]:
+            yield Violation(
+                message=(
+                    f"{what} {image.ref} takes its registry from "
+                    f"{', '.join('$' + n for n in image.unresolved)}, which has no value "
+                    "here, so it cannot be checked against allowed_registries"
+                ),
+                location=image.location,
+            )
+        elif not registry_allowed(image, allowed):
             yield Violation(
                 message=(
                     f"{what} {image.ref} comes from {image.registry}, which is not in "
@@ -150,67 +181,18 @@ def untrusted_registry(subject: Subject, controls: Controls) -> Iterator[Violati
 
 # --- PG503 ------------------------------------------------------------------------
 
-FETCHERS = frozenset({"curl", "wget"})
-_INTERPRETERS = r"(ba|da|a|z|k|mk)?sh|python[0-9.]*|perl|ruby|node|php"
-_INTERPRETER = re.compile(_INTERPRETERS)
-# Programs that run a string as code, like "sh -c" does.
-_EVALUATORS = frozenset({"eval", "source", "."})
-_FETCH_AS_ARGUMENT = re.compile(r"(\$\(|`|<\()\s*(\S*/)?(?P<fetcher>curl|wget)\b")
-# The same forms in the raw script text, kept within one simple command by never
-# crossing ; & | or a newline: sh -c "$(curl ...)", bash <(wget -qO- ...).
-_FETCH_AS_ARGUMENT_TEXT = re.compile(
-    rf"(^|[\s;&|(])(\S*/)?(?P<runner>{_INTERPRETERS}|eval|source)\s[^;&|\n]*?"
-    r"(\$\(|`|<\()\s*(\S*/)?(?P<fetcher>curl|wget)\b"
-)
-_PIPED_TEXT = re.compile(
-    r"\b(?P<fetcher>curl|wget)\b[^;&\n]*\|\s*(sudo\s+(-\S+\s+)*)?(\S*/)?"
-    rf"(?P<runner>{_INTERPRETERS})\b"
-)
+
+def _run_finding(download: Download) -> str:
+    if download.into == "pipe":
+        return f"RUN pipes {download.tool} output into {download.consumer}"
+    return f"RUN runs {download.tool} output with {download.consumer}"
 
 
-def _is_interpreter(program: str) -> bool:
-    return bool(_INTERPRETER.fullmatch(program))
-
-
-def _piped_into_interpreter(step: RunStep) -> str | None:
-    for pipeline in step.pipelines:
-        fetched_by: str | None = None
-        for argv in pipeline:
-            program = split_command(argv).program
-            if fetched_by is not None and _is_interpreter(program):
-                return f"pipes {fetched_by} output into {program}"
-            if program in FETCHERS:
-                fetched_by = program
-    return None
-
-
-def _fetch_as_argument(step: RunStep) -> str | None:
-    for argv in step.commands:
-        command = split_command(argv)
-        program = command.program
-        if not (_is_interpreter(program) or program in _EVALUATORS):
-            continue
-        for argument in command.args:
-            match = _FETCH_AS_ARGUMENT.search(argument)
-            if match:
-                return f"runs {match['fetcher']} output with {program}"
-    match = _FETCH_AS_ARGUMENT_TEXT.search(step.script)
-    if match:
-        return f"runs {match['fetcher']} output with {match['runner']}"
-    return None
-
-
-def _remote_code(step: RunStep) -> str | None:
-    found = _piped_into_interpreter(step) or _fetch_as_argument(step)
-    if found is None and not step.pipelines:
-        # Nothing was split into commands (exec form, unusual syntax): read the text.
-        match = _PIPED_TEXT.search(step.script)
-        if match:
-            found = f"pipes {match['fetcher']} output into {match['runner']}"
-    return found
-
-
-_URL = re.compile(r"https?://", re.IGNORECASE)
+def _add_finding(download: Download) -> str:
+    if download.kind == "git":
+        return (f"ADD {download.url} fetches a git repository by a moving ref; pin a commit "
+                "(#<commit id>) or give --checksum")
+    return f"ADD {download.url} downloads without --checksum"
 
 
 @rule(
@@ -221,26 +203,22 @@ _URL = re.compile(r"https?://", re.IGNORECASE)
     summary="Code downloaded at build time is run or added without being verified",
     fix=(
         "Download to a file, check its sha256 (sha256sum -c), then run it; give ADD of a "
-        "URL a --checksum=sha256:..."
+        "URL a --checksum=sha256:... and ADD of a git repository a commit id"
     ),
     rationale=(
         "curl | sh runs whatever the server (or anyone in between) sends at build time, and "
         "leaves no record of what that was. A checksum turns 'whatever is at this URL today' "
-        "into one reviewed artefact."
+        "into one reviewed artefact; a git branch or tag can move, a commit id cannot."
     ),
     references=("CIS Docker Benchmark v1.6.0 4.9", "CIS Docker Benchmark v1.6.0 4.11"),
 )
 def remote_code(subject: Subject, controls: Controls) -> Iterator[Violation]:
     for step in subject.run_steps:
-        found = _remote_code(step)
-        if found is not None:
-            yield Violation(message=f"RUN {found}", location=step.location)
+        for download in step.downloads:
+            if download.runs_as_code:
+                yield Violation(message=_run_finding(download), location=step.location)
+                break  # one finding per step: the first fetch that runs
     for instruction in subject.instructions:
-        if instruction.keyword != "ADD" or "checksum" in instruction.flags:
-            continue
-        for source in copy_operands(instruction)[:-1]:
-            if _URL.match(source):
-                yield Violation(
-                    message=f"ADD {source} downloads without --checksum",
-                    location=instruction.location,
-                )
+        for download in instruction.downloads:
+            if not download.verified:
+                yield Violation(message=_add_finding(download), location=instruction.location)

@@ -1,148 +1,35 @@
 """Package rules: what gets installed, how, and what it leaves behind.
 
-Package-manager calls are read out of RUN steps with the shared readers in
-``argv.py`` (wrappers stripped, options parsed the way each tool parses them).
+Package-manager calls, removed paths and cache mounts are facts the shell reader
+(``sources/run_facts.py``) put on each RunStep: wrappers are already stripped and
+options parsed the way each tool parses them. The rules here only judge them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import TypeAlias
 
 from paracle_guard.policy.models import Controls, SeverityOrOff
-from paracle_guard.rules.argv import Option, parse_options, split_command
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.rules.filesystem import is_under
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Package, RunStep, Subject
+from paracle_guard.subject import Package, PackageCall, RunStep, Subject
 
-# --- package-manager calls ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Syntax:
-    manager: str
-    short_valued: str
-    long_valued: frozenset[str]
+# --- facts of a step ----------------------------------------------------------------
 
 
-_APT = _Syntax(
-    "apt", "otc",
-    frozenset({"--option", "--config-file", "--target-release", "--default-release"}),
-)
-_APK = _Syntax(
-    "apk", "Xpt",
-    frozenset({
-        "--repository", "--root", "--virtual", "--arch", "--cache-dir", "--keys-dir",
-        "--repositories-file", "--cache-max-age", "--timeout", "--progress-fd",
-    }),
-)
-_PIP = _Syntax(
-    "pip", "rceitfC",
-    frozenset({
-        "--requirement", "--constraint", "--editable", "--target", "--index-url",
-        "--extra-index-url", "--find-links", "--prefix", "--root", "--src", "--cache-dir",
-        "--platform", "--python-version", "--implementation", "--abi", "--upgrade-strategy",
-        "--trusted-host", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
-        "--client-cert", "--log", "--progress-bar", "--config-settings", "--report",
-        "--python", "--no-binary", "--only-binary",
-    }),
-)
-
-
-def _rpm_syntax(manager: str) -> _Syntax:
-    return _Syntax(
-        manager, "cdexR",
-        frozenset({
-            "--config", "--exclude", "--enablerepo", "--disablerepo", "--repo",
-            "--installroot", "--releasever", "--setopt",
-        }),
-    )
-
-
-_SYNTAX: dict[str, _Syntax] = {
-    "apt-get": _APT,
-    "apt": _APT,
-    "apk": _APK,
-    "pip": _PIP,
-    "yum": _rpm_syntax("yum"),
-    "dnf": _rpm_syntax("dnf"),
-    "microdnf": _rpm_syntax("microdnf"),
-}
-
-_PIP_PROGRAM = re.compile(r"pip[0-9.]*")
-_PYTHON_PROGRAM = re.compile(r"python[0-9.]*")
-
-
-@dataclass(frozen=True)
-class ManagerCall:
-    """One package-manager invocation: ``apt-get -y install --no-install-recommends x``."""
-
-    manager: str  # apt, apk, pip, yum, dnf, microdnf
-    tool: str  # the program as typed: apt-get, pip3, python3 -m pip...
-    subcommand: str
-    operands: tuple[str, ...]
-    options: tuple[Option, ...]
-    assignments: Mapping[str, str]
-
-    def has_option(self, *names: str) -> bool:
-        return any(name in names for name, _ in self.options)
-
-    def option_values(self, *names: str) -> list[str]:
-        return [value for name, value in self.options if name in names and value is not None]
-
-
-def manager_call(argv: Sequence[str]) -> ManagerCall | None:
-    """The package-manager call in ``argv``, or None when it is another program."""
-    command = split_command(argv)
-    program, args = command.program, list(command.args)
-    tool = program
-    if _PYTHON_PROGRAM.fullmatch(program):
-        if args[:2] != ["-m", "pip"]:
-            return None
-        tool, program, args = f"{program} -m pip", "pip", args[2:]
-    elif _PIP_PROGRAM.fullmatch(program):
-        program = "pip"
-    syntax = _SYNTAX.get(program)
-    if syntax is None:
-        return None
-    options, operands = parse_options(args, syntax.short_valued, syntax.long_valued)
-    if not operands:
-        return None
-    return ManagerCall(
-        manager=syntax.manager,
-        tool=tool,
-        subcommand=operands[0],
-        operands=tuple(operands[1:]),
-        options=tuple(options),
-        assignments=command.assignments,
-    )
-
-
-def manager_calls(step: RunStep) -> list[ManagerCall]:
-    return [call for argv in step.commands if (call := manager_call(argv)) is not None]
-
-
-def removed_paths(step: RunStep) -> list[str]:
-    """Every operand of an ``rm`` in the step (globs stay unexpanded)."""
-    removed: list[str] = []
-    for argv in step.commands:
-        command = split_command(argv)
-        if command.program == "rm":
-            removed.extend(parse_options(command.args)[1])
-    return removed
-
-
-def removes_any(step: RunStep, roots: Iterable[str]) -> bool:
-    """True when an ``rm`` in the step deletes one of ``roots``, its contents or an ancestor."""
+def removes_any(step: RunStep, roots: Iterable[str], after: int = -1) -> bool:
+    """True when the step deletes one of ``roots``, its contents or an ancestor, after
+    command ``after`` (rm, or a package manager cleaning its cache)."""
     wanted = list(roots)
     return any(
-        is_under(path, root) or is_under(root, path)
-        for path in removed_paths(step)
+        is_under(removal.path, root) or is_under(root, removal.path)
+        for removal in step.removals
+        if removal.command > after
         for root in wanted
     )
 
@@ -176,27 +63,21 @@ def _final_steps(subject: Subject) -> Iterator[RunStep]:
     return (step for step in subject.run_steps if step.final)
 
 
-def _package_names(call: ManagerCall, limit: int = 5) -> str:
-    # "curl=7.88.1-10" and "curl/bookworm" name the same package as "curl".
-    names = [re.split(r"[=/]", operand, maxsplit=1)[0] for operand in call.operands]
+def _package_names(call: PackageCall, limit: int = 5) -> str:
+    names = [package.name for package in call.packages]
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 # --- PG401 ------------------------------------------------------------------------
 
-# Either spelling turns recommends off: on the command line, or in an apt.conf
-# file a RUN writes (APT::Install-Recommends "false";).
-_RECOMMENDS_OFF_OPTION = re.compile(r"""APT::Install-Recommends=["']?(false|0|no)["']?""", re.I)
-_RECOMMENDS_OFF_CONF = re.compile(r"""APT::Install-Recommends\s+["']?(false|0|no)["']?""", re.I)
+_FALSE = frozenset({"false", "0", "no", "off"})
+_RECOMMENDS = "apt::install-recommends"
 
 
-def _recommends_off(call: ManagerCall) -> bool:
-    if call.has_option("--no-install-recommends"):
-        return True
-    return any(
-        _RECOMMENDS_OFF_OPTION.fullmatch(value)
-        for value in call.option_values("-o", "--option")
+def _recommends_off(call: PackageCall) -> bool:
+    return "--no-install-recommends" in call.options or (
+        call.settings.get(_RECOMMENDS, "").lower() in _FALSE
     )
 
 
@@ -220,11 +101,13 @@ def install_recommends(subject: Subject, controls: Controls) -> Iterator[Violati
     configured_off = False
     for step in _final_steps(subject):
         # An apt.conf setting written by an earlier RUN holds for every later install.
-        configured_off = configured_off or bool(_RECOMMENDS_OFF_CONF.search(step.script))
+        configured_off = configured_off or (
+            step.apt_settings.get(_RECOMMENDS, "").lower() in _FALSE
+        )
         if configured_off:
             continue
-        for call in manager_calls(step):
-            if call.manager == "apt" and call.subcommand == "install" and not _recommends_off(call):
+        for call in step.package_calls:
+            if call.manager == "apt" and call.verb == "install" and not _recommends_off(call):
                 yield Violation(
                     message=(
                         f"{call.tool} install {_package_names(call)} without "
@@ -239,14 +122,10 @@ def install_recommends(subject: Subject, controls: Controls) -> Iterator[Violati
 APT_LISTS = "/var/lib/apt/lists"
 APT_CACHE = "/var/cache/apt"
 APK_CACHE = "/var/cache/apk"
-RPM_CACHES = ("/var/cache/yum", "/var/cache/dnf", "/var/cache/microdnf")
-
-# Subcommands that download package lists or packages into the layer.
-_APT_FETCHING = frozenset({"update", "install", "upgrade", "dist-upgrade", "full-upgrade"})
-_RPM_FETCHING = frozenset({
-    "install", "groupinstall", "localinstall", "reinstall", "update", "upgrade",
-})
-_RPM_MANAGERS = frozenset({"yum", "dnf", "microdnf"})
+RPM_CACHES = ("/var/cache/yum", "/var/cache/dnf", "/var/cache/tdnf")
+_RPM_MANAGERS = frozenset({"yum", "dnf", "microdnf", "tdnf"})
+# Actions that download package lists or packages into the layer.
+_FETCHING = frozenset({"install", "refresh", "upgrade"})
 
 # pip disables its cache for any value strtobool accepts, "false" and "0" included
 # (pip keeps that quirk for backwards compatibility); an invalid value is an error.
@@ -256,47 +135,45 @@ _PIP_BOOL_VALUES = frozenset({
 _PIP_CACHE_PATH = re.compile(r"(^|/)\.cache(/pip)?/?\*?$")
 
 
-# "PIP_NO_CACHE_DIR=1 pip install" or "export PIP_NO_CACHE_DIR=1" in the script: a
-# shell splitter may not keep assignments in argv, so the text is read too.
-_PIP_NO_CACHE_ASSIGNMENT = re.compile(
-    r"""(^|[\s;&|(])PIP_NO_CACHE_DIR=["']?(?P<value>[^"'\s;&|)]*)"""
-)
+def _last_fetch(calls: list[PackageCall]) -> PackageCall | None:
+    fetching = [call for call in calls if call.action in _FETCHING]
+    return fetching[-1] if fetching else None
 
 
-def _pip_cache_off(call: ManagerCall, step: RunStep) -> bool:
-    if call.has_option("--no-cache-dir"):
+def _pip_cache_off(call: PackageCall, step: RunStep) -> bool:
+    if "--no-cache-dir" in call.options:
         return True
-    values = [
-        call.assignments.get("PIP_NO_CACHE_DIR"),
-        step.environment.get("PIP_NO_CACHE_DIR"),
-        *(m["value"] for m in _PIP_NO_CACHE_ASSIGNMENT.finditer(step.script)),
-    ]
+    values = [step.commands[call.command].environment.get("PIP_NO_CACHE_DIR"),
+              step.environment.get("PIP_NO_CACHE_DIR")]
     if any(v is not None and v.strip().lower() in _PIP_BOOL_VALUES for v in values):
         return True
-    cleared = removed_paths(step) + cache_mount_targets(step)
+    cleared = [r.path for r in step.removals if r.command > call.command]
+    cleared += cache_mount_targets(step)
     return any(_PIP_CACHE_PATH.search(path) for path in cleared)
 
 
-def _apt_cache_problem(step: RunStep, calls: list[ManagerCall]) -> Violation | None:
-    fetching = [c for c in calls if c.manager == "apt" and c.subcommand in _APT_FETCHING]
-    if not fetching or removes_any(step, [APT_LISTS]) or _mounted(step, [APT_LISTS, APT_CACHE]):
+def _apt_cache_problem(step: RunStep, calls: list[PackageCall]) -> Violation | None:
+    apt = [call for call in calls if call.manager == "apt"]
+    last = _last_fetch(apt)
+    if last is None or _mounted(step, [APT_LISTS, APT_CACHE]):
         return None
-    first = fetching[0]
+    if removes_any(step, [APT_LISTS], after=last.command):
+        return None
+    first = next(call for call in apt if call.action in _FETCHING)
     return Violation(
         message=(
-            f"{first.tool} {first.subcommand} leaves the package lists in {APT_LISTS} "
+            f"{first.tool} {first.verb} leaves the package lists in {APT_LISTS} "
             "in this layer"
         ),
         location=step.location,
-        fix=f"End the same RUN with rm -rf {APT_LISTS}/* (or use a cache mount)",
+        fix=(f"End the same RUN with rm -rf {APT_LISTS}/* (apt >= 2.7.8: apt-get dist-clean), "
+             "or use a cache mount"),
     )
 
 
-def _pip_cache_problem(step: RunStep, calls: list[ManagerCall]) -> Violation | None:
+def _pip_cache_problem(step: RunStep, calls: list[PackageCall]) -> Violation | None:
     for call in calls:
-        if call.manager != "pip" or call.subcommand != "install":
-            continue
-        if not _pip_cache_off(call, step):
+        if call.manager == "pip" and call.action == "install" and not _pip_cache_off(call, step):
             return Violation(
                 message=f"{call.tool} install without --no-cache-dir keeps its cache in this layer",
                 location=step.location,
@@ -305,11 +182,16 @@ def _pip_cache_problem(step: RunStep, calls: list[ManagerCall]) -> Violation | N
     return None
 
 
-def _apk_cache_problem(step: RunStep, calls: list[ManagerCall]) -> Violation | None:
-    if removes_any(step, [APK_CACHE]) or _mounted(step, [APK_CACHE]):
+def _apk_cache_problem(step: RunStep, calls: list[PackageCall]) -> Violation | None:
+    if _mounted(step, [APK_CACHE]):
         return None
     for call in calls:
-        if call.manager == "apk" and call.subcommand == "add" and not call.has_option("--no-cache"):
+        if call.manager != "apk" or call.action != "install":
+            continue
+        # --no-network installs from local files: nothing is fetched, nothing cached.
+        if "--no-cache" in call.options or "--no-network" in call.options:
+            continue
+        if not removes_any(step, [APK_CACHE], after=call.command):
             return Violation(
                 message=f"apk add without --no-cache keeps the package index in {APK_CACHE}",
                 location=step.location,
@@ -318,24 +200,21 @@ def _apk_cache_problem(step: RunStep, calls: list[ManagerCall]) -> Violation | N
     return None
 
 
-def _rpm_cache_problem(step: RunStep, calls: list[ManagerCall]) -> Violation | None:
-    cleaned = any(
-        c.manager in _RPM_MANAGERS and c.subcommand == "clean" and "all" in c.operands
-        for c in calls
-    )
-    if cleaned or removes_any(step, RPM_CACHES) or _mounted(step, RPM_CACHES):
+def _rpm_cache_problem(step: RunStep, calls: list[PackageCall]) -> Violation | None:
+    rpm = [call for call in calls if call.manager in _RPM_MANAGERS]
+    last = _last_fetch(rpm)
+    if last is None or _mounted(step, RPM_CACHES):
         return None
-    for call in calls:
-        if call.manager in _RPM_MANAGERS and call.subcommand in _RPM_FETCHING:
-            return Violation(
-                message=(
-                    f"{call.tool} {call.subcommand} without '{call.tool} clean all' keeps "
-                    "the package cache in this layer"
-                ),
-                location=step.location,
-                fix=f"End the same RUN with {call.tool} clean all",
-            )
-    return None
+    if removes_any(step, RPM_CACHES, after=last.command):
+        return None
+    return Violation(
+        message=(
+            f"{last.tool} {last.verb} without '{last.tool} clean all' keeps "
+            "the package cache in this layer"
+        ),
+        location=step.location,
+        fix=f"End the same RUN with {last.tool} clean all",
+    )
 
 
 _CACHE_CHECKS = (_apt_cache_problem, _pip_cache_problem, _apk_cache_problem, _rpm_cache_problem)
@@ -348,8 +227,8 @@ _CACHE_CHECKS = (_apt_cache_problem, _pip_cache_problem, _apk_cache_problem, _rp
     kinds=("dockerfile",),
     summary="A RUN installs packages but leaves the package manager's cache in the layer",
     fix=(
-        "Clean up in the same RUN: rm -rf /var/lib/apt/lists/*, pip --no-cache-dir, "
-        "apk add --no-cache, dnf/yum clean all; or use a BuildKit cache mount"
+        "Clean up in the same RUN: rm -rf /var/lib/apt/lists/* (or apt-get dist-clean), pip "
+        "--no-cache-dir, apk add --no-cache, dnf/yum clean all; or use a BuildKit cache mount"
     ),
     rationale=(
         "Each RUN is a layer: a cache removed in a later RUN still ships in the earlier one. "
@@ -361,7 +240,9 @@ def package_cache(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if not controls.packages.clean_caches:
         return
     for step in _final_steps(subject):
-        calls = manager_calls(step)
+        calls = step.package_calls
+        if not calls:
+            continue
         for check in _CACHE_CHECKS:
             problem = check(step, calls)
             if problem is not None:

@@ -1,9 +1,10 @@
 """Privilege rules: ways for a process to gain privileges it was not started with.
 
-For images: setuid files. For containers and compose services: privileged mode,
-no-new-privileges, host namespaces, confinement profiles, devices and sysctls,
-judged on the options as the engine applies them (the last of repeated security
-options wins; ``seccomp:unconfined`` is ``seccomp=unconfined``).
+For Dockerfiles: setuid, setgid and file capabilities given at build time (chmod,
+install -m, setcap, COPY --chmod). For images: setuid files. For containers and
+compose services: privileged mode, no-new-privileges, host namespaces, confinement
+profiles, devices and sysctls, judged on the options as the engine applies them (the
+last of repeated security options wins; ``seccomp:unconfined`` is ``seccomp=unconfined``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import FileEntry, RuntimeConfig, Subject
+from paracle_guard.subject import FileEntry, ModeChange, RuntimeConfig, Subject
 
 SETUID = 0o4000
 SETGID = 0o2000
@@ -32,11 +33,38 @@ def _elevation(entry: FileEntry) -> str | None:
     return ", ".join(grants) or None
 
 
+def _granted(change: ModeChange) -> str | None:
+    """What a build-time permission change grants, or None when it grants nothing."""
+    grants = []
+    if change.setuid:
+        grants.append("setuid")
+    # On a directory setgid only makes new files inherit its group: no privilege.
+    if change.setgid and change.directory is not True:
+        grants.append("setgid")
+    if change.capabilities:
+        grants.append(f"file capabilities {change.mode}")
+    return ", ".join(grants) or None
+
+
+def _build_time_grants(subject: Subject) -> Iterator[Violation]:
+    changes = [(change, step.location, f"RUN {change.how}")
+               for step in subject.run_steps for change in step.mode_changes]
+    changes += [(change, instruction.location, f"{instruction.keyword} --chmod")
+                for instruction in subject.instructions for change in instruction.mode_changes]
+    for change, location, how in changes:
+        grants = _granted(change)
+        if grants is not None:
+            yield Violation(
+                message=f"{how} {change.mode} makes {change.path} {grants}",
+                location=location,
+            )
+
+
 @rule(
     code="PG306",
     name="setuid-file",
     severity=Severity.WARNING,
-    kinds=("image",),
+    kinds=("image", "dockerfile"),
     summary="A file is setuid, setgid or carries file capabilities",
     fix=(
         "Strip the bits in the Dockerfile (find / -xdev -perm /6000 -type f -exec chmod a-s "
@@ -54,6 +82,9 @@ def _elevation(entry: FileEntry) -> str | None:
     ),
 )
 def setuid_file(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    if subject.kind == "dockerfile":
+        yield from _build_time_grants(subject)
+        return
     for entry in subject.files:
         # On a directory setgid only makes new files inherit its group: no privilege.
         if entry.kind != "file":

@@ -8,13 +8,11 @@ ENV substitution, inheritance from earlier stages, names created with
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.argv import copy_operands, parse_options, split_command
 from paracle_guard.rules.base import ByKind, Violation, rule
+from paracle_guard.rules.filesystem import is_under, normalise_path
 from paracle_guard.severity import Severity
 from paracle_guard.subject import RunStep, Subject, UserFact
 
@@ -155,122 +153,55 @@ def uid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]
         )
 
 
-# --- PG103 ------------------------------------------------------------------------
+# --- PG103 ---------------------------------------------------------------------
 
-ESCALATION_TOOLS = frozenset({"sudo", "doas", "opendoas", "gosu", "su-exec"})
+# Setuid tools that let a non-root user run commands as root.
+ESCALATION_TOOLS = frozenset({"sudo", "doas", "opendoas"})
+# Not setuid: they only switch user when already root. An image that ships one starts
+# its entrypoint as root and steps down; they grant nothing to a non-root user.
+STEP_DOWN_TOOLS = frozenset({"gosu", "su-exec"})
 PRIVILEGED_GROUPS = frozenset({"sudo", "wheel"})
 SUDOERS = "/etc/sudoers"
 
-# "echo '...' >> /etc/sudoers", "cat > /etc/sudoers.d/app <<EOF": a redirect whose target
-# is a sudoers file. Quotes around the path do not change the target.
-_REDIRECT_TO_SUDOERS = re.compile(r"""\d*>[>|]?\s*["']?/etc/sudoers""")
-_COPIERS = {"cp": "tSm", "mv": "tS", "install": "tSmog", "ln": "tS"}
 
-
-@dataclass(frozen=True)
-class _GroupSyntax:
-    short_valued: str
-    long_valued: frozenset[str]
-    group_options: frozenset[str]  # options whose value is a group list
-
-
-_GROUP_TOOLS = {
-    "usermod": _GroupSyntax(
-        "cdefgGlpsuRPZ",
-        frozenset({"--groups", "--gid", "--home", "--shell", "--login", "--comment"}),
-        frozenset({"-G", "--groups", "-g", "--gid"}),
-    ),
-    "useradd": _GroupSyntax(
-        "cdefgGkKpsuRPZb",
-        frozenset({"--groups", "--gid", "--home-dir", "--shell", "--uid", "--comment"}),
-        frozenset({"-G", "--groups", "-g", "--gid"}),
-    ),
-    # Debian's adduser and BusyBox's share the name; -G is BusyBox's primary group.
-    "adduser": _GroupSyntax(
-        "hgsGuk",
-        frozenset({
-            "--home", "--shell", "--uid", "--gid", "--gecos", "--ingroup", "--comment",
-            "--conf", "--firstuid", "--lastuid",
-        }),
-        frozenset({"-G", "--ingroup"}),
-    ),
-    "addgroup": _GroupSyntax("g", frozenset({"--gid", "--conf"}), frozenset()),
-    "gpasswd": _GroupSyntax(
-        "adMA", frozenset({"--add", "--delete", "--members", "--administrators"}), frozenset()
-    ),
-}
+def _what_it_does(name: str) -> str:
+    if name in STEP_DOWN_TOOLS:
+        return (
+            "switches a process started as root to another user; it is not setuid, so it "
+            "cannot raise privileges, but the container starts as root to use it"
+        )
+    return "lets a user become root"
 
 
 def _is_sudoers(path: str) -> bool:
-    return path.strip("\"'").startswith(SUDOERS)
+    return is_under(path, SUDOERS) or normalise_path(path).startswith(SUDOERS + ".")
 
 
-def _joins_privileged_group(argv: list[str]) -> bool:
-    command = split_command(argv)
-    syntax = _GROUP_TOOLS.get(command.program)
-    if syntax is None:
-        return False
-    options, operands = parse_options(command.args, syntax.short_valued, syntax.long_valued)
-    groups = {
-        group.strip()
-        for name, value in options
-        if name in syntax.group_options and value
-        for group in value.split(",")
-    }
-    if command.program in ("adduser", "addgroup") and len(operands) == 2:
-        groups.add(operands[1])  # "adduser app sudo": add an existing user to a group
-    # "gpasswd -a app sudo": the group is the operand, the user the option's value.
-    if command.program == "gpasswd" and any(
-        name in ("-a", "--add", "-M", "--members") for name, _ in options
-    ):
-        groups.update(operands)
-    return bool(groups & PRIVILEGED_GROUPS)
+def _sudoers_edits(step: RunStep) -> Iterator[str]:
+    for write in step.writes:
+        if _is_sudoers(write.path):
+            via = "a redirect" if write.how == "redirect" else write.how
+            yield f"writes {write.path} with {via}"
+    for account in step.accounts:
+        joined = PRIVILEGED_GROUPS.intersection(account.groups)
+        if joined:
+            yield (f"adds {account.name} to the {'/'.join(sorted(joined))} group with "
+                   f"{account.tool}")
 
 
-def _writes_sudoers(argv: list[str]) -> bool:
-    command = split_command(argv)
-    program, args = command.program, list(command.args)
-    for index, token in enumerate(args):
-        # A redirect left in argv: ">> /etc/sudoers" or ">>/etc/sudoers".
-        if token in (">", ">>", ">|") and index + 1 < len(args) and _is_sudoers(args[index + 1]):
-            return True
-        if _REDIRECT_TO_SUDOERS.match(token):
-            return True
-    if program == "visudo":
-        # "visudo -c" only checks syntax; anything else edits.
-        return not any(name in ("-c", "--check") for name, _ in parse_options(args, "f")[0])
-    if program == "tee":
-        return any(_is_sudoers(path) for path in parse_options(args)[1])
-    if program == "sed":
-        options, operands = parse_options(args, "ef", {"--expression", "--file"})
-        in_place = any(name in ("-i", "--in-place") for name, _ in options)
-        return in_place and any(_is_sudoers(path) for path in operands)
-    if program in _COPIERS:
-        options, operands = parse_options(args, _COPIERS[program], {"--target-directory"})
-        if program == "install" and any(name == "-d" for name, _ in options):
-            return False  # creates directories, copies nothing
-        targets = [v for n, v in options if n in ("-t", "--target-directory") and v]
-        targets.append(operands[-1] if len(operands) > 1 else "")
-        return any(_is_sudoers(target) for target in targets)
-    return False
-
-
-def _sudoers_edit(step: RunStep) -> str | None:
-    if _REDIRECT_TO_SUDOERS.search(step.script):
-        return "writes to /etc/sudoers"
-    for argv in step.commands:
-        if _writes_sudoers(argv):
-            return f"edits sudoers with {split_command(argv).program}"
-        if _joins_privileged_group(argv):
-            return f"adds a user to the sudo/wheel group with {split_command(argv).program}"
-    return None
+def _escalation_used(step: RunStep) -> set[str]:
+    """Escalation tools a step runs: "RUN sudo apt-get ..." shows sudo is in the image."""
+    used: set[str] = set()
+    for command in step.commands:
+        used.update(w for w in command.wrappers if w in ESCALATION_TOOLS | STEP_DOWN_TOOLS)
+    return used
 
 
 def _is_escalation_binary(path: str, mode: int, kind: str) -> bool:
     # /etc/pam.d/sudo and /usr/share/doc/sudo share the name but grant nothing.
     name = path.rstrip("/").rsplit("/", 1)[-1]
     executable = kind == "symlink" or (kind == "file" and bool(mode & 0o111))
-    return name in ESCALATION_TOOLS and executable
+    return name in ESCALATION_TOOLS | STEP_DOWN_TOOLS and executable
 
 
 @rule(
@@ -278,12 +209,19 @@ def _is_escalation_binary(path: str, mode: int, kind: str) -> bool:
     name="sudo",
     severity=Severity.ERROR,
     kinds=("dockerfile", "image"),
-    summary="A privilege-escalation tool (sudo, doas, gosu, su-exec) or a sudoers grant is present",
-    fix="Remove sudo/doas/gosu/su-exec and any sudoers entries; do root work at build time",
+    summary=(
+        "A privilege-escalation tool (sudo, doas), a user-switching tool (gosu, su-exec) or "
+        "a sudoers grant is present"
+    ),
+    fix=(
+        "Remove sudo/doas and any sudoers entries and do root work at build time; instead of "
+        "gosu/su-exec, set USER so the container never starts as root"
+    ),
     rationale=(
-        "A non-root user who can run sudo, doas, gosu or su-exec is root with one more "
-        "step. Everything that needs root belongs in the build; the running container "
-        "should have no way back up."
+        "A non-root user who can run sudo or doas is root with one more step. gosu and "
+        "su-exec are not setuid, but they exist to step down from root, so an image that "
+        "ships them starts as root. Everything that needs root belongs in the build; the "
+        "running container should have no way back up and no reason to start as root."
     ),
     references=(
         "CIS Docker Benchmark v1.6.0 4.1",
@@ -292,11 +230,13 @@ def _is_escalation_binary(path: str, mode: int, kind: str) -> bool:
 )
 def sudo(subject: Subject, controls: Controls) -> Iterator[Violation]:
     reported: set[str] = set()
+    tools = ESCALATION_TOOLS | STEP_DOWN_TOOLS
     for package in subject.packages:
-        if package.final and package.name.lower() in ESCALATION_TOOLS:
-            reported.add(package.name.lower())
+        name = package.name.lower()
+        if package.final and name in tools:
+            reported.add(name)
             yield Violation(
-                message=f"package {package.name} ({package.manager}) lets a user become root",
+                message=f"package {package.name} ({package.manager}) {_what_it_does(name)}",
                 location=package.location,
             )
     for entry in subject.files:
@@ -309,21 +249,31 @@ def sudo(subject: Subject, controls: Controls) -> Iterator[Violation]:
             name = entry.path.rsplit("/", 1)[-1]
             if name not in reported:  # already reported by its package
                 yield Violation(
-                    message=f"{entry.path} lets a user become root",
+                    message=f"{entry.path} {_what_it_does(name)}",
                     location=entry.location,
                 )
+    yield from _run_steps(subject, reported)
+    for instruction in subject.instructions:
+        destination = instruction.destination
+        if instruction.final and destination is not None and _is_sudoers(destination):
+            yield Violation(
+                message=f"{instruction.keyword} writes {destination}",
+                location=instruction.location,
+            )
+
+
+def _run_steps(subject: Subject, reported: set[str]) -> Iterator[Violation]:
     for step in subject.run_steps:
         if not step.final:
             continue
-        edit = _sudoers_edit(step)
-        if edit is not None:
+        for edit in _sudoers_edits(step):
             yield Violation(message=f"RUN {edit}", location=step.location)
-    for instruction in subject.instructions:
-        if instruction.final and instruction.keyword in ("COPY", "ADD"):
-            operands = copy_operands(instruction)
-            destination = operands[-1] if len(operands) > 1 else None
-            if destination is not None and _is_sudoers(destination):
-                yield Violation(
-                    message=f"{instruction.keyword} writes {destination}",
-                    location=instruction.location,
-                )
+        for name in sorted(_escalation_used(step) - reported):
+            reported.add(name)
+            yield Violation(
+                message=(
+                    f"RUN runs a command through {name}, so {name} is in the image; it "
+                    f"{_what_it_does(name)}"
+                ),
+                location=step.location,
+            )

@@ -1,25 +1,19 @@
-"""What well-known commands in a RUN step do: install packages, create users and groups.
+"""Account commands in a RUN step: users and groups created, and groups joined.
 
-Both readers take one argv (from ``sources.shell``) and know the options of
-the tools they read, so that option values are never mistaken for package or
-user names (``apk add --virtual .deps gcc`` installs gcc only, ``useradd -u
-1000 -g app app`` creates "app"). Wrappers that only change how a command runs
-(``sudo``, ``env X=1``, ``exec``, ``nice``...) are looked through.
+The readers take one argv from the shell reader (``sources/shell.py``), with
+wrappers already taken off, and know the options of the tools they read, so
+that option values are never mistaken for user names (``useradd -u 1000 -g
+app app`` creates "app"). ``sources/run_facts.py`` turns what they find into
+AccountChange facts.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-
-class InstalledPackage(NamedTuple):
-    manager: str  # apt, apk, yum, dnf, microdnf, zypper, pip
-    name: str
-    # An exact pin without its "=="/"=" ("2.31"); any other specifier as written (">=1,<2").
-    version: str | None
+from paracle_guard.sources.getopt import basename, parse_options
 
 
 class AccountCommand(NamedTuple):
@@ -28,240 +22,6 @@ class AccountCommand(NamedTuple):
     # The id exactly as given (may be an unresolved "$UID"); None when none is given.
     id: str | None
     group: str | None  # a user's primary group (name or gid) when given
-
-
-# -- wrappers ------------------------------------------------------------------
-
-# Wrapper -> its options that take a value.
-_WRAPPERS: dict[str, frozenset[str]] = {
-    "sudo": frozenset({"-u", "-g", "-U", "-C", "-h", "-p", "-r", "-t", "-D", "-R", "-T"}),
-    "env": frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}),
-    "exec": frozenset({"-a"}),
-    "command": frozenset(),
-    "nohup": frozenset(),
-    "time": frozenset({"-o", "-f"}),
-    "nice": frozenset({"-n", "--adjustment"}),
-    "ionice": frozenset({"-c", "-n", "-p"}),
-    "stdbuf": frozenset({"-i", "-o", "-e"}),
-}
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-
-
-def unwrap(argv: Sequence[str]) -> Sequence[str]:
-    """The command a wrapper chain runs: ``sudo -E env A=1 apt-get ...`` -> ``apt-get ...``."""
-    index = 0
-    while index < len(argv):
-        valued = _WRAPPERS.get(_basename(argv[index]))
-        if valued is None:
-            break
-        index += 1
-        while index < len(argv):
-            word = argv[index]
-            if word == "--":
-                index += 1
-                break
-            if word.startswith("-") and len(word) > 1:
-                index += 2 if word in valued else 1
-            elif _ASSIGNMENT.match(word):
-                index += 1
-            else:
-                break
-    return argv[index:]
-
-
-def _basename(word: str) -> str:
-    return word.rsplit("/", 1)[-1]
-
-
-# -- package managers ------------------------------------------------------------
-
-
-def _split_apt(token: str) -> tuple[str, str | None]:
-    name, _, version = token.partition("=")
-    # "pkg/bookworm-backports" names a release, "pkg:amd64" an architecture.
-    name = name.split("/", 1)[0].split(":", 1)[0]
-    return name, version or None
-
-
-_APK_OPERATOR = re.compile(r"[=~<>]")
-
-
-def _split_operator(token: str) -> tuple[str, str | None]:
-    """``pkg=1.2`` -> 1.2, ``pkg~1.2`` -> ~1.2, ``pkg>=1`` -> >=1 (apk, zypper)."""
-    match = _APK_OPERATOR.search(token)
-    if match is None:
-        return token.split("@", 1)[0], None
-    name = token[: match.start()].split("@", 1)[0]
-    version = token[match.start():]
-    if version.startswith("=") and not version.startswith("=="):
-        version = version[1:]
-    return name, version or None
-
-
-def _keep_name(token: str) -> tuple[str, str | None]:
-    # rpm names contain dashes and digits ("java-11-openjdk"), so "name-version"
-    # cannot be split safely; the whole word is the name.
-    return token, None
-
-
-_PIP_REQUIREMENT = re.compile(
-    r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*([^;@]*)"
-)
-
-
-def _split_pip(token: str) -> tuple[str, str | None]:
-    match = _PIP_REQUIREMENT.match(token)
-    if match is None:
-        return "", None
-    version = match.group(2).strip()
-    if version.startswith("==="):
-        version = version[3:]
-    elif version.startswith("==") and "," not in version:
-        version = version[2:]
-    return match.group(1).lower(), version or None
-
-
-_LOCAL_SUFFIXES = (".deb", ".rpm", ".apk", ".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2")
-
-
-def _is_local_or_remote_file(token: str) -> bool:
-    return (
-        token.startswith((".", "/", "~"))
-        or "://" in token
-        or token.endswith(_LOCAL_SUFFIXES)
-    )
-
-
-@dataclass(frozen=True)
-class _Manager:
-    name: str
-    install_commands: frozenset[str]
-    valued_options: frozenset[str]
-    split: Callable[[str], tuple[str, str | None]]
-
-
-_APT = _Manager(
-    "apt",
-    frozenset({"install"}),
-    frozenset({"-o", "-c", "-t", "--option", "--config-file", "--target-release",
-               "--default-release"}),
-    _split_apt,
-)
-_APK = _Manager(
-    "apk",
-    frozenset({"add"}),
-    frozenset({"-X", "--repository", "-p", "--root", "--arch", "--cache-dir", "--keys-dir",
-               "--repositories-file", "-t", "--virtual"}),
-    _split_operator,
-)
-_RPM_OPTIONS = frozenset({"-c", "--config", "--installroot", "--releasever", "--setopt",
-                          "--enablerepo", "--disablerepo", "-x", "--exclude", "--repo",
-                          "--repoid", "--forcearch", "-d", "--debuglevel", "-e",
-                          "--errorlevel", "--downloaddir", "--destdir"})
-_ZYPPER = _Manager(
-    "zypper",
-    frozenset({"install", "in"}),
-    frozenset({"-R", "--root", "-c", "--config", "--cache-dir", "-D", "--reposd-dir", "-t",
-               "--type", "-r", "--repo", "--from"}),
-    _split_operator,
-)
-_PIP = _Manager(
-    "pip",
-    frozenset({"install"}),
-    frozenset({"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i",
-               "--index-url", "--extra-index-url", "-f", "--find-links", "-t", "--target",
-               "--prefix", "--root", "--platform", "--python-version", "--implementation",
-               "--abi", "--upgrade-strategy", "--progress-bar", "--global-option",
-               "--install-option", "-C", "--config-settings", "--no-binary",
-               "--only-binary", "--report", "--proxy", "--retries", "--timeout", "--log",
-               "--log-file", "--cache-dir", "--python", "--cert", "--client-cert",
-               "--exists-action", "--trusted-host", "--use-feature", "--use-deprecated",
-               "--src", "--keyring-provider"}),
-    _split_pip,
-)
-_MANAGERS: dict[str, _Manager] = {
-    "apt-get": _APT,
-    "apt": _APT,
-    "apk": _APK,
-    "yum": _Manager("yum", frozenset({"install"}), _RPM_OPTIONS, _keep_name),
-    "dnf": _Manager("dnf", frozenset({"install"}), _RPM_OPTIONS, _keep_name),
-    "microdnf": _Manager("microdnf", frozenset({"install"}), _RPM_OPTIONS, _keep_name),
-    "zypper": _ZYPPER,
-}
-_PIP_PROGRAM = re.compile(r"pip(\d+(\.\d+)?)?")
-_PYTHON_PROGRAM = re.compile(r"python(\d+(\.\d+)?)?")
-
-
-def installed_packages(argv: Sequence[str]) -> list[InstalledPackage]:
-    """Packages this command installs; [] for any other command."""
-    if not argv or not _may_install(_basename(argv[0])):
-        return []
-    argv = unwrap(argv)
-    if not argv:
-        return []
-    program = _basename(argv[0])
-    manager = _MANAGERS.get(program)
-    start = 1
-    if manager is None:
-        pip_start = _pip_arguments_start(argv, program)
-        if pip_start is None:
-            return []
-        manager, start = _PIP, pip_start
-    words = _positionals(argv[start:], manager.valued_options)
-    if not words or words[0] not in manager.install_commands:
-        return []
-    found = []
-    skip_next = False
-    for token in words[1:]:
-        if skip_next or token == "@":  # pip "name @ url": the url is no package
-            skip_next = token == "@"
-            continue
-        if not token or "$" in token or _is_local_or_remote_file(token):
-            continue
-        if manager is _PIP and "/" in token:  # a path such as "src/pkg"
-            continue
-        name, version = manager.split(token)
-        if name and not name.startswith("@") and not name.endswith("-"):
-            found.append(InstalledPackage(manager.name, name, version))
-    return found
-
-
-def _may_install(program: str) -> bool:
-    """A cheap first test: most commands are neither package managers nor wrappers."""
-    return (
-        program in _MANAGERS or program in _WRAPPERS or program.startswith(("pip", "python", "uv"))
-    )
-
-
-def _pip_arguments_start(argv: Sequence[str], program: str) -> int | None:
-    """Where pip's own arguments start: pip3 ..., python -m pip ..., uv pip ..."""
-    if _PIP_PROGRAM.fullmatch(program):
-        return 1
-    if program == "uv" and len(argv) > 1 and argv[1] == "pip":
-        return 2
-    if _PYTHON_PROGRAM.fullmatch(program):
-        for index in range(1, len(argv) - 1):
-            if argv[index] == "-m":
-                return index + 2 if argv[index + 1] == "pip" else None
-            if argv[index] == "-mpip":
-                return index + 1
-            if not argv[index].startswith("-"):
-                return None
-    return None
-
-
-def _positionals(words: Sequence[str], valued: frozenset[str]) -> list[str]:
-    """Words that are neither options nor option values."""
-    positionals = []
-    index = 0
-    while index < len(words):
-        word = words[index]
-        if word.startswith("-") and len(word) > 1:
-            index += 2 if word in valued else 1
-            continue
-        positionals.append(word)
-        index += 1
-    return positionals
 
 
 # -- users and groups ----------------------------------------------------------
@@ -319,10 +79,9 @@ _ACCOUNT_TOOLS: dict[str, _AccountTool] = {
 
 def account_command(argv: Sequence[str]) -> AccountCommand | None:
     """The user or group this command creates, with the id it asks for."""
-    argv = unwrap(argv)
     if not argv:
         return None
-    tool = _ACCOUNT_TOOLS.get(_basename(argv[0]))
+    tool = _ACCOUNT_TOOLS.get(basename(argv[0]))
     if tool is None:
         return None
     valued = tool.valued
@@ -354,3 +113,76 @@ def account_command(argv: Sequence[str]) -> AccountCommand | None:
         return None
     # Every tool takes the account name last ("useradd [options] LOGIN").
     return AccountCommand(tool.kind, names[-1], account_id or None, group or None)
+
+
+# -- group membership ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _GroupSyntax:
+    short_valued: str
+    long_valued: frozenset[str]
+    group_options: frozenset[str]  # options whose value is a group list
+
+
+_GROUP_TOOLS = {
+    "usermod": _GroupSyntax(
+        "cdefgGlpsuRPZ",
+        frozenset({"--groups", "--gid", "--home", "--shell", "--login", "--comment"}),
+        frozenset({"-G", "--groups", "-g", "--gid"}),
+    ),
+    "useradd": _GroupSyntax(
+        "cdefgGkKpsuRPZb",
+        frozenset({"--groups", "--gid", "--home-dir", "--shell", "--uid", "--comment"}),
+        frozenset({"-G", "--groups", "-g", "--gid"}),
+    ),
+    # Debian's adduser and BusyBox's share the name; -G is BusyBox's primary group.
+    "adduser": _GroupSyntax(
+        "hgsGuk",
+        frozenset({
+            "--home", "--shell", "--uid", "--gid", "--gecos", "--ingroup", "--comment",
+            "--conf", "--firstuid", "--lastuid",
+        }),
+        frozenset({"-G", "--ingroup"}),
+    ),
+    "addgroup": _GroupSyntax("g", frozenset({"--gid", "--conf"}), frozenset()),
+    "gpasswd": _GroupSyntax(
+        "adMA", frozenset({"--add", "--delete", "--members", "--administrators"}), frozenset()
+    ),
+}
+
+
+def is_account_tool(program: str) -> bool:
+    return program in _ACCOUNT_TOOLS or program in _GROUP_TOOLS
+
+
+def group_memberships(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """(user, groups the user is put in) for usermod -aG, useradd -G, adduser U G, gpasswd -a."""
+    if not argv:
+        return None
+    program = basename(argv[0])
+    syntax = _GROUP_TOOLS.get(program)
+    if syntax is None:
+        return None
+    options, operands = parse_options(argv[1:], syntax.short_valued, syntax.long_valued)
+    groups = [
+        group.strip()
+        for name, value in options
+        if name in syntax.group_options and value
+        for group in value.split(",")
+        if group.strip()
+    ]
+    user = operands[-1] if operands else ""
+    if program in ("adduser", "addgroup") and len(operands) == 2:
+        user = operands[0]
+        groups.append(operands[1])  # "adduser app sudo": add an existing user to a group
+    if program == "gpasswd":
+        # "gpasswd -a app sudo": the group is the operand, the user the option's value.
+        users = [value for name, value in options if name in ("-a", "--add", "-M", "--members")
+                 and value]
+        if not users or not operands:
+            return None
+        return users[0].split(",")[0], list(operands)
+    if not user or not groups:
+        return None
+    return user, groups

@@ -35,7 +35,11 @@ from dataclasses import dataclass, field
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
-from paracle_guard.sources.commands import account_command, installed_packages
+from paracle_guard.sources.dockerfile_copy import (
+    chmod_changes,
+    destination_path,
+    remote_sources,
+)
 from paracle_guard.sources.dockerfile_text import (
     DockerfileText,
     RawInstruction,
@@ -48,9 +52,12 @@ from paracle_guard.sources.dockerfile_words import (
     json_array,
     split_flags,
     split_words,
+    unterminated_quote,
 )
 from paracle_guard.sources.image_ref import parse_image_ref
-from paracle_guard.sources.shell import SHELLS, split_argv, split_script
+from paracle_guard.sources.run_facts import read_run
+from paracle_guard.sources.shell import SHELLS, shell_c_script
+from paracle_guard.sources.suppressions import parse_ignore_comment
 from paracle_guard.subject import (
     BaseImage,
     EnvVar,
@@ -73,6 +80,10 @@ KNOWN_INSTRUCTIONS = frozenset({
 })
 # Instructions whose arguments may start with --flags.
 _FLAGGED = frozenset({"FROM", "RUN", "COPY", "ADD", "HEALTHCHECK"})
+# Instructions whose words BuildKit's lexer expands, refusing an unterminated quote.
+_EXPANDED = frozenset({
+    "ENV", "LABEL", "ARG", "COPY", "ADD", "WORKDIR", "USER", "VOLUME", "EXPOSE", "STOPSIGNAL",
+})
 # Instructions Docker refuses without arguments.
 _NEEDS_ARGUMENTS = frozenset({
     "FROM", "RUN", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "VOLUME",
@@ -89,18 +100,8 @@ _STAGE_NAME = re.compile(r"[a-z][a-z0-9._-]*")
 _PORT = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?(?:/([A-Za-z]+))?")
 _NUMBER = re.compile(r"[0-9]+")
 _WINDOWS_PATH = re.compile(r"[A-Za-z]:")
-_SUPPRESSION = re.compile(
-    r"#\s*paracle-guard\s+(ignore-file|ignore)\s*=\s*"
-    r"([A-Za-z0-9_-]+(?:\s*,\s*[A-Za-z0-9_-]+)*)"
-    r"""(?:\s+reason\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S.*?)))?\s*""",
-    re.IGNORECASE,
-)
 # A flood of problems helps nobody: a binary-ish file would report every line.
 _MAX_PROBLEMS = 20
-# Cheap tests on a step's whole script (heredoc bodies and sh -c scripts included)
-# before its commands are read one by one; most steps install nothing.
-_MAY_INSTALL = re.compile(r"apt|apk|yum|dnf|zypper|pip|uv")
-_MAY_ADD_ACCOUNT = re.compile(r"add")
 
 
 def load_dockerfile(
@@ -147,6 +148,8 @@ class _Stage:
     image: str
     parent: _Stage | None
     external: str | None  # the external image it starts from (never a stage, never scratch)
+    # Global ARGs the FROM image uses with no value: (all of them, those not declared).
+    unresolved: tuple[list[str], list[str]]
     # The FROM chain starts from an external image, whose ENV we cannot see: a
     # variable this file does not declare may still be set there.
     on_image: bool
@@ -161,6 +164,7 @@ class _Stage:
     # (spec as substituted, location, unknown variable names, spec with unknowns unset)
     user: tuple[str, Location, list[str], str] | None = None
     workdir: str | None = None
+    shell: list[str] | None = None  # SHELL ["bash", "-c"]; None: /bin/sh -c
     # Facts, kept until we know whether the stage is needed.
     instructions: list[Instruction] = field(default_factory=list)
     run_steps: list[RunStep] = field(default_factory=list)
@@ -183,8 +187,8 @@ class _Builder:
         self.build_args = build_args
         self.problems: list[ParseProblem] = []
         self.dropped_problems = 0
-        for line, message in text.problems:
-            self._problem(line, message)
+        for line, message, fix in text.problems:
+            self._problem(line, message, fix)
         self.global_args: dict[str, str | None] = {
             name: build_args.get(name) for name in _AUTOMATIC_ARGS
         }
@@ -305,6 +309,7 @@ class _Builder:
     def _stage(self, raw: RawInstruction) -> _Stage:
         location = self._location(raw)
         raw_flags, rest = split_flags(raw.value, self.escape)
+        self._check_quotes(raw, "FROM", rest)
         flags = {name: expand_word(value, self.global_args, self.escape)
                  for name, value in raw_flags}
         words = [expand_word(word, self.global_args, self.escape)
@@ -317,6 +322,7 @@ class _Builder:
         image = words[0] if words else ""
         if not image:
             self._problem(raw.start_line, "FROM names no image (empty after substitution?)")
+        shown, unresolved = self._from_reference(rest)
         if name is not None:
             if not _STAGE_NAME.fullmatch(name):
                 self._problem(raw.start_line, f"invalid stage name {name!r}")
@@ -324,6 +330,8 @@ class _Builder:
                 self._problem(raw.start_line, f"duplicate stage name {name!r}")
         parent = next((stage for stage in self.stages if stage.name == image.lower()), None)
         external = None if parent is not None or image.lower() in ("scratch", "") else image
+        if external is not None and unresolved[0]:
+            external = shown  # "gcr.io/$PROJECT_ID/app", not Docker's "gcr.io//app"
         on_image = parent.on_image if parent is not None else external is not None
         return _Stage(
             index=len(self.stages),
@@ -334,8 +342,18 @@ class _Builder:
             image=image,
             parent=parent,
             external=external,
+            unresolved=unresolved,
             on_image=on_image,
         )
+
+    def _from_reference(self, rest: str) -> tuple[str, tuple[list[str], list[str]]]:
+        """The FROM image as written where ARGs have no value, and those ARGs' names."""
+        words = split_words(rest, self.escape)
+        unknown: list[str] = []
+        shown = expand(words[0][0], self.global_args, self.escape, Mode.DOCKER_WORD, unknown,
+                       undeclared_empty=False) if words else ""
+        undeclared = [name for name in unknown if name not in self.global_args]
+        return shown, (unknown, undeclared)
 
     # -- one stage ---------------------------------------------------------------
 
@@ -343,6 +361,7 @@ class _Builder:
         if stage.parent is not None:
             stage.env = dict(stage.parent.env)
             stage.workdir = stage.parent.workdir
+            stage.shell = stage.parent.shell
         stage.variables = dict(stage.env)
         stage.instructions.append(self._instruction("FROM", stage.from_value, stage.flags,
                                                     stage, stage.location))
@@ -362,6 +381,8 @@ class _Builder:
         if not rest.strip() and not raw.heredocs and keyword in _NEEDS_ARGUMENTS:
             self._problem(raw.start_line, f"{keyword} requires at least one argument")
         flags = {name: self._expand(stage, value) for name, value in raw_flags}
+        if keyword in _EXPANDED:
+            self._check_quotes(raw, keyword, rest)
         if keyword == "RUN":
             value = self._run(stage, raw, rest, raw_flags, location)
         elif keyword == "ENV":
@@ -383,9 +404,17 @@ class _Builder:
             self._image_setting(stage, keyword, raw, rest, location)
         else:  # CMD, ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER: Docker substitutes nothing
             value = rest
-            if keyword == "SHELL" and rest.strip() and json_array(rest) is None:
-                self._problem(raw.start_line, 'SHELL needs the JSON form: SHELL ["/bin/sh", "-c"]')
-        stage.instructions.append(self._instruction(keyword, value, flags, stage, location))
+            if keyword == "SHELL" and rest.strip():
+                shell = json_array(rest)
+                if shell is None:
+                    self._problem(raw.start_line,
+                                  'SHELL needs the JSON form: SHELL ["/bin/sh", "-c"]')
+                elif shell:
+                    stage.shell = shell
+        instruction = self._instruction(keyword, value, flags, stage, location)
+        if keyword in ("COPY", "ADD"):
+            self._copy_facts(stage, instruction, rest)
+        stage.instructions.append(instruction)
 
     def _run(
         self,
@@ -402,37 +431,59 @@ class _Builder:
                 if key.strip().lower() == "from" and value:
                     stage.sources.append((value.strip(), location))
         argv = None if raw.heredocs else json_array(rest)
+        variables = {name: val for name, val in stage.variables.items() if val is not None}
         if argv is not None:
-            script, pipelines = rest, split_argv(argv)
+            # Exec form: no shell, no substitution; "sh -c" in it is read as a script.
             value = rest
+            step = self._read_run(stage, location, display=rest, argv=argv,
+                                  variables=variables, exec_form=True)
         else:
-            command = self._expand(stage, rest, Mode.SHELL)
-            value = command + _heredoc_sections(
+            value = self._expand(stage, rest, Mode.SHELL) + _heredoc_sections(
                 raw, lambda body: self._expand(stage, body, Mode.SHELL)
             )
             if len(raw.heredocs) == 1 and len(split_words(rest, self.escape)) == 1:
                 # "RUN <<EOF": BuildKit runs the body itself as the script.
                 heredoc = raw.heredocs[0]
-                script = (self._expand(stage, heredoc.body, Mode.SHELL)
-                          if heredoc.expand else heredoc.body)
-                pipelines = [] if _runs_non_shell(script) else split_script(script)
+                body = heredoc.body
+                display = self._expand(stage, body, Mode.SHELL) if heredoc.expand else body
+                script = "" if _runs_non_shell(body) else body
             else:
-                # "RUN python3 <<EOF": the shell gets the command line and the bodies
-                # as here-documents; shell.py reads a body as a script when it is fed
-                # to a shell ("bash <<EOF") and as data otherwise.
-                script = value
-                pipelines = split_script(script)
-        stage.run_steps.append(RunStep(
-            script=script,
-            pipelines=pipelines,
-            exec_form=argv is not None,
-            mounts=mounts,
-            environment={name: val for name, val in stage.variables.items() if val is not None},
+                # "RUN python3 <<EOF": the shell gets the command line and the bodies as
+                # here-documents, data for python3 but a script for "bash <<EOF".
+                display, script = value, rest + _heredoc_sections(raw, None)
+            step = self._read_run(stage, location, display=display, script=script,
+                                  variables=variables)
+        step.mounts = mounts
+        stage.run_steps.append(step)
+        return value
+
+    def _read_run(
+        self,
+        stage: _Stage,
+        location: Location,
+        *,
+        display: str,
+        variables: dict[str, str],
+        script: str | None = None,
+        argv: list[str] | None = None,
+        exec_form: bool = False,
+    ) -> RunStep:
+        """The shell reader on one RUN, through the stage's SHELL."""
+        if argv is None and stage.shell is not None and shell_c_script(
+                [*stage.shell, script or ""]) is None:
+            # SHELL ["powershell", "-Command"]: not a POSIX shell, nothing to read.
+            argv = [*stage.shell, script or ""]
+        return read_run(
+            None if argv is not None else script,
+            argv=argv,
+            variables=variables,
+            cwd=stage.workdir or "/",
+            display=display,
+            exec_form=exec_form,
             stage=stage.label,
             final=stage.final,
             location=location,
-        ))
-        return value
+        )
 
     def _env(self, stage: _Stage, raw: RawInstruction, rest: str, location: Location) -> None:
         words = split_words(rest, self.escape)
@@ -520,6 +571,34 @@ class _Builder:
             raw, lambda body: self._expand(stage, body, Mode.DOCKER)
         )
 
+    def _check_quotes(self, raw: RawInstruction, keyword: str, rest: str) -> None:
+        if json_array(rest) is not None:
+            return
+        for word, _, _ in split_words(rest, self.escape):
+            kind = unterminated_quote(word, self.escape)
+            if kind is not None:
+                self._problem(raw.start_line, f"{keyword} {word}: the {kind} quote is never "
+                                              "closed, so docker build refuses this line")
+                return
+
+    def _copy_facts(self, stage: _Stage, instruction: Instruction, rest: str) -> None:
+        """Sources, destination, remote sources and --chmod of a COPY or ADD."""
+        arguments = json_array(rest)
+        words = arguments if arguments is not None else [
+            word for word, _, _ in split_words(rest, self.escape)]
+        operands = [self._expand(stage, word) for word in words]
+        if len(operands) < 2:
+            return
+        sources = operands[:-1]
+        destination = destination_path(operands[-1], stage.workdir)
+        instruction.sources, instruction.destination = sources, destination
+        flags = instruction.flags
+        if instruction.keyword == "ADD":
+            instruction.downloads = remote_sources(sources, flags)
+        if flags.get("chmod"):
+            instruction.mode_changes = chmod_changes(instruction.keyword, sources, destination,
+                                                     flags["chmod"])
+
     def _check_onbuild(self, raw: RawInstruction, rest: str) -> None:
         inner = rest.split(None, 1)
         if not inner:
@@ -595,8 +674,10 @@ class _Builder:
         images = []
         for stage in needed:
             if stage.external is not None:
-                images.append(_base_image(stage.external, stage.flags.get("platform"), stage,
-                                          stage.final, stage.location))
+                image = _base_image(stage.external, stage.flags.get("platform"), stage,
+                                    stage.final, stage.location)
+                image.unresolved, image.undeclared = stage.unresolved
+                images.append(image)
             for reference, location in stage.sources:
                 if (
                     self._stage_named(reference, stage) is None
@@ -676,14 +757,12 @@ class _Builder:
         starts = [start for start, _ in spans]
         found = []
         for line, comment in comments.items():
-            match = _SUPPRESSION.fullmatch(comment)
-            if match is None:
+            found_comment = parse_ignore_comment(comment)
+            if found_comment is None:
                 continue
-            scope, names, double, single, bare = match.groups()
-            reason = double if double is not None else single if single is not None else bare
+            scope, rules, reason = found_comment
             location = Location(path=self.path, line=line)
-            rules = [name.strip() for name in names.split(",")]
-            if scope.lower() == "ignore-file":
+            if scope == "ignore-file":
                 found.append(Suppression(rules=rules, reason=reason, scope="file",
                                          location=location))
                 continue
@@ -694,12 +773,12 @@ class _Builder:
 
     # -- problems ------------------------------------------------------------------
 
-    def _problem(self, line: int | None, message: str) -> None:
+    def _problem(self, line: int | None, message: str, fix: str | None = None) -> None:
         if len(self.problems) >= _MAX_PROBLEMS:
             self.dropped_problems += 1
             return
         self.problems.append(
-            ParseProblem(message=message, location=Location(path=self.path, line=line))
+            ParseProblem(message=message, location=Location(path=self.path, line=line), fix=fix)
         )
 
     def _finished_problems(self) -> list[ParseProblem]:
@@ -774,17 +853,14 @@ def _base_image(
 
 
 def _packages(steps: Iterable[RunStep]) -> list[Package]:
-    packages = []
-    for step in steps:
-        if not _MAY_INSTALL.search(step.script):
-            continue
-        for pipeline in step.pipelines:
-            for argv in pipeline:
-                for found in installed_packages(argv):
-                    packages.append(Package(name=found.name, manager=found.manager,
-                                            version=found.version, final=step.final,
-                                            location=step.location))
-    return packages
+    return [
+        Package(name=package.name, manager=call.manager, version=package.version,
+                final=step.final, location=step.location)
+        for step in steps
+        for call in step.package_calls
+        if call.action == "install"
+        for package in call.packages
+    ]
 
 
 def _accounts(
@@ -794,17 +870,13 @@ def _accounts(
     users: dict[str, tuple[str | None, str | None]] = {}
     groups: dict[str, str | None] = {}
     for step in steps:
-        if not _MAY_ADD_ACCOUNT.search(step.script):
-            continue
-        for pipeline in step.pipelines:
-            for argv in pipeline:
-                account = account_command(argv)
-                if account is None:
-                    continue
-                if account.kind == "user":
-                    users[account.name] = (account.id, account.group)
-                else:
-                    groups[account.name] = account.id
+        for account in step.accounts:
+            if not account.created:
+                continue
+            if account.kind == "user":
+                users[account.name] = (account.id, account.group)
+            else:
+                groups[account.name] = account.id
     return users, groups
 
 

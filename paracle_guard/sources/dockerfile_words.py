@@ -267,3 +267,26 @@ def _closing_brace(text: str, start: int) -> int:
                 return index
         index += 1
     return -1
+
+
+def unterminated_quote(text: str, escape: str) -> str | None:
+    """"double" or "single" when ``text`` ends inside that quote, as BuildKit's lexer sees it.
+
+    BuildKit refuses such a word in every instruction it expands (ENV, LABEL, ARG,
+    COPY, ADD, WORKDIR, USER, VOLUME, EXPOSE, STOPSIGNAL, FROM): "unexpected end of
+    statement while looking for matching double-quote" (frontend/dockerfile/shell/lex.go).
+    """
+    quote = ""
+    index = 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if quote == "'":
+            if char == "'":
+                quote = ""
+        elif char == escape:
+            index += 1  # the escaped character, whatever it is
+        elif char == '"' or (char == "'" and not quote):
+            quote = "" if quote else char
+        index += 1
+    return {"'": "single", '"': "double"}.get(quote)

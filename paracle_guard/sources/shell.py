@@ -1,184 +1,226 @@
-"""Split a shell script (a RUN step) into pipelines of argv lists.
+"""The shell reader: a RUN script becomes the simple commands the shell runs, in order.
 
-Rules ask "which commands does this step run, and what is piped into what?",
-so the result is ``list[pipeline]``, each pipeline a list of commands joined by
-``|``, each command an argv. ``&&``, ``||``, ``;``, ``&`` and newlines end a
-pipeline. This is a linter's reading of POSIX sh, not an interpreter:
+This is a linter's reading of POSIX sh, not an interpreter, but it reads the
+way sh does wherever a package, a file or a download could hide:
 
-- Quotes and escapes are removed the way the shell removes them; ``$VAR``,
-  ``${VAR}``, ``$(...)`` and backticks stay as written inside their word.
-- Leading ``NAME=value`` assignments are not argv (POSIX passes them as
-  environment), and compound-command keywords (``if``, ``then``, ``do``, ``!``,
-  ``{``...) are dropped from the front of a command, so ``if apt-get install x;
-  then`` yields ``["apt-get", "install", "x"]``. ``for``/``case`` headers and
-  ``case`` patterns are dropped.
-- Redirections and their targets are not argv. A here-document body is data for
-  its command, except when that command is a shell reading its script from stdin
-  (``bash <<EOF``): then the body is a script and its pipelines are included.
-- Scripts run by a nested shell (``sh -c "..."``) and command substitutions
-  (``$(...)``, backticks) are split too; their pipelines follow the pipeline
-  that contains them, so ``sh -c "curl x | sh"`` still shows curl piped into sh.
+- Quotes and escapes are removed; ``$VAR``, ``${VAR}``, ``${VAR:-word}`` and
+  positional parameters expand from the variables the script can see (ARG and
+  ENV values, assignments and exports earlier in the script, ``sh -c SCRIPT a0
+  a1`` arguments), with field splitting when unquoted. A variable with no known
+  value stays as written (``$PKG``), so nothing is invented.
+- ``&&``, ``||``, ``;``, ``&``, newlines, subshells and braces separate commands;
+  ``|`` joins a pipeline, and each command knows where its output goes (the
+  next command, or the command whose ``$(...)``/``<(...)`` captures it).
+- Redirections are recorded (``> /etc/sudoers.d/app``), here-documents and
+  here-strings become the command's standard input, and ``cd`` moves the
+  working directory that relative paths are resolved against.
+- Wrappers are taken off (``sources/wrappers.py``: sudo, env, nice, xargs...),
+  and scripts run by another shell are read too, where they run: ``sh -c``,
+  ``su -c``, ``eval``, ``find -exec``, a here-document or a known pipe fed to a
+  shell (``echo 'apk add x' | sh``), ``xargs`` fed by ``echo``.
+
+Every loop is linear in the input, nested scripts stop at a fixed depth, and
+nothing here raises for any input.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-Command = list[str]
-Pipeline = list[Command]
+from paracle_guard.sources.getopt import basename
+from paracle_guard.sources.shell_words import (
+    SHELLS,
+    closing_backtick,
+    closing_brace,
+    closing_paren,
+    printf_output,
+    reads_script_from_stdin,
+    resolve_path,
+    shell_c_script,
+    shell_options,
+    split_fields,
+    unescape_ansi,
+)
+from paracle_guard.sources.wrappers import unwrap
 
-# Shells whose -c argument or stdin heredoc is itself a script worth splitting.
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "yash"})
+__all__ = ["SHELLS", "Command", "ShellState", "read_argv", "read_script", "reads_script_from_stdin",
+           "resolve_path", "shell_c_script"]
 
-# Nested scripts (sh -c inside $(...) inside a heredoc...) are split this deep; past
+# Nested scripts (sh -c inside $(...) inside a heredoc...) are read this deep; past
 # it they stay opaque words, so hostile input cannot exhaust the stack.
 _MAX_DEPTH = 6
+# xargs fed by a known list runs at most this many commands.
+_MAX_XARGS_COMMANDS = 16
 
 # One token per match, tried in order at the current position. ``heredoc`` comes
 # before ``redirect`` so that ``<<`` is not read as two ``<``; its lookahead leaves
 # ``<<<`` (a here-string) to ``redirect``. ``word`` is the common case, a whole
 # unquoted word with the blanks after it, taken in one step for speed; it comes
-# after ``redirect`` so that the "2" of "2>&1" is not a word. Blanks are ASCII only,
-# as in sh: a no-break space is part of a word. Every character starts some token.
+# after ``redirect`` so that the "2" of "2>&1" is not a word. Blanks and digits are
+# ASCII only, as in sh. Every character starts some token.
 _TOKEN = re.compile(
     r"""
       (?P<blank>[ \t\r\f\v]+)
     | (?P<continuation>\\\n)
     | (?P<newline>\n)
-    | (?P<heredoc>\d*<<-?)(?!<)
-    | (?P<redirect>\d*(?:<<<|&>>|&>|>>|>&|<&|<>|>\||[<>]))
+    | (?P<heredoc>[0-9]*<<-?)(?!<)
+    | (?P<procsub>[<>]\()
+    | (?P<redirect>[0-9]*(?:<<<|&>>|&>|>>|>&|<&|<>|>\||[<>]))
     | (?P<word>[^ \t\n\r\f\v;&|()<>'"`\\$\#][^ \t\n\r\f\v;&|()<>'"`\\$]*)
       (?=[ \t\n\r\f\v;&|()<>]|\Z)[ \t]*
     | (?P<operator>&&|\|\||;;&?|;&|\|&|[;&|()])
     | (?P<single>'[^']*'?)
     | (?P<ansi>\$'(?:[^'\\]|\\.)*'?)
-    | (?P<double>"(?:[^"\\]|\\.)*"?)
-    | (?P<substitution>\$\(|`)
-    | (?P<parameter>\$\{[^}]*\}?)
+    | (?P<double>")
+    | (?P<dollar>\$)(?=[({A-Za-z_0-9@*\#?$!-])
+    | (?P<backtick>`)
     | (?P<escaped>\\.?)
     | (?P<plain>[^ \t\n\r\f\v;&|()<>'"`\\$]+|\$)
     """,
     re.VERBOSE | re.DOTALL,
 )
-
+_DOUBLE_SPECIAL = re.compile(r'[\\$`"]')
+_HEREDOC_SPECIAL = re.compile(r"[\\$]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]|[@*\#?$!-]")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
-_DOUBLE_QUOTE_ESCAPE = re.compile(r"\\([\\\"$`\n])")
 _ANSI_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-_ANSI_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 
 # Reserved words that only prefix the real command (``if cmd``, ``do cmd``...), and
 # words that close a compound command and carry no command of their own.
 _PREFIX_WORDS = frozenset({"!", "{", "}", "if", "then", "else", "elif", "do", "while", "until",
-                           "time", "fi", "done", "esac"})
+                           "fi", "done", "esac"})
 # Compound-command headers whose words are not a command at all.
 _HEADER_WORDS = frozenset({"for", "select", "case", "function"})
 _PIPE_OPERATORS = frozenset({"|", "|&"})
+_EXPORTING = frozenset({"export", "readonly", "declare", "typeset", "local"})
 
 
-def split_script(script: str) -> list[Pipeline]:
-    """Pipelines of argv lists for a shell script, nested scripts included."""
-    return _Splitter(script, 0).run()
+@dataclass(eq=False)
+class Command:
+    """One simple command as it runs: wrappers off, words expanded, data flows known."""
+
+    argv: list[str]
+    wrappers: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    # (fd, operator, target): ("", ">", "/etc/motd"), ("2", ">>", "log").
+    redirects: list[tuple[str, str, str]] = field(default_factory=list)
+    stdin: str | None = None  # known text on its standard input
+    stdin_from: Command | None = None  # the command piped into it
+    output: str | None = None  # known text it prints (echo, printf, cat of known input)
+    # Where its standard output goes when it is not redirected to a file: the next
+    # command of its pipeline ("pipe"), the command whose $(...) or <(...) captures
+    # it ("argument"), or the shell command that runs it, whose output it is ("forward").
+    output_to: Command | None = None
+    flow: str = ""
+    # An argument holds the output of a command substitution, unknown here.
+    opaque: bool = False
+    through_xargs: bool = False
+    xargs_replace: str | None = None
+    script: str | None = None  # su -c: a script its shell runs
+    inner: list[Command] = field(default_factory=list)  # substitutions, run first
+
+    @property
+    def program(self) -> str:
+        return basename(self.argv[0]) if self.argv else ""
+
+    def stdout_file(self) -> str | None:
+        """The file its standard output is redirected to, if any."""
+        for fd, operator, target in self.redirects:
+            if operator in (">", ">>", ">|", "&>", "&>>") and fd in ("", "1"):
+                return target
+        return None
 
 
-def split_argv(argv: Sequence[str]) -> list[Pipeline]:
-    """Pipelines for an exec-form command: the argv itself, then any ``sh -c`` script."""
-    command = list(argv)
-    if not command:
+@dataclass
+class ShellState:
+    """What a shell carries from one command to the next."""
+
+    variables: dict[str, str]
+    exports: dict[str, str] = field(default_factory=dict)  # set and exported by the script
+    cwd: str | None = "/"
+
+    def copy(self) -> ShellState:
+        return ShellState(dict(self.variables), dict(self.exports), self.cwd)
+
+
+def read_script(
+    script: str, variables: Mapping[str, str] | None = None, *, cwd: str | None = "/"
+) -> list[Command]:
+    """The commands a shell script runs, nested scripts included, in the order they run."""
+    return _Reader(script, ShellState(dict(variables or {}), cwd=cwd), 0).run()
+
+
+def read_argv(
+    argv: Sequence[str], variables: Mapping[str, str] | None = None, *, cwd: str | None = "/"
+) -> list[Command]:
+    """The commands an exec-form argv runs: the argv itself, then any ``sh -c`` script."""
+    if not argv:
         return []
-    pipelines: list[Pipeline] = [[command]]
-    script = shell_c_script(command)
-    if script is not None:
-        pipelines.extend(_Splitter(script, 1).run())
-    return pipelines
-
-
-def shell_c_script(argv: Sequence[str]) -> str | None:
-    """The script of ``sh -c SCRIPT`` (any shell, bundled flags such as ``-ec``)."""
-    saw_c, position = _shell_options(argv)
-    if saw_c and position is not None and position < len(argv):
-        return argv[position]
-    return None
-
-
-def reads_script_from_stdin(argv: Sequence[str]) -> bool:
-    """True for a shell that runs stdin as its script: ``sh``, ``bash -ex``, ``sh -s``."""
-    saw_c, position = _shell_options(argv)
-    if position is None or saw_c:
-        return False
-    # With -s the positionals are arguments for the script on stdin; without it
-    # the first positional is a script file, and stdin is just data.
-    return position >= len(argv) or "s" in _short_flags(argv, position)
-
-
-def _shell_options(argv: Sequence[str]) -> tuple[bool, int | None]:
-    """(saw -c, index of the first positional) for a shell argv; (False, None) if not a shell."""
-    start = 1
-    if argv and _basename(argv[0]) == "busybox":
-        start = 2
-    if len(argv) < start or _basename(argv[start - 1]) not in SHELLS:
-        return False, None
-    saw_c = False
-    index = start
-    while index < len(argv):
-        word = argv[index]
-        if word in ("-", "--"):
-            return saw_c, index + 1
-        if word.startswith("--"):
-            index += 1
-            continue
-        if len(word) > 1 and word[0] in "-+":
-            letters = word[1:]
-            saw_c = saw_c or (word[0] == "-" and "c" in letters)
-            # -o and -O take an option name as the next word.
-            index += 2 if ("o" in letters or "O" in letters) else 1
-            continue
-        break
-    return saw_c, index
-
-
-def _short_flags(argv: Sequence[str], end: int) -> str:
-    return "".join(
-        word[1:] for word in argv[1:end] if word.startswith("-") and not word.startswith("--")
+    reader = _Reader("", ShellState(dict(variables or {}), cwd=cwd), 0)
+    unwrapped = unwrap(argv)
+    command = Command(
+        argv=unwrapped.argv, wrappers=unwrapped.wrappers, environment=unwrapped.environment,
+        cwd=cwd, through_xargs=unwrapped.through_xargs,
+        xargs_replace=unwrapped.xargs_replace, script=unwrapped.script,
     )
-
-
-def _basename(word: str) -> str:
-    return word.rsplit("/", 1)[-1]
+    reader.finish(command)
+    return reader.commands
 
 
 class _PendingHeredoc:
-    __slots__ = ("command", "delimiter", "strip_tabs")
+    __slots__ = ("command", "delimiter", "quoted", "strip_tabs")
 
-    def __init__(self, delimiter: str, strip_tabs: bool, command: Command) -> None:
+    def __init__(self, delimiter: str, strip_tabs: bool, quoted: bool) -> None:
         self.delimiter = delimiter
         self.strip_tabs = strip_tabs
-        self.command = command
+        self.quoted = quoted
+        self.command: Command | None = None
 
 
-class _Splitter:
-    """One pass over one script; nested scripts get their own splitter."""
+class _Reader:
+    """One pass over one script; nested scripts get their own reader."""
 
-    def __init__(self, text: str, depth: int) -> None:
+    def __init__(
+        self, text: str, state: ShellState, depth: int, *, split_substitutions: bool = True
+    ) -> None:
         self.text = text
+        self.state = state
         self.depth = depth
-        self.pipelines: list[Pipeline] = []
-        self.pipeline: Pipeline = []
-        self.command: Command = []
+        self.split_substitutions = split_substitutions
+        self.commands: list[Command] = []  # finished, in order
+        self.outputs: list[Command] = []  # top-level commands whose output is the script's
+        self.pending: list[Command] = []  # ended on the current line, not finished yet
+        # The command being read.
+        self.words: list[str] = []
+        self.assignments: dict[str, str] = {}
+        self.redirects: list[tuple[str, str, str]] = []
+        self.heredocs_here: list[_PendingHeredoc] = []
+        self.captured: list[Command] = []
+        self.inner: list[Command] = []
+        self.opaque = False
+        # The word being read: pieces, which of them field-split, and how it started.
         self.pieces: list[str] = []
+        self.splits: list[bool] | None = None
         self.in_word = False
-        # What the next complete word is: an argument, a redirection target (dropped)
-        # or a here-document delimiter.
-        self.next_word: str = "argument"
+        self.word_quoted = False
+        self.word_plain_start = False
+        self.next_word = "argument"  # or "target", "heredoc", "herestring"
+        self.redirect: tuple[str, str] = ("", "")
+        self.herestring: str | None = None
+        self.saw_unknown = False  # an expansion had no known value
         self.heredoc_strip_tabs = False
         self.heredocs: list[_PendingHeredoc] = []
-        self.nested: list[str] = []
+        self.pipe_from: Command | None = None
         # Inside "case WORD in ... esac": between "in"/";;" and ")" words are patterns.
         self.case_depth = 0
         self.in_case_pattern = False
-        self.paren_depth = 0
+        self.subshell_cwds: list[str | None] = []
+        self.nesting = 0  # ${a:-${b:-...}} depth
 
-    def run(self) -> list[Pipeline]:
+    def run(self) -> list[Command]:
         text = self.text
         position = 0
         length = len(text)
@@ -190,123 +232,283 @@ class _Splitter:
             position = match.end()
             if kind == "word":
                 word = match.group("word")
-                if (self.next_word == "argument" and not self.in_word
+                if (self.words and self.next_word == "argument" and not self.in_word
                         and not self.in_case_pattern and word != "in"):
-                    self.command.append(word)
+                    self.words.append(word)
                 else:
-                    self._add(word)
+                    self._add(word, plain=True)
                     self._end_word()
                 continue
-            value = match.group()
             if kind == "blank" or kind == "continuation":
                 self._end_word()
             elif kind == "newline":
                 self._end_command()
                 position = self._read_heredoc_bodies(position)
-                self._end_pipeline()
+                self._flush()
             elif kind == "plain":
+                value = match.group()
                 if value[0] == "#" and not self.in_word:
                     newline = text.find("\n", position)
                     position = length if newline < 0 else newline
                     continue
-                self._add(value)
+                self._add(value, plain=True)
             elif kind == "single":
-                self._add(value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:])
+                value = match.group()
+                self._add(value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:],
+                          quoted=True)
             elif kind == "double":
-                body = value[1:-1] if value.endswith('"') and len(value) > 1 else value[1:]
-                self._add(_DOUBLE_QUOTE_ESCAPE.sub(_unescape_double, body))
-                if "$(" in body or "`" in body:
-                    self._collect_substitutions(body)
+                position = self._double(position)
             elif kind == "ansi":
+                value = match.group()
                 body = value[2:-1] if value.endswith("'") and len(value) > 2 else value[2:]
-                self._add(_ANSI_ESCAPE.sub(_unescape_ansi, body))
+                self._add(_ANSI_ESCAPE.sub(unescape_ansi, body), quoted=True)
             elif kind == "escaped":
-                self._add(value[1:])
-            elif kind == "parameter":
-                self._add(value)
-            elif kind == "substitution":
-                position = self._substitution(value, position)
+                self._add(match.group()[1:], quoted=True)
+            elif kind == "dollar":
+                position = self._dollar(match.start(), quoted=False)
+            elif kind == "backtick":
+                position = self._backtick(position)
+            elif kind == "procsub":
+                position = self._process_substitution(match.group(), position)
             elif kind == "heredoc":
                 self._end_word()
                 self.next_word = "heredoc"
-                self.heredoc_strip_tabs = value.endswith("-")
+                self.heredoc_strip_tabs = match.group().endswith("-")
             elif kind == "redirect":
                 self._end_word()
-                # ">&2" and "2>&1" carry their target inside the operator's next word;
-                # either way the following word is a target, not an argument.
-                self.next_word = "target"
+                operator = match.group()
+                digits = len(operator) - len(operator.lstrip("0123456789"))
+                self.redirect = (operator[:digits], operator[digits:])
+                self.next_word = "herestring" if operator.endswith("<<<") else "target"
             else:
-                position = self._operator(value, position)
+                position = self._operator(match.group(), position)
         self._end_command()
         self._read_heredoc_bodies(length)
-        self._end_pipeline()
-        return self.pipelines
+        self._flush()
+        return self.commands
 
     # -- words -------------------------------------------------------------
 
-    def _add(self, piece: str) -> None:
+    def _add(self, piece: str, *, split: bool = False, quoted: bool = False,
+             plain: bool = False) -> None:
+        if not self.in_word:
+            self.word_plain_start = plain
+            self.word_quoted = False
+        self.word_quoted = self.word_quoted or quoted
+        if split:
+            if self.splits is None:
+                self.splits = [False] * len(self.pieces)
+            self.splits.append(True)
+        elif self.splits is not None:
+            self.splits.append(False)
         self.pieces.append(piece)
         self.in_word = True
 
     def _end_word(self) -> None:
         if not self.in_word:
             return
-        word = "".join(self.pieces)
-        self.pieces.clear()
+        pieces, splits = self.pieces, self.splits
+        self.pieces, self.splits = [], None
         self.in_word = False
+        joined = "".join(pieces)
         if self.in_case_pattern:
-            if word == "esac":
+            if joined == "esac":
                 self.case_depth -= 1
                 self.in_case_pattern = False
             return
-        if self.next_word == "heredoc":
-            self.heredocs.append(_PendingHeredoc(word, self.heredoc_strip_tabs, self.command))
-        elif self.next_word == "argument":
-            if word == "in" and len(self.command) == 2 and self.command[0] == "case":
-                self.command.clear()
-                self.case_depth += 1
-                self.in_case_pattern = True
-            else:
-                self.command.append(word)
+        target = self.next_word
         self.next_word = "argument"
+        if target == "heredoc":
+            heredoc = _PendingHeredoc(joined, self.heredoc_strip_tabs, self.word_quoted)
+            self.heredocs.append(heredoc)
+            self.heredocs_here.append(heredoc)
+        elif target == "herestring":
+            self.redirects.append(("", "<<<", joined))
+            self.herestring = joined + "\n"
+        elif target == "target":
+            self.redirects.append((self.redirect[0], self.redirect[1], joined))
+        elif not self.words:
+            self._command_word(pieces, joined)
+        else:
+            self._arguments(pieces, splits, joined)
 
-    def _substitution(self, opener: str, position: int) -> int:
-        """Keep ``$(...)`` or a backtick span as part of the word; remember its script."""
+    def _command_word(self, pieces: list[str], joined: str) -> None:
+        """The first words of a command: assignments, reserved words, then the program."""
+        if (self.word_plain_start and not self.assignments and joined in _PREFIX_WORDS
+                and len(pieces) == 1):
+            if joined == "esac" and self.case_depth > 0:
+                self.case_depth -= 1
+            return
+        if self.word_plain_start and _ASSIGNMENT.match(pieces[0]):
+            name, _, value = joined.partition("=")
+            self.assignments[name.rstrip("+")] = value
+            return
+        self._arguments(pieces, self.splits, joined)
+
+    def _arguments(self, pieces: list[str], splits: list[bool] | None, joined: str) -> None:
+        if joined == "in" and len(self.words) == 2 and self.words[0] == "case":
+            self.words.clear()
+            self.case_depth += 1
+            self.in_case_pattern = True
+        elif splits is None:
+            self.words.append(joined)
+        else:
+            self.words.extend(split_fields(pieces, splits, self.word_quoted))
+
+    # -- expansions ----------------------------------------------------------
+
+    def _double(self, position: int) -> int:
+        """A double-quoted string from ``position`` (after the quote); where it ends."""
         text = self.text
-        if opener == "`":
-            end = _closing_backtick(text, position)
-            inner = text[position:end]
-            self._add("`" + inner + "`")
-            self._nest(inner.replace("\\`", "`"))
-            return min(end + 1, len(text))
-        end = _closing_paren(text, position)
-        inner = text[position:end]
-        self._add("$(" + inner + ")")
-        if not inner.startswith("("):  # $((...)) is arithmetic, not a command
-            self._nest(inner)
-        return min(end + 1, len(text))
-
-    def _collect_substitutions(self, quoted: str) -> None:
-        """Command substitutions inside a double-quoted word are scripts too."""
-        position = 0
+        pieces: list[str] = []
         while True:
-            dollar = quoted.find("$(", position)
-            tick = quoted.find("`", position)
-            if dollar < 0 and tick < 0:
-                return
-            if tick < 0 or 0 <= dollar < tick:
-                end = _closing_paren(quoted, dollar + 2)
-                inner = quoted[dollar + 2:end]
-                if not inner.startswith("("):
-                    self._nest(inner)
+            match = _DOUBLE_SPECIAL.search(text, position)
+            if match is None:
+                pieces.append(text[position:])
+                position = len(text)
+                break
+            start = match.start()
+            if start > position:
+                pieces.append(text[position:start])
+            char = text[start]
+            if char == '"':
+                position = start + 1
+                break
+            if char == "\\":
+                following = text[start + 1:start + 2]
+                if following in ('"', "\\", "$", "`"):
+                    pieces.append(following)
+                elif following != "\n":
+                    pieces.append("\\" + following)
+                position = start + 2
+            elif char == "`":
+                end = closing_backtick(text, start + 1)
+                pieces.append(text[start:end + 1])
+                self._substitute(text[start + 1:end].replace("\\`", "`"))
+                position = end + 1
             else:
-                end = _closing_backtick(quoted, tick + 1)
-                self._nest(quoted[tick + 1:end])
-            position = end + 1
+                position = self._dollar_into(start, pieces)
+        self._add("".join(pieces), quoted=True)
+        return min(position, len(text))
 
-    def _nest(self, script: str) -> None:
-        if script.strip() and self.depth < _MAX_DEPTH:
-            self.nested.append(script)
+    def _dollar(self, start: int, *, quoted: bool) -> int:
+        pieces: list[str] = []
+        before = len(self.pieces)
+        end = self._dollar_into(start, pieces, split=not quoted)
+        if len(self.pieces) == before:  # nothing was added by a splitting expansion
+            for piece in pieces:
+                self._add(piece, quoted=quoted)
+        return end
+
+    def _dollar_into(self, start: int, pieces: list[str], split: bool = False) -> int:
+        """Expand the ``$`` at ``start``; append to ``pieces`` (or, split, to the word)."""
+        text = self.text
+        following = text[start + 1:start + 2]
+        if following == "(":
+            end = closing_paren(text, start + 2)
+            inner = text[start + 2:end]
+            pieces.append("$(" + inner + ")")
+            if not inner.startswith("("):  # $((...)) is arithmetic, not a command
+                self._substitute(inner)
+            return min(end + 1, len(text))
+        if following == "{":
+            close = closing_brace(text, start + 2)
+            if close < 0:
+                pieces.append(text[start:])
+                return len(text)
+            raw = text[start:close + 1]
+            value = self._parameter(text[start + 2:close])
+            self._expansion(value, raw, split, pieces)
+            return close + 1
+        match = _NAME.match(text, start + 1)
+        if match is None:
+            pieces.append("$")
+            return start + 1
+        value = self.state.variables.get(match.group())
+        self._expansion(value, text[start:match.end()], split, pieces)
+        return match.end()
+
+    def _expansion(self, value: str | None, raw: str, split: bool, pieces: list[str]) -> None:
+        if value is None:
+            self.saw_unknown = True
+            pieces.append(raw)
+        elif split:
+            self._add(value, split=True)
+        else:
+            pieces.append(value)
+
+    def _parameter(self, inner: str) -> str | None:
+        """The value of ``${inner}``, or None when it cannot be known."""
+        match = _NAME.match(inner)
+        if match is None:
+            return None  # ${#x}, ${!x}: lengths and indirection stay as written
+        value = self.state.variables.get(match.group())
+        rest = inner[match.end():]
+        if not rest:
+            return value
+        colon = rest.startswith(":")
+        operator = rest[1:2] if colon else rest[:1]
+        if operator not in ("-", "=", "+", "?") or value is None:
+            return None
+        word = rest[2:] if colon else rest[1:]
+        is_set = value != "" or not colon
+        if operator in ("-", "=", "?"):
+            return value if is_set else (None if operator == "?" else self._word_value(word))
+        return self._word_value(word) if is_set else ""
+
+    def _word_value(self, word: str) -> str | None:
+        """The value of the word in ``${x:-word}``: quotes removed, variables expanded."""
+        if self.nesting >= 16 or "`" in word or "$(" in word:
+            return None
+        reader = _Reader(word, self.state, _MAX_DEPTH)
+        reader.nesting = self.nesting + 1
+        return reader.word_value()
+
+    def word_value(self) -> str | None:
+        """``text`` read as one word (quotes removed, variables expanded); None if unknown."""
+        text = self.text
+        position = 0
+        while position < len(text):
+            char = text[position]
+            if char == "'":
+                close = text.find("'", position + 1)
+                close = len(text) if close < 0 else close
+                self._add(text[position + 1:close], quoted=True)
+                position = close + 1
+            elif char == '"':
+                position = self._double(position + 1)
+            elif char == "$":
+                position = self._dollar(position, quoted=True)
+            elif char == "\\":
+                self._add(text[position + 1:position + 2], quoted=True)
+                position += 2
+            else:
+                self._add(char)
+                position += 1
+        return None if self.saw_unknown else "".join(self.pieces)
+
+    def _backtick(self, position: int) -> int:
+        end = closing_backtick(self.text, position)
+        inner = self.text[position:end]
+        self._add("`" + inner + "`")
+        self._substitute(inner.replace("\\`", "`"))
+        return min(end + 1, len(self.text))
+
+    def _process_substitution(self, opener: str, position: int) -> int:
+        end = closing_paren(self.text, position)
+        inner = self.text[position:end]
+        self._add(opener + inner + ")")
+        self._substitute(inner)
+        return min(end + 1, len(self.text))
+
+    def _substitute(self, script: str) -> None:
+        """A command substitution: its commands run first, its output is an argument."""
+        self.opaque = True
+        if not self.split_substitutions or not script.strip() or self.depth >= _MAX_DEPTH:
+            return
+        child = _Reader(script, self.state.copy(), self.depth + 1)
+        self.inner.extend(child.run())
+        self.captured.extend(child.outputs)
 
     # -- commands and pipelines ---------------------------------------------
 
@@ -319,55 +521,193 @@ class _Splitter:
             return position
         if operator in _PIPE_OPERATORS:
             self._end_command()
+            self.pipe_from = self.pending[-1] if self.pending else None
             return position
         if operator == "(":
-            if len(self.command) == 1 and self.text[position:].lstrip(" \t").startswith(")"):
+            if len(self.words) == 1 and self.text[position:].lstrip(" \t").startswith(")"):
                 # "name() { ... }" defines a function: "name" is not a command.
-                self.command.clear()
+                self.words.clear()
                 return self.text.index(")", position) + 1
-            self.paren_depth += 1
-        elif operator == ")" and self.paren_depth > 0:
-            self.paren_depth -= 1
-        self._end_command()
-        self._end_pipeline()
+            self._end_command()
+            self.subshell_cwds.append(self.state.cwd)
+        else:
+            self._end_command()
+            if operator == ")" and self.subshell_cwds:
+                self.state.cwd = self.subshell_cwds.pop()
+        self.pipe_from = None
         if operator.startswith(";;") or operator == ";&":
             self.in_case_pattern = self.case_depth > 0
         return position
 
     def _end_command(self) -> None:
         self._end_word()
-        command = self.command
-        self.command = []
-        if not command:
+        words, assignments, redirects = self.words, self.assignments, self.redirects
+        self.words, self.assignments, self.redirects = [], {}, []
+        heredocs, self.heredocs_here = self.heredocs_here, []
+        captured, self.captured = self.captured, []
+        inner, self.inner = self.inner, []
+        opaque, self.opaque = self.opaque, False
+        herestring, self.herestring = self.herestring, None
+        if words and words[0] in _HEADER_WORDS:
+            self.commands.extend(inner)
             return
-        if command[0] in _HEADER_WORDS:
-            return
-        # Strip keywords and assignments in place: a pending heredoc holds this list.
-        drop = 0
-        while drop < len(command) and (
-            command[drop] in _PREFIX_WORDS or _ASSIGNMENT.match(command[drop])
-        ):
-            if command[drop] == "esac" and self.case_depth > 0:
-                self.case_depth -= 1
-            drop += 1
-        del command[:drop]
-        if not command:
-            return
-        self.pipeline.append(command)
-        script = shell_c_script(command)
-        # 'sh -c "$(curl ...)"' runs text fetched at run time; the substitution itself
-        # is split already, and its text is no script of ours.
-        if script is not None and not script.lstrip().startswith(("$(", "`")):
-            self._nest(script)
+        if not words:
+            self._assign(assignments)
+            if not redirects and not inner:
+                return
+        unwrapped = unwrap(words)
+        command = Command(
+            argv=unwrapped.argv,
+            wrappers=unwrapped.wrappers,
+            environment={**self.state.exports, **assignments, **unwrapped.environment},
+            cwd=self.state.cwd,
+            redirects=redirects,
+            stdin=herestring,
+            opaque=opaque,
+            through_xargs=unwrapped.through_xargs,
+            xargs_replace=unwrapped.xargs_replace,
+            script=unwrapped.script,
+            inner=inner,
+        )
+        for heredoc in heredocs:
+            heredoc.command = command
+        for substitution in captured:
+            substitution.output_to, substitution.flow = command, "argument"
+        if self.pipe_from is not None:
+            command.stdin_from = self.pipe_from
+            self.pipe_from.output_to, self.pipe_from.flow = command, "pipe"
+            self.pipe_from = None
+        self._builtin(command)
+        self.pending.append(command)
 
-    def _end_pipeline(self) -> None:
-        if self.pipeline:
-            self.pipelines.append(self.pipeline)
-            self.pipeline = []
-        if self.nested:
-            scripts, self.nested = self.nested, []
-            for script in scripts:
-                self.pipelines.extend(_Splitter(script, self.depth + 1).run())
+    def _assign(self, assignments: dict[str, str]) -> None:
+        for name, value in assignments.items():
+            self.state.variables[name] = value
+            if name in self.state.exports:
+                self.state.exports[name] = value
+
+    def _builtin(self, command: Command) -> None:
+        """What export, unset and cd change for the commands after them."""
+        program, args = command.program, command.argv[1:]
+        state = self.state
+        if program in _EXPORTING:
+            exporting = program == "export" or any(arg.startswith("-") and "x" in arg
+                                                   for arg in args)
+            for arg in args:
+                name, equals, value = arg.partition("=")
+                if not _ASSIGNMENT.match(name + "="):
+                    continue
+                if equals:
+                    state.variables[name] = value
+                if exporting and name in state.variables:
+                    state.exports[name] = state.variables[name]
+        elif program == "unset":
+            for name in args:
+                state.variables.pop(name, None)
+                state.exports.pop(name, None)
+        elif program in ("cd", "pushd"):
+            targets = [arg for arg in args if arg == "-" or not arg.startswith("-")]
+            target = targets[0] if targets else state.variables.get("HOME")
+            if (target is None or target == "-" or "$" in target or target.startswith("~")
+                    or (state.cwd is None and not target.startswith("/"))):
+                state.cwd = None
+            else:
+                state.cwd = resolve_path(target, state.cwd)
+
+    def _flush(self) -> None:
+        """Finish the commands of the line just read, now that heredoc bodies are known."""
+        pending, self.pending = self.pending, []
+        for command in pending:
+            self.finish(command)
+            if command.output_to is None and command.stdout_file() is None:
+                self.outputs.append(command)
+
+    def finish(self, command: Command) -> None:
+        """Record ``command`` (after the substitutions it runs) and the scripts it runs."""
+        self.commands.extend(command.inner)
+        if not (command.argv or command.redirects or command.wrappers or command.script):
+            return  # "X=$(...)": only an assignment, whose substitution is recorded
+        if command.stdin is None and command.stdin_from is not None:
+            command.stdin = command.stdin_from.output
+        if command.through_xargs and command.stdin is not None:
+            self._xargs(command)
+            return
+        command.output = _known_output(command)
+        self.commands.append(command)
+        self._nested(command)
+
+    def _xargs(self, command: Command) -> None:
+        """``echo a b | xargs apk add``: the items become arguments."""
+        items = (command.stdin or "").split()
+        if command.xargs_replace is None:
+            command.argv = command.argv + items
+            command.output = _known_output(command)
+            self.commands.append(command)
+            self._nested(command)
+            return
+        mark = command.xargs_replace
+        for item in items[:_MAX_XARGS_COMMANDS]:
+            each = Command(argv=[word.replace(mark, item) for word in command.argv],
+                           wrappers=command.wrappers, environment=command.environment,
+                           cwd=command.cwd, redirects=command.redirects,
+                           output_to=command.output_to, flow=command.flow)
+            self.commands.append(each)
+            self._nested(each)
+
+    def _nested(self, command: Command) -> None:
+        """Scripts and commands that ``command`` runs: sh -c, su -c, eval, find -exec..."""
+        if self.depth >= _MAX_DEPTH:
+            return
+        argv = command.argv
+        program = command.program
+        state: ShellState | None = None
+        script = command.script
+        positional: list[str] = []
+        if script is None and program in SHELLS:
+            saw_c, position = shell_options(argv)
+            if saw_c and position is not None and position < len(argv):
+                script, positional = argv[position], argv[position + 1:]
+            elif reads_script_from_stdin(argv):
+                script = command.stdin
+        elif program == "eval":
+            script, state = " ".join(argv[1:]), self.state  # eval runs in this shell
+        elif program == "find":
+            self._find_exec(command)
+            return
+        if script is None or not script.strip():
+            return
+        if command.opaque and script.lstrip().startswith(("$(", "`")):
+            return  # text fetched at run time: its fetching command is read already
+        if state is None:
+            state = self.state.copy()
+            state.cwd = command.cwd
+            state.variables.update(command.environment)
+            for number, value in enumerate(positional):
+                state.variables[str(number)] = value
+            if len(positional) > 1:
+                state.variables["@"] = state.variables["*"] = " ".join(positional[1:])
+        child = _Reader(script, state, self.depth + 1, split_substitutions=not command.opaque)
+        self.commands.extend(child.run())
+        for output in child.outputs:
+            output.output_to, output.flow = command, "forward"
+
+    def _find_exec(self, command: Command) -> None:
+        """``find ... -exec CMD {} ;`` runs CMD once per file found."""
+        argv = command.argv
+        index = 1
+        while index < len(argv):
+            if argv[index] not in ("-exec", "-execdir", "-ok", "-okdir"):
+                index += 1
+                continue
+            end = index + 1
+            while end < len(argv) and argv[end] not in (";", "+"):
+                end += 1
+            unwrapped = unwrap(argv[index + 1:end])
+            if unwrapped.argv or unwrapped.script:
+                self.finish(Command(argv=unwrapped.argv, wrappers=unwrapped.wrappers,
+                                    environment=unwrapped.environment, cwd=command.cwd,
+                                    script=unwrapped.script))
+            index = end + 1
 
     def _read_heredoc_bodies(self, position: int) -> int:
         """Consume the bodies of heredocs opened on the line just ended."""
@@ -384,52 +724,63 @@ class _Splitter:
                 if line == heredoc.delimiter:
                     break
                 lines.append(line)
-            if lines and reads_script_from_stdin(heredoc.command):
-                self._nest("\n".join(lines))
+            if heredoc.command is not None:
+                body = "".join(line + "\n" for line in lines)
+                heredoc.command.stdin = body if heredoc.quoted else self._heredoc_text(body)
         self.heredocs.clear()
         return min(position, len(text))
 
+    def _heredoc_text(self, body: str) -> str:
+        """An unquoted here-document: ``$VAR`` expands, ``\\$`` escapes; ``$(...)`` stays."""
+        if "$" not in body and "\\" not in body:
+            return body
+        pieces: list[str] = []
+        position = 0
+        while True:
+            match = _HEREDOC_SPECIAL.search(body, position)
+            if match is None:
+                pieces.append(body[position:])
+                return "".join(pieces)
+            start = match.start()
+            pieces.append(body[position:start])
+            if body[start] == "\\":
+                following = body[start + 1:start + 2]
+                if following in ("$", "`", "\\"):
+                    pieces.append(following)
+                elif following != "\n":
+                    pieces.append("\\" + following)
+                position = start + 2
+                continue
+            name = _NAME.match(body, start + 1)
+            if body.startswith("${", start):
+                close = closing_brace(body, start + 2)
+                end = len(body) if close < 0 else close + 1
+                value = None if close < 0 else self._parameter(body[start + 2:close])
+                pieces.append(body[start:end] if value is None else value)
+                position = end
+            elif name is not None:
+                value = self.state.variables.get(name.group())
+                pieces.append(body[start:name.end()] if value is None else value)
+                position = name.end()
+            else:
+                pieces.append("$")
+                position = start + 1
 
-def _unescape_double(match: re.Match[str]) -> str:
-    # Inside double quotes a backslash-newline joins lines; other escapes keep the char.
-    return "" if match[1] == "\n" else match[1]
 
-
-def _unescape_ansi(match: re.Match[str]) -> str:
-    return _ANSI_ESCAPES.get(match[1], match[0])
-
-
-def _closing_paren(text: str, start: int) -> int:
-    """Index of the ``)`` closing a ``$(`` opened just before ``start`` (or len(text))."""
-    depth = 1
-    index = start
-    length = len(text)
-    while index < length:
-        char = text[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "'" or char == '"':
-            close = text.find(char, index + 1)
-            index = length if close < 0 else close + 1
-            continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return length
-
-
-def _closing_backtick(text: str, start: int) -> int:
-    index = start
-    while index < len(text):
-        if text[index] == "\\":
-            index += 2
-            continue
-        if text[index] == "`":
-            return index
-        index += 1
-    return len(text)
+def _known_output(command: Command) -> str | None:
+    """What ``command`` prints when the script alone decides it."""
+    if command.opaque:
+        return None
+    program, args = command.program, command.argv[1:]
+    if program == "echo":
+        newline = "\n"
+        while args and args[0] in ("-n", "-e", "-E", "-ne", "-en"):
+            if "n" in args[0]:
+                newline = ""
+            args = args[1:]
+        return " ".join(args) + newline
+    if program == "printf" and args:
+        return printf_output(args[0], args[1:])
+    if program in ("cat", "tee") and (program == "tee" or all(a == "-" for a in args)):
+        return command.stdin
+    return None

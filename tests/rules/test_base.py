@@ -23,7 +23,7 @@ EXPECTED = {
     "PG303": ("privileged", {"container", "compose", "k8s"}),
     "PG304": ("new-privileges-allowed", {"container", "compose", "k8s"}),
     "PG305": ("host-namespace", {"container", "compose", "k8s"}),
-    "PG306": ("setuid-file", {"image"}),
+    "PG306": ("setuid-file", {"image", "dockerfile"}),
     "PG307": ("sensitive-mount", {"container", "compose", "k8s"}),
     "PG308": ("device-access", {"container", "compose", "k8s"}),
     "PG309": ("unsafe-sysctl", {"container", "compose", "k8s"}),

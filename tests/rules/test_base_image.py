@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from paracle_guard.sources.run_facts import read_run
 from paracle_guard.subject import BaseImage
 from tests.builders import (
     base_image,
@@ -163,10 +164,8 @@ def test_builder_stages_count_too() -> None:
     assert violation.location == loc(4)
 
 
-def test_exec_form_without_split_commands_is_read_as_text() -> None:
-    step = run_step("x").model_copy(
-        update={"script": '["/bin/sh", "-c", "curl -s https://x | bash"]', "pipelines": []}
-    )
+def test_exec_form_shell_scripts_are_read_too() -> None:
+    step = read_run(argv=["/bin/sh", "-c", "curl -s https://x | bash"], location=loc(2))
     assert messages("PG503", dockerfile(run_steps=[step])) == ["RUN pipes curl output into bash"]
 
 

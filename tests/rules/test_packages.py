@@ -1,11 +1,9 @@
-"""PG401 install-recommends, PG402 package-cache, PG403 denied-package, PG404 too-many-packages,
-and the command readers the package rules (and PG103, PG503) are built on."""
+"""PG401 install-recommends, PG402 package-cache, PG403 denied-package, PG404 too-many-packages."""
 
 from __future__ import annotations
 
 import pytest
 
-from paracle_guard.rules.packages import manager_call
 from paracle_guard.severity import Severity
 from paracle_guard.subject import RunStep
 from tests.builders import (
@@ -18,35 +16,6 @@ from tests.builders import (
     package,
     run_step,
 )
-
-# --- package-manager calls ------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("argv", "manager", "subcommand", "operands"),
-    [
-        (["apt-get", "-y", "-o", "Dpkg::Options::=--force-confnew", "install", "curl"],
-         "apt", "install", ("curl",)),
-        (["python3", "-m", "pip", "--no-cache-dir", "install", "requests"],
-         "pip", "install", ("requests",)),
-        (["/opt/venv/bin/pip3.12", "install", "-r", "req.txt", "rich"],
-         "pip", "install", ("rich",)),
-        (["apk", "--no-cache", "add", "--virtual", ".deps", "gcc"], "apk", "add", ("gcc",)),
-        (["microdnf", "install", "-y", "shadow-utils"], "microdnf", "install", ("shadow-utils",)),
-    ],
-)
-def test_manager_call(
-    argv: list[str], manager: str, subcommand: str, operands: tuple[str, ...]
-) -> None:
-    call = manager_call(argv)
-    assert call is not None
-    assert (call.manager, call.subcommand, call.operands) == (manager, subcommand, operands)
-
-
-@pytest.mark.parametrize("argv", [["python3", "app.py"], ["make", "install"], ["apt-get"], []])
-def test_other_commands_are_not_manager_calls(argv: list[str]) -> None:
-    assert manager_call(argv) is None
-
 
 # --- PG401 install-recommends -----------------------------------------------------
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from paracle_guard.errors import InputError
 from paracle_guard.sources.dockerfile import load_dockerfile, parse_dockerfile
-from paracle_guard.subject import Subject
+from paracle_guard.subject import RunStep, Subject
 
 
 def parse(
@@ -21,6 +21,10 @@ def parse(
     return parse_dockerfile(
         textwrap.dedent(text), "Dockerfile", target=target, build_args=build_args
     )
+
+
+def argvs(step: RunStep) -> list[list[str]]:
+    return [command.argv for command in step.commands]
 
 
 def spans(subject: Subject) -> list[tuple[str, int | None, int | None]]:
@@ -52,14 +56,14 @@ def test_continuations_with_comments_and_blank_lines_keep_exact_lines() -> None:
         """)
     assert spans(subject) == [("FROM", 1, 1), ("RUN", 2, 6), ("USER", 9, 9)]
     assert subject.run_steps[0].script == "apk add     curl     git"
-    assert subject.run_steps[0].pipelines == [[["apk", "add", "curl", "git"]]]
+    assert argvs(subject.run_steps[0]) == [["apk", "add", "curl", "git"]]
     assert not subject.parse_problems
 
 
 def test_continuation_running_into_the_end_of_the_file() -> None:
     subject = parse_dockerfile("FROM alpine\nRUN echo a \\\n  b \\", "Dockerfile")
     assert spans(subject) == [("FROM", 1, 1), ("RUN", 2, 3)]
-    assert subject.run_steps[0].pipelines == [[["echo", "a", "b"]]]
+    assert argvs(subject.run_steps[0]) == [["echo", "a", "b"]]
 
 
 def test_crlf_line_endings() -> None:
@@ -68,7 +72,7 @@ def test_crlf_line_endings() -> None:
     )
     assert spans(subject) == [("FROM", 1, 1), ("RUN", 2, 3), ("USER", 4, 4)]
     assert subject.user is not None and subject.user.spec == "app:app"
-    assert subject.run_steps[0].pipelines == [[["apk", "add", "curl"]]]
+    assert argvs(subject.run_steps[0]) == [["apk", "add", "curl"]]
 
 
 @pytest.mark.parametrize("content", [b"\xef\xbb\xbfFROM alpine\nUSER 1000\n",
@@ -140,12 +144,12 @@ def test_exec_and_shell_forms() -> None:
     exec_step, plain_exec, shell_step = subject.run_steps
     assert exec_step.exec_form and plain_exec.exec_form and not shell_step.exec_form
     assert exec_step.script == '["/bin/sh", "-c", "pip install flask && rm -rf /root/.cache"]'
-    assert exec_step.pipelines == [
-        [["/bin/sh", "-c", "pip install flask && rm -rf /root/.cache"]],
-        [["pip", "install", "flask"]],
-        [["rm", "-rf", "/root/.cache"]],
+    assert argvs(exec_step) == [
+        ["/bin/sh", "-c", "pip install flask && rm -rf /root/.cache"],
+        ["pip", "install", "flask"],
+        ["rm", "-rf", "/root/.cache"],
     ]
-    assert plain_exec.pipelines == [[["pip", "install", "requests"]]]
+    assert argvs(plain_exec) == [["pip", "install", "requests"]]
     assert [p.name for p in subject.packages] == ["flask", "requests", "gunicorn"]
     assert subject.instructions[-1].value == '["python", "app.py"]'
 
@@ -169,7 +173,7 @@ def test_run_heredoc_body_is_the_script() -> None:
     assert step.script == (
         "set -eux\napt-get update\napt-get install -y --no-install-recommends curl\n"
     )
-    assert step.commands == [
+    assert argvs(step) == [
         ["set", "-eux"],
         ["apt-get", "update"],
         ["apt-get", "install", "-y", "--no-install-recommends", "curl"],
@@ -200,7 +204,7 @@ def test_heredoc_with_dash_strips_leading_tabs() -> None:
     )
     assert spans(subject) == [("FROM", 1, 1), ("RUN", 2, 5), ("USER", 6, 6)]
     assert subject.run_steps[0].script == "apk add \\\ncurl\n"
-    assert subject.run_steps[0].commands == [["apk", "add", "curl"]]
+    assert argvs(subject.run_steps[0]) == [["apk", "add", "curl"]]
 
 
 def test_quoted_heredoc_delimiters_are_not_expanded() -> None:
@@ -220,7 +224,11 @@ def test_quoted_heredoc_delimiters_are_not_expanded() -> None:
     assert [step.script for step in subject.run_steps] == [
         "apk add curl\n", "apk add $PKG\n", "apk add $PKG\n"
     ]
-    assert [(p.name, p.location.line) for p in subject.packages] == [("curl", 3)]
+    # Quoting the delimiter stops BuildKit's expansion, not the shell's: ARGs are in the
+    # environment of RUN, so every one of the three installs curl.
+    assert [(p.name, p.location.line) for p in subject.packages] == [
+        ("curl", 3), ("curl", 6), ("curl", 9)
+    ]
 
 
 def test_several_heredocs_on_one_line() -> None:
@@ -241,7 +249,7 @@ def test_several_heredocs_on_one_line() -> None:
     assert subject.instructions[1].value == "<<A <<B /etc/app/\nfirst file\nA\nsecond file\nB"
     step = subject.run_steps[0]
     assert step.script == "<<ONE cat > /one && <<TWO sh\ndata\nONE\napk add jq\nTWO"
-    assert step.commands == [["cat"], ["sh"], ["apk", "add", "jq"]]
+    assert argvs(step) == [["cat"], ["sh"], ["apk", "add", "jq"]]
     assert [p.name for p in subject.packages] == ["jq"]
 
 
@@ -274,8 +282,8 @@ def test_command_with_heredoc_keeps_the_body_as_data() -> None:
     assert python_step.script == (
         'python3 <<EOF\nimport subprocess\nsubprocess.run(["apt-get", "install", "sudo"])\nEOF'
     )
-    assert python_step.pipelines == [[["python3"]]]
-    assert bash_step.commands == [["bash", "-e"], ["pip", "install", "requests"]]
+    assert argvs(python_step) == [["python3"]]
+    assert argvs(bash_step) == [["bash", "-e"], ["pip", "install", "requests"]]
     assert [(p.name, p.manager, p.location.line) for p in subject.packages] == [
         ("requests", "pip", 6)
     ]
@@ -289,7 +297,7 @@ def test_heredoc_script_with_non_shell_shebang_is_not_split() -> None:
         print("apt-get install -y sudo")
         EOF
         """)
-    assert subject.run_steps[0].pipelines == []
+    assert subject.run_steps[0].commands == []
     assert subject.packages == []
 
 
@@ -694,9 +702,11 @@ def test_run_step_facts() -> None:
     assert step.mounts == ["type=cache,target=/root/.cache/pip"]
     assert step.environment == {"PIP_NO_CACHE_DIR": "1"}
     assert step.script == 'pip install "flask>=3" &&     curl -fsSL https://example.com/x.sh | sh'
-    assert step.pipelines == [
-        [["pip", "install", "flask>=3"]],
-        [["curl", "-fsSL", "https://example.com/x.sh"], ["sh"]],
+    assert argvs(step) == [
+        ["pip", "install", "flask>=3"], ["curl", "-fsSL", "https://example.com/x.sh"], ["sh"]
+    ]
+    assert [(d.url, d.consumer, d.runs_as_code) for d in step.downloads] == [
+        ("https://example.com/x.sh", "sh", True)
     ]
     assert (step.stage, step.final, step.exec_form) == ("0", True, False)
     run = subject.instructions[-1]

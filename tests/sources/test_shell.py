@@ -1,4 +1,4 @@
-"""sources/shell.py: RUN scripts become pipelines of argv lists, the way sh reads them."""
+"""sources/shell.py: RUN scripts become the commands sh runs, in order, with their data flows."""
 
 from __future__ import annotations
 
@@ -7,88 +7,129 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paracle_guard.sources.shell import (
+    Command,
+    read_argv,
+    read_script,
     reads_script_from_stdin,
     shell_c_script,
-    split_argv,
-    split_script,
 )
 
 
-def test_operators_end_pipelines_and_pipes_join_commands() -> None:
-    assert split_script("a 1 && b 2 || c; d & e | f |& g\nh") == [
-        [["a", "1"]],
-        [["b", "2"]],
-        [["c"]],
-        [["d"]],
-        [["e"], ["f"], ["g"]],
-        [["h"]],
-    ]
+def argvs(script: str, variables: dict[str, str] | None = None) -> list[list[str]]:
+    return [command.argv for command in read_script(script, variables)]
+
+
+def only(script: str, variables: dict[str, str] | None = None) -> Command:
+    (command,) = read_script(script, variables)
+    return command
+
+
+def test_operators_separate_commands_and_pipes_join_them() -> None:
+    commands = read_script("a 1 && b 2 || c; d & e | f |& g\nh")
+    assert [c.argv for c in commands] == [["a", "1"], ["b", "2"], ["c"], ["d"], ["e"], ["f"],
+                                          ["g"], ["h"]]
+    e, f, g = commands[4:7]
+    assert (e.output_to, e.flow, f.output_to, f.flow, g.output_to) == (f, "pipe", g, "pipe", None)
+    assert f.stdin_from is e
 
 
 def test_quotes_and_escapes_are_removed_like_the_shell_does() -> None:
-    assert split_script("""echo 'a b' "c \\"d\\" $X" e\\ f g'h'"i" '' $'x\\ny'""") == [
-        [["echo", "a b", 'c "d" $X', "e f", "ghi", "", "x\ny"]]
+    assert argvs("""echo 'a b' "c \\"d\\" $X" e\\ f g'h'"i" '' $'x\\ny'""") == [
+        ["echo", "a b", 'c "d" $X', "e f", "ghi", "", "x\ny"]
     ]
 
 
 def test_backslash_newline_joins_lines() -> None:
-    assert split_script("apt-get install \\\n  curl \\\n  git") == [
-        [["apt-get", "install", "curl", "git"]]
+    assert argvs("apt-get install \\\n  curl \\\n  git") == [["apt-get", "install", "curl", "git"]]
+
+
+def test_leading_assignments_are_the_commands_environment() -> None:
+    command = only("DEBIAN_FRONTEND=noninteractive A+=1 apt-get install -y x; B=2")
+    assert command.argv == ["apt-get", "install", "-y", "x"]
+    assert command.environment == {"DEBIAN_FRONTEND": "noninteractive", "A": "1"}
+
+
+def test_redirections_are_recorded_not_argv() -> None:
+    commands = read_script(
+        "curl -o x url 2>&1 >/dev/null < in >> log &>all 3<&0 <<< word; echo ok > f"
+    )
+    assert [c.argv for c in commands] == [["curl", "-o", "x", "url"], ["echo", "ok"]]
+    assert commands[0].redirects == [
+        ("2", ">&", "1"), ("", ">", "/dev/null"), ("", "<", "in"), ("", ">>", "log"),
+        ("", "&>", "all"), ("3", "<&", "0"), ("", "<<<", "word"),
     ]
-
-
-def test_leading_assignments_are_not_argv() -> None:
-    assert split_script("DEBIAN_FRONTEND=noninteractive A+=1 apt-get install -y x; B=2") == [
-        [["apt-get", "install", "-y", "x"]]
-    ]
-
-
-def test_redirections_and_their_targets_are_not_argv() -> None:
-    script = "curl -o x url 2>&1 >/dev/null < in >> log &>all 3<&0 <<< word; echo ok > f"
-    assert split_script(script) == [[["curl", "-o", "x", "url"]], [["echo", "ok"]]]
+    assert commands[0].stdin == "word\n"
+    assert commands[1].stdout_file() == "f"
 
 
 def test_only_ascii_blanks_split_words() -> None:
     # sh splits on spaces and tabs only; a no-break space is part of a word.
-    assert split_script("echo a\u00a0b c\u2028d | sh") == [
-        [["echo", "a\u00a0b", "c\u2028d"], ["sh"]]
-    ]
+    assert argvs("echo a\u00a0b c\u2028d | cat") == [["echo", "a\u00a0b", "c\u2028d"], ["cat"]]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(alphabet="ab-/.:=\u00a0\u2028\u00e9", min_size=1), min_size=1, max_size=8))
 def test_plain_words_come_back_whole(words: list[str]) -> None:
-    if "=" in words[0]:
-        words = ["cmd", *words]  # a leading NAME=value is an assignment, not argv
-    assert split_script(" ".join(words)) == [[words]]
+    words = ["cmd", *words]  # a leading NAME=value is an assignment, not argv
+    assert argvs(" ".join(words)) == [words]
 
 
 def test_comments_are_skipped_but_a_hash_inside_a_word_is_kept() -> None:
-    assert split_script("# setup\necho a#b # trailing\n  # indented") == [[["echo", "a#b"]]]
+    assert argvs("# setup\necho a#b # trailing\n  # indented") == [["echo", "a#b"]]
 
 
-def test_variables_and_parameter_expansions_stay_as_written() -> None:
-    assert split_script("pip install ${PKG:-a b} $VERSION") == [
-        [["pip", "install", "${PKG:-a b}", "$VERSION"]]
+# --- expansions -------------------------------------------------------------------
+
+
+def test_known_variables_expand_and_split_unknown_ones_stay_as_written() -> None:
+    variables = {"PKGS": "curl  sudo", "V": "1.2", "EMPTY": ""}
+    assert argvs('pip install $PKGS "$PKGS" ${V} x-$V $NOPE ${NOPE:-a b} $EMPTY', variables) == [
+        ["pip", "install", "curl", "sudo", "curl  sudo", "1.2", "x-1.2", "$NOPE", "${NOPE:-a b}"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("${SET:-d}", "s"), ("${EMPTY:-d}", "d"), ("${EMPTY-d}", ""), ("${SET:+alt}", "alt"),
+        ("${EMPTY:+alt}", ""), ('${EMPTY:-"a b"}', "a b"), ("${EMPTY:-${SET}}", "s"),
+    ],
+)
+def test_parameter_defaults(word: str, value: str) -> None:
+    assert only(f'echo "{word}"', {"SET": "s", "EMPTY": ""}).argv == ["echo", value]
+
+
+def test_assignments_and_exports_in_the_script_are_seen_later() -> None:
+    commands = read_script('P="curl sudo"; export PIP_NO_CACHE_DIR=1 X; apk add $P; pip install y')
+    assert commands[1].argv == ["apk", "add", "curl", "sudo"]
+    assert commands[2].environment == {"PIP_NO_CACHE_DIR": "1"}
+
+
+def test_an_expanded_script_is_read_as_the_shell_reads_it() -> None:
+    # The value holds quotes: substituting the text first would break the words apart.
+    script = 'apt-get update && echo "hi there" && rm -rf /var/lib/apt/lists/*'
+    assert argvs('bash -c "$SCRIPT"', {"SCRIPT": script}) == [
+        ["bash", "-c", script], ["apt-get", "update"], ["echo", "hi there"],
+        ["rm", "-rf", "/var/lib/apt/lists/*"],
+    ]
+
+
+def test_positional_parameters_of_sh_c() -> None:
+    assert argvs("sh -c 'apk add \"$1\" $2' _ sudo doas")[1] == ["apk", "add", "sudo", "doas"]
+
+
+# --- compound commands --------------------------------------------------------------
 
 
 def test_compound_keywords_are_dropped_from_the_front() -> None:
     script = "if [ -f x ]; then apt-get install -y sudo; else ! true; fi"
-    assert split_script(script) == [
-        [["[", "-f", "x", "]"]],
-        [["apt-get", "install", "-y", "sudo"]],
-        [["true"]],
-    ]
+    assert argvs(script) == [["[", "-f", "x", "]"], ["apt-get", "install", "-y", "sudo"],
+                             ["true"]]
 
 
 def test_loop_headers_are_not_commands() -> None:
     script = "for p in a b; do pip install $p; done\nwhile read l; do echo $l; done"
-    assert split_script(script) == [
-        [["pip", "install", "$p"]],
-        [["read", "l"]],
-        [["echo", "$l"]],
-    ]
+    assert argvs(script) == [["pip", "install", "$p"], ["read", "l"], ["echo", "$l"]]
 
 
 def test_case_patterns_are_not_commands() -> None:
@@ -96,71 +137,121 @@ def test_case_patterns_are_not_commands() -> None:
         'case "$ARCH" in\n  amd64|x86_64) apk add a ;;\n  (arm64) apk add b ;;\n'
         "  *) echo no ;;\nesac"
     )
-    assert split_script(script) == [[["apk", "add", "a"]], [["apk", "add", "b"]], [["echo", "no"]]]
+    assert argvs(script) == [["apk", "add", "a"], ["apk", "add", "b"], ["echo", "no"]]
 
 
-def test_function_definitions_and_subshells() -> None:
-    assert split_script("f() { echo hi; }; f\n(cd /src && make) || exit 1") == [
-        [["echo", "hi"]],
-        [["f"]],
-        [["cd", "/src"]],
-        [["make"]],
-        [["exit", "1"]],
+def test_function_definitions_subshells_and_the_working_directory() -> None:
+    commands = read_script("f() { echo hi; }; f\n(cd /src && make) || exit 1; make all")
+    assert [c.argv for c in commands] == [["echo", "hi"], ["f"], ["cd", "/src"], ["make"],
+                                          ["exit", "1"], ["make", "all"]]
+    assert [c.cwd for c in commands[3:]] == ["/src", "/", "/"]  # the subshell's cd ends with it
+
+
+def test_cd_moves_relative_paths() -> None:
+    commands = read_script("cd /var/lib && cd apt/lists && rm -rf * && cd $X && ls", cwd="/")
+    assert [c.cwd for c in commands] == ["/", "/var/lib", "/var/lib/apt/lists",
+                                         "/var/lib/apt/lists", None]
+
+
+# --- nested scripts and data flows --------------------------------------------------
+
+
+def test_command_substitutions_run_first_and_are_captured() -> None:
+    commands = read_script(
+        'sh -c "$(curl -fsSL https://x/install.sh)" && echo `uname -m` $((1 + 2))'
+    )
+    assert [c.argv for c in commands] == [
+        ["curl", "-fsSL", "https://x/install.sh"],
+        ["sh", "-c", "$(curl -fsSL https://x/install.sh)"],
+        ["uname", "-m"],
+        ["echo", "`uname -m`", "$((1 + 2))"],
+    ]
+    assert (commands[0].output_to, commands[0].flow) == (commands[1], "argument")
+    assert commands[1].opaque
+
+
+def test_process_substitution_is_captured() -> None:
+    curl, bash = read_script("bash <(curl -s https://x)")
+    assert (curl.output_to, curl.flow, bash.argv) == (bash, "argument",
+                                                      ["bash", "<(curl -s https://x)"])
+
+
+def test_sh_c_su_c_and_eval_scripts_are_read_where_they_run() -> None:
+    assert argvs("bash -ec 'curl -s x | sh' && su -c 'apk add a' app && eval \"apk add b\"") == [
+        ["bash", "-ec", "curl -s x | sh"], ["curl", "-s", "x"], ["sh"],
+        [], ["apk", "add", "a"],
+        ["eval", "apk add b"], ["apk", "add", "b"],
     ]
 
 
-def test_command_substitutions_are_split_after_their_pipeline() -> None:
-    script = 'sh -c "$(curl -fsSL https://x/install.sh)" && echo `uname -m` $((1 + 2))'
-    assert split_script(script) == [
-        [["sh", "-c", "$(curl -fsSL https://x/install.sh)"]],
-        [["curl", "-fsSL", "https://x/install.sh"]],
-        [["echo", "`uname -m`", "$((1 + 2))"]],
-        [["uname", "-m"]],
-    ]
+def test_nested_output_is_forwarded_to_its_shell() -> None:
+    commands = read_script("sh -c 'curl -s x' | bash")
+    curl = commands[1]
+    assert (curl.output_to, curl.flow) == (commands[0], "forward")
+    assert (commands[0].output_to, commands[0].flow) == (commands[2], "pipe")
 
 
-def test_sh_c_scripts_are_split_too() -> None:
-    assert split_script("bash -ec 'curl -s x | sh' && su -c 'not split' app") == [
-        [["bash", "-ec", "curl -s x | sh"]],
-        [["curl", "-s", "x"], ["sh"]],
-        [["su", "-c", "not split", "app"]],
-    ]
-
-
-def test_heredoc_body_is_data_for_most_commands() -> None:
-    script = "cat <<'EOF' > /etc/app.conf\napt-get install -y sudo\nEOF\necho done"
-    assert split_script(script) == [[["cat"]], [["echo", "done"]]]
+def test_heredoc_body_is_the_standard_input() -> None:
+    commands = read_script(
+        "cat <<'EOF' > /etc/app.conf\napt-get install -y $X\nEOF\ncat <<EOF\n$X \\$Y\nEOF",
+        {"X": "sudo"},
+    )
+    assert [c.argv for c in commands] == [["cat"], ["cat"]]
+    assert commands[0].stdin == "apt-get install -y $X\n"  # quoted: no expansion
+    assert commands[0].output == "apt-get install -y $X\n"
+    assert commands[1].stdin == "sudo $Y\n"
 
 
 def test_heredoc_body_fed_to_a_shell_is_a_script() -> None:
     script = "bash -ex <<EOF\napt-get install -y vim\nEOF\npython3 <<EOF\nimport os\nEOF"
-    assert split_script(script) == [
-        [["bash", "-ex"]],
-        [["apt-get", "install", "-y", "vim"]],
-        [["python3"]],
-    ]
+    assert argvs(script) == [["bash", "-ex"], ["apt-get", "install", "-y", "vim"], ["python3"]]
 
 
 def test_heredoc_with_dash_strips_tabs_from_the_terminator() -> None:
-    script = "sh <<-END\n\tapk add curl\n\tEND\nls"
-    assert split_script(script) == [[["sh"]], [["apk", "add", "curl"]], [["ls"]]]
+    assert argvs("sh <<-END\n\tapk add curl\n\tEND\nls") == [["sh"], ["apk", "add", "curl"],
+                                                             ["ls"]]
+
+
+def test_a_known_pipe_into_a_shell_is_a_script() -> None:
+    assert argvs("echo 'apk add sudo' | sh && printf '%s\\n' 'apk add doas' | bash -s") == [
+        ["echo", "apk add sudo"], ["sh"], ["apk", "add", "sudo"],
+        ["printf", "%s\\n", "apk add doas"], ["bash", "-s"], ["apk", "add", "doas"],
+    ]
+
+
+def test_xargs_fed_by_a_known_list() -> None:
+    assert argvs("echo sudo doas | xargs apk add && printf 'a\\nb\\n' | xargs -I{} pip install {}"
+                 )[1::2] == [["apk", "add", "sudo", "doas"], ["pip", "install", "a"]]
+    assert argvs("cat list | xargs apk add")[1] == ["apk", "add"]
+
+
+def test_find_exec_runs_its_command() -> None:
+    assert argvs("find / -perm /6000 -type f -exec chmod a-s {} + -o -exec sh -c 'rm x' \\;") == [
+        ["find", "/", "-perm", "/6000", "-type", "f", "-exec", "chmod", "a-s", "{}", "+", "-o",
+         "-exec", "sh", "-c", "rm x", ";"],
+        ["chmod", "a-s", "{}"], ["sh", "-c", "rm x"], ["rm", "x"],
+    ]
 
 
 def test_unterminated_constructs_do_not_raise() -> None:
-    assert split_script("echo 'open") == [[["echo", "open"]]]
-    assert split_script('echo "open $(x') == [[["echo", "open $(x"]], [["x"]]]
-    assert split_script("cat <<EOF\nno end") == [[["cat"]]]
-    assert split_script("") == []
+    assert argvs("echo 'open") == [["echo", "open"]]
+    assert argvs('echo "open $(x') == [["x"], ["echo", "open $(x)"]]
+    assert argvs("cat <<EOF\nno end") == [["cat"]]
+    assert argvs("") == []
 
 
-def test_split_argv_is_the_command_then_its_shell_script() -> None:
-    assert split_argv(["/bin/sh", "-c", "apt-get install -y x && rm -rf /tmp/*"]) == [
-        [["/bin/sh", "-c", "apt-get install -y x && rm -rf /tmp/*"]],
-        [["apt-get", "install", "-y", "x"]],
-        [["rm", "-rf", "/tmp/*"]],
-    ]
-    assert split_argv(["python3", "app.py"]) == [[["python3", "app.py"]]]
-    assert split_argv([]) == []
+def test_read_argv_is_the_command_then_its_shell_script() -> None:
+    assert [c.argv for c in read_argv(["/bin/sh", "-c", "apt-get install -y x && rm -rf /t/*"])
+            ] == [["/bin/sh", "-c", "apt-get install -y x && rm -rf /t/*"],
+                  ["apt-get", "install", "-y", "x"], ["rm", "-rf", "/t/*"]]
+    assert [c.argv for c in read_argv(["python3", "app.py"])] == [["python3", "app.py"]]
+    assert read_argv([]) == []
+
+
+def test_nesting_stops_at_a_fixed_depth() -> None:
+    commands = argvs("eval " * 20 + "apk add x")
+    assert ["apk", "add", "x"] not in commands
+    assert len(commands) == 7  # the script and six nested levels
 
 
 @pytest.mark.parametrize(
@@ -169,7 +260,6 @@ def test_split_argv_is_the_command_then_its_shell_script() -> None:
         (["sh", "-c", "x"], "x"),
         (["/bin/bash", "-o", "pipefail", "-c", "x", "arg0"], "x"),
         (["bash", "--login", "-euxc", "x"], "x"),
-        (["busybox", "sh", "-c", "x"], "x"),
         (["sh", "script.sh"], None),
         (["python3", "-c", "x"], None),
         (["sh", "-c"], None),
@@ -185,6 +275,7 @@ def test_shell_c_script(argv: list[str], script: str | None) -> None:
         (["sh"], True),
         (["bash", "-ex"], True),
         (["sh", "-s", "--", "arg"], True),
+        (["bash", "-"], True),
         (["sh", "script.sh"], False),
         (["sh", "-c", "x"], False),
         (["python3"], False),
@@ -198,6 +289,7 @@ _SHELLISH = st.lists(
     st.sampled_from([
         "a", " ", "\n", "'", '"', "\\", "$", "$(", ")", "(", "`", "${", "}", "|", "&&", ";",
         "<<", "<<-", "EOF", "\t", "#", "sh", "-c", "case", "in", "esac", ";;", "2>", "=",
+        "<(", "eval", "xargs", "X=", "$X", "${X:-", "cd", "..", "echo", "find", "-exec",
     ]),
     max_size=60,
 ).map("".join)
@@ -205,6 +297,6 @@ _SHELLISH = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=200), _SHELLISH))
-def test_split_script_never_raises(script: str) -> None:
-    pipelines = split_script(script)
-    assert all(pipeline and all(command for command in pipeline) for pipeline in pipelines)
+def test_read_script_never_raises(script: str) -> None:
+    for command in read_script(script, {"X": "a b"}):
+        assert isinstance(command.argv, list)

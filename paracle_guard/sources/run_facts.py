@@ -1,0 +1,130 @@
+"""The shell reader's front door: a RUN step becomes facts the rules judge.
+
+``read_run`` takes the script as the shell receives it (shell form, a heredoc
+script, or an exec-form argv), the variables the shell can see (ARG and ENV
+values) and the working directory, runs the shell reader (``shell.py``) and
+asks each tool reader what every command does:
+
+- package-manager calls (``package_calls.py``): manager, verb, packages, options,
+  and the caches a clean verb deletes;
+- account changes (``commands.py``): users and groups created, groups joined;
+- files written, paths removed, permission changes, downloads and where their
+  bytes go (``file_commands.py``);
+- settings written into apt's configuration.
+
+Facts name their command by its index in ``RunStep.commands``, so order
+questions ("are the lists removed after the last install?") are index
+comparisons. Rules read only these facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from paracle_guard.location import Location
+from paracle_guard.sources import file_commands
+from paracle_guard.sources.commands import account_command, group_memberships, is_account_tool
+from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_call
+from paracle_guard.sources.shell import Command, read_argv, read_script
+from paracle_guard.subject import AccountChange, PathRemoval, RunStep, ShellCommand
+
+# Programs whose facts the tool readers know; every other command is only a ShellCommand.
+_FILE_PROGRAMS = frozenset({"tee", "dd", "install", "cp", "mv", "ln", "sed", "visudo", "curl",
+                            "wget", "rm", "chmod", "setcap", "mkdir"})
+
+
+def read_run(
+    script: str | None = None,
+    *,
+    argv: Sequence[str] | None = None,
+    variables: Mapping[str, str] | None = None,
+    cwd: str | None = "/",
+    display: str | None = None,
+    exec_form: bool = False,
+    mounts: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
+    stage: str = "0",
+    final: bool = True,
+    location: Location,
+) -> RunStep:
+    """The RunStep of one RUN: ``script`` (or exec-form ``argv``) read with its facts.
+
+    ``display`` is the script as reports show it (default: ``script``);
+    ``environment`` the ENV and ARG values in force (default: ``variables``).
+    """
+    if argv is not None:
+        commands = read_argv(argv, variables, cwd=cwd)
+    else:
+        commands = read_script(script or "", variables, cwd=cwd)
+    step = RunStep(
+        script=display if display is not None else (script or ""),
+        exec_form=exec_form,
+        mounts=list(mounts),
+        environment=dict(environment if environment is not None else (variables or {})),
+        stage=stage,
+        final=final,
+        location=location,
+    )
+    _Facts(step).read(commands)
+    return step
+
+
+class _Facts:
+    """Fills one RunStep's facts from its commands."""
+
+    def __init__(self, step: RunStep) -> None:
+        self.step = step
+        self.directories: set[str] = set()
+
+    def read(self, commands: list[Command]) -> None:
+        step = self.step
+        for index, command in enumerate(commands):
+            step.commands.append(ShellCommand(argv=command.argv, wrappers=command.wrappers,
+                                              environment=command.environment))
+            program = command.program
+            if command.redirects or program in _FILE_PROGRAMS:
+                self._files(command, program, index)
+            if is_package_manager(program):
+                self._package(command, index)
+            elif is_account_tool(program):
+                self._account(command.argv, program, index)
+        for write in step.writes:
+            step.apt_settings.update(file_commands.apt_settings(write))
+
+    def _package(self, command: Command, index: int) -> None:
+        call = package_call(command.argv, index)
+        if call is None:
+            return
+        self.step.package_calls.append(call)
+        how = f"{call.tool} {call.verb}"
+        home = command.environment.get("HOME") or self.step.environment.get("HOME")
+        for path in cleaned_paths(call):
+            if path.startswith("~") and home:
+                path = home.rstrip("/") + path[1:]
+            self.step.removals.append(PathRemoval(command=index, path=path, how=how))
+
+    def _account(self, argv: list[str], program: str, index: int) -> None:
+        created = account_command(argv)
+        joined = group_memberships(argv)
+        if created is not None:
+            self.step.accounts.append(AccountChange(
+                command=index, tool=program, kind=created.kind, name=created.name, created=True,
+                id=created.id, group=created.group,
+                groups=joined[1] if joined is not None and joined[0] == created.name else [],
+            ))
+        elif joined is not None:
+            self.step.accounts.append(AccountChange(
+                command=index, tool=program, kind="user", name=joined[0], created=False,
+                groups=joined[1],
+            ))
+
+    def _files(self, command: Command, program: str, index: int) -> None:
+        step = self.step
+        step.writes.extend(file_commands.writes(command, index))
+        if program not in _FILE_PROGRAMS:
+            return
+        step.removals.extend(file_commands.removals(command, index))
+        self.directories.update(file_commands.created_directories(command))
+        step.mode_changes.extend(file_commands.mode_changes(command, index, self.directories))
+        step.downloads.extend(file_commands.downloads(command, index))
+

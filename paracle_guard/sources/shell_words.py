@@ -1,0 +1,192 @@
+"""Small pure helpers of the shell reader (``shell.py``): shell options, paths, quotes.
+
+Each is linear in its input; none raises.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+
+from paracle_guard.sources.getopt import basename
+
+# Shells whose -c argument or stdin is itself a script worth reading.
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "yash"})
+_IFS = " \t\n"
+_ANSI_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+
+
+def shell_c_script(argv: Sequence[str]) -> str | None:
+    """The script of ``sh -c SCRIPT`` (any shell, bundled flags such as ``-ec``)."""
+    saw_c, position = shell_options(argv)
+    if saw_c and position is not None and position < len(argv):
+        return argv[position]
+    return None
+
+
+def reads_script_from_stdin(argv: Sequence[str]) -> bool:
+    """True for a shell that runs stdin as its script: ``sh``, ``bash -ex``, ``sh -s``."""
+    saw_c, position = shell_options(argv)
+    if position is None or saw_c:
+        return False
+    # With -s the positionals are arguments for the script on stdin; without it
+    # the first positional is a script file, and stdin is just data.
+    return position >= len(argv) or "s" in _short_flags(argv, position) or argv[position] == "-"
+
+
+def shell_options(argv: Sequence[str]) -> tuple[bool, int | None]:
+    """(saw -c, index of the first positional) for a shell argv; (False, None) if not a shell."""
+    if not argv or basename(argv[0]) not in SHELLS:
+        return False, None
+    saw_c = False
+    index = 1
+    while index < len(argv):
+        word = argv[index]
+        if word in ("-", "--"):
+            return saw_c, index + (word == "--")
+        if word.startswith("--"):
+            index += 1
+            continue
+        if len(word) > 1 and word[0] in "-+":
+            letters = word[1:]
+            saw_c = saw_c or (word[0] == "-" and "c" in letters)
+            # -o and -O take an option name as the next word.
+            index += 2 if ("o" in letters or "O" in letters) else 1
+            continue
+        break
+    return saw_c, index
+
+
+def _short_flags(argv: Sequence[str], end: int) -> str:
+    return "".join(
+        word[1:] for word in argv[1:end] if word.startswith("-") and not word.startswith("--")
+    )
+
+
+def resolve_path(path: str, cwd: str | None) -> str:
+    """``path`` made absolute against ``cwd`` when that is known; as written otherwise."""
+    if path.startswith("/"):
+        return posixpath.normpath(path) if "/." in path or "//" in path else path
+    if cwd is None or not path or path.startswith(("~", "$")):
+        return path
+    return posixpath.normpath(posixpath.join(cwd, path))
+
+
+def split_fields(pieces: list[str], splits: list[bool], quoted: bool) -> list[str]:
+    """Field splitting: unquoted expansions split at blanks; an empty one is no field."""
+    fields: list[str] = []
+    current: list[str] = []
+    started = False
+    for piece, split in zip(pieces, splits, strict=True):
+        if not split:
+            current.append(piece)
+            started = True
+            continue
+        parts = piece.split()
+        if piece[:1] in _IFS and piece and started:
+            fields.append("".join(current))
+            current, started = [], False
+        for number, part in enumerate(parts):
+            if number:
+                fields.append("".join(current))
+                current = []
+            current.append(part)
+            started = True
+        if piece[-1:] in _IFS and piece and started:
+            fields.append("".join(current))
+            current, started = [], False
+    if started and (any(current) or quoted):
+        fields.append("".join(current))
+    return fields
+
+
+def printf_output(form: str, args: list[str]) -> str | None:
+    """printf with %s and backslash escapes; anything fancier is unknown.
+
+    Like printf, the format is reused while arguments remain, and only then.
+    """
+    out: list[str] = []
+    remaining = list(reversed(args))
+    while True:
+        used = 0
+        index = 0
+        while index < len(form):
+            char, following = form[index], form[index + 1:index + 2]
+            if char == "\\" and following:
+                out.append({"n": "\n", "t": "\t", "\\": "\\"}.get(following, "\\" + following))
+                index += 2
+            elif char == "%" and following == "%":
+                out.append("%")
+                index += 2
+            elif char == "%" and following == "s":
+                out.append(remaining.pop() if remaining else "")
+                used += 1
+                index += 2
+            elif char == "%":
+                return None
+            else:
+                out.append(char)
+                index += 1
+        if not remaining or not used:
+            return "".join(out)
+
+
+def unescape_ansi(match: re.Match[str]) -> str:
+    return _ANSI_ESCAPES.get(match[1], match[0])
+
+
+def closing_paren(text: str, start: int) -> int:
+    """Index of the ``)`` closing a ``(`` opened just before ``start`` (or len(text))."""
+    depth = 1
+    index = start
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "'" or char == '"':
+            close = text.find(char, index + 1)
+            index = length if close < 0 else close + 1
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return length
+
+
+def closing_brace(text: str, start: int) -> int:
+    """Index of the ``}`` closing a ``${`` whose name starts at ``start``; -1 if none."""
+    depth = 1
+    index = start
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "{" and text[index - 1] == "$":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return -1
+
+
+def closing_backtick(text: str, start: int) -> int:
+    index = start
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == "`":
+            return index
+        index += 1
+    return len(text)

@@ -1,0 +1,194 @@
+"""Programs that run another program: the one table the shell reader unwraps with.
+
+``sudo -E env A=1 ionice -c3 apt-get install x`` runs apt-get; a linter that
+reads "sudo" as the program misses the install, which is how wrappers become
+bypasses. Each wrapper is described by the options that take a value (so the
+value is not mistaken for the command), the operands it takes before the
+command (``timeout 10``, ``chroot /target``, ``gosu app``) and the options after
+which it runs no command at all (``command -v``, ``sudo -l``).
+
+Wrappers parse their own options up to the first operand (they all use POSIX
+order or getopt's "+"), so the command's options stay the command's.
+``su -c SCRIPT`` and ``runuser -c SCRIPT`` hand a script to a shell: the caller
+reads that script with the shell reader. ``xargs`` appends what it reads from
+standard input: the caller knows that input when an earlier command of the
+pipeline printed it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from paracle_guard.sources.getopt import Option, basename, has_option, parse_options
+
+
+@dataclass(frozen=True)
+class _Wrapper:
+    short_valued: str = ""
+    long_valued: frozenset[str] = frozenset()
+    operands: int = 0  # operands before the command: timeout DURATION, chroot DIR, gosu USER
+    # Options after which no command runs ("command -v x" only prints where x is).
+    no_command: frozenset[str] = frozenset()
+    assignments: bool = False  # NAME=value words before the command: sudo, env
+
+
+_WRAPPERS: dict[str, _Wrapper] = {
+    # sudo's getopt string is "+Aa:BbC:c:D:Eeg:Hh::iKklNnPp:R:r:SsT:t:U:u:Vv".
+    "sudo": _Wrapper(
+        "aCcDgpRrTtUu",
+        frozenset({"--user", "--group", "--close-from", "--chdir", "--prompt", "--role",
+                   "--type", "--other-user", "--chroot", "--command-timeout", "--auth-type",
+                   "--login-class"}),
+        no_command=frozenset({"-l", "--list", "-v", "--validate", "-K", "--remove-timestamp",
+                              "-V", "--version", "-e", "--edit", "-h", "--help"}),
+        assignments=True,
+    ),
+    "doas": _Wrapper("Cu"),
+    "env": _Wrapper("uCS", frozenset({"--unset", "--chdir", "--split-string"}),
+                    assignments=True),
+    "nice": _Wrapper("n", frozenset({"--adjustment"})),
+    "ionice": _Wrapper("cn", frozenset({"--class", "--classdata"}),
+                       no_command=frozenset({"-p", "--pid", "-P", "--pgid", "-u", "--uid"})),
+    "time": _Wrapper("fo", frozenset({"--format", "--output"})),
+    "timeout": _Wrapper("ks", frozenset({"--kill-after", "--signal"}), operands=1),
+    "stdbuf": _Wrapper("ioe", frozenset({"--input", "--output", "--error"})),
+    "nohup": _Wrapper(),
+    "chroot": _Wrapper("", frozenset({"--userspec", "--groups"}), operands=1),
+    "command": _Wrapper(no_command=frozenset({"-v", "-V"})),
+    "exec": _Wrapper("a"),
+    "setpriv": _Wrapper(
+        "",
+        frozenset({"--reuid", "--regid", "--ruid", "--euid", "--rgid", "--egid", "--groups",
+                   "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits",
+                   "--pdeathsig", "--selinux-label", "--apparmor-profile",
+                   "--landlock-access", "--landlock-rule", "--seccomp-filter"}),
+        no_command=frozenset({"-d", "--dump"}),
+    ),
+    "gosu": _Wrapper(operands=1),
+    "su-exec": _Wrapper(operands=1),
+    "fakeroot": _Wrapper("lsib", frozenset({"--lib", "--faked"})),
+    # GNU xargs: -e, -i and -l take their optional value glued only.
+    "xargs": _Wrapper(
+        "EILnPsad",
+        frozenset({"--arg-file", "--delimiter", "--max-args", "--max-procs", "--max-chars",
+                   "--process-slot-var"}),
+    ),
+}
+# su and runuser (without -u) run "$SHELL -c SCRIPT"; their getopt strings.
+_SU_SHORT_VALUED = "cgGsw"
+_SU_LONG_VALUED = frozenset({"--command", "--session-command", "--group", "--supp-group",
+                             "--shell", "--whitelist-environment"})
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+# A wrapper chain longer than this is hostile input, not a Dockerfile.
+_MAX_WRAPPERS = 32
+_DEFAULT_REPLACE = "{}"
+
+
+@dataclass
+class Unwrapped:
+    """The command a wrapper chain runs, and what the chain said about it."""
+
+    argv: list[str]
+    wrappers: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)  # env NAME=value
+    script: str | None = None  # su -c / runuser -c: a script for the shell
+    through_xargs: bool = False
+    xargs_replace: str | None = None  # xargs -I STRING
+
+
+def is_wrapper(program: str) -> bool:
+    return program in _WRAPPERS or program in ("su", "runuser", "busybox")
+
+
+def unwrap(words: Sequence[str]) -> Unwrapped:
+    """``sudo -u app env A=1 nice -n5 pip install x`` -> argv ``pip install x``."""
+    result = Unwrapped(argv=list(words))
+    while result.argv and len(result.wrappers) < _MAX_WRAPPERS:
+        name = basename(result.argv[0])
+        if name == "busybox":
+            if len(result.argv) > 1 and result.argv[1].startswith("-"):
+                break  # busybox --list, --install: no applet runs
+            result.wrappers.append(name)
+            result.argv = result.argv[1:]
+            continue
+        if name in ("su", "runuser"):
+            _su(result, name)
+            break
+        wrapper = _WRAPPERS.get(name)
+        if wrapper is None:
+            break
+        if not _strip(result, name, wrapper):
+            break
+    return result
+
+
+def _strip(result: Unwrapped, name: str, wrapper: _Wrapper) -> bool:
+    """Take one wrapper off ``result``; False when the wrapper runs no command."""
+    options, rest = parse_options(result.argv[1:], wrapper.short_valued, wrapper.long_valued,
+                                  stop_at_operand=True)
+    if name == "nice":
+        options, rest = _nice_numbers(result.argv[1:], options, rest)
+    if has_option(options, *wrapper.no_command):
+        return False
+    result.wrappers.append(name)
+    rest = rest[wrapper.operands:]
+    if name == "env":
+        rest = _split_string(options, rest)
+    if wrapper.assignments:
+        while rest and _ASSIGNMENT.match(rest[0]):
+            variable, _, value = rest.pop(0).partition("=")
+            result.environment[variable] = value
+    elif name == "xargs":
+        result.through_xargs = True
+        result.xargs_replace = _xargs_replace(options)
+        if not rest:
+            rest = ["echo"]  # xargs with no command runs echo
+    result.argv = rest
+    return True
+
+
+def _nice_numbers(
+    args: Sequence[str], options: list[Option], rest: list[str]
+) -> tuple[list[Option], list[str]]:
+    # "nice -10 cmd" is the historic spelling of "nice -n 10 cmd".
+    if args and args[0][:1] == "-" and args[0][1:].isascii() and args[0][1:].isdigit():
+        return [("-n", args[0][1:])], list(args[1:])
+    return options, rest
+
+
+def _split_string(options: list[Option], rest: list[str]) -> list[str]:
+    """``env -S 'A=1 apk add' x``: the string's words stand where it stood."""
+    split = [value for option, value in options if option in ("-S", "--split-string") and value]
+    return split[-1].split() + rest if split else rest
+
+
+def _xargs_replace(options: list[Option]) -> str | None:
+    for option, value in options:
+        if option in ("-I",):
+            return value or _DEFAULT_REPLACE
+        if option == "-i" or option.startswith("--replace"):
+            return value or _DEFAULT_REPLACE
+    return None
+
+
+def _su(result: Unwrapped, name: str) -> None:
+    """su [options] [-] [user [shell args]]; runuser -u user [--] command."""
+    options, rest = parse_options(result.argv[1:], _SU_SHORT_VALUED + "u", _SU_LONG_VALUED |
+                                  {"--user"}, stop_at_operand=True)
+    result.wrappers.append(name)
+    user_option = [value for option, value in options if option in ("-u", "--user")]
+    if name == "runuser" and user_option:
+        result.argv = rest  # runs the command itself, no shell
+        return
+    scripts = [value for option, value in options
+               if option in ("-c", "--command", "--session-command") and value is not None]
+    if rest and rest[0] == "-":
+        rest = rest[1:]
+    if scripts:
+        result.script = scripts[-1]
+        result.argv = []
+        return
+    # Words after the user go to the user's shell: "su - app -c 'cmd'" is sh -c 'cmd'.
+    result.argv = ["sh", *rest[1:]] if len(rest) > 1 else []

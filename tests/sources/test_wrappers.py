@@ -1,0 +1,86 @@
+"""sources/wrappers.py: every program that runs another is looked through."""
+
+from __future__ import annotations
+
+import pytest
+
+from paracle_guard.sources.wrappers import unwrap
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "wrappers"),
+    [
+        ("sudo -E -u root env -u HOME A=1 nice -n 5 apt-get install x",
+         "apt-get install x", ["sudo", "env", "nice"]),
+        ("sudo -Eu root apk add x", "apk add x", ["sudo"]),
+        ("sudo --user=root apk add x", "apk add x", ["sudo"]),
+        ("doas -u root apk add curl", "apk add curl", ["doas"]),
+        ("env -i PATH=/bin apk add x", "apk add x", ["env"]),
+        ("nice -10 apk add x", "apk add x", ["nice"]),
+        ("ionice -c3 apt-get install x", "apt-get install x", ["ionice"]),
+        ("ionice -c 2 -n 7 apk add x", "apk add x", ["ionice"]),
+        ("time -p apk add x", "apk add x", ["time"]),
+        ("timeout -s KILL 300 apk add x", "apk add x", ["timeout"]),
+        ("timeout 10m pip install x", "pip install x", ["timeout"]),
+        ("stdbuf -oL -eL apk add x", "apk add x", ["stdbuf"]),
+        ("nohup apk add x", "apk add x", ["nohup"]),
+        ("chroot /target apt-get install x", "apt-get install x", ["chroot"]),
+        ("chroot --userspec=0:0 /target apk add x", "apk add x", ["chroot"]),
+        ("setpriv --reuid=0 --regid=0 --clear-groups apk add x", "apk add x", ["setpriv"]),
+        ("busybox adduser -D app", "adduser -D app", ["busybox"]),
+        ("command apk add x", "apk add x", ["command"]),
+        ("exec -a name apk add x", "apk add x", ["exec"]),
+        ("exec -- gosu app cmd", "cmd", ["exec", "gosu"]),
+        ("su-exec app:app apk add x", "apk add x", ["su-exec"]),
+        ("fakeroot -- apk add x", "apk add x", ["fakeroot"]),
+        ("xargs -r -n1 apk add", "apk add", ["xargs"]),
+        ("xargs", "echo", ["xargs"]),
+        ("runuser -u app -- apk add x", "apk add x", ["runuser"]),
+        ("/usr/bin/sudo /sbin/apk add x", "/sbin/apk add x", ["sudo"]),
+    ],
+)
+def test_unwrap(command: str, argv: str, wrappers: list[str]) -> None:
+    unwrapped = unwrap(command.split(" "))
+    assert " ".join(unwrapped.argv) == argv
+    assert unwrapped.wrappers == wrappers
+
+
+def test_env_keeps_its_assignments_and_splits_its_string() -> None:
+    unwrapped = unwrap(["env", "-S", "PIP_NO_CACHE_DIR=1 pip install", "x"])
+    assert unwrapped.argv == ["pip", "install", "x"]
+    assert unwrapped.environment == {"PIP_NO_CACHE_DIR": "1"}
+    assert unwrap(["env", "A=1", "B=2", "pip"]).environment == {"A": "1", "B": "2"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["command -v apk", "sudo -l", "sudo -v", "ionice -p 1", "busybox --list", "sudo -e /etc/x"],
+)
+def test_wrappers_that_run_nothing(command: str) -> None:
+    unwrapped = unwrap(command.split(" "))
+    assert unwrapped.argv == command.split(" ")
+    assert unwrapped.wrappers == []
+
+
+@pytest.mark.parametrize(
+    ("command", "script", "argv"),
+    [
+        (["su", "-c", "apk add x", "app"], "apk add x", []),
+        (["su", "-", "app", "-c", "apk add x"], None, ["sh", "-c", "apk add x"]),
+        (["su", "--command=apk add x"], "apk add x", []),
+        (["runuser", "-l", "app", "-c", "apk add x"], None, ["sh", "-c", "apk add x"]),
+        (["su", "app"], None, []),
+    ],
+)
+def test_su_hands_a_script_to_a_shell(
+    command: list[str], script: str | None, argv: list[str]
+) -> None:
+    unwrapped = unwrap(command)
+    assert (unwrapped.script, unwrapped.argv) == (script, argv)
+    assert unwrapped.wrappers == [command[0]]
+
+
+def test_xargs_replace_string() -> None:
+    assert unwrap(["xargs", "-I", "%", "apk", "add", "%"]).xargs_replace == "%"
+    assert unwrap(["xargs", "-i", "apk", "add", "{}"]).xargs_replace == "{}"
+    assert unwrap(["xargs", "apk", "add"]).xargs_replace is None
