@@ -54,7 +54,8 @@ def pathological_dockerfile(size: int = 2 * 1024 * 1024) -> str:
         f"RUN echo {'`' * depth}\n",
         f"RUN echo {'<(' * depth}\n",
         f"RUN curl https://x/{'/a' * depth} | {'tee x | ' * depth}sh\n",
-        f"RUN cat {'<<EOF ' * depth}\n" + "x\n" * depth,
+        "RUN cat " + " ".join(f"<<E{i}" for i in range(depth // 4)) + "\n"
+        + "".join(f"x\nE{i}\n" for i in range(depth // 4)),
         # One instruction continued over many lines, with comments between.
         "RUN apk add \\\n" + "    pkg \\\n    # note\n" * depth + "    last\n",
         "USER 1000\n",

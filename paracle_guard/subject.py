@@ -211,6 +211,9 @@ class RunStep(BaseModel):
     downloads: list[Download] = Field(default_factory=list)
     # Settings written into apt's configuration (/etc/apt/apt.conf.d), names lower case.
     apt_settings: dict[str, str] = Field(default_factory=dict)
+    # A script nests (sh -c, eval, $(...)) deeper than the reader goes: the innermost
+    # commands are not in these facts. The Dockerfile source reports it (PG901).
+    truncated: bool = False
 
 
 class Instruction(BaseModel):

@@ -22,6 +22,9 @@ _WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 CODE_RUNNERS = SHELLS | {"eval", "source", ".", "perl", "ruby", "node", "php", "python",
                          "python2", "python3", "pwsh", "powershell"}
 _COPIERS = {"cp": "tS", "mv": "tS", "ln": "tS"}
+# What finally reads a command's output, by id(command): ("pipe" or "argument", program),
+# or None for the step's own output. Memoized per step, so every walk is linear overall.
+Sinks = dict[int, tuple[str, str] | None]
 _CURL_VALUED = "AbcCdDeEFHKmoPQrTtuUwxXyYz"
 _CURL_LONG_VALUED = frozenset({
     "--output", "--url", "--header", "--user-agent", "--data", "--data-raw", "--data-binary",
@@ -138,6 +141,10 @@ def _visudo(command: Command, args: list[str], index: int) -> list[FileWrite]:
         return []  # checks syntax only
     files = option_values(options, "-f", "--file") or ["/etc/sudoers"]
     return [FileWrite(command=index, path=resolve_path(files[-1], command.cwd), how="visudo")]
+
+
+def _last(values: list[str]) -> str | None:
+    return values[-1] if values else None
 
 
 def _download_writes(command: Command, args: list[str], index: int) -> list[FileWrite]:
@@ -272,7 +279,7 @@ def created_directories(command: Command) -> list[str]:
 # -- downloads -------------------------------------------------------------------------
 
 
-def downloads(command: Command, index: int) -> list[Download]:
+def downloads(command: Command, index: int, sinks: Sinks | None = None) -> list[Download]:
     """What curl and wget fetch, and where it goes: a file, a pipe, an argument."""
     program = command.program
     if program == "curl":
@@ -299,33 +306,45 @@ def downloads(command: Command, index: int) -> list[Download]:
             output = command.stdout_file()
         found.append(_flow(Download(command=index, tool=program, url=url, output=output,
                                     into="file" if output is not None else "output"),
-                           command))
+                           command, {} if sinks is None else sinks))
     return found
 
 
-def _last(values: list[str]) -> str | None:
-    return values[-1] if values else None
-
-
-def _flow(download: Download, command: Command) -> Download:
-    """Follow a download's bytes through pipes, tee and nested shells to what reads them."""
+def _flow(download: Download, command: Command, sinks: Sinks) -> Download:
+    """Where a download's bytes go: through pipes, tee and nested shells to what reads them."""
     if download.output is not None:
         return download
+    sink = final_sink(command, sinks)
+    if sink is None:
+        return download  # the step's own output
+    flow, consumer = sink
+    return download.model_copy(update={
+        "into": flow,
+        "consumer": consumer or None,
+        "runs_as_code": bool(consumer) and is_code_runner(consumer),
+    })
+
+
+def final_sink(command: Command, sinks: Sinks) -> tuple[str, str] | None:
+    path: list[Command] = []
     current = command
-    for _ in range(64):  # flows form chains, never cycles; the bound is for hostile depth
+    result: tuple[str, str] | None = None
+    while True:
+        if id(current) in sinks:
+            result = sinks[id(current)]
+            break
         target, flow = current.output_to, current.flow
         if target is None:
-            return download  # the step's own output
-        current = target
+            break
+        path.append(current)
         if flow == "forward" or (flow == "pipe" and target.program == "tee"):
-            continue  # a nested script's output is its shell's; tee passes its input on
-        consumer = target.program or None
-        return download.model_copy(update={
-            "into": "pipe" if flow == "pipe" else "argument",
-            "consumer": consumer,
-            "runs_as_code": consumer is not None and is_code_runner(consumer),
-        })
-    return download
+            current = target  # a nested script's output is its shell's; tee passes it on
+            continue
+        result = ("pipe" if flow == "pipe" else "argument", target.program)
+        break
+    for passed in path:
+        sinks[id(passed)] = result
+    return result
 
 
 def apt_settings(write: FileWrite) -> dict[str, str]:

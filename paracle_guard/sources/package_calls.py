@@ -256,7 +256,8 @@ def _packages(syntax: _Syntax, arguments: Sequence[str]) -> list[RequestedPackag
         if skip_next or token == "@":  # pip "name @ url": the url is no package
             skip_next = token == "@"
             continue
-        if not token or "$" in token or "`" in token or _is_file_or_url(token):
+        # $VAR and `cmd` have no known value here; {} is find's and xargs's placeholder.
+        if not token or "$" in token or "`" in token or "{}" in token or _is_file_or_url(token):
             continue
         if syntax.manager == "pip" and "/" in token:  # a path such as "src/pkg"
             continue

@@ -25,7 +25,7 @@ from paracle_guard.location import Location
 from paracle_guard.sources import file_commands
 from paracle_guard.sources.commands import account_command, group_memberships, is_account_tool
 from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_call
-from paracle_guard.sources.shell import Command, read_argv, read_script
+from paracle_guard.sources.shell import Command, ReadLimits, read_argv, read_script
 from paracle_guard.subject import AccountChange, PathRemoval, RunStep, ShellCommand
 
 # Programs whose facts the tool readers know; every other command is only a ShellCommand.
@@ -52,10 +52,11 @@ def read_run(
     ``display`` is the script as reports show it (default: ``script``);
     ``environment`` the ENV and ARG values in force (default: ``variables``).
     """
+    limits = ReadLimits()
     if argv is not None:
-        commands = read_argv(argv, variables, cwd=cwd)
+        commands = read_argv(argv, variables, cwd=cwd, limits=limits)
     else:
-        commands = read_script(script or "", variables, cwd=cwd)
+        commands = read_script(script or "", variables, cwd=cwd, limits=limits)
     step = RunStep(
         script=display if display is not None else (script or ""),
         exec_form=exec_form,
@@ -64,6 +65,7 @@ def read_run(
         stage=stage,
         final=final,
         location=location,
+        truncated=limits.too_deep,
     )
     _Facts(step).read(commands)
     return step
@@ -75,6 +77,7 @@ class _Facts:
     def __init__(self, step: RunStep) -> None:
         self.step = step
         self.directories: set[str] = set()
+        self.sinks: file_commands.Sinks = {}
 
     def read(self, commands: list[Command]) -> None:
         step = self.step
@@ -126,5 +129,5 @@ class _Facts:
         step.removals.extend(file_commands.removals(command, index))
         self.directories.update(file_commands.created_directories(command))
         step.mode_changes.extend(file_commands.mode_changes(command, index, self.directories))
-        step.downloads.extend(file_commands.downloads(command, index))
+        step.downloads.extend(file_commands.downloads(command, index, self.sinks))
 

@@ -45,12 +45,12 @@ from paracle_guard.sources.shell_words import (
 )
 from paracle_guard.sources.wrappers import unwrap
 
-__all__ = ["SHELLS", "Command", "ShellState", "read_argv", "read_script", "reads_script_from_stdin",
-           "resolve_path", "shell_c_script"]
+__all__ = ["MAX_NESTING", "SHELLS", "Command", "ReadLimits", "ShellState", "read_argv",
+           "read_script", "reads_script_from_stdin", "resolve_path", "shell_c_script"]
 
 # Nested scripts (sh -c inside $(...) inside a heredoc...) are read this deep; past
 # it they stay opaque words, so hostile input cannot exhaust the stack.
-_MAX_DEPTH = 6
+MAX_NESTING = 6
 # xargs fed by a known list runs at most this many commands.
 _MAX_XARGS_COMMANDS = 16
 
@@ -135,6 +135,13 @@ class Command:
 
 
 @dataclass
+class ReadLimits:
+    """Shared by the readers of one script: whether a nested script was left unread."""
+
+    too_deep: bool = False
+
+
+@dataclass
 class ShellState:
     """What a shell carries from one command to the next."""
 
@@ -147,19 +154,31 @@ class ShellState:
 
 
 def read_script(
-    script: str, variables: Mapping[str, str] | None = None, *, cwd: str | None = "/"
+    script: str,
+    variables: Mapping[str, str] | None = None,
+    *,
+    cwd: str | None = "/",
+    limits: ReadLimits | None = None,
 ) -> list[Command]:
-    """The commands a shell script runs, nested scripts included, in the order they run."""
-    return _Reader(script, ShellState(dict(variables or {}), cwd=cwd), 0).run()
+    """The commands a shell script runs, nested scripts included, in the order they run.
+
+    ``limits.too_deep`` is set when a script nests deeper than the reader goes.
+    """
+    state = ShellState(dict(variables or {}), cwd=cwd)
+    return _Reader(script, state, 0, limits or ReadLimits()).run()
 
 
 def read_argv(
-    argv: Sequence[str], variables: Mapping[str, str] | None = None, *, cwd: str | None = "/"
+    argv: Sequence[str],
+    variables: Mapping[str, str] | None = None,
+    *,
+    cwd: str | None = "/",
+    limits: ReadLimits | None = None,
 ) -> list[Command]:
     """The commands an exec-form argv runs: the argv itself, then any ``sh -c`` script."""
     if not argv:
         return []
-    reader = _Reader("", ShellState(dict(variables or {}), cwd=cwd), 0)
+    reader = _Reader("", ShellState(dict(variables or {}), cwd=cwd), 0, limits or ReadLimits())
     unwrapped = unwrap(argv)
     command = Command(
         argv=unwrapped.argv, wrappers=unwrapped.wrappers, environment=unwrapped.environment,
@@ -184,11 +203,18 @@ class _Reader:
     """One pass over one script; nested scripts get their own reader."""
 
     def __init__(
-        self, text: str, state: ShellState, depth: int, *, split_substitutions: bool = True
+        self,
+        text: str,
+        state: ShellState,
+        depth: int,
+        limits: ReadLimits,
+        *,
+        split_substitutions: bool = True,
     ) -> None:
         self.text = text
         self.state = state
         self.depth = depth
+        self.limits = limits
         self.split_substitutions = split_substitutions
         self.commands: list[Command] = []  # finished, in order
         self.outputs: list[Command] = []  # top-level commands whose output is the script's
@@ -460,7 +486,7 @@ class _Reader:
         """The value of the word in ``${x:-word}``: quotes removed, variables expanded."""
         if self.nesting >= 16 or "`" in word or "$(" in word:
             return None
-        reader = _Reader(word, self.state, _MAX_DEPTH)
+        reader = _Reader(word, self.state, MAX_NESTING, ReadLimits())
         reader.nesting = self.nesting + 1
         return reader.word_value()
 
@@ -504,9 +530,12 @@ class _Reader:
     def _substitute(self, script: str) -> None:
         """A command substitution: its commands run first, its output is an argument."""
         self.opaque = True
-        if not self.split_substitutions or not script.strip() or self.depth >= _MAX_DEPTH:
+        if not self.split_substitutions or not script.strip():
             return
-        child = _Reader(script, self.state.copy(), self.depth + 1)
+        if self.depth >= MAX_NESTING:
+            self.limits.too_deep = True
+            return
+        child = _Reader(script, self.state.copy(), self.depth + 1, self.limits)
         self.inner.extend(child.run())
         self.captured.extend(child.outputs)
 
@@ -656,8 +685,6 @@ class _Reader:
 
     def _nested(self, command: Command) -> None:
         """Scripts and commands that ``command`` runs: sh -c, su -c, eval, find -exec..."""
-        if self.depth >= _MAX_DEPTH:
-            return
         argv = command.argv
         program = command.program
         state: ShellState | None = None
@@ -678,6 +705,9 @@ class _Reader:
             return
         if command.opaque and script.lstrip().startswith(("$(", "`")):
             return  # text fetched at run time: its fetching command is read already
+        if self.depth >= MAX_NESTING:
+            self.limits.too_deep = True
+            return
         if state is None:
             state = self.state.copy()
             state.cwd = command.cwd
@@ -686,7 +716,8 @@ class _Reader:
                 state.variables[str(number)] = value
             if len(positional) > 1:
                 state.variables["@"] = state.variables["*"] = " ".join(positional[1:])
-        child = _Reader(script, state, self.depth + 1, split_substitutions=not command.opaque)
+        child = _Reader(script, state, self.depth + 1, self.limits,
+                        split_substitutions=not command.opaque)
         self.commands.extend(child.run())
         for output in child.outputs:
             output.output_to, output.flow = command, "forward"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from paracle_guard.severity import Severity
 from paracle_guard.sources.run_facts import read_run
 from paracle_guard.subject import BaseImage
 from tests.builders import (
@@ -207,3 +208,66 @@ def test_add_from_url_with_checksum_or_local_add_passes() -> None:
         ]
     )
     assert check("PG503", subject) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "git@github.com:org/tools.git",
+        "ssh://git@github.com/org/tools.git",
+        "git://example.com/tools.git",
+        "https://github.com/org/tools.git#main",
+        "https://github.com/org/tools.git?ref=v1.0",
+    ],
+)
+def test_add_of_a_git_repository_by_a_moving_ref(source: str) -> None:
+    subject = dockerfile(instructions=[instruction("ADD", f"{source} /opt/tools", line=3)])
+    (violation,) = check("PG503", subject)
+    assert violation.message.startswith(f"ADD {source} fetches a git repository by a moving ref")
+    assert violation.location == loc(3)
+
+
+@pytest.mark.parametrize(
+    ("source", "flags"),
+    [
+        ("https://github.com/org/tools.git#0123456789abcdef0123456789abcdef01234567", {}),
+        ("git@github.com:org/tools.git?commit=0123456789abcdef0123456789abcdef01234567", {}),
+        ("git@github.com:org/tools.git", {"checksum": "0123456789abcdef0123456789abcdef01234567"}),
+        ("github.com/org/tools", {}),  # BuildKit reads this as a local path for ADD
+        ("./git@host:x", {}),
+    ],
+)
+def test_add_of_a_pinned_git_repository_passes(source: str, flags: dict[str, str]) -> None:
+    subject = dockerfile(instructions=[instruction("ADD", f"{source} /opt/tools", flags=flags)])
+    assert check("PG503", subject) == []
+
+
+def _unresolved(ref: str, names: list[str], undeclared: list[str]) -> BaseImage:
+    fact = base_image(ref, line=2)
+    return fact.model_copy(update={"unresolved": names, "undeclared": undeclared})
+
+
+def test_a_base_image_chosen_at_build_time_is_unknown_not_latest() -> None:
+    subject = dockerfile(base_images=[_unresolved("$BASE", ["BASE"], [])])
+    (violation,) = check("PG501", subject)
+    assert violation.severity is Severity.INFO
+    assert violation.message == (
+        "base image $BASE depends on $BASE, which has no value here: the image is chosen at "
+        "build time, so lint cannot tell whether it is pinned (pass --build-arg BASE=... to "
+        "check it)"
+    )
+
+
+def test_an_undeclared_variable_in_from_is_named() -> None:
+    subject = dockerfile(base_images=[_unresolved("gcr.io/$PROJECT_ID/az", ["PROJECT_ID"],
+                                                  ["PROJECT_ID"])])
+    (message,) = messages("PG501", subject)
+    assert message.startswith("base image gcr.io/$PROJECT_ID/az depends on $PROJECT_ID")
+    assert "declare ARG PROJECT_ID before FROM" in message
+
+
+def test_an_unknown_registry_cannot_be_allowed() -> None:
+    subject = dockerfile(base_images=[_unresolved("$REGISTRY/app:1", ["REGISTRY"], [])])
+    policy = controls(base_image={"allowed_registries": ["registry.example.com"]})
+    (message,) = messages("PG502", subject, policy)
+    assert "cannot be checked against allowed_registries" in message

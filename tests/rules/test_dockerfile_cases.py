@@ -9,6 +9,7 @@ inherited from a stage, BuildKit heredocs).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from paracle_guard.engine import Plan
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
 from paracle_guard.report.models import Result
-from paracle_guard.sources.dockerfile import parse_dockerfile
+from paracle_guard.sources.dockerfile import load_dockerfile, parse_dockerfile
 
 TODAY = dt.date(2026, 6, 15)
 DEFAULTS = Plan.compile(Policy(), today=TODAY)
@@ -276,3 +277,96 @@ def test_user_from_an_unset_variable_is_judged_again_with_the_build_arg() -> Non
     text = "FROM python:3.10-slim\nARG UID\nUSER ${UID}\n"
     assert found(lint(text, build_args={"UID": "1000"})) == []
     assert found(lint(text, build_args={"UID": "0"})) == [("PG101", 3)]
+
+
+# --- corpus-shaped fixtures: issue 13's verdicts and bypasses ----------------------------
+
+CASES = Path(__file__).parent / "dockerfile_cases"
+SANDBOX = Plan.compile(load_policy("sandbox"), today=TODAY)
+
+# case file -> every finding under the sandbox policy: (rule, line, words of its message)
+EXPECTED: dict[str, list[tuple[str, int, str]]] = {
+    # Verdicts that were wrong on public Dockerfiles.
+    "pg402-apt-dist-clean": [],
+    "pg402-apk-no-network": [],
+    "pg402-expanded-script": [],
+    "pg402-lists-removed-before-update": [("PG402", 3, "apt-get update leaves the package lists")],
+    "pg501-from-arg-without-default": [("PG501", 3, "chosen at build time")],
+    "pg501-registry-from-undeclared-variable": [
+        ("PG501", 2, "base image gcr.io/$PROJECT_ID/az depends on $PROJECT_ID"),
+    ],
+    "pg103-gosu": [
+        ("PG101", 2, "no USER is set"),
+        ("PG103", 3, "package gosu (apt) switches a process started as root to another user; "
+                     "it is not setuid"),
+        ("PG403", 3, "package gosu (apt) is denied"),
+    ],
+    "pg901-unterminated-label": [("PG901", 3, 'the double quote is never closed')],
+    "pg901-latin1-comment": [],
+    "pg306-build-time-setuid": [
+        ("PG306", 3, "COPY --chmod 4755 makes /usr/local/bin/helper setuid"),
+        ("PG306", 4, "RUN chmod u+s makes /usr/bin/newgrp setuid"),
+        ("PG306", 5, "RUN chmod +s makes /usr/bin/chfn setuid, setgid"),
+        ("PG306", 5, "RUN chmod 4755 makes /usr/local/bin/helper setuid"),
+        ("PG306", 6, "RUN install 4755 makes /usr/local/bin/tool setuid"),
+    ],
+    # Bypasses: each was a clean (or partial) result before the shell reader.
+    "bypass-ionice": [
+        ("PG401", 3, "apt-get install curl without --no-install-recommends"),
+        ("PG402", 3, "apt-get update leaves the package lists"),
+        ("PG403", 3, "package curl (apt) is denied"),
+    ],
+    "bypass-doas": [
+        ("PG103", 3, "RUN runs a command through doas, so doas is in the image"),
+        ("PG402", 3, "apk add without --no-cache"),
+        ("PG403", 3, "package curl (apk) is denied"),
+    ],
+    "bypass-eval": [
+        ("PG103", 3, "package sudo (apk) lets a user become root"),
+        ("PG403", 3, "package sudo (apk) is denied"),
+    ],
+    "bypass-xargs": [
+        ("PG103", 3, "package sudo (apk) lets a user become root"),
+        ("PG403", 3, "package sudo (apk) is denied"),
+    ],
+    "bypass-dd-sudoers": [("PG103", 3, "RUN writes /etc/sudoers.d/app with dd")],
+    "bypass-install-sudoers": [("PG103", 4, "RUN writes /etc/sudoers.d/x with install")],
+    "bypass-add-git": [
+        ("PG503", 3, "ADD git@github.com:org/tools.git fetches a git repository"),
+        ("PG503", 4, "ADD ssh://git@github.com/org/lib.git#v1.2 fetches a git repository"),
+    ],
+    "bypass-run-sudo": [("PG103", 3, "RUN runs a command through sudo, so sudo is in the image")],
+}
+
+
+def test_every_fixture_has_its_expectation() -> None:
+    names = {path.name.removesuffix(".Dockerfile.case") for path in CASES.iterdir()}
+    assert names == set(EXPECTED)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_fixture_verdicts(case: str) -> None:
+    subject = load_dockerfile(CASES / f"{case}.Dockerfile.case")
+    result = SANDBOX.evaluate(subject)
+    got = [(f.rule, f.location.line) for f in result.findings]
+    assert got == [(rule, line) for rule, line, _ in EXPECTED[case]]
+    for finding, (_, _, words) in zip(result.findings, EXPECTED[case], strict=True):
+        assert words in finding.message
+
+
+def test_unknown_base_image_is_info_not_latest() -> None:
+    (finding,) = SANDBOX.evaluate(
+        load_dockerfile(CASES / "pg501-from-arg-without-default.Dockerfile.case")).findings
+    assert finding.severity.value == "info"
+    assert "latest" not in finding.message
+    digest = Plan.compile(Policy.model_validate(
+        {"controls": {"base_image": {"require_digest": True}}}), today=TODAY)
+    (strict,) = digest.evaluate(
+        load_dockerfile(CASES / "pg501-from-arg-without-default.Dockerfile.case")).findings
+    assert strict.severity.value == "warning"  # fail closed where a digest is required
+
+
+def test_the_build_arg_resolves_an_unknown_base_image() -> None:
+    text = (CASES / "pg501-from-arg-without-default.Dockerfile.case").read_text()
+    assert found(lint(text, build_args={"BASE_IMAGE": "alpine:latest"})) == [("PG501", 3)]
+    assert found(lint(text, build_args={"BASE_IMAGE": "alpine:3.20"})) == []

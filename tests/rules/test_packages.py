@@ -129,6 +129,67 @@ def test_caches_cleaned_in_the_same_run(script: str) -> None:
     assert check("PG402", dockerfile(run_steps=[run_step(script)])) == []
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        "apt-get update && apt-get install -y --no-install-recommends tini && apt-get dist-clean",
+        "apt update; apt install -y --no-install-recommends tini; apt distclean",
+        "apk add --no-network --allow-untrusted /tmp/pkgs/*.apk",
+        "apk add --no-network --repository /tmp/repo py3-app",
+        "pip install requests && pip cache purge",
+        "microdnf install -y shadow-utils && microdnf clean all",
+        "sudo apt-get update && sudo apt-get install -y --no-install-recommends x"
+        " && sudo rm -rf /var/lib/apt/lists/*",
+        "bash -c 'apt-get update && apt-get install -y x && rm -rf /var/lib/apt/lists/*'",
+    ],
+)
+def test_caches_cleaned_by_the_manager_itself_or_never_made(script: str) -> None:
+    assert check("PG402", dockerfile(run_steps=[run_step(script)])) == []
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "rm -rf /var/lib/apt/lists/* && apt-get update && apt-get install -y x",
+        "apt-get update && apt-get clean",  # clean keeps the lists
+        "ionice -c3 apt-get update",
+        "dnf clean all && dnf install -y git",
+        "apk add curl; rm -rf /var/cache/apk/* ; apk add git",
+    ],
+)
+def test_a_cache_cleaned_before_the_last_fetch_stays(script: str) -> None:
+    assert len(check("PG402", dockerfile(run_steps=[run_step(script)]))) == 1
+
+
+def test_an_expanded_script_is_judged_as_the_shell_runs_it() -> None:
+    script = 'apt-get update && echo "lists ready" && rm -rf /var/lib/apt/lists/*'
+    step = run_step('bash -c "$SETUP"', environment={"SETUP": script})
+    assert check("PG402", dockerfile(run_steps=[step])) == []
+
+
+def test_pip_cache_setting_must_reach_pip() -> None:
+    # A shell variable that is not exported is not in pip's environment.
+    unexported = run_step("PIP_NO_CACHE_DIR=1; pip install requests")
+    exported = run_step("export PIP_NO_CACHE_DIR=1; pip install requests")
+    assert len(check("PG402", dockerfile(run_steps=[unexported]))) == 1
+    assert check("PG402", dockerfile(run_steps=[exported])) == []
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "ionice -c3 apt-get install -y curl",
+        "nice -n 5 apt-get install -y curl",
+        "doas apt-get install -y curl",
+        "echo curl | xargs apt-get install -y",
+        "eval 'apt-get install -y curl'",
+    ],
+)
+def test_wrapped_installs_are_installs(script: str) -> None:
+    (violation,) = check("PG401", dockerfile(run_steps=[run_step(script)]))
+    assert violation.message.startswith("apt-get install curl without")
+
+
 def test_cleaning_in_a_later_run_is_too_late() -> None:
     steps = [run_step("apt-get update && apt-get install -y curl"),
              run_step("rm -rf /var/lib/apt/lists/*")]

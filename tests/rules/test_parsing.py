@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from paracle_guard.subject import ParseProblem, Suppression
+import pytest
+
+from paracle_guard.subject import ParseProblem, Subject, Suppression
 from tests.builders import check, dockerfile, image, loc
 
 
@@ -57,3 +59,27 @@ def test_file_scope_suppressions_need_a_reason_too() -> None:
 def test_suppression_with_a_reason_passes() -> None:
     subject = dockerfile(suppressions=[_suppression("the dev image needs it")])
     assert check("PG902", subject) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("dockerfile", "docker build refuses it"),
+        ("compose", "docker compose refuses it"),
+        ("k8s", "kubectl apply refuses it"),
+        ("image", "docker save archive"),
+        ("container", "docker inspect"),
+    ],
+)
+def test_the_fix_is_worded_for_the_kind_of_input(kind: str, words: str) -> None:
+    subject = Subject(kind=kind, target="x", parse_problems=[_problem("bad", 1)])
+    (violation,) = check("PG901", subject)
+    assert violation.fix is not None and words in violation.fix
+    assert "Docker would refuse" not in violation.fix
+
+
+def test_a_problem_with_its_own_advice_keeps_it() -> None:
+    problem = ParseProblem(message="line 2 is not valid UTF-8 text", location=loc(2),
+                           fix="Save the Dockerfile as UTF-8")
+    (violation,) = check("PG901", dockerfile(parse_problems=[problem]))
+    assert violation.fix == "Save the Dockerfile as UTF-8"

@@ -219,6 +219,53 @@ def test_harmless_commands_touching_sudoers_or_groups(script: str) -> None:
     assert check("PG103", dockerfile(run_steps=[run_step(script)])) == []
 
 
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ('echo "app ALL=(ALL) NOPASSWD:ALL" | dd of=/etc/sudoers.d/app',
+         "RUN writes /etc/sudoers.d/app with dd"),
+        ("install -m 440 f /etc/sudoers.d/x", "RUN writes /etc/sudoers.d/x with install"),
+        ("cd /etc/sudoers.d && echo 'app ALL=(ALL) ALL' > app",
+         "RUN writes /etc/sudoers.d/app with a redirect"),
+        ("curl -fsSLo /etc/sudoers.d/app https://x/app", "RUN writes /etc/sudoers.d/app with curl"),
+        ("sh -c 'usermod -aG wheel app'", "RUN adds app to the wheel group with usermod"),
+    ],
+)
+def test_sudoers_grants_however_spelled(script: str, message: str) -> None:
+    assert messages("PG103", dockerfile(run_steps=[run_step(script)])) == [message]
+
+
+@pytest.mark.parametrize(
+    ("script", "tool"),
+    [
+        ("sudo apt-get update", "sudo"),
+        ("sudo -E -u root make install", "sudo"),
+        ("doas apk upgrade", "doas"),
+        ("echo x | sudo tee /etc/motd", "sudo"),
+        ("sh -c 'sudo make install'", "sudo"),
+    ],
+)
+def test_running_sudo_shows_it_is_in_the_image(script: str, tool: str) -> None:
+    (violation,) = check("PG103", dockerfile(run_steps=[run_step(script, line=4)]))
+    assert violation.message.startswith(f"RUN runs a command through {tool}, so {tool} is in "
+                                        "the image")
+    assert violation.location == loc(4)
+
+
+def test_sudo_installed_and_run_is_reported_once() -> None:
+    step = run_step("apt-get install -y sudo && sudo true")
+    subject = dockerfile(run_steps=[step], packages=[package("sudo")])
+    assert messages("PG103", subject) == ["package sudo (apt) lets a user become root"]
+
+
+@pytest.mark.parametrize("tool", ["gosu", "su-exec"])
+def test_gosu_and_su_exec_are_said_as_what_they_are(tool: str) -> None:
+    (message,) = messages("PG103", dockerfile(run_steps=[run_step(f"{tool} app true")]))
+    assert message == (f"RUN runs a command through {tool}, so {tool} is in the image; "
+                       f"it {STEPS_DOWN}")
+    assert "become root" not in message
+
+
 def test_sudoers_grant_in_a_builder_stage_is_fine() -> None:
     step = run_step("usermod -aG sudo app", final=False)
     assert check("PG103", dockerfile(run_steps=[step])) == []

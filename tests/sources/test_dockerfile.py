@@ -930,3 +930,123 @@ def test_parse_dockerfile_never_raises(content: str | bytes) -> None:
     for instruction in subject.instructions:
         line, end = instruction.location.line, instruction.location.end_line
         assert line is not None and end is not None and 1 <= line <= end
+
+
+# --- issue 13: what BuildKit refuses and accepts, COPY/ADD facts, SHELL, FROM $VAR ---------
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ('LABEL foo="bar baz', "double"),
+        ("LABEL foo='bar baz", "single"),
+        ('ENV A="unclosed', "double"),
+        ("ENV LEGACY value with 'open", "single"),
+        ('ARG X="a', "double"),
+        ('WORKDIR "/srv', "double"),
+        ('COPY a "b c.txt /dst/', "double"),
+        ('USER "1000', "double"),
+        ('EXPOSE "80', "double"),
+    ],
+)
+def test_an_unterminated_quote_is_a_parse_error_at_its_line(line: str, kind: str) -> None:
+    subject = parse_dockerfile(f"FROM alpine:3.20\n\n{line}\nUSER 1000\n", "Dockerfile")
+    (problem,) = subject.parse_problems
+    assert problem.location.line == 3
+    assert f"the {kind} quote is never closed" in problem.message
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'LABEL foo="bar baz" qux=\'a b\'',
+        'LABEL escaped="a \\" b"',
+        'RUN echo "unclosed',  # the shell's business, not BuildKit's
+        'CMD ["echo", "x"]',
+        'VOLUME ["/data"]',
+    ],
+)
+def test_closed_quotes_and_unexpanded_instructions_are_fine(line: str) -> None:
+    assert parse_dockerfile(f"FROM alpine:3.20\n{line}\n", "Dockerfile").parse_problems == []
+
+
+def test_a_latin1_comment_is_accepted_as_docker_build_does() -> None:
+    content = b"# Maintenu par l\xe9quipe\nFROM alpine:3.20\n  # caf\xe9 \xff\nUSER 1000\n"
+    subject = parse_dockerfile(content, "Dockerfile")
+    assert subject.parse_problems == []
+    assert spans(subject) == [("FROM", 2, 2), ("USER", 4, 4)]
+
+
+def test_latin1_outside_a_comment_is_reported_with_advice() -> None:
+    subject = parse_dockerfile(b"# caf\xe9\nFROM alpine:3.20\nLABEL a=caf\xe9\n", "Dockerfile")
+    (problem,) = subject.parse_problems
+    assert (problem.location.line, problem.message) == (3, "line 3 is not valid UTF-8 text")
+    assert problem.fix is not None and "Save the Dockerfile as UTF-8" in problem.fix
+
+
+def test_copy_and_add_operands_as_buildkit_reads_them() -> None:
+    subject = parse("""\
+        FROM alpine:3.20
+        WORKDIR /srv/app
+        ARG CONF=app.conf
+        COPY --chown=1000 --chmod=0640 $CONF "two words.txt" conf/
+        ADD ["https://example.com/x.tgz", "/opt/"]
+        ADD git@github.com:org/tools.git#v1 tools
+        COPY --chmod=4755 <<EOF /usr/local/bin/run
+        #!/bin/sh
+        EOF
+        """)
+    copy, add_url, add_git, heredoc = subject.instructions[3:]
+    assert (copy.sources, copy.destination) == (["app.conf", "two words.txt"], "/srv/app/conf/")
+    assert [m.path for m in copy.mode_changes] == ["/srv/app/conf/app.conf",
+                                                   "/srv/app/conf/two words.txt"]
+    assert not any(m.setuid for m in copy.mode_changes)
+    assert [(d.url, d.kind, d.verified) for d in add_url.downloads] == [
+        ("https://example.com/x.tgz", "http", False)]
+    assert (add_git.destination, [(d.kind, d.verified) for d in add_git.downloads]) == (
+        "/srv/app/tools", [("git", False)])
+    assert [(m.path, m.setuid) for m in heredoc.mode_changes] == [("/usr/local/bin/run", True)]
+    assert copy.downloads == [] and heredoc.sources == ["<<EOF"]
+
+
+def test_run_steps_start_in_the_workdir_and_follow_shell() -> None:
+    subject = parse("""\
+        FROM alpine:3.20 AS base
+        WORKDIR /etc
+        RUN echo x > sudoers.d/app
+        SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+        FROM base
+        RUN curl -s https://x | bash
+        SHELL ["pwsh", "-Command"]
+        RUN apk add curl
+        """)
+    first, second, third = subject.run_steps
+    assert [w.path for w in first.writes] == ["/etc/sudoers.d/app"]
+    assert [d.consumer for d in second.downloads] == ["bash"]  # bash -c, inherited from base
+    assert [c.argv[0] for c in third.commands] == ["pwsh"]  # not a POSIX shell: nothing read
+    assert third.package_calls == [] and subject.packages == []
+
+
+@pytest.mark.parametrize(
+    ("text", "ref", "unresolved", "undeclared"),
+    [
+        ("ARG BASE\nFROM $BASE\n", "$BASE", ["BASE"], []),
+        ("FROM gcr.io/$PROJECT_ID/az\n", "gcr.io/$PROJECT_ID/az", ["PROJECT_ID"], ["PROJECT_ID"]),
+        ("ARG TAG\nFROM python:${TAG}-slim\n", "python:${TAG}-slim", ["TAG"], []),
+        ("ARG TAG=3.12\nFROM python:${TAG}-slim\n", "python:3.12-slim", [], []),
+    ],
+)
+def test_from_with_variables_that_have_no_value(
+    text: str, ref: str, unresolved: list[str], undeclared: list[str]
+) -> None:
+    (image,) = parse_dockerfile(text, "Dockerfile").base_images
+    assert (image.ref, image.unresolved, image.undeclared) == (ref, unresolved, undeclared)
+
+
+def test_scripts_nested_past_the_readers_depth_are_a_parse_problem() -> None:
+    subject = parse_dockerfile("FROM alpine:3.20\nRUN " + "eval " * 9 + "apk add sudo\n",
+                               "Dockerfile")
+    (problem,) = subject.parse_problems
+    assert problem.location.line == 2
+    assert "more than 6 levels deep" in problem.message
+    assert problem.fix is not None

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from paracle_guard.sources.shell import (
     Command,
+    ReadLimits,
     read_argv,
     read_script,
     reads_script_from_stdin,
@@ -300,3 +301,14 @@ _SHELLISH = st.lists(
 def test_read_script_never_raises(script: str) -> None:
     for command in read_script(script, {"X": "a b"}):
         assert isinstance(command.argv, list)
+
+
+def test_the_limits_say_when_a_script_was_left_unread() -> None:
+    limits = ReadLimits()
+    read_script("eval " * 6 + "apk add x", limits=limits)
+    assert not limits.too_deep
+    read_script("eval " * 7 + "apk add x", limits=limits)
+    assert limits.too_deep
+    deep = ReadLimits()
+    read_script("echo " + "$(" * 8 + "x" + ")" * 8, limits=deep)
+    assert deep.too_deep
