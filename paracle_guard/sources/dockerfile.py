@@ -578,14 +578,15 @@ class _Builder:
         )
 
     def _check_quotes(self, raw: RawInstruction, keyword: str, rest: str) -> None:
-        if json_array(rest) is not None:
+        # Quotes group words, so an open quote runs to the end of the instruction: one
+        # scan of the whole text finds it, and the word it opens is the last word.
+        found = unterminated_quote(rest, self.escape)
+        if found is None or json_array(rest) is not None:
             return
-        for word, _, _ in split_words(rest, self.escape):
-            kind = unterminated_quote(word, self.escape)
-            if kind is not None:
-                self._problem(raw.start_line, f"{keyword} {word}: the {kind} quote is never "
-                                              "closed, so docker build refuses this line")
-                return
+        kind, start = found
+        word = rest[max(rest.rfind(" ", 0, start), rest.rfind("\t", 0, start)) + 1:].rstrip()
+        self._problem(raw.start_line, f"{keyword} {word}: the {kind} quote is never closed, "
+                                      "so docker build refuses this line")
 
     def _copy_facts(self, stage: _Stage, instruction: Instruction, rest: str) -> None:
         """Sources, destination, remote sources and --chmod of a COPY or ADD."""

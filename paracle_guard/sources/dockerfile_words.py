@@ -269,14 +269,17 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def unterminated_quote(text: str, escape: str) -> str | None:
-    """"double" or "single" when ``text`` ends inside that quote, as BuildKit's lexer sees it.
+def unterminated_quote(text: str, escape: str) -> tuple[str, int] | None:
+    """("double" or "single", where it opens) when ``text`` ends inside a quote.
 
     BuildKit refuses such a word in every instruction it expands (ENV, LABEL, ARG,
     COPY, ADD, WORKDIR, USER, VOLUME, EXPOSE, STOPSIGNAL, FROM): "unexpected end of
     statement while looking for matching double-quote" (frontend/dockerfile/shell/lex.go).
     """
+    if '"' not in text and "'" not in text:
+        return None
     quote = ""
+    opened = 0
     index = 0
     length = len(text)
     while index < length:
@@ -287,6 +290,6 @@ def unterminated_quote(text: str, escape: str) -> str | None:
         elif char == escape:
             index += 1  # the escaped character, whatever it is
         elif char == '"' or (char == "'" and not quote):
-            quote = "" if quote else char
+            quote, opened = ("", opened) if quote else (char, index)
         index += 1
-    return {"'": "single", '"': "double"}.get(quote)
+    return ("single" if quote == "'" else "double", opened) if quote else None

@@ -143,18 +143,10 @@ def _visudo(command: Command, args: list[str], index: int) -> list[FileWrite]:
     return [FileWrite(command=index, path=resolve_path(files[-1], command.cwd), how="visudo")]
 
 
-def _last(values: list[str]) -> str | None:
-    return values[-1] if values else None
-
-
-def _download_writes(command: Command, args: list[str], index: int) -> list[FileWrite]:
-    return [FileWrite(command=index, path=download.output, how=command.program)
-            for download in downloads(command, index) if download.output is not None]
-
-
+# The files curl and wget save are writes too; run_facts.py records them with downloads().
 _WRITERS = {
     "tee": _tee, "dd": _dd, "install": _install, "cp": _copy, "mv": _copy, "ln": _copy,
-    "sed": _sed, "visudo": _visudo, "curl": _download_writes, "wget": _download_writes,
+    "sed": _sed, "visudo": _visudo,
 }
 
 
@@ -308,6 +300,10 @@ def downloads(command: Command, index: int, sinks: Sinks | None = None) -> list[
                                     into="file" if output is not None else "output"),
                            command, {} if sinks is None else sinks))
     return found
+
+
+def _last(values: list[str]) -> str | None:
+    return values[-1] if values else None
 
 
 def _flow(download: Download, command: Command, sinks: Sinks) -> Download:

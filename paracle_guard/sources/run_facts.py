@@ -26,7 +26,7 @@ from paracle_guard.sources import file_commands
 from paracle_guard.sources.commands import account_command, group_memberships, is_account_tool
 from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_call
 from paracle_guard.sources.shell import Command, ReadLimits, read_argv, read_script
-from paracle_guard.subject import AccountChange, PathRemoval, RunStep, ShellCommand
+from paracle_guard.subject import AccountChange, FileWrite, PathRemoval, RunStep, ShellCommand
 
 # Programs whose facts the tool readers know; every other command is only a ShellCommand.
 _FILE_PROGRAMS = frozenset({"tee", "dd", "install", "cp", "mv", "ln", "sed", "visudo", "curl",
@@ -82,8 +82,10 @@ class _Facts:
     def read(self, commands: list[Command]) -> None:
         step = self.step
         for index, command in enumerate(commands):
-            step.commands.append(ShellCommand(argv=command.argv, wrappers=command.wrappers,
-                                              environment=command.environment))
+            # Built from the reader's own typed lists: nothing to validate, and the most
+            # numerous fact of all, so it skips pydantic's validation.
+            step.commands.append(ShellCommand.model_construct(
+                argv=command.argv, wrappers=command.wrappers, environment=command.environment))
             program = command.program
             if command.redirects or program in _FILE_PROGRAMS:
                 self._files(command, program, index)
@@ -124,10 +126,15 @@ class _Facts:
     def _files(self, command: Command, program: str, index: int) -> None:
         step = self.step
         step.writes.extend(file_commands.writes(command, index))
-        if program not in _FILE_PROGRAMS:
-            return
-        step.removals.extend(file_commands.removals(command, index))
-        self.directories.update(file_commands.created_directories(command))
-        step.mode_changes.extend(file_commands.mode_changes(command, index, self.directories))
-        step.downloads.extend(file_commands.downloads(command, index, self.sinks))
+        if program == "rm":
+            step.removals.extend(file_commands.removals(command, index))
+        elif program in ("curl", "wget"):
+            downloads = file_commands.downloads(command, index, self.sinks)
+            step.downloads.extend(downloads)
+            step.writes.extend(FileWrite(command=index, path=d.output, how=program)
+                               for d in downloads if d.output is not None)
+        else:
+            self.directories.update(file_commands.created_directories(command))
+            step.mode_changes.extend(file_commands.mode_changes(command, index,
+                                                                self.directories))
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from paracle_guard.sources.getopt import basename
 from paracle_guard.sources.shell_words import (
@@ -122,8 +123,9 @@ class Command:
     script: str | None = None  # su -c: a script its shell runs
     inner: list[Command] = field(default_factory=list)  # substitutions, run first
 
-    @property
+    @cached_property
     def program(self) -> str:
+        """The basename of argv[0] (xargs may add arguments later, never a program)."""
         return basename(self.argv[0]) if self.argv else ""
 
     def stdout_file(self) -> str | None:
