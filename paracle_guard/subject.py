@@ -66,7 +66,8 @@ class BaseImage(BaseModel):
     # Build arguments the reference uses that have no value here (ARG BASE with no
     # default and no --build-arg): the image is chosen at build time. ``ref`` shows
     # them as written ("gcr.io/$PROJECT_ID/app"); ``undeclared`` are those no ARG
-    # before FROM declares, which docker build replaces with "".
+    # before FROM declares, which docker build replaces with "". A registry that is
+    # such a variable stays as written too ("$REGISTRY").
     unresolved: list[str] = Field(default_factory=list)
     undeclared: list[str] = Field(default_factory=list)
 
@@ -196,6 +197,8 @@ class RunStep(BaseModel):
     exec_form: bool = False
     # BuildKit mounts given with --mount (e.g. "type=cache,target=/var/cache/apt").
     mounts: list[str] = Field(default_factory=list)
+    # Targets of the cache and tmpfs mounts: what the step writes there stays out of the layer.
+    cache_mounts: list[str] = Field(default_factory=list)
     # ENV and ARG values in force when this step runs.
     environment: dict[str, str] = Field(default_factory=dict)
     stage: str

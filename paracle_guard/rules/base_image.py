@@ -160,7 +160,7 @@ def untrusted_registry(subject: Subject, controls: Controls) -> Iterator[Violati
         return
     what = worded(subject.kind, _IMAGE, "base image")
     for image in subject.base_images:
-        if image.unresolved and "$" in image.ref.split("/", 1)[0]:
+        if image.unresolved and "$" in image.registry:
             yield Violation(
                 message=(
                     f"{what} {image.ref} takes its registry from "

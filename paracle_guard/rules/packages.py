@@ -34,27 +34,11 @@ def removes_any(step: RunStep, roots: Iterable[str], after: int = -1) -> bool:
     )
 
 
-def cache_mount_targets(step: RunStep) -> list[str]:
-    """Targets of cache and tmpfs ``--mount``s: what they hold never reaches a layer."""
-    targets: list[str] = []
-    for mount in step.mounts:
-        fields: dict[str, str] = {}
-        for part in mount.split(","):
-            key, _, value = part.partition("=")
-            fields[key.strip().lower()] = value.strip()
-        if fields.get("type") not in ("cache", "tmpfs"):
-            continue
-        target = fields.get("target") or fields.get("dst") or fields.get("destination")
-        if target:
-            targets.append(target)
-    return targets
-
-
 def _mounted(step: RunStep, roots: Iterable[str]) -> bool:
     wanted = list(roots)
     return any(
         is_under(target, root) or is_under(root, target)
-        for target in cache_mount_targets(step)
+        for target in step.cache_mounts
         for root in wanted
     )
 
@@ -148,7 +132,7 @@ def _pip_cache_off(call: PackageCall, step: RunStep) -> bool:
     if any(v is not None and v.strip().lower() in _PIP_BOOL_VALUES for v in values):
         return True
     cleared = [r.path for r in step.removals if r.command > call.command]
-    cleared += cache_mount_targets(step)
+    cleared += step.cache_mounts
     return any(_PIP_CACHE_PATH.search(path) for path in cleared)
 
 

@@ -55,7 +55,7 @@ from paracle_guard.sources.dockerfile_words import (
     unterminated_quote,
 )
 from paracle_guard.sources.image_ref import parse_image_ref
-from paracle_guard.sources.run_facts import read_run
+from paracle_guard.sources.run_facts import cache_mount_targets, read_run
 from paracle_guard.sources.shell import MAX_NESTING, SHELLS, shell_c_script
 from paracle_guard.sources.suppressions import parse_ignore_comment
 from paracle_guard.subject import (
@@ -454,6 +454,7 @@ class _Builder:
             step = self._read_run(stage, location, display=display, script=script,
                                   variables=variables)
         step.mounts = mounts
+        step.cache_mounts = cache_mount_targets(mounts)
         if step.truncated:
             self._problem(raw.start_line, f"RUN nests scripts (sh -c, eval, $(...)) more than "
                                           f"{MAX_NESTING} levels deep; the commands beyond are "
@@ -846,9 +847,12 @@ def _base_image(
     ref: str, platform: str | None, stage: _Stage, final: bool, location: Location
 ) -> BaseImage:
     parsed = parse_image_ref(ref)
+    first = ref.split("/", 1)[0]
+    # "$REGISTRY/app": the registry is whatever the variable holds, unknown here.
+    registry = first if "$" in first and "/" in ref else parsed.registry
     return BaseImage(
         ref=ref,
-        registry=parsed.registry,
+        registry=registry,
         repository=parsed.repository,
         tag=parsed.tag,
         digest=parsed.digest,

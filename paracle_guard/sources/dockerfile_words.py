@@ -31,6 +31,8 @@ import json
 import re
 from collections.abc import Mapping
 
+from paracle_guard.sources.shell_words import closing_brace
+
 Variables = Mapping[str, "str | None"]
 
 
@@ -186,7 +188,7 @@ class _Expander:
         """Append the substitution of the reference at ``start``; return where it ends."""
         following = text[start + 1: start + 2]
         if following == "{":
-            end = _closing_brace(text, start + 2)
+            end = closing_brace(text, start + 2, self.escape)
             if end < 0:
                 out.append(text[start:])
                 return len(text)
@@ -251,22 +253,6 @@ class _Expander:
     def _note_unknown(self, name: str) -> None:
         if self.unknown is not None and name not in self.unknown:
             self.unknown.append(name)
-
-
-def _closing_brace(text: str, start: int) -> int:
-    """Index of the ``}`` closing a ``${`` whose name starts at ``start``; nested ok."""
-    depth = 1
-    index = start
-    while index < len(text):
-        char = text[index]
-        if char == "{" and text[index - 1] == "$":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return -1
 
 
 def unterminated_quote(text: str, escape: str) -> tuple[str, int] | None:

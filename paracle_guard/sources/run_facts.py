@@ -61,6 +61,7 @@ def read_run(
         script=display if display is not None else (script or ""),
         exec_form=exec_form,
         mounts=list(mounts),
+        cache_mounts=cache_mount_targets(mounts),
         environment=dict(environment if environment is not None else (variables or {})),
         stage=stage,
         final=final,
@@ -69,6 +70,22 @@ def read_run(
     )
     _Facts(step).read(commands)
     return step
+
+
+def cache_mount_targets(mounts: Sequence[str]) -> list[str]:
+    """Targets of cache and tmpfs ``--mount``s, read as BuildKit reads the CSV fields."""
+    targets: list[str] = []
+    for mount in mounts:
+        fields: dict[str, str] = {}
+        for part in mount.split(","):
+            key, _, value = part.partition("=")
+            fields[key.strip().lower()] = value.strip()
+        if fields.get("type") not in ("cache", "tmpfs"):
+            continue
+        target = fields.get("target") or fields.get("dst") or fields.get("destination")
+        if target:
+            targets.append(target)
+    return targets
 
 
 class _Facts:

@@ -160,14 +160,18 @@ def closing_paren(text: str, start: int) -> int:
     return length
 
 
-def closing_brace(text: str, start: int) -> int:
-    """Index of the ``}`` closing a ``${`` whose name starts at ``start``; -1 if none."""
+def closing_brace(text: str, start: int, escape: str = "\\") -> int:
+    """Index of the ``}`` closing a ``${`` whose name starts at ``start``; -1 if none.
+
+    Nested ``${`` count; an escaped ``}`` does not close (sh, and BuildKit's lexer with
+    its own escape character).
+    """
     depth = 1
     index = start
     length = len(text)
     while index < length:
         char = text[index]
-        if char == "\\":
+        if char == escape:
             index += 2
             continue
         if char == "{" and text[index - 1] == "$":

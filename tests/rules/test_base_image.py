@@ -242,8 +242,9 @@ def test_add_of_a_pinned_git_repository_passes(source: str, flags: dict[str, str
     assert check("PG503", subject) == []
 
 
-def _unresolved(ref: str, names: list[str], undeclared: list[str]) -> BaseImage:
-    fact = base_image(ref, line=2)
+def _unresolved(ref: str, names: list[str], undeclared: list[str],
+                registry: str = "docker.io") -> BaseImage:
+    fact = base_image(ref, line=2, registry=registry)
     return fact.model_copy(update={"unresolved": names, "undeclared": undeclared})
 
 
@@ -267,7 +268,8 @@ def test_an_undeclared_variable_in_from_is_named() -> None:
 
 
 def test_an_unknown_registry_cannot_be_allowed() -> None:
-    subject = dockerfile(base_images=[_unresolved("$REGISTRY/app:1", ["REGISTRY"], [])])
+    subject = dockerfile(base_images=[_unresolved("$REGISTRY/app:1", ["REGISTRY"], [],
+                                                  registry="$REGISTRY")])
     policy = controls(base_image={"allowed_registries": ["registry.example.com"]})
     (message,) = messages("PG502", subject, policy)
     assert "cannot be checked against allowed_registries" in message

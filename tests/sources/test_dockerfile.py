@@ -1034,6 +1034,7 @@ def test_run_steps_start_in_the_workdir_and_follow_shell() -> None:
         ("FROM gcr.io/$PROJECT_ID/az\n", "gcr.io/$PROJECT_ID/az", ["PROJECT_ID"], ["PROJECT_ID"]),
         ("ARG TAG\nFROM python:${TAG}-slim\n", "python:${TAG}-slim", ["TAG"], []),
         ("ARG TAG=3.12\nFROM python:${TAG}-slim\n", "python:3.12-slim", [], []),
+        ("ARG REGISTRY\nFROM $REGISTRY/app:1\n", "$REGISTRY/app:1", ["REGISTRY"], []),
     ],
 )
 def test_from_with_variables_that_have_no_value(
@@ -1041,6 +1042,8 @@ def test_from_with_variables_that_have_no_value(
 ) -> None:
     (image,) = parse_dockerfile(text, "Dockerfile").base_images
     assert (image.ref, image.unresolved, image.undeclared) == (ref, unresolved, undeclared)
+    assert image.registry == ("$REGISTRY" if ref.startswith("$REGISTRY") else
+                              "gcr.io" if ref.startswith("gcr.io") else "docker.io")
 
 
 def test_scripts_nested_past_the_readers_depth_are_a_parse_problem() -> None:

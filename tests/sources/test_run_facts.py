@@ -225,3 +225,10 @@ def test_exec_form_reads_the_argv_and_its_script() -> None:
     step = read_run(argv=["sh", "-c", "apk add x"], location=Location(path="Dockerfile"))
     assert [c.argv for c in step.commands] == [["sh", "-c", "apk add x"], ["apk", "add", "x"]]
     assert [p.name for c in step.package_calls for p in c.packages] == ["x"]
+
+
+def test_cache_mount_targets() -> None:
+    step = read_run("apk add x", mounts=["type=cache,target=/var/cache/apk", "type=bind,dst=/src",
+                                         "TYPE=tmpfs, destination=/tmp", "type=secret,id=x"],
+                    location=Location(path="Dockerfile"))
+    assert step.cache_mounts == ["/var/cache/apk", "/tmp"]
