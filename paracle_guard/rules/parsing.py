@@ -12,22 +12,6 @@ from paracle_guard.subject import Subject, SubjectKind
 ALL_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "image", "container", "compose", "k8s")
 
 
-# The fix depends on what was read: the tool that would refuse it, and what to do.
-_FIXES: dict[SubjectKind, str] = {
-    "dockerfile": "Fix the Dockerfile at the reported line; docker build refuses it too",
-    "compose": "Fix the compose file at the reported line; docker compose refuses it too",
-    "k8s": "Fix the manifest at the reported line; kubectl apply refuses it too",
-    "image": (
-        "Check the image input: a complete docker save archive, or a reference the engine "
-        "can inspect"
-    ),
-    "container": (
-        "The inspect data holds values the engine never stores: check where it came from, "
-        "or inspect the container again with docker inspect"
-    ),
-}
-
-
 @rule(
     code="PG901",
     name="parse-error",
@@ -35,6 +19,20 @@ _FIXES: dict[SubjectKind, str] = {
     kinds=ALL_KINDS,
     summary="The input could not be parsed, so nothing else in it can be trusted",
     fix="Fix the input at the reported line",
+    # What to do depends on what was read: the tool that would refuse it too.
+    fixes={
+        "dockerfile": "Fix the Dockerfile at the reported line; docker build refuses it too",
+        "compose": "Fix the compose file at the reported line; docker compose refuses it too",
+        "k8s": "Fix the manifest at the reported line; kubectl apply refuses it too",
+        "image": (
+            "Check the image input: a complete docker save archive, or a reference the "
+            "engine can inspect"
+        ),
+        "container": (
+            "The inspect data holds values the engine never stores: check where it came "
+            "from, or inspect the container again with docker inspect"
+        ),
+    },
     rationale=(
         "A file the checker cannot read is a file nothing has checked. It fails the run "
         "rather than passing silently."
@@ -42,11 +40,8 @@ _FIXES: dict[SubjectKind, str] = {
 )
 def parse_error(subject: Subject, controls: Controls) -> Iterator[Violation]:
     for problem in subject.parse_problems:
-        yield Violation(
-            message=problem.message,
-            location=problem.location,
-            fix=problem.fix or _FIXES.get(subject.kind),
-        )
+        # A problem with advice of its own (a file that is not UTF-8) keeps it.
+        yield Violation(message=problem.message, location=problem.location, fix=problem.fix)
 
 
 @rule(

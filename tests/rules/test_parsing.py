@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from paracle_guard.subject import ParseProblem, Subject, Suppression
+from paracle_guard.engine import Plan
+from paracle_guard.policy.models import Policy
+from paracle_guard.subject import ParseProblem, Subject, SubjectKind, Suppression
 from tests.builders import check, dockerfile, image, loc
 
 
@@ -71,11 +73,11 @@ def test_suppression_with_a_reason_passes() -> None:
         ("container", "docker inspect"),
     ],
 )
-def test_the_fix_is_worded_for_the_kind_of_input(kind: str, words: str) -> None:
+def test_the_fix_is_worded_for_the_kind_of_input(kind: SubjectKind, words: str) -> None:
     subject = Subject(kind=kind, target="x", parse_problems=[_problem("bad", 1)])
-    (violation,) = check("PG901", subject)
-    assert violation.fix is not None and words in violation.fix
-    assert "Docker would refuse" not in violation.fix
+    (finding,) = Plan.compile(Policy()).evaluate(subject).findings
+    assert finding.fix is not None and words in finding.fix
+    assert "Docker would refuse" not in finding.fix
 
 
 def test_a_problem_with_its_own_advice_keeps_it() -> None:

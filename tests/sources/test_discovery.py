@@ -44,7 +44,7 @@ def test_is_dockerfile_name(name: str, matches: bool) -> None:
 
 
 def _hook_selects(path: str) -> bool:
-    (hook,) = yaml.safe_load(HOOKS.read_text())
+    (hook,) = [h for h in yaml.safe_load(HOOKS.read_text()) if h["id"] == "paracle-guard-lint"]
     return bool(re.search(hook["files"], path)) and not re.search(hook["exclude"], path)
 
 
