@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paracle_guard.location import Location
 from paracle_guard.sources.run_facts import read_run
@@ -232,3 +234,25 @@ def test_cache_mount_targets() -> None:
                                          "TYPE=tmpfs, destination=/tmp", "type=secret,id=x"],
                     location=Location(path="Dockerfile"))
     assert step.cache_mounts == ["/var/cache/apk", "/tmp"]
+
+
+_WORDS = st.lists(
+    st.sampled_from([
+        "apt-get", "apk", "pip", "install", "add", "-y", "-o", "--no-cache", "sudo", "env",
+        "xargs", "-I{}", "chmod", "u+s", "4755", "-R", "install", "-m", "-t", "cp", "mv", "ln",
+        "-s", "tee", "-a", "dd", "of=", "if=", "curl", "-o", "-O", "wget", "-qO-", "|", "&&",
+        ";", ">", ">>", "<<EOF", "EOF", "\n", "sh", "-c", "'", '"', "$(", ")", "eval", "cd",
+        "/etc/sudoers.d", "x", "rm", "-rf", "useradd", "usermod", "-aG", "gpasswd", "find",
+        "-exec", "{}", "+", "setcap", "sed", "-i", "visudo", "-f", "su", "runuser", "-u",
+        "busybox", "timeout", "10", "chroot", "/", "$X", "${X:-y}",
+    ]),
+    max_size=40,
+).map(" ".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_WORDS, st.text(max_size=120)))
+def test_read_run_never_raises(script: str) -> None:
+    step = read_run(script, variables={"X": "a b"}, location=Location(path="Dockerfile"))
+    assert all(0 <= fact.command < len(step.commands)
+               for fact in [*step.package_calls, *step.writes, *step.removals, *step.accounts])
