@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from urllib.parse import parse_qs
 
 from paracle_guard.sources.file_commands import mode_change
 from paracle_guard.subject import Download, ModeChange
@@ -70,10 +69,11 @@ def source_kind(source: str) -> str | None:
 def _git_pinned(source: str) -> bool:
     rest, _, fragment = source.partition("#")
     _, _, query = rest.partition("?")
-    values = parse_qs(query)
+    # ?ref=, ?checksum=, ?commit= (a commit id needs no URL decoding).
+    values = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
     if values.get("checksum") or values.get("commit"):
         return True
-    ref = fragment.split(":", 1)[0] or (values.get("ref") or [""])[0]
+    ref = fragment.split(":", 1)[0] or values.get("ref", "")
     return bool(_COMMIT.fullmatch(ref))
 
 
