@@ -32,6 +32,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
@@ -55,7 +56,7 @@ from paracle_guard.sources.dockerfile_words import (
     unterminated_quote,
 )
 from paracle_guard.sources.image_ref import parse_image_ref
-from paracle_guard.sources.run_facts import cache_mount_targets, read_run
+from paracle_guard.sources.run_facts import read_run
 from paracle_guard.sources.shell import MAX_NESTING, SHELLS, shell_c_script
 from paracle_guard.sources.suppressions import parse_ignore_comment
 from paracle_guard.subject import (
@@ -411,10 +412,9 @@ class _Builder:
                                   'SHELL needs the JSON form: SHELL ["/bin/sh", "-c"]')
                 elif shell:
                     stage.shell = shell
-        instruction = self._instruction(keyword, value, flags, stage, location)
-        if keyword in ("COPY", "ADD"):
-            self._copy_facts(stage, instruction, rest)
-        stage.instructions.append(instruction)
+        facts = self._copy_facts(stage, keyword, rest, flags) if keyword in ("COPY", "ADD") else {}
+        stage.instructions.append(
+            self._instruction(keyword, value, flags, stage, location, **facts))
 
     def _run(
         self,
@@ -435,7 +435,7 @@ class _Builder:
         if argv is not None:
             # Exec form: no shell, no substitution; "sh -c" in it is read as a script.
             value = rest
-            step = self._read_run(stage, location, display=rest, argv=argv,
+            step = self._read_run(stage, location, mounts, display=rest, argv=argv,
                                   variables=variables, exec_form=True)
         else:
             value = self._expand(stage, rest, Mode.SHELL) + _heredoc_sections(
@@ -451,10 +451,8 @@ class _Builder:
                 # "RUN python3 <<EOF": the shell gets the command line and the bodies as
                 # here-documents, data for python3 but a script for "bash <<EOF".
                 display, script = value, rest + _heredoc_sections(raw, None)
-            step = self._read_run(stage, location, display=display, script=script,
+            step = self._read_run(stage, location, mounts, display=display, script=script,
                                   variables=variables)
-        step.mounts = mounts
-        step.cache_mounts = cache_mount_targets(mounts)
         if step.truncated:
             self._problem(raw.start_line, f"RUN nests scripts (sh -c, eval, $(...)) more than "
                                           f"{MAX_NESTING} levels deep; the commands beyond are "
@@ -468,6 +466,7 @@ class _Builder:
         self,
         stage: _Stage,
         location: Location,
+        mounts: list[str],
         *,
         display: str,
         variables: dict[str, str],
@@ -487,6 +486,7 @@ class _Builder:
             cwd=stage.workdir or "/",
             display=display,
             exec_form=exec_form,
+            mounts=mounts,
             stage=stage.label,
             final=stage.final,
             location=location,
@@ -589,23 +589,24 @@ class _Builder:
         self._problem(raw.start_line, f"{keyword} {word}: the {kind} quote is never closed, "
                                       "so docker build refuses this line")
 
-    def _copy_facts(self, stage: _Stage, instruction: Instruction, rest: str) -> None:
+    def _copy_facts(
+        self, stage: _Stage, keyword: str, rest: str, flags: dict[str, str]
+    ) -> dict[str, Any]:
         """Sources, destination, remote sources and --chmod of a COPY or ADD."""
         arguments = json_array(rest)
         words = arguments if arguments is not None else [
             word for word, _, _ in split_words(rest, self.escape)]
         operands = [self._expand(stage, word) for word in words]
         if len(operands) < 2:
-            return
+            return {}
         sources = operands[:-1]
         destination = destination_path(operands[-1], stage.workdir)
-        instruction.sources, instruction.destination = sources, destination
-        flags = instruction.flags
-        if instruction.keyword == "ADD":
-            instruction.downloads = remote_sources(sources, flags)
+        facts: dict[str, Any] = {"sources": sources, "destination": destination}
+        if keyword == "ADD":
+            facts["downloads"] = remote_sources(sources, flags)
         if flags.get("chmod"):
-            instruction.mode_changes = chmod_changes(instruction.keyword, sources, destination,
-                                                     flags["chmod"])
+            facts["mode_changes"] = chmod_changes(keyword, sources, destination, flags["chmod"])
+        return facts
 
     def _check_onbuild(self, raw: RawInstruction, rest: str) -> None:
         inner = rest.split(None, 1)
@@ -673,10 +674,11 @@ class _Builder:
     # -- facts -------------------------------------------------------------------
 
     def _instruction(
-        self, keyword: str, value: str, flags: dict[str, str], stage: _Stage, location: Location
+        self, keyword: str, value: str, flags: dict[str, str], stage: _Stage,
+        location: Location, **facts: Any,
     ) -> Instruction:
         return Instruction(keyword=keyword, value=value, flags=flags, stage=stage.label,
-                           final=stage.final, location=location)
+                           final=stage.final, location=location, **facts)
 
     def _base_images(self, needed: list[_Stage]) -> list[BaseImage]:
         images = []

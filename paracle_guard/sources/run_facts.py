@@ -20,13 +20,24 @@ comparisons. Rules read only these facts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
 
 from paracle_guard.location import Location
 from paracle_guard.sources import file_commands
 from paracle_guard.sources.commands import account_command, group_memberships, is_account_tool
 from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_call
 from paracle_guard.sources.shell import Command, ReadLimits, read_argv, read_script
-from paracle_guard.subject import AccountChange, FileWrite, PathRemoval, RunStep, ShellCommand
+from paracle_guard.subject import (
+    AccountChange,
+    Download,
+    FileWrite,
+    ModeChange,
+    PackageCall,
+    PathRemoval,
+    RunStep,
+    ShellCommand,
+)
 
 # Programs whose facts the tool readers know; every other command is only a ShellCommand.
 _FILE_PROGRAMS = frozenset({"tee", "dd", "install", "cp", "mv", "ln", "sed", "visudo", "curl",
@@ -52,12 +63,13 @@ def read_run(
     ``display`` is the script as reports show it (default: ``script``);
     ``environment`` the ENV and ARG values in force (default: ``variables``).
     """
-    limits = ReadLimits()
-    if argv is not None:
-        commands = read_argv(argv, variables, cwd=cwd, limits=limits)
-    else:
-        commands = read_script(script or "", variables, cwd=cwd, limits=limits)
-    step = RunStep(
+    facts = _read_facts(
+        script or "",
+        None if argv is None else tuple(argv),
+        tuple(sorted(variables.items())) if variables else (),
+        cwd,
+    )
+    return RunStep(
         script=display if display is not None else (script or ""),
         exec_form=exec_form,
         mounts=list(mounts),
@@ -66,10 +78,27 @@ def read_run(
         stage=stage,
         final=final,
         location=location,
-        truncated=limits.too_deep,
+        **facts,
     )
-    _Facts(step).read(commands)
-    return step
+
+
+# The same RUN line recurs across a project's Dockerfiles (and stages): its facts are
+# read once. They hold no location, so steps can share them; nothing changes a fact
+# after it is read.
+@lru_cache(maxsize=4096)
+def _read_facts(
+    script: str, argv: tuple[str, ...] | None, variables: tuple[tuple[str, str], ...],
+    cwd: str | None,
+) -> dict[str, Any]:
+    limits = ReadLimits()
+    known = dict(variables)
+    if argv is not None:
+        commands = read_argv(argv, known, cwd=cwd, limits=limits)
+    else:
+        commands = read_script(script, known, cwd=cwd, limits=limits)
+    facts = _Facts(known.get("HOME"))
+    facts.read(commands)
+    return {**facts.found, "truncated": limits.too_deep}
 
 
 def cache_mount_targets(mounts: Sequence[str]) -> list[str]:
@@ -89,20 +118,34 @@ def cache_mount_targets(mounts: Sequence[str]) -> list[str]:
 
 
 class _Facts:
-    """Fills one RunStep's facts from its commands."""
+    """Reads the facts of one step's commands into ``found``, by RunStep field."""
 
-    def __init__(self, step: RunStep) -> None:
-        self.step = step
+    def __init__(self, home: str | None) -> None:
+        self.home = home  # $HOME, for the caches under ~ a clean verb deletes
+        self.commands: list[ShellCommand] = []
+        self.package_calls: list[PackageCall] = []
+        self.accounts: list[AccountChange] = []
+        self.writes: list[FileWrite] = []
+        self.removals: list[PathRemoval] = []
+        self.mode_changes: list[ModeChange] = []
+        self.downloads: list[Download] = []
+        self.apt_settings: dict[str, str] = {}
         self.directories: set[str] = set()
         self.sinks: file_commands.Sinks = {}
 
+    @property
+    def found(self) -> dict[str, Any]:
+        return {
+            "commands": self.commands, "package_calls": self.package_calls,
+            "accounts": self.accounts, "writes": self.writes, "removals": self.removals,
+            "mode_changes": self.mode_changes, "downloads": self.downloads,
+            "apt_settings": self.apt_settings,
+        }
+
     def read(self, commands: list[Command]) -> None:
-        step = self.step
         for index, command in enumerate(commands):
-            # Built from the reader's own typed lists: nothing to validate, and the most
-            # numerous fact of all, so it skips pydantic's validation.
-            step.commands.append(ShellCommand.model_construct(
-                argv=command.argv, wrappers=command.wrappers, environment=command.environment))
+            self.commands.append(ShellCommand(argv=command.argv, wrappers=command.wrappers,
+                                              environment=command.environment))
             program = command.program
             if command.redirects or program in _FILE_PROGRAMS:
                 self._files(command, program, index)
@@ -110,48 +153,46 @@ class _Facts:
                 self._package(command, index)
             elif is_account_tool(program):
                 self._account(command.argv, program, index)
-        for write in step.writes:
-            step.apt_settings.update(file_commands.apt_settings(write))
+        for write in self.writes:
+            self.apt_settings.update(file_commands.apt_settings(write))
 
     def _package(self, command: Command, index: int) -> None:
         call = package_call(command.argv, index)
         if call is None:
             return
-        self.step.package_calls.append(call)
+        self.package_calls.append(call)
         how = f"{call.tool} {call.verb}"
-        home = command.environment.get("HOME") or self.step.environment.get("HOME")
+        home = command.environment.get("HOME") or self.home
         for path in cleaned_paths(call):
             if path.startswith("~") and home:
                 path = home.rstrip("/") + path[1:]
-            self.step.removals.append(PathRemoval(command=index, path=path, how=how))
+            self.removals.append(PathRemoval(command=index, path=path, how=how))
 
     def _account(self, argv: list[str], program: str, index: int) -> None:
         created = account_command(argv)
         joined = group_memberships(argv)
         if created is not None:
-            self.step.accounts.append(AccountChange(
+            self.accounts.append(AccountChange(
                 command=index, tool=program, kind=created.kind, name=created.name, created=True,
                 id=created.id, group=created.group,
                 groups=joined[1] if joined is not None and joined[0] == created.name else [],
             ))
         elif joined is not None:
-            self.step.accounts.append(AccountChange(
+            self.accounts.append(AccountChange(
                 command=index, tool=program, kind="user", name=joined[0], created=False,
                 groups=joined[1],
             ))
 
     def _files(self, command: Command, program: str, index: int) -> None:
-        step = self.step
-        step.writes.extend(file_commands.writes(command, index))
+        self.writes.extend(file_commands.writes(command, index))
         if program == "rm":
-            step.removals.extend(file_commands.removals(command, index))
+            self.removals.extend(file_commands.removals(command, index))
         elif program in ("curl", "wget"):
             downloads = file_commands.downloads(command, index, self.sinks)
-            step.downloads.extend(downloads)
-            step.writes.extend(FileWrite(command=index, path=d.output, how=program)
+            self.downloads.extend(downloads)
+            self.writes.extend(FileWrite(command=index, path=d.output, how=program)
                                for d in downloads if d.output is not None)
         else:
             self.directories.update(file_commands.created_directories(command))
-            step.mode_changes.extend(file_commands.mode_changes(command, index,
+            self.mode_changes.extend(file_commands.mode_changes(command, index,
                                                                 self.directories))
-

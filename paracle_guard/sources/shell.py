@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from paracle_guard.sources.getopt import basename
 from paracle_guard.sources.shell_words import (
@@ -44,7 +43,7 @@ from paracle_guard.sources.shell_words import (
     split_fields,
     unescape_ansi,
 )
-from paracle_guard.sources.wrappers import unwrap
+from paracle_guard.sources.wrappers import is_wrapper, unwrap
 
 __all__ = ["MAX_NESTING", "SHELLS", "Command", "ReadLimits", "ShellState", "read_argv",
            "read_script", "reads_script_from_stdin", "resolve_path", "shell_c_script"]
@@ -96,9 +95,10 @@ _PREFIX_WORDS = frozenset({"!", "{", "}", "if", "then", "else", "elif", "do", "w
 _HEADER_WORDS = frozenset({"for", "select", "case", "function"})
 _PIPE_OPERATORS = frozenset({"|", "|&"})
 _EXPORTING = frozenset({"export", "readonly", "declare", "typeset", "local"})
+_STATEFUL = _EXPORTING | {"unset", "cd", "pushd"}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Command:
     """One simple command as it runs: wrappers off, words expanded, data flows known."""
 
@@ -122,11 +122,11 @@ class Command:
     xargs_replace: str | None = None
     script: str | None = None  # su -c: a script its shell runs
     inner: list[Command] = field(default_factory=list)  # substitutions, run first
+    # The basename of argv[0]; xargs may add arguments later, never a program.
+    program: str = field(init=False)
 
-    @cached_property
-    def program(self) -> str:
-        """The basename of argv[0] (xargs may add arguments later, never a program)."""
-        return basename(self.argv[0]) if self.argv else ""
+    def __post_init__(self) -> None:
+        self.program = basename(self.argv[0]) if self.argv else ""
 
     def stdout_file(self) -> str | None:
         """The file its standard output is redirected to, if any."""
@@ -203,6 +203,15 @@ class _PendingHeredoc:
 
 class _Reader:
     """One pass over one script; nested scripts get their own reader."""
+
+    # A reader is made for every RUN and every nested script: slots keep that cheap.
+    __slots__ = (
+        "assignments", "captured", "case_depth", "commands", "depth", "heredoc_strip_tabs",
+        "heredocs", "heredocs_here", "herestring", "in_case_pattern", "in_word", "inner",
+        "limits", "nesting", "next_word", "opaque", "outputs", "pending", "pieces",
+        "pipe_from", "redirect", "redirects", "saw_unknown", "split_substitutions", "splits",
+        "state", "subshell_cwds", "text", "word_plain_start", "word_quoted", "words",
+    )
 
     def __init__(
         self,
@@ -586,20 +595,25 @@ class _Reader:
             self._assign(assignments)
             if not redirects and not inner:
                 return
-        unwrapped = unwrap(words)
-        command = Command(
-            argv=unwrapped.argv,
-            wrappers=unwrapped.wrappers,
-            environment={**self.state.exports, **assignments, **unwrapped.environment},
-            cwd=self.state.cwd,
-            redirects=redirects,
-            stdin=herestring,
-            opaque=opaque,
-            through_xargs=unwrapped.through_xargs,
-            xargs_replace=unwrapped.xargs_replace,
-            script=unwrapped.script,
-            inner=inner,
-        )
+        environment = {**self.state.exports, **assignments} if self.state.exports else assignments
+        if words and is_wrapper(basename(words[0])):
+            unwrapped = unwrap(words)
+            command = Command(
+                argv=unwrapped.argv,
+                wrappers=unwrapped.wrappers,
+                environment={**environment, **unwrapped.environment},
+                cwd=self.state.cwd,
+                redirects=redirects,
+                stdin=herestring,
+                opaque=opaque,
+                through_xargs=unwrapped.through_xargs,
+                xargs_replace=unwrapped.xargs_replace,
+                script=unwrapped.script,
+                inner=inner,
+            )
+        else:  # the common case: the program is the first word
+            command = Command(argv=words, environment=environment, cwd=self.state.cwd,
+                              redirects=redirects, stdin=herestring, opaque=opaque, inner=inner)
         for heredoc in heredocs:
             heredoc.command = command
         for substitution in captured:
@@ -619,7 +633,10 @@ class _Reader:
 
     def _builtin(self, command: Command) -> None:
         """What export, unset and cd change for the commands after them."""
-        program, args = command.program, command.argv[1:]
+        program = command.program
+        if program not in _STATEFUL:
+            return
+        args = command.argv[1:]
         state = self.state
         if program in _EXPORTING:
             exporting = program == "export" or any(arg.startswith("-") and "x" in arg
