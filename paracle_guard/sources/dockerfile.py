@@ -313,8 +313,8 @@ class _Builder:
         self._check_quotes(raw, "FROM", rest)
         flags = {name: expand_word(value, self.global_args, self.escape)
                  for name, value in raw_flags}
-        words = [expand_word(word, self.global_args, self.escape)
-                 for word, _, _ in split_words(rest, self.escape)]
+        raw_words = split_words(rest, self.escape)
+        words = [expand_word(word, self.global_args, self.escape) for word, _, _ in raw_words]
         name: str | None = None
         if len(words) == 3 and words[1].lower() == "as":
             name = words[2].lower()
@@ -323,7 +323,7 @@ class _Builder:
         image = words[0] if words else ""
         if not image:
             self._problem(raw.start_line, "FROM names no image (empty after substitution?)")
-        shown, unresolved = self._from_reference(rest)
+        shown, unresolved = self._from_reference(raw_words[0][0] if raw_words else "")
         if name is not None:
             if not _STAGE_NAME.fullmatch(name):
                 self._problem(raw.start_line, f"invalid stage name {name!r}")
@@ -347,12 +347,11 @@ class _Builder:
             on_image=on_image,
         )
 
-    def _from_reference(self, rest: str) -> tuple[str, tuple[list[str], list[str]]]:
+    def _from_reference(self, word: str) -> tuple[str, tuple[list[str], list[str]]]:
         """The FROM image as written where ARGs have no value, and those ARGs' names."""
-        words = split_words(rest, self.escape)
         unknown: list[str] = []
-        shown = expand(words[0][0], self.global_args, self.escape, Mode.DOCKER_WORD, unknown,
-                       undeclared_empty=False) if words else ""
+        shown = expand(word, self.global_args, self.escape, Mode.DOCKER_WORD, unknown,
+                       undeclared_empty=False) if word else ""
         undeclared = [name for name in unknown if name not in self.global_args]
         return shown, (unknown, undeclared)
 
@@ -382,6 +381,7 @@ class _Builder:
         if not rest.strip() and not raw.heredocs and keyword in _NEEDS_ARGUMENTS:
             self._problem(raw.start_line, f"{keyword} requires at least one argument")
         flags = {name: self._expand(stage, value) for name, value in raw_flags}
+        facts: dict[str, Any] = {}
         if keyword in _EXPANDED:
             self._check_quotes(raw, keyword, rest)
         if keyword == "RUN":
@@ -396,7 +396,7 @@ class _Builder:
                 stage.env_facts.append(EnvVar(name=name, value=arg_value, origin="ARG",
                                               final=stage.final, location=location))
         elif keyword in ("COPY", "ADD"):
-            value = self._copy(stage, raw, rest, flags, location)
+            value, facts = self._copy(stage, raw, rest, flags, location)
         elif keyword == "ONBUILD":
             value = rest + _heredoc_sections(raw, None)
             self._check_onbuild(raw, rest)
@@ -412,7 +412,6 @@ class _Builder:
                                   'SHELL needs the JSON form: SHELL ["/bin/sh", "-c"]')
                 elif shell:
                     stage.shell = shell
-        facts = self._copy_facts(stage, keyword, rest, flags) if keyword in ("COPY", "ADD") else {}
         stage.instructions.append(
             self._instruction(keyword, value, flags, stage, location, **facts))
 
@@ -559,7 +558,8 @@ class _Builder:
         rest: str,
         flags: dict[str, str],
         location: Location,
-    ) -> str:
+    ) -> tuple[str, dict[str, Any]]:
+        """The instruction's value, and its facts (sources, destination, downloads, modes)."""
         source = flags.get("from")
         if source:
             stage.sources.append((source, location))
@@ -570,13 +570,15 @@ class _Builder:
             ):
                 self._problem(raw.start_line, f"--from={source}: no stage has that index")
         arguments = json_array(rest)
-        count = len(arguments) if arguments is not None else len(split_words(rest, self.escape))
-        if rest.strip() and count < 2:
+        words = arguments if arguments is not None else [
+            word for word, _, _ in split_words(rest, self.escape)]
+        if rest.strip() and len(words) < 2:
             self._problem(raw.start_line, f"{raw.keyword} needs a source and a destination")
         # BuildKit expands an unquoted COPY heredoc with the build's variables.
-        return self._expand(stage, rest, Mode.DOCKER) + _heredoc_sections(
+        value = self._expand(stage, rest, Mode.DOCKER) + _heredoc_sections(
             raw, lambda body: self._expand(stage, body, Mode.DOCKER)
         )
+        return value, self._copy_facts(stage, raw.keyword, words, flags)
 
     def _check_quotes(self, raw: RawInstruction, keyword: str, rest: str) -> None:
         # Quotes group words, so an open quote runs to the end of the instruction: one
@@ -590,12 +592,9 @@ class _Builder:
                                       "so docker build refuses this line")
 
     def _copy_facts(
-        self, stage: _Stage, keyword: str, rest: str, flags: dict[str, str]
+        self, stage: _Stage, keyword: str, words: list[str], flags: dict[str, str]
     ) -> dict[str, Any]:
         """Sources, destination, remote sources and --chmod of a COPY or ADD."""
-        arguments = json_array(rest)
-        words = arguments if arguments is not None else [
-            word for word, _, _ in split_words(rest, self.escape)]
         operands = [self._expand(stage, word) for word in words]
         if len(operands) < 2:
             return {}

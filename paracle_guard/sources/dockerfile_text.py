@@ -236,7 +236,8 @@ def _prepass(
             in_continuation = True
             continue
         in_continuation = False
-        _join_continuation(fed, content, parts, ends)
+        if len(content) > 1:
+            _join_continuation(fed, content, parts, ends)
         logical = "".join(parts)
         if "<<" in logical:
             found, index = _cut_heredocs(logical, start, lines, fed, index, result)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from paracle_guard.sources.getopt import Option, basename, parse_options
-from paracle_guard.subject import PackageAction, PackageCall, RequestedPackage
+from paracle_guard.subject import PackageAction, PackageCall
 
 APT_LISTS = "/var/lib/apt/lists"
 APT_ARCHIVES = "/var/cache/apt/archives"
@@ -202,7 +202,8 @@ def package_call(argv: Sequence[str], index: int) -> PackageCall | None:
     packages = _packages(syntax, arguments) if action in ("install", "remove") else []
     if program == "apk" and action == "install":
         # --virtual NAME installs a meta package of that name, not a real one.
-        packages = [p for p in packages if p.name not in _values(options, "-t", "--virtual")]
+        virtual = _values(options, "-t", "--virtual")
+        packages = [p for p in packages if p["name"] not in virtual]
     return PackageCall(
         command=index,
         manager=syntax.manager,
@@ -249,7 +250,8 @@ def _tool(argv: Sequence[str]) -> tuple[str, str, list[str]] | None:
     return None
 
 
-def _packages(syntax: _Syntax, arguments: Sequence[str]) -> list[RequestedPackage]:
+def _packages(syntax: _Syntax, arguments: Sequence[str]) -> list[dict[str, str | None]]:
+    """The packages named, as plain data: PackageCall builds them in one validation."""
     found = []
     skip_next = False
     for token in arguments:
@@ -264,7 +266,7 @@ def _packages(syntax: _Syntax, arguments: Sequence[str]) -> list[RequestedPackag
         name, version = syntax.split(token)
         # "@core" is an rpm group; "pkg-" asks apt to remove pkg.
         if name and not name.startswith("@") and not name.endswith(("-", "+")):
-            found.append(RequestedPackage(name=name, version=version))
+            found.append({"name": name, "version": version})
     return found
 
 

@@ -20,7 +20,6 @@ comparisons. Rules read only these facts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 from paracle_guard.location import Location
@@ -36,7 +35,6 @@ from paracle_guard.subject import (
     PackageCall,
     PathRemoval,
     RunStep,
-    ShellCommand,
 )
 
 # Programs whose facts the tool readers know; every other command is only a ShellCommand.
@@ -63,12 +61,15 @@ def read_run(
     ``display`` is the script as reports show it (default: ``script``);
     ``environment`` the ENV and ARG values in force (default: ``variables``).
     """
-    facts = _read_facts(
-        script or "",
-        None if argv is None else tuple(argv),
-        tuple(sorted(variables.items())) if variables else (),
-        cwd,
-    )
+    limits = ReadLimits()
+    if argv is not None:
+        commands = read_argv(argv, variables, cwd=cwd, limits=limits)
+    else:
+        commands = read_script(script or "", variables, cwd=cwd, limits=limits)
+    facts = _Facts((variables or {}).get("HOME"))
+    facts.read(commands)
+    # One validation builds every nested fact from plain data: far cheaper than a
+    # model constructor per command.
     return RunStep(
         script=display if display is not None else (script or ""),
         exec_form=exec_form,
@@ -78,27 +79,9 @@ def read_run(
         stage=stage,
         final=final,
         location=location,
-        **facts,
+        truncated=limits.too_deep,
+        **facts.found,
     )
-
-
-# The same RUN line recurs across a project's Dockerfiles (and stages): its facts are
-# read once. They hold no location, so steps can share them; nothing changes a fact
-# after it is read.
-@lru_cache(maxsize=4096)
-def _read_facts(
-    script: str, argv: tuple[str, ...] | None, variables: tuple[tuple[str, str], ...],
-    cwd: str | None,
-) -> dict[str, Any]:
-    limits = ReadLimits()
-    known = dict(variables)
-    if argv is not None:
-        commands = read_argv(argv, known, cwd=cwd, limits=limits)
-    else:
-        commands = read_script(script, known, cwd=cwd, limits=limits)
-    facts = _Facts(known.get("HOME"))
-    facts.read(commands)
-    return {**facts.found, "truncated": limits.too_deep}
 
 
 def cache_mount_targets(mounts: Sequence[str]) -> list[str]:
@@ -122,7 +105,7 @@ class _Facts:
 
     def __init__(self, home: str | None) -> None:
         self.home = home  # $HOME, for the caches under ~ a clean verb deletes
-        self.commands: list[ShellCommand] = []
+        self.commands: list[dict[str, Any]] = []  # ShellCommand fields
         self.package_calls: list[PackageCall] = []
         self.accounts: list[AccountChange] = []
         self.writes: list[FileWrite] = []
@@ -144,8 +127,8 @@ class _Facts:
 
     def read(self, commands: list[Command]) -> None:
         for index, command in enumerate(commands):
-            self.commands.append(ShellCommand(argv=command.argv, wrappers=command.wrappers,
-                                              environment=command.environment))
+            self.commands.append({"argv": command.argv, "wrappers": command.wrappers,
+                                  "environment": command.environment})
             program = command.program
             if command.redirects or program in _FILE_PROGRAMS:
                 self._files(command, program, index)

@@ -108,12 +108,15 @@ class Command:
     cwd: str | None = None
     # (fd, operator, target): ("", ">", "/etc/motd"), ("2", ">>", "log").
     redirects: list[tuple[str, str, str]] = field(default_factory=list)
-    stdin: str | None = None  # known text on its standard input
-    stdin_from: Command | None = None  # the command piped into it
+    # Known text on its standard input: a here-document or here-string, or the known
+    # output of the command piped into it.
+    stdin: str | None = None
     output: str | None = None  # known text it prints (echo, printf, cat of known input)
     # Where its standard output goes when it is not redirected to a file: the next
     # command of its pipeline ("pipe"), the command whose $(...) or <(...) captures
     # it ("argument"), or the shell command that runs it, whose output it is ("forward").
+    # Links point forward only, so commands hold no reference cycles and are freed as
+    # soon as their facts are read (cycles would leave them all to the cyclic GC).
     output_to: Command | None = None
     flow: str = ""
     # An argument holds the output of a command substitution, unknown here.
@@ -619,7 +622,6 @@ class _Reader:
         for substitution in captured:
             substitution.output_to, substitution.flow = command, "argument"
         if self.pipe_from is not None:
-            command.stdin_from = self.pipe_from
             self.pipe_from.output_to, self.pipe_from.flow = command, "pipe"
             self.pipe_from = None
         self._builtin(command)
@@ -673,16 +675,20 @@ class _Reader:
     def finish(self, command: Command) -> None:
         """Record ``command`` (after the substitutions it runs) and the scripts it runs."""
         self.commands.extend(command.inner)
+        command.inner = []  # they point at it (output_to): no reference back
         if not (command.argv or command.redirects or command.wrappers or command.script):
             return  # "X=$(...)": only an assignment, whose substitution is recorded
-        if command.stdin is None and command.stdin_from is not None:
-            command.stdin = command.stdin_from.output
         if command.through_xargs and command.stdin is not None:
             self._xargs(command)
-            return
-        command.output = _known_output(command)
-        self.commands.append(command)
-        self._nested(command)
+        else:
+            command.output = _known_output(command)
+            self.commands.append(command)
+            self._nested(command)
+        # The next command of the pipeline (finished after this one) reads what it prints,
+        # unless a here-document or here-string of its own takes its standard input.
+        target = command.output_to
+        if command.flow == "pipe" and target is not None and target.stdin is None:
+            target.stdin = command.output
 
     def _xargs(self, command: Command) -> None:
         """``echo a b | xargs apk add``: the items become arguments."""

@@ -31,7 +31,6 @@ def test_operators_separate_commands_and_pipes_join_them() -> None:
                                           ["g"], ["h"]]
     e, f, g = commands[4:7]
     assert (e.output_to, e.flow, f.output_to, f.flow, g.output_to) == (f, "pipe", g, "pipe", None)
-    assert f.stdin_from is e
 
 
 def test_quotes_and_escapes_are_removed_like_the_shell_does() -> None:
