@@ -1,0 +1,345 @@
+"""A content-addressed store of image facts on disk, keyed by layer diff ID and image ID.
+
+An image ID is the digest of the image's config and a diff ID the digest of a
+layer's uncompressed tar: what either names never changes, so the facts read
+from it can be kept and reused by every later check. Verdicts are never kept:
+the caller judges the cached facts with the policy of the moment.
+
+Where: ``$XDG_CACHE_HOME/paracle-guard/facts`` (``~/.cache/...`` when that is
+unset or relative, as the XDG spec says), in a folder only this user may
+write. One entry is one file ``<namespace>/<kind>/<2 hex>/<64 hex>``: a header
+line naming the entry's kind, key, namespace, and the sha256 and length of the
+payload, then the payload. The namespace names the code that wrote it (fact
+schema, paracle-guard version, a digest of the readers' source), so entries of
+another version are never read, only evicted.
+
+Safe to share between concurrent processes: an entry is written to a
+temporary file in its final folder and renamed over the old one, so a reader
+sees a whole old entry or a whole new one. An entry whose header or checksum
+does not match what was asked for (torn, corrupt, copied from elsewhere) is
+ignored, never trusted, and the caller's rewrite replaces it. The store is
+bounded: after the writes of an image, the least recently used entries (a hit
+touches an entry's mtime) go until it is under its limit again.
+
+A cache is an optimisation: nothing here raises. A folder that is not private
+to this user, a read-only home or a full disk turn the store off (``reason``
+says why) and every read goes back to the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from paracle_guard.units import format_size, parse_size
+
+Kind = Literal["layer", "image"]
+KINDS: tuple[Kind, ...] = ("layer", "image")
+MAGIC = b"paracle-guard-facts"
+FORMAT = b"1"
+DEFAULT_LIMIT = 512 << 20
+LIMIT_VARIABLE = "PARACLE_GUARD_CACHE_SIZE"
+# Eviction goes below the limit by this much, so that every write does not evict again.
+EVICT_TO = 0.9
+# A temporary file this old belongs to a process that died while writing.
+STALE_TEMPORARY = 3600.0
+TEMPORARY_PREFIX = ".tmp-"
+_KEY = re.compile(r"sha256:([0-9a-f]{64})")
+_HEADER_LIMIT = 512
+
+
+def default_root() -> Path:
+    """The cache folder: ``$XDG_CACHE_HOME/paracle-guard/facts``, else under ``~/.cache``."""
+    configured = os.environ.get("XDG_CACHE_HOME", "")
+    # XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
+    base = Path(configured) if os.path.isabs(configured) else Path.home() / ".cache"
+    return base / "paracle-guard" / "facts"
+
+
+def limit_from_environment() -> int:
+    """The size bound: PARACLE_GUARD_CACHE_SIZE (``512m``, ``2g``, bytes), else 512 MiB."""
+    configured = os.environ.get(LIMIT_VARIABLE, "").strip()
+    if not configured:
+        return DEFAULT_LIMIT
+    try:
+        return parse_size(configured)
+    except ValueError:
+        return DEFAULT_LIMIT
+
+
+@dataclass
+class CacheStats:
+    """What one store did in this process: for ``cache info``, progress and the tests."""
+
+    hits: int = 0
+    misses: int = 0
+    ignored: int = 0  # entries found but not trusted (corrupt, foreign, torn)
+    writes: int = 0
+    evicted: int = 0
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    root: Path
+    namespace: str
+    enabled: bool
+    reason: str | None
+    limit: int
+    size: int  # bytes of every entry, any namespace
+    entries: dict[str, int]  # kind -> entries of this namespace
+    other_entries: int  # entries written by other versions, evicted first
+
+    def render(self) -> str:
+        state = "on" if self.enabled else f"off ({self.reason})"
+        lines = [
+            f"location:  {self.root}",
+            f"state:     {state}",
+            f"size:      {format_size(self.size) if self.size else '0 bytes'} "
+            f"of {format_size(self.limit)} "
+            f"(set {LIMIT_VARIABLE} to change; least recently used entries go first)",
+            f"entries:   {self.entries.get('image', 0)} images, "
+            f"{self.entries.get('layer', 0)} layers",
+        ]
+        if self.other_entries:
+            lines.append(f"stale:     {self.other_entries} entries of other versions")
+        lines.append(f"facts of: {self.namespace}")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class FactsCache:
+    """The on-disk store; open it with ``FactsCache.open``."""
+
+    root: Path
+    namespace: str
+    limit: int
+    reason: str | None = None  # why the store is off; None when it is on
+    stats: CacheStats = field(default_factory=CacheStats)
+    _fd: int | None = None
+
+    @classmethod
+    def open(
+        cls, namespace: str, root: Path | None = None, limit: int | None = None
+    ) -> FactsCache:
+        """The store at ``root`` (default: the XDG cache folder); off with a reason if unusable."""
+        cache = cls(root=root or default_root(), namespace=namespace,
+                    limit=limit if limit is not None else limit_from_environment())
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", namespace):
+            cache.reason = f"namespace {namespace!r} is not a folder name"
+            return cache
+        try:
+            cache.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The folder itself is opened once, never followed through a symlink, and every
+            # later access is relative to it: swapping the path afterwards changes nothing.
+            fd = os.open(cache.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            cache.reason = f"cannot open {cache.root}: {exc.strerror or exc}"
+            return cache
+        problem = _not_private(os.fstat(fd))
+        if problem:
+            os.close(fd)
+            cache.reason = f"{cache.root} {problem}"
+            return cache
+        cache._fd = fd
+        return cache
+
+    @property
+    def enabled(self) -> bool:
+        return self._fd is not None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FactsCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- entries ------------------------------------------------------------------------
+
+    def get(self, kind: Kind, key: str) -> bytes | None:
+        """The payload stored for ``key``, or None when absent or not trustworthy."""
+        name = self._entry_name(kind, key)
+        if name is None or self._fd is None:
+            return None
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._fd)
+        except OSError:
+            self.stats.misses += 1
+            return None
+        try:
+            with os.fdopen(fd, "rb") as stream:
+                info = os.fstat(stream.fileno())
+                data = stream.read(self.limit) if stat.S_ISREG(info.st_mode) else b""
+        except OSError:
+            data = b""
+        payload = self._verified(kind, key, data)
+        if payload is None:
+            self.stats.ignored += 1
+            return None
+        self.stats.hits += 1
+        with contextlib.suppress(OSError):  # least recently used: a hit is a use
+            os.utime(name, dir_fd=self._fd)
+        return payload
+
+    def put(self, kind: Kind, key: str, payload: bytes) -> None:
+        """Store ``payload`` for ``key``, replacing any entry.
+
+        Call ``evict`` once the entries of one image are written: it keeps the bound.
+        """
+        name = self._entry_name(kind, key)
+        if name is None or self._fd is None:
+            return
+        entry = self._header(kind, key, payload) + payload
+        if len(entry) > self.limit * EVICT_TO:
+            return
+        folder, _, base = name.rpartition("/")
+        temporary = f"{folder}/{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{base}"
+        try:
+            self._make_folders(folder)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=self._fd)
+            try:
+                with os.fdopen(fd, "wb") as stream:
+                    stream.write(entry)
+                os.replace(temporary, name, src_dir_fd=self._fd, dst_dir_fd=self._fd)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=self._fd)
+        except OSError:
+            return
+        self.stats.writes += 1
+
+    def _entry_name(self, kind: Kind, key: str) -> str | None:
+        match = _KEY.fullmatch(key)
+        if match is None or kind not in KINDS:
+            return None
+        digest = match.group(1)
+        return f"{self.namespace}/{kind}/{digest[:2]}/{digest}"
+
+    def _header(self, kind: Kind, key: str, payload: bytes) -> bytes:
+        fields = [MAGIC, FORMAT, kind.encode(), key.encode(), self.namespace.encode(),
+                  hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()]
+        return b" ".join(fields) + b"\n"
+
+    def _verified(self, kind: Kind, key: str, data: bytes) -> bytes | None:
+        newline = data.find(b"\n", 0, _HEADER_LIMIT)
+        if newline < 0:
+            return None
+        payload = data[newline + 1:]
+        if data[:newline + 1] != self._header(kind, key, payload):
+            return None
+        return payload
+
+    def _make_folders(self, folder: str) -> None:
+        path = ""
+        for part in folder.split("/"):
+            path = f"{path}/{part}" if path else part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path, 0o700, dir_fd=self._fd)
+
+    # --- size ---------------------------------------------------------------------------
+
+    def evict(self) -> None:
+        """Remove least recently used entries until the store is under ``EVICT_TO`` of its limit."""
+        entries = list(self._walk())
+        total = sum(size for _, size, _ in entries)
+        if total <= self.limit:
+            return
+        for name, size, _ in sorted(entries, key=lambda entry: entry[2]):
+            if total <= self.limit * EVICT_TO:
+                break
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=self._fd)
+                self.stats.evicted += 1
+            total -= size
+
+    def _walk(self) -> Iterator[tuple[str, int, float]]:
+        """Every entry as (name relative to the root, size, mtime); stale temporaries removed."""
+        if self._fd is None:
+            return
+        now = time.time()
+        pending = [""]
+        while pending:
+            folder = pending.pop()
+            try:
+                fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, dir_fd=self._fd)
+            except OSError:
+                continue
+            try:
+                found = _listing(fd)
+            finally:
+                os.close(fd)
+            for item, info in found:
+                name = f"{folder}/{item}" if folder else item
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(name)
+                elif item.startswith(TEMPORARY_PREFIX):
+                    if now - info.st_mtime > STALE_TEMPORARY:
+                        with contextlib.suppress(OSError):
+                            os.unlink(name, dir_fd=self._fd)
+                else:
+                    yield name, info.st_size, info.st_mtime
+
+    def info(self) -> CacheInfo:
+        entries: dict[str, int] = {kind: 0 for kind in KINDS}
+        other = size = 0
+        for name, entry_size, _ in self._walk():
+            size += entry_size
+            namespace, _, rest = name.partition("/")
+            kind = rest.partition("/")[0]
+            if namespace == self.namespace and kind in entries:
+                entries[kind] += 1
+            else:
+                other += 1
+        return CacheInfo(root=self.root, namespace=self.namespace, enabled=self.enabled,
+                         reason=self.reason, limit=self.limit, size=size, entries=entries,
+                         other_entries=other)
+
+    def clear(self) -> tuple[int, int]:
+        """Remove every entry of every version: (entries, bytes) removed."""
+        removed = freed = 0
+        for name, size, _ in list(self._walk()):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=self._fd)
+                removed += 1
+                freed += size
+        return removed, freed
+
+
+def _listing(fd: int) -> list[tuple[str, os.stat_result]]:
+    """The names in an open folder with their attributes (links not followed)."""
+    found = []
+    try:
+        with os.scandir(fd) as listing:
+            for item in listing:
+                with contextlib.suppress(OSError):
+                    found.append((item.name, item.stat(follow_symlinks=False)))
+    except OSError:
+        pass
+    return found
+
+
+def _not_private(info: os.stat_result) -> str | None:
+    """Why a cache folder with these attributes cannot be trusted, or None."""
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if info.st_uid != os.geteuid():
+        return f"belongs to uid {info.st_uid}, not to this user (uid {os.geteuid()})"
+    if info.st_mode & 0o022:
+        return (f"can be written by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                "chmod go-w it to use the cache")
+    return None
