@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -48,6 +48,10 @@ class ImageInfo:
     config: dict[str, Any]
     diff_ids: tuple[str, ...]  # layer diff IDs, bottom first
     size: int
+    variant: str = ""
+    # The storage driver ("overlay2") and its folders (UpperDir, LowerDir...), where local.
+    graph_driver: str = ""
+    graph_data: dict[str, str] = field(default_factory=dict)
 
 
 def _sdk() -> tuple[ModuleType, ModuleType]:
@@ -140,6 +144,7 @@ class Engine:
 
         config = attrs.get("Config") or {}
         rootfs = attrs.get("RootFS") or {}
+        graph = attrs.get("GraphDriver") or {}
         return ImageInfo(
             id=attrs["Id"],
             tags=tuple(attrs.get("RepoTags") or ()),
@@ -149,6 +154,9 @@ class Engine:
             config=config,
             diff_ids=tuple(rootfs.get("Layers") or ()),
             size=int(attrs.get("Size") or 0),
+            variant=attrs.get("Variant") or "",
+            graph_driver=str(graph.get("Name") or ""),
+            graph_data={str(k): str(v) for k, v in (graph.get("Data") or {}).items()},
         )
 
     def save_image(self, image_id: str, chunk_size: int = SAVE_CHUNK_SIZE) -> Iterator[bytes]:

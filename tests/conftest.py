@@ -122,6 +122,16 @@ def remove_labelled(client: Any, *, run_id: str | None) -> None:
                     raise
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """XDG_CACHE_HOME for the whole run (CLI subprocesses inherit it): the user's own cache
+    of image facts and validated policies is neither read nor filled by the tests."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     """A Docker SDK client on the engine the suite uses."""

@@ -1,11 +1,12 @@
 """Built images as Subjects: through the Docker Engine, or from a ``docker save`` archive.
 
-Both paths read the same thing, the image's ``docker save`` archive, streamed
-once through ``image_archive`` without starting a container, so they give the
-same facts for the same image. The engine path adds what only the engine knows
-(RepoDigests). Config facts (user, env, ports, volumes, workdir) come from the
-image config and are located at the target; file facts at their path inside
-the image and the layer that put them there.
+Both paths read the same thing, the layers of the image's ``docker save``
+archive, without starting a container, so they give the same facts for the same
+image. The engine path reads only what its facts cache lacks, a layer at a time
+where the engine's store allows it (``image_layers``), and adds what only the
+engine knows (RepoDigests); its run configuration is the engine's inspect.
+Config facts (user, env, ports, volumes, workdir) are located at the target;
+file facts at their path inside the image and the layer that put them there.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from paracle_guard.docker_client import SAVE_CHUNK_SIZE, Engine, open_save_stream
+from paracle_guard.docker_client import Engine, ImageInfo
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
+from paracle_guard.progress import ReadProgress
+from paracle_guard.sources.facts_cache import FactsCache
 from paracle_guard.sources.image_archive import (
     FinalFile,
     SavedArchive,
     SavedImage,
     read_saved_archive,
 )
+from paracle_guard.sources.image_layers import image_files
 from paracle_guard.sources.package_db import (
     GroupEntry,
     PasswdEntry,
@@ -38,21 +42,38 @@ STDIN = "-"
 STDIN_NAME = "(stdin)"  # how reports name an archive read from standard input
 
 
-def load_image(ref: str, engine: Engine | None = None) -> Subject:
-    """Check the local image ``ref`` (tag, ID or digest) through the engine. Never pulls."""
+def load_image(
+    ref: str,
+    engine: Engine | None = None,
+    *,
+    cache: FactsCache | None = None,
+    progress: ReadProgress | None = None,
+) -> Subject:
+    """Check the local image ``ref`` (tag, ID or digest) through the engine. Never pulls.
+
+    With a ``cache``, facts already read for this image ID, or for its layers'
+    diff IDs, are not read again; what is read is stored there.
+    """
     if engine is None:
         with Engine.connect() as fresh:
-            return load_image(ref, fresh)
-    info = engine.resolve_image(ref)
-    with open_save_stream(engine, info.id) as stream:
-        archive = read_saved_archive(stream, source=f"image {ref}")
-        # The tar ends before the response does (padding blocks): finish reading it so
-        # the connection is returned in a clean state for the next image.
-        while stream.read(SAVE_CHUNK_SIZE):
-            pass
-    image = _pick_by_id(archive, info.id, ref)
-    subject = image_subject(archive, image, target=ref)
-    subject.metadata["tags"] = list(info.tags)
+            return load_image(ref, fresh, cache=cache, progress=progress)
+    return load_resolved_image(engine, engine.resolve_image(ref), ref, cache=cache,
+                               progress=progress)
+
+
+def load_resolved_image(
+    engine: Engine,
+    info: ImageInfo,
+    ref: str,
+    *,
+    cache: FactsCache | None = None,
+    progress: ReadProgress | None = None,
+) -> Subject:
+    """``load_image`` for an image already resolved (the launcher resolves once, then uses IDs)."""
+    files = image_files(engine, info, ref, cache=cache, progress=progress)
+    config = {"config": info.config, "os": info.os, "architecture": info.architecture,
+              "variant": info.variant}
+    subject = subject_from_files(files, config, image_id=info.id, tags=info.tags, target=ref)
     subject.metadata["repo_digests"] = list(info.repo_digests)
     return subject
 
@@ -110,13 +131,6 @@ def _read_archive(path: str) -> SavedArchive:
         return read_saved_archive(stream, source=path, size=size)
 
 
-def _pick_by_id(archive: SavedArchive, image_id: str, ref: str) -> SavedImage:
-    for image in archive.images:
-        if image.id == image_id:
-            return image
-    raise InputError(f"the engine's archive of {ref} does not hold image {image_id}")
-
-
 def _normalise_tag(ref: str) -> str:
     """``busybox`` -> ``busybox:latest``; Docker Hub prefixes dropped, as RepoTags spell them."""
     for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
@@ -148,10 +162,22 @@ def _pick_by_ref(archive: SavedArchive, ref: str | None) -> SavedImage:
 
 def image_subject(archive: SavedArchive, image: SavedImage, target: str) -> Subject:
     """The Subject for one image of a read archive."""
+    return subject_from_files(archive.final_files(image), image.config, image_id=image.id,
+                              tags=image.tags, target=target)
+
+
+def subject_from_files(
+    files: Sequence[FinalFile],
+    image_config: dict[str, Any],
+    *,
+    image_id: str,
+    tags: Sequence[str],
+    target: str,
+) -> Subject:
+    """The Subject of an image: its final files' facts, and its config (docker's JSON shape)."""
     # Docker writes these fields with fixed types; an archive from elsewhere may not.
-    config = _mapping(image.config.get("config"))
+    config = _mapping(image_config.get("config"))
     at_target = Location(path=target)
-    files = archive.final_files(image)
 
     passwd: list[PasswdEntry] | None = None
     group: list[GroupEntry] | None = None
@@ -183,15 +209,15 @@ def image_subject(archive: SavedArchive, image: SavedImage, target: str) -> Subj
             entries.append(_file_entry(final))
 
     metadata: dict[str, str | list[str]] = {
-        "id": image.id,
-        "tags": list(image.tags),
+        "id": image_id,
+        "tags": list(tags),
         "repo_digests": [],
-        "os": _string(image.config.get("os")),
-        "architecture": _string(image.config.get("architecture")),
+        "os": _string(image_config.get("os")),
+        "architecture": _string(image_config.get("architecture")),
         "package_databases": sorted(managers),
     }
-    if _string(image.config.get("variant")):
-        metadata["variant"] = _string(image.config.get("variant"))
+    if _string(image_config.get("variant")):
+        metadata["variant"] = _string(image_config.get("variant"))
     entrypoint = config.get("Entrypoint")
     if isinstance(entrypoint, list) and entrypoint:
         # What runs first whatever command a container is given (the launcher checks it exists).

@@ -17,6 +17,7 @@ import hashlib
 import json
 import posixpath
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -44,7 +45,8 @@ class LayerScan:
     kept: dict[str, KeptFile] = field(default_factory=dict)
     whiteouts: set[str] = field(default_factory=set)  # paths this layer deletes below it
     opaque_dirs: set[str] = field(default_factory=set)  # dirs whose lower contents it hides
-    # hash(path) rather than the path: a layer of 500k files costs a few MB, not 50.
+    # path_key(path) rather than the path: a layer of 500k files costs a few MB, not 50,
+    # and the same in every process, so that a scan can be cached by the layer's diff ID.
     written: set[int] = field(default_factory=set)
     dirs: set[int] = field(default_factory=set)
     # Every directory and symlink, and a digest of every other path: where mounts land.
@@ -52,13 +54,13 @@ class LayerScan:
 
     def hides(self, path: str) -> bool:
         """Whether this layer, stacked above the one that wrote ``path``, removes or replaces it."""
-        if hash(path) in self.written or path in self.whiteouts:
+        if path_key(path) in self.written or path in self.whiteouts:
             return True
         parent = posixpath.dirname(path)
         while parent != "/":
             if parent in self.whiteouts or parent in self.opaque_dirs:
                 return True
-            key = hash(parent)
+            key = path_key(parent)
             if key in self.written and key not in self.dirs:
                 return True  # a file or symlink now stands where the directory was
             parent = posixpath.dirname(parent)
@@ -108,6 +110,12 @@ class SavedArchive:
         return [final[path] for path in sorted(final)]
 
 
+def path_key(path: str) -> int:
+    """A 64-bit digest of ``path``, the same in every process (``hash`` of a str is not)."""
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
 def normalise(name: str) -> str | None:
     """A tar member name as an absolute image path; None for the root itself."""
     path = posixpath.normpath("/" + name.lstrip("/"))
@@ -134,7 +142,7 @@ def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
                     scan.whiteouts.add(deleted)
                     scan.tree.whiteouts.add(deleted)
                 continue
-            key = hash(path)
+            key = path_key(path)
             scan.written.add(key)
             if info.isdir():
                 scan.dirs.add(key)
@@ -154,11 +162,18 @@ def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
     return scan
 
 
-def read_saved_archive(stream: IO[bytes], *, source: str, size: int | None = None) -> SavedArchive:
+def read_saved_archive(
+    stream: IO[bytes],
+    *,
+    source: str,
+    size: int | None = None,
+    on_layer: Callable[[], None] | None = None,
+) -> SavedArchive:
     """Read a ``docker save`` stream once, scanning every layer as it passes.
 
     ``size`` is the byte size of a stream that is a real, seekable file: data
-    nobody needs is then skipped with a seek instead of being read.
+    nobody needs is then skipped with a seek instead of being read. ``on_layer``
+    is called after each layer is scanned (for progress).
     """
     documents: dict[str, bytes] = {}
     scans: dict[str, LayerScan] = {}
@@ -199,6 +214,8 @@ def read_saved_archive(stream: IO[bytes], *, source: str, size: int | None = Non
                     scans[name] = scan_layer(layer, source=source, member=name)
                 except InputError as exc:
                     broken[name] = str(exc)
+                if on_layer is not None:
+                    on_layer()
     except TarFormatError as exc:
         raise InputError(f"{source} is not a readable docker save archive ({exc})") from exc
     except (OSError, EOFError, zlib.error) as exc:
