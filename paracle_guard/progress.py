@@ -46,8 +46,9 @@ class ReadProgress(Protocol):
 class TerminalProgress:
     """A transient rich progress line on standard error, shown after ``DELAY`` seconds."""
 
-    def __init__(self, delay: float = DELAY) -> None:
+    def __init__(self, delay: float = DELAY, console: Any = None) -> None:
         self.delay = delay
+        self._console = console  # a rich Console; standard error by default
         self._progress: Any = None
         self._task: Any = None
 
@@ -78,7 +79,7 @@ class TerminalProgress:
 
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            TimeElapsedColumn(), console=self._console or Console(stderr=True), transient=True,
         )
         self._task = self._progress.add_task(self._describe(read), total=read.total_bytes)
         self._progress.start()

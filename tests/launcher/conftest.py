@@ -98,11 +98,16 @@ def cli_command(*args: str) -> list[str]:
 
 
 def run_cli(
-    *args: str, input: bytes | None = None, timeout: float = 120, cwd: Path | None = None
+    *args: str,
+    input: bytes | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """``paracle-guard ARGS`` in a subprocess, as a user would run it."""
+    """``paracle-guard ARGS`` in a subprocess, as a user would run it (``env``: added)."""
     return subprocess.run(cli_command(*args), input=input, capture_output=True,
-                          timeout=timeout, check=False, cwd=cwd)
+                          timeout=timeout, check=False, cwd=cwd,
+                          env={**os.environ, **env} if env else None)
 
 
 def marked(*args: str) -> list[str]:

@@ -23,6 +23,8 @@ from paracle_guard.launcher.launch import Launcher, launch
 from paracle_guard.launcher.runspec import PolicyViolation, RunSpec, SandboxConfig
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Waiver
+from paracle_guard.sources.image import load_image
+from paracle_guard.sources.image_facts import open_cache
 from tests.conftest import RUN_ID
 from tests.docker_images import BuiltImage, ImageSpec, TestImages
 from tests.launcher.conftest import (
@@ -364,14 +366,16 @@ def test_a_signal_mid_run_leaves_no_container(
     assert record["container_id"] == mine[0].id
 
 
-def test_twenty_concurrent_launches(
-    probe_image: BuiltImage, docker_client: Any, tmp_path: Path,
+def test_twenty_concurrent_launches_share_one_cache(
+    probe_image: BuiltImage, docker_client: Any, engine: Engine, tmp_path: Path,
 ) -> None:
     audit = tmp_path / "audit.jsonl"
+    cache_home = tmp_path / "cache"  # empty: every launch may be the one that fills it
 
     def one(index: int) -> subprocess.CompletedProcess[bytes]:
         return run_cli("run", "--image", probe_image.ref, "--audit-log", str(audit), *marked(),
-                       "--", "sh", "-c", f"echo launch-{index}", timeout=300)
+                       "--", "sh", "-c", f"echo launch-{index}", timeout=300,
+                       env={"XDG_CACHE_HOME": str(cache_home)})
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(one, range(20)))
@@ -386,3 +390,46 @@ def test_twenty_concurrent_launches(
     assert {r["image_id"] for r in records} == {probe_image.id}
     assert [c for c in launcher_containers(docker_client)
             if f"{RUN_ENV}={RUN_ID}" in (c.attrs["Config"]["Env"] or [])] == []
+    # The cache they shared holds whole entries only, with the facts of a full read.
+    facts = cache_home / "paracle-guard" / "facts"
+    assert list(facts.rglob(".tmp-*")) == []
+    info = engine.resolve_image(probe_image.ref)
+    with open_cache(facts) as cache:
+        image_entry = cache.get("image", info.id)
+        layer_entries = [cache.get("layer", diff_id) for diff_id in info.diff_ids]
+        assert cache.stats.ignored == 0
+        cached = load_image(probe_image.ref, engine, cache=cache)
+    assert image_entry is not None and None not in layer_entries
+    assert cached == load_image(probe_image.ref, engine)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.reads: list[Any] = []
+
+    def update(self, read: Any) -> None:
+        pass
+
+    def done(self, read: Any) -> None:
+        self.reads.append(read)
+
+
+def test_a_launcher_reads_an_image_once_and_later_launchers_not_at_all(
+    probe_image: BuiltImage, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    config = SandboxConfig(base_image=probe_image.ref)
+    recorder = _Recorder()
+    with Launcher("sandbox", labels=LABELS, engine=engine, progress=recorder) as warm:
+        assert warm.run(config, ["true"]).exit_code == 0
+        assert warm.run(config, ["true"]).exit_code == 0
+    # The second run of the same Launcher reads nothing at all, not even the cache.
+    assert len(recorder.reads) == 1 and recorder.reads[0].read_layers > 0
+    with Launcher("sandbox", labels=LABELS, engine=engine, progress=recorder) as later:
+        assert later.run(config, ["true"]).exit_code == 0
+    assert recorder.reads[-1].image_cached
+    with Launcher("sandbox", labels=LABELS, engine=engine, progress=recorder,
+                  cache=False) as uncached:
+        assert uncached.facts_cache is None
+        assert uncached.run(config, ["true"]).exit_code == 0
+    assert recorder.reads[-1].read_layers == recorder.reads[-1].layers
