@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paracle_guard.disk_cache import DiskCache
 from paracle_guard.docker_client import Engine, ImageInfo
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
 from paracle_guard.progress import ReadProgress
-from paracle_guard.sources.facts_cache import FactsCache
 from paracle_guard.sources.image_archive import (
     FinalFile,
     SavedArchive,
@@ -46,7 +46,7 @@ def load_image(
     ref: str,
     engine: Engine | None = None,
     *,
-    cache: FactsCache | None = None,
+    cache: DiskCache | None = None,
     progress: ReadProgress | None = None,
 ) -> Subject:
     """Check the local image ``ref`` (tag, ID or digest) through the engine. Never pulls.
@@ -66,7 +66,7 @@ def load_resolved_image(
     info: ImageInfo,
     ref: str,
     *,
-    cache: FactsCache | None = None,
+    cache: DiskCache | None = None,
     progress: ReadProgress | None = None,
 ) -> Subject:
     """``load_image`` for an image already resolved (the launcher resolves once, then uses IDs)."""

@@ -24,6 +24,7 @@ import binascii
 import functools
 import hashlib
 import json
+import os
 import sys
 from array import array
 from collections.abc import Sequence
@@ -31,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from paracle_guard import __version__
-from paracle_guard.sources.facts_cache import FactsCache
+from paracle_guard.disk_cache import CacheInfo, DiskCache, cache_folder
 from paracle_guard.sources.image_archive import FinalFile, LayerScan
 from paracle_guard.sources.image_content import KeptFile
 from paracle_guard.sources.package_db import PackageRecord
+from paracle_guard.units import format_size, parse_size
 
 FACTS_SCHEMA = 1
+KINDS = ("image", "layer")
+DEFAULT_LIMIT = 512 << 20
+LIMIT_VARIABLE = "PARACLE_GUARD_CACHE_SIZE"
 # The modules whose code decides what the facts are, relative to this folder.
 READERS = ("image.py", "image_archive.py", "image_content.py", "image_facts.py",
            "layer_store.py", "package_db.py", "tar_stream.py", "../subject.py")
@@ -55,9 +60,36 @@ def namespace() -> str:
     return f"{FACTS_SCHEMA}-{__version__}-{digest.hexdigest()[:16]}"
 
 
-def open_cache(root: Path | None = None) -> FactsCache:
+def open_cache(root: Path | None = None) -> DiskCache:
     """The user's facts cache (off, with a reason, when it cannot be used safely)."""
-    return FactsCache.open(namespace(), root=root)
+    return DiskCache.open(root or cache_folder("facts"), namespace(), size_limit(), KINDS)
+
+
+def size_limit() -> int:
+    """PARACLE_GUARD_CACHE_SIZE (``512m``, ``2g``, bytes); 512 MiB when unset or unreadable."""
+    configured = os.environ.get(LIMIT_VARIABLE, "").strip()
+    try:
+        return parse_size(configured) if configured else DEFAULT_LIMIT
+    except ValueError:
+        return DEFAULT_LIMIT
+
+
+def render_info(info: CacheInfo) -> str:
+    """``paracle-guard cache info``: where, how big, what it holds."""
+    state = "on" if info.enabled else f"off ({info.reason})"
+    lines = [
+        f"location:  {info.root}",
+        f"state:     {state}",
+        f"size:      {format_size(info.size) if info.size else '0 bytes'} "
+        f"of {format_size(info.limit)} "
+        f"(set {LIMIT_VARIABLE} to change; least recently used entries go first)",
+        f"entries:   {info.entries.get('image', 0)} images, "
+        f"{info.entries.get('layer', 0)} layers",
+    ]
+    if info.other_entries:
+        lines.append(f"stale:     {info.other_entries} entries of other versions")
+    lines.append(f"facts of:  {info.namespace}")
+    return "\n".join(lines) + "\n"
 
 
 # --- layers --------------------------------------------------------------------------

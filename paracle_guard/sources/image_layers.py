@@ -18,10 +18,10 @@ import io
 from collections.abc import Callable
 from typing import Any
 
+from paracle_guard.disk_cache import DiskCache
 from paracle_guard.docker_client import SAVE_CHUNK_SIZE, Engine, ImageInfo, open_save_stream
 from paracle_guard.errors import InputError
 from paracle_guard.progress import REPORT_EVERY, ImageRead, ReadProgress
-from paracle_guard.sources.facts_cache import FactsCache
 from paracle_guard.sources.image_archive import (
     FinalFile,
     LayerScan,
@@ -49,7 +49,7 @@ def image_files(
     info: ImageInfo,
     ref: str,
     *,
-    cache: FactsCache | None = None,
+    cache: DiskCache | None = None,
     progress: ReadProgress | None = None,
 ) -> list[FinalFile]:
     """The kept files of the image's final filesystem, each with the layer that put it there."""
@@ -79,7 +79,7 @@ def _layer_scans(
     engine: Engine,
     info: ImageInfo,
     ref: str,
-    cache: FactsCache | None,
+    cache: DiskCache | None,
     read: ImageRead,
     progress: ReadProgress | None,
 ) -> dict[str, LayerScan]:

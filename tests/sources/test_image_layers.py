@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from paracle_guard.disk_cache import DiskCache
 from paracle_guard.docker_client import Engine
 from paracle_guard.progress import ImageRead
 from paracle_guard.sources import image_layers
-from paracle_guard.sources.facts_cache import FactsCache
 from paracle_guard.sources.image import load_image
 from paracle_guard.sources.image_facts import namespace, open_cache
 from tests.docker_images import ACCOUNTS, IMAGES, ImageSpec, TestImages, file
@@ -40,7 +40,7 @@ class Recorder:
         self.read = read
 
 
-def load(ref: str, engine: Engine, cache: FactsCache | None) -> tuple[Any, ImageRead]:
+def load(ref: str, engine: Engine, cache: DiskCache | None) -> tuple[Any, ImageRead]:
     recorder = Recorder()
     subject = load_image(ref, engine, cache=cache, progress=recorder)
     assert recorder.read is not None

@@ -1,17 +1,16 @@
-"""A content-addressed store of image facts on disk, keyed by layer diff ID and image ID.
+"""A private, content-addressed store on disk: entries keyed by a sha256 digest.
 
-An image ID is the digest of the image's config and a diff ID the digest of a
-layer's uncompressed tar: what either names never changes, so the facts read
-from it can be kept and reused by every later check. Verdicts are never kept:
-the caller judges the cached facts with the policy of the moment.
+What paracle-guard keeps between runs lives here: the facts of image layers
+and images (``sources/image_facts``: a diff ID or image ID names content that
+never changes) and resolved policies (``policy/loader``). Verdicts are never
+kept: callers judge the stored facts with the policy of the moment.
 
-Where: ``$XDG_CACHE_HOME/paracle-guard/facts`` (``~/.cache/...`` when that is
+Where: ``$XDG_CACHE_HOME/paracle-guard/<store>`` (``~/.cache/...`` when that is
 unset or relative, as the XDG spec says), in a folder only this user may
 write. One entry is one file ``<namespace>/<kind>/<2 hex>/<64 hex>``: a header
 line naming the entry's kind, key, namespace, and the sha256 and length of the
-payload, then the payload. The namespace names the code that wrote it (fact
-schema, paracle-guard version, a digest of the readers' source), so entries of
-another version are never read, only evicted.
+payload, then the payload. The namespace names the code that wrote it, so
+entries of another version are never read, only evicted.
 
 Safe to share between concurrent processes: an entry is written to a
 temporary file in its final folder and renamed over the old one, so a reader
@@ -38,42 +37,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from paracle_guard.units import format_size, parse_size
-
-Kind = Literal["layer", "image"]
-KINDS: tuple[Kind, ...] = ("layer", "image")
-MAGIC = b"paracle-guard-facts"
+MAGIC = b"paracle-guard-cache"
 FORMAT = b"1"
-DEFAULT_LIMIT = 512 << 20
-LIMIT_VARIABLE = "PARACLE_GUARD_CACHE_SIZE"
 # Eviction goes below the limit by this much, so that every write does not evict again.
 EVICT_TO = 0.9
 # A temporary file this old belongs to a process that died while writing.
 STALE_TEMPORARY = 3600.0
 TEMPORARY_PREFIX = ".tmp-"
 _KEY = re.compile(r"sha256:([0-9a-f]{64})")
+_KIND = re.compile(r"[a-z]+")
 _HEADER_LIMIT = 512
 
 
-def default_root() -> Path:
-    """The cache folder: ``$XDG_CACHE_HOME/paracle-guard/facts``, else under ``~/.cache``."""
+def cache_folder(store: str) -> Path:
+    """``$XDG_CACHE_HOME/paracle-guard/<store>``, else under ``~/.cache``."""
     configured = os.environ.get("XDG_CACHE_HOME", "")
     # XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
     base = Path(configured) if os.path.isabs(configured) else Path.home() / ".cache"
-    return base / "paracle-guard" / "facts"
-
-
-def limit_from_environment() -> int:
-    """The size bound: PARACLE_GUARD_CACHE_SIZE (``512m``, ``2g``, bytes), else 512 MiB."""
-    configured = os.environ.get(LIMIT_VARIABLE, "").strip()
-    if not configured:
-        return DEFAULT_LIMIT
-    try:
-        return parse_size(configured)
-    except ValueError:
-        return DEFAULT_LIMIT
+    return base / "paracle-guard" / store
 
 
 @dataclass
@@ -98,41 +80,26 @@ class CacheInfo:
     entries: dict[str, int]  # kind -> entries of this namespace
     other_entries: int  # entries written by other versions, evicted first
 
-    def render(self) -> str:
-        state = "on" if self.enabled else f"off ({self.reason})"
-        lines = [
-            f"location:  {self.root}",
-            f"state:     {state}",
-            f"size:      {format_size(self.size) if self.size else '0 bytes'} "
-            f"of {format_size(self.limit)} "
-            f"(set {LIMIT_VARIABLE} to change; least recently used entries go first)",
-            f"entries:   {self.entries.get('image', 0)} images, "
-            f"{self.entries.get('layer', 0)} layers",
-        ]
-        if self.other_entries:
-            lines.append(f"stale:     {self.other_entries} entries of other versions")
-        lines.append(f"facts of: {self.namespace}")
-        return "\n".join(lines) + "\n"
-
 
 @dataclass
-class FactsCache:
-    """The on-disk store; open it with ``FactsCache.open``."""
+class DiskCache:
+    """The on-disk store; open it with ``DiskCache.open``. ``kinds`` are the entry kinds
+    ``info`` counts."""
 
     root: Path
     namespace: str
     limit: int
+    kinds: tuple[str, ...] = ()
     reason: str | None = None  # why the store is off; None when it is on
     stats: CacheStats = field(default_factory=CacheStats)
     _fd: int | None = None
 
     @classmethod
     def open(
-        cls, namespace: str, root: Path | None = None, limit: int | None = None
-    ) -> FactsCache:
-        """The store at ``root`` (default: the XDG cache folder); off with a reason if unusable."""
-        cache = cls(root=root or default_root(), namespace=namespace,
-                    limit=limit if limit is not None else limit_from_environment())
+        cls, root: Path, namespace: str, limit: int, kinds: tuple[str, ...] = ()
+    ) -> DiskCache:
+        """The store at ``root``; off, with a reason, when it cannot be used safely."""
+        cache = cls(root=root, namespace=namespace, limit=limit, kinds=kinds)
         if not re.fullmatch(r"[A-Za-z0-9._-]+", namespace):
             cache.reason = f"namespace {namespace!r} is not a folder name"
             return cache
@@ -161,7 +128,7 @@ class FactsCache:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> FactsCache:
+    def __enter__(self) -> DiskCache:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -169,7 +136,7 @@ class FactsCache:
 
     # --- entries ------------------------------------------------------------------------
 
-    def get(self, kind: Kind, key: str) -> bytes | None:
+    def get(self, kind: str, key: str) -> bytes | None:
         """The payload stored for ``key``, or None when absent or not trustworthy."""
         name = self._entry_name(kind, key)
         if name is None or self._fd is None:
@@ -194,7 +161,7 @@ class FactsCache:
             os.utime(name, dir_fd=self._fd)
         return payload
 
-    def put(self, kind: Kind, key: str, payload: bytes) -> None:
+    def put(self, kind: str, key: str, payload: bytes) -> None:
         """Store ``payload`` for ``key``, replacing any entry.
 
         Call ``evict`` once the entries of one image are written: it keeps the bound.
@@ -222,19 +189,19 @@ class FactsCache:
             return
         self.stats.writes += 1
 
-    def _entry_name(self, kind: Kind, key: str) -> str | None:
+    def _entry_name(self, kind: str, key: str) -> str | None:
         match = _KEY.fullmatch(key)
-        if match is None or kind not in KINDS:
+        if match is None or not _KIND.fullmatch(kind):
             return None
         digest = match.group(1)
         return f"{self.namespace}/{kind}/{digest[:2]}/{digest}"
 
-    def _header(self, kind: Kind, key: str, payload: bytes) -> bytes:
+    def _header(self, kind: str, key: str, payload: bytes) -> bytes:
         fields = [MAGIC, FORMAT, kind.encode(), key.encode(), self.namespace.encode(),
                   hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()]
         return b" ".join(fields) + b"\n"
 
-    def _verified(self, kind: Kind, key: str, data: bytes) -> bytes | None:
+    def _verified(self, kind: str, key: str, data: bytes) -> bytes | None:
         newline = data.find(b"\n", 0, _HEADER_LIMIT)
         if newline < 0:
             return None
@@ -295,7 +262,7 @@ class FactsCache:
                     yield name, info.st_size, info.st_mtime
 
     def info(self) -> CacheInfo:
-        entries: dict[str, int] = {kind: 0 for kind in KINDS}
+        entries: dict[str, int] = {kind: 0 for kind in self.kinds}
         other = size = 0
         for name, entry_size, _ in self._walk():
             size += entry_size
