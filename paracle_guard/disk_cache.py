@@ -31,7 +31,6 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -173,7 +172,7 @@ class DiskCache:
         if len(entry) > self.limit * EVICT_TO:
             return
         folder, _, base = name.rpartition("/")
-        temporary = f"{folder}/{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{base}"
+        temporary = f"{folder}/{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{base}"
         try:
             self._make_folders(folder)
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW

@@ -23,19 +23,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import ValidationError
 
 from paracle_guard.errors import PolicyError
 from paracle_guard.policy.models import Policy
-from paracle_guard.policy.yaml_lines import LocatedDocument, Problem, YamlPath, load_located
 
-try:
-    from yaml import CSafeDumper as _Dumper
-except ImportError:  # PyYAML built without libyaml
-    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from paracle_guard.policy.yaml_lines import LocatedDocument, Problem, YamlPath
 
 POLICY_FILENAMES = (".paracle-guard.yaml", ".paracle-guard.yml")
 DEFAULT_POLICY = "sandbox"
@@ -80,10 +76,20 @@ def load_policy(spec: str | None = None, *, cwd: Path | None = None) -> Policy:
     ``spec`` is a file when it names an existing file, contains a path separator
     or ends in .yaml/.yml; otherwise it is a built-in name (``builtin:NAME``
     also works). Without a spec: ``.paracle-guard.yaml`` (or ``.yml``) in ``cwd``,
-    else in the git root above it, else the built-in ``sandbox``.
+    else in the git root above it, else the built-in ``sandbox``. A policy read
+    before from files that have not changed since comes from ``remembered``.
     """
-    here = cwd if cwd is not None else Path.cwd()
-    return _Loader(always_validate=False).load(_source_for_spec(spec, here))
+    from paracle_guard.policy import remembered
+
+    source = _source_for_spec(spec, cwd if cwd is not None else Path.cwd())
+    with remembered.open_store() as store:
+        key = remembered.request_key(source.display, source.path, _read_bytes(source))
+        policy = remembered.recall(store, key)
+        if policy is None:
+            loader = _Loader(always_validate=False)
+            policy = loader.load(source)
+            remembered.remember(store, key, loader.files(), policy)
+    return policy
 
 
 def validate_policy_file(path: Path) -> Policy:
@@ -131,6 +137,13 @@ def effective_policy_yaml(policy: Policy) -> str:
         header.append(f"# extends (already merged below): {', '.join(policy.extends)}")
     # `extends` is left out because its content is already merged in: loading this
     # output again would otherwise apply the bases twice (and double their waivers).
+    import yaml
+
+    try:
+        from yaml import CSafeDumper as _Dumper
+    except ImportError:  # PyYAML built without libyaml
+        from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
+
     document = policy.model_dump(mode="json", by_alias=True, exclude={"extends"})
     body = yaml.dump(
         document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
@@ -168,6 +181,8 @@ class _Layer:
         return [entry for entry in declared if isinstance(entry, str)]
 
     def error(self, path: YamlPath, message: str) -> PolicyError:
+        from paracle_guard.policy.yaml_lines import Problem
+
         problem = Problem(self.source.display, self.document.line_of(path), path, message)
         return PolicyError(str(problem))
 
@@ -194,6 +209,10 @@ class _Loader:
         self._always_validate = always_validate
         self._layers: dict[str, _Layer] = {}
         self._effective: dict[str, _Merged] = {}
+
+    def files(self) -> list[Path]:
+        """Every file read so far: a policy and its whole extends chain."""
+        return [layer.source.path for layer in self._layers.values()]
 
     def load(self, source: _Source) -> Policy:
         merged = self._merge_chain(source, ())
@@ -271,6 +290,8 @@ class _Loader:
             raise PolicyError(
                 f"{source.display}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})"
             ) from None
+        from paracle_guard.policy.yaml_lines import load_located
+
         document = load_located(text, source.display)
         if document.data is None:
             raise PolicyError(
@@ -364,6 +385,8 @@ def _check_rule_clash(
             first = f"{there[0]}:{there[1]}" if there is not None else "an extended policy"
             file, line = here if here is not None else ("policy", None)
             message = f"{attribute} {value!r} is already used by the custom rule at {first}"
+            from paracle_guard.policy.yaml_lines import Problem
+
             raise PolicyError(str(Problem(file, line, ("custom_rules", index), message)))
 
 
@@ -379,6 +402,8 @@ def _deep_merge(base: Any, over: Any) -> Any:
 def _pydantic_problems(
     exc: ValidationError, merged: _Merged, data: dict[str, Any], source: _Source
 ) -> list[Problem]:
+    from paracle_guard.policy.yaml_lines import Problem
+
     problems = []
     for error in exc.errors():
         path = _existing_prefix(tuple(error["loc"]), data)
