@@ -1,25 +1,32 @@
-"""Time `paracle-guard run --image X -- true` against `docker run --rm` with the same hardening.
+"""Time enforced launches against `docker run --rm` with the same hardening, cold and warm.
 
 Run by hand (never as a test), from the repository root, after installing, on a
 machine with a Docker Engine:
 
-    python benchmarks/run_bench.py                  # builds a tiny busybox image, then removes it
-    python benchmarks/run_bench.py --image paracle/sandbox:0.1.0 --runs 20
+    python benchmarks/run_bench.py                        # busybox and the Python image
+    python benchmarks/run_bench.py --images busybox --runs 20
+    python benchmarks/run_bench.py --image paracle/sandbox:0.1.0
 
-Both sides start, wait for and remove one container running `true`, as whole
-processes, alternating so that drift on the machine hits both alike. The
-`docker run` side gets the flags the launcher's RunSpec sets under the built-in
-`sandbox` policy; the launcher also checks the image and verifies the created
-container twice. Target (issue 5): a ratio of medians of at most 1.3.
+Per image, every iteration runs each side once, in turn, so that drift on the
+machine hits all of them alike:
 
-A second figure times the Python API as an agent framework uses it: one warm
-`Launcher` (connected, policy compiled, image check remembered by image ID)
-calling `run()` in-process, against the same `docker run --rm` processes.
+- ``docker run``: ``docker run --rm`` with the flags the launcher's RunSpec sets
+  under the built-in ``sandbox`` policy, running ``true``;
+- ``CLI cold``: ``paracle-guard run --image IMG -- true`` with an empty cache
+  folder (XDG_CACHE_HOME), so it reads the image and resolves the policy;
+- ``CLI warm``: the same with a cache folder that already holds both;
+- ``library cold``: a new ``Launcher`` on an empty cache folder, in this process
+  (imports already paid), calling ``run(["true"])``;
+- ``library warm``: one ``Launcher`` kept across runs, as an agent framework holds it.
+
+Targets (issue 14): warm CLI at most 1.3x `docker run`, warm library at most 1.1x
+(ratios of medians, same run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -27,12 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from paracle_guard import Launcher, SandboxConfig
+from bench_images import build, image_size_mb, remove_built
 
-BENCH_LABEL = "paracle-guard-bench"
-BUSYBOX = Path("/bin/busybox")
+from paracle_guard import Launcher, SandboxConfig
 
 # What build_runspec produces under the sandbox policy, as docker run flags.
 HARDENING = [
@@ -47,90 +54,122 @@ HARDENING = [
     "--log-driver", "json-file", "--log-opt", "max-size=1m", "--log-opt", "max-file=1",
     "--label", "paracle-guard.launcher=1",
 ]
+SIDES = ("docker run", "CLI cold", "CLI warm", "library cold", "library warm")
 
 
-def build_tiny_image(tag: str) -> None:
-    """FROM scratch + static busybox + a non-root user: passes the sandbox policy."""
-    if not BUSYBOX.is_file():
-        sys.exit(f"{BUSYBOX} is missing: install busybox-static or pass --image")
-    with tempfile.TemporaryDirectory() as context:
-        shutil.copy2(BUSYBOX, Path(context) / "busybox")
-        Path(context, "passwd").write_text("root:x:0:0::/root:/bin/sh\n"
-                                           "app:x:1000:1000::/home/app:/bin/sh\n")
-        Path(context, "Dockerfile").write_text(
-            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY passwd /etc/passwd\n"
-            'RUN ["/bin/busybox", "ln", "-s", "busybox", "/bin/true"]\nUSER 1000:1000\n'
-        )
-        subprocess.run(["docker", "build", "-q", "--network", "none", "--label",
-                        f"{BENCH_LABEL}=1", "-t", tag, context],
-                       check=True, stdout=subprocess.DEVNULL)
-
-
-def timed(command: list[str]) -> float:
+def timed_process(command: list[str], env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          check=False, env=env)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} exited {done.returncode}: {done.stderr.decode().strip()}")
     return elapsed
 
 
-def describe(name: str, times: list[float]) -> str:
+@contextlib.contextmanager
+def cache_home(folder: Path) -> Iterator[None]:
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = previous
+
+
+def launch_once(launcher: Launcher, image: str) -> None:
+    if launcher.run(SandboxConfig(base_image=image), ["true"]).exit_code != 0:
+        sys.exit("Launcher.run(['true']) did not exit 0")
+
+
+def describe(name: str, times: list[float], baseline: float) -> str:
     ordered = sorted(times)
     p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
-    return (f"{name:<14} median {statistics.median(times) * 1000:6.0f} ms   "
-            f"min {ordered[0] * 1000:6.0f} ms   p90 {p90 * 1000:6.0f} ms")
+    median = statistics.median(times)
+    return (f"| {name} | {median * 1000:.0f} ms | {ordered[0] * 1000:.0f} ms | "
+            f"{p90 * 1000:.0f} ms | {median / baseline:.2f}x |")
+
+
+def measure(image: str, runs: int, warmup: int, executable: str, scratch: Path) -> None:
+    guard = [executable, "run", "--image", image, "--policy", "sandbox", "--", "true"]
+    docker = ["docker", "run", "--rm", *HARDENING, image, "true"]
+    warm_home = scratch / "warm"
+    warm_env = {**os.environ, "XDG_CACHE_HOME": str(warm_home)}
+    counter = iter(range(10**6))
+
+    def cold_home() -> Path:
+        return scratch / f"cold-{next(counter)}"
+
+    def cli_cold() -> float:
+        return timed_process(guard, {**os.environ, "XDG_CACHE_HOME": str(cold_home())})
+
+    def library_cold() -> float:
+        with cache_home(cold_home()):
+            started = time.perf_counter()
+            with Launcher("sandbox") as fresh:
+                launch_once(fresh, image)
+            return time.perf_counter() - started
+
+    with cache_home(warm_home), Launcher("sandbox") as warm:
+
+        def library_warm() -> float:
+            started = time.perf_counter()
+            launch_once(warm, image)
+            return time.perf_counter() - started
+
+        side: dict[str, Callable[[], float]] = {
+            "docker run": lambda: timed_process(docker),
+            "CLI cold": cli_cold,
+            "CLI warm": lambda: timed_process(guard, warm_env),
+            "library cold": library_cold,
+            "library warm": library_warm,
+        }
+        for _ in range(warmup):
+            for run in side.values():
+                run()
+        times: dict[str, list[float]] = {name: [] for name in SIDES}
+        for _ in range(runs):
+            for name in SIDES:
+                times[name].append(side[name]())
+    baseline = statistics.median(times["docker run"])
+    print(f"\nimage {image} ({image_size_mb(image):.0f} MB), {runs} runs per side after "
+          f"{warmup} warm-up rounds; load average at the end: {os.getloadavg()[0]:.2f}")
+    print("| side | median | min | p90 | ratio to docker run |\n| --- | --- | --- | --- | --- |")
+    for name in SIDES:
+        print(describe(name, times[name], baseline))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", help="image to run (default: build a tiny busybox image)")
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per side (>= 10)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--image", action="append", default=[],
+                        help="an existing image to run (repeatable); nothing is built")
+    parser.add_argument("--images", default="busybox,python",
+                        help="images to build and run when no --image is given")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per side (>= 10)")
+    parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
     if args.runs < 10:
         sys.exit("--runs must be at least 10")
-
     executable = shutil.which("paracle-guard", path=str(Path(sys.executable).parent))
     if executable is None:
         sys.exit("paracle-guard is not installed in this environment")
 
-    image = args.image or f"paracle-guard-bench/tiny:{os.getpid()}"
-    if args.image is None:
-        build_tiny_image(image)
+    built: list[str] = []
+    scratch = Path(tempfile.mkdtemp(prefix="paracle-guard-run-bench-"))
     try:
-        guard = [executable, "run", "--image", image, "--policy", "sandbox", "--", "true"]
-        docker = ["docker", "run", "--rm", *HARDENING, image, "true"]
-        for _ in range(args.warmup):
-            timed(guard)
-            timed(docker)
-        guard_times: list[float] = []
-        docker_times: list[float] = []
-        api_times: list[float] = []
-        with Launcher("sandbox") as launcher:
-            config = SandboxConfig(base_image=image)
-            for _ in range(args.warmup):
-                launcher.run(config, ["true"])
-            for _ in range(args.runs):
-                guard_times.append(timed(guard))
-                docker_times.append(timed(docker))
-                started = time.perf_counter()
-                if launcher.run(config, ["true"]).exit_code != 0:
-                    sys.exit("Launcher.run(['true']) did not exit 0")
-                api_times.append(time.perf_counter() - started)
+        images = list(args.image)
+        if not images:
+            for kind in args.images.split(","):
+                built.append(build(kind.strip()))
+            images = list(built)
+        for image in images:
+            measure(image, args.runs, args.warmup, executable, scratch)
     finally:
-        if args.image is None:
-            subprocess.run(["docker", "rmi", "-f", image], check=False,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    baseline = statistics.median(docker_times)
-    print(f"image {image}, {args.runs} runs each (after {args.warmup} warm-up runs)")
-    print(describe("docker run", docker_times))
-    print(describe("paracle-guard", guard_times))
-    print(describe("Launcher.run", api_times))
-    print(f"ratio of medians, CLI: {statistics.median(guard_times) / baseline:.2f}x "
-          "(target <= 1.3x)")
-    print(f"ratio of medians, warm Python API: {statistics.median(api_times) / baseline:.2f}x")
+        remove_built(built)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
