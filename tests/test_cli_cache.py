@@ -31,6 +31,7 @@ def test_info_says_where_how_big_and_what(cache_home: Path) -> None:
     assert "state:     on" in text
     assert "of 512MiB" in text and "PARACLE_GUARD_CACHE_SIZE" in text
     assert "0 images, 0 layers" in text
+    assert "policies:  0 resolved policies in" in text
 
 
 def test_a_checked_image_is_cached_until_cleared(cache_home: Path,
@@ -39,11 +40,11 @@ def test_a_checked_image_is_cached_until_cleared(cache_home: Path,
     result = runner.invoke(app, ["image", built.ref, "--format", "json"])
     assert result.exit_code in (0, 1), result.output
     assert '"PG' in result.stdout and "reading" not in result.output  # no progress in JSON
-    assert "1 images, 2 layers" in info()
+    assert "1 images, 2 layers" in info() and "1 resolved policies" in info()
     cleared = runner.invoke(app, ["cache", "clear"])
     assert cleared.exit_code == 0
     assert cleared.output.startswith("removed 3 entries (")
-    assert "0 images, 0 layers" in info()
+    assert "0 images, 0 layers" in info() and "0 resolved policies" in info()
 
 
 def test_no_cache_neither_reads_nor_fills_the_cache(cache_home: Path,
