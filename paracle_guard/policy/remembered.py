@@ -21,11 +21,13 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paracle_guard import __version__
 from paracle_guard.disk_cache import DiskCache, cache_folder
-from paracle_guard.policy.models import Policy
+
+if TYPE_CHECKING:
+    from paracle_guard.policy.models import Policy
 
 KIND = "policy"
 LIMIT = 16 << 20  # resolved policies are a few KB each
@@ -58,6 +60,8 @@ def request_key(display: str, path: Path, raw: bytes) -> str:
 
 def recall(store: DiskCache, key: str) -> Policy | None:
     """The remembered policy, if every file it was read from still has the same bytes."""
+    from paracle_guard.policy.models import Policy
+
     payload = store.get(KIND, key)
     if payload is None:
         return None

@@ -1,4 +1,4 @@
-"""Image facts as cache entries: one layer's scan by diff ID, one image's Subject by image ID.
+"""Image facts as cache entries: a layer's scan by diff ID, an image's merged files by image ID.
 
 A layer's entry is its ``LayerScan``: what the layer adds (the files worth
 keeping, with the package records and account bytes the resolvers read), what
@@ -11,86 +11,22 @@ An image's entry is the result of that merge: every kept file of its final
 filesystem with the layer that put it there. The run configuration is not
 cached: the engine's inspect, needed anyway to learn the image ID, carries it.
 
-The namespace names the code that wrote an entry: ``FACTS_SCHEMA`` (raised by
-hand when the shape of the facts changes), the paracle-guard version, and a
-digest of the readers' source, so a change to how facts are read never meets
-facts read the old way.
+Where the entries live, and under which namespace, is ``facts_store``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
-import hashlib
 import json
-import os
 import sys
 from array import array
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from paracle_guard import __version__
-from paracle_guard.disk_cache import CacheInfo, DiskCache, cache_folder
 from paracle_guard.sources.image_archive import FinalFile, LayerScan
 from paracle_guard.sources.image_content import KeptFile
 from paracle_guard.sources.package_db import PackageRecord
-from paracle_guard.units import format_size, parse_size
-
-FACTS_SCHEMA = 1
-KINDS = ("image", "layer")
-DEFAULT_LIMIT = 512 << 20
-LIMIT_VARIABLE = "PARACLE_GUARD_CACHE_SIZE"
-# The modules whose code decides what the facts are, relative to this folder.
-READERS = ("image.py", "image_archive.py", "image_content.py", "image_facts.py",
-           "layer_store.py", "package_db.py", "tar_stream.py", "../subject.py")
-
-
-@functools.cache
-def namespace() -> str:
-    """``<schema>-<version>-<digest of the readers' source>``: the folder entries live in."""
-    digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in READERS:
-        try:
-            digest.update((here / name).read_bytes())
-        except OSError:
-            digest.update(b"missing " + name.encode())
-    return f"{FACTS_SCHEMA}-{__version__}-{digest.hexdigest()[:16]}"
-
-
-def open_cache(root: Path | None = None) -> DiskCache:
-    """The user's facts cache (off, with a reason, when it cannot be used safely)."""
-    return DiskCache.open(root or cache_folder("facts"), namespace(), size_limit(), KINDS)
-
-
-def size_limit() -> int:
-    """PARACLE_GUARD_CACHE_SIZE (``512m``, ``2g``, bytes); 512 MiB when unset or unreadable."""
-    configured = os.environ.get(LIMIT_VARIABLE, "").strip()
-    try:
-        return parse_size(configured) if configured else DEFAULT_LIMIT
-    except ValueError:
-        return DEFAULT_LIMIT
-
-
-def render_info(info: CacheInfo) -> str:
-    """``paracle-guard cache info``: where, how big, what it holds."""
-    state = "on" if info.enabled else f"off ({info.reason})"
-    lines = [
-        f"location:  {info.root}",
-        f"state:     {state}",
-        f"size:      {format_size(info.size) if info.size else '0 bytes'} "
-        f"of {format_size(info.limit)} "
-        f"(set {LIMIT_VARIABLE} to change; least recently used entries go first)",
-        f"entries:   {info.entries.get('image', 0)} images, "
-        f"{info.entries.get('layer', 0)} layers",
-    ]
-    if info.other_entries:
-        lines.append(f"stale:     {info.other_entries} entries of other versions")
-    lines.append(f"facts of:  {info.namespace}")
-    return "\n".join(lines) + "\n"
-
 
 # --- layers --------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from paracle_guard.launcher.launch import Launcher, launch
 from paracle_guard.launcher.runspec import PolicyViolation, RunSpec, SandboxConfig
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Waiver
+from paracle_guard.sources.facts_store import open_cache
 from paracle_guard.sources.image import load_image
-from paracle_guard.sources.image_facts import open_cache
 from tests.conftest import RUN_ID
 from tests.docker_images import BuiltImage, ImageSpec, TestImages
 from tests.launcher.conftest import (

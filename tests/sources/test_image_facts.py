@@ -7,15 +7,14 @@ import json
 import pytest
 
 from paracle_guard import __version__
+from paracle_guard.sources.facts_store import FACTS_SCHEMA, namespace
 from paracle_guard.sources.image_archive import FinalFile, LayerScan, path_key
 from paracle_guard.sources.image_content import KeptFile
 from paracle_guard.sources.image_facts import (
-    FACTS_SCHEMA,
     decode_image,
     decode_layer,
     encode_image,
     encode_layer,
-    namespace,
 )
 from paracle_guard.sources.package_db import PackageRecord
 

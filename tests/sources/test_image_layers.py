@@ -16,8 +16,8 @@ from paracle_guard.disk_cache import DiskCache
 from paracle_guard.docker_client import Engine
 from paracle_guard.progress import ImageRead
 from paracle_guard.sources import image_layers
+from paracle_guard.sources.facts_store import namespace, open_cache
 from paracle_guard.sources.image import load_image
-from paracle_guard.sources.image_facts import namespace, open_cache
 from tests.docker_images import ACCOUNTS, IMAGES, ImageSpec, TestImages, file
 
 BASE_LAYER = (*ACCOUNTS, file("/usr/bin/shared-tool", b"\x7fELF shared", 0o4755))
