@@ -49,6 +49,8 @@ from paracle_guard.sources.tar_stream import TarFormatError
 LAYERDB = Path("image/overlay2/layerdb/sha256")
 SEGMENT = 2  # tar-split entry types: raw bytes of the archive, or a file's payload
 FILE = 1
+SEGMENT_PREFIX = b'{"type":2,"payload":"'
+RECORD_CHUNK = 1 << 20
 
 
 class LayerStoreError(Exception):
@@ -142,38 +144,57 @@ class ReplayedLayer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _read_entries(self) -> Iterator[dict[str, Any]]:
+    def _read_entries(self) -> Iterator[tuple[int, bytes, str, int]]:
+        """Each entry as (type, raw bytes of a segment, a file's name, a file's size)."""
+        pending = b""
         try:
-            for line in self._record:
-                if line.strip():
-                    entry = json.loads(line)
-                    if not isinstance(entry, dict):
-                        raise LayerStoreError(f"{self._layer.tar_split}: not a tar-split record")
-                    yield entry
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            while True:
+                chunk = self._record.read(RECORD_CHUNK)
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop() if chunk else b""
+                for line in lines:
+                    if line.strip():
+                        yield self._entry(line)
+                if not chunk:
+                    return
+        except (OSError, EOFError, zlib.error) as exc:
             raise LayerStoreError(f"{self._layer.tar_split} cannot be read ({exc})") from exc
+
+    def _entry(self, line: bytes) -> tuple[int, bytes, str, int]:
+        try:
+            # Most lines are raw segments in this exact shape (base64 has no quotes):
+            # decoding them without the JSON parser halves the time of a replay.
+            if line.startswith(SEGMENT_PREFIX):
+                end = line.index(b'"', len(SEGMENT_PREFIX))
+                if line[end:end + 13] == b'","position":' and line.endswith(b"}"):
+                    raw = base64.b64decode(line[len(SEGMENT_PREFIX):end], validate=True)
+                    return SEGMENT, raw, "", 0
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise ValueError("not an object")
+            kind = entry.get("type")
+            if kind == SEGMENT:
+                return SEGMENT, base64.b64decode(entry.get("payload") or "", validate=True), "", 0
+            if kind == FILE:
+                size = entry.get("size") or 0
+                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                    raise ValueError(f"a file of size {size!r}")
+                return FILE, b"", _entry_name(entry) if size else "", size
+            raise ValueError(f"an entry of type {kind!r}")
+        except (binascii.Error, ValueError) as exc:
+            raise LayerStoreError(f"{self._layer.tar_split}: a bad entry ({exc})") from exc
 
     def _advance(self) -> bool:
         """Move to the next entry with bytes; False at the end of the record."""
         self._close_file()
-        for entry in self._entries:
-            kind = entry.get("type")
-            try:
-                if kind == SEGMENT:
-                    payload = base64.b64decode(entry.get("payload") or "", validate=True)
-                    self._segment = memoryview(payload)
-                    if self._segment:
-                        return True
-                elif kind == FILE:
-                    size = entry.get("size") or 0
-                    if not isinstance(size, int) or size < 0:
-                        raise LayerStoreError(f"{self._layer.tar_split}: a file of size {size!r}")
-                    if size:
-                        self._file_name = _entry_name(entry)
-                        self._file_size, self._file_offset = size, 0
-                        return True
-            except (binascii.Error, ValueError) as exc:
-                raise LayerStoreError(f"{self._layer.tar_split}: a bad entry ({exc})") from exc
+        for kind, raw, name, size in self._entries:
+            if kind == SEGMENT and raw:
+                self._segment = memoryview(raw)
+                return True
+            if kind == FILE and size:
+                self._file_name = name
+                self._file_size, self._file_offset = size, 0
+                return True
         return False
 
     def readinto(self, buffer: memoryview) -> int:
