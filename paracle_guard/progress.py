@@ -86,6 +86,6 @@ class TerminalProgress:
 
     @staticmethod
     def _describe(read: ImageRead) -> str:
-        cached = f", {read.cached_layers} cached" if read.cached_layers else ""
-        return (f"reading {read.ref} ({read.method}): layer {read.read_layers} of "
-                f"{read.layers - read.cached_layers}{cached}")
+        cached = f" ({read.cached_layers} more cached)" if read.cached_layers else ""
+        return (f"reading {read.ref} through {read.method}: "
+                f"{read.read_layers}/{read.layers - read.cached_layers} layers{cached}")

@@ -30,5 +30,5 @@ def test_a_long_read_draws_layers_and_bytes_on_a_terminal() -> None:
     progress.update(read)
     assert "rich.progress" in sys.modules
     progress.done(read)
-    assert "reading busy:1 (layer store): layer 1 of 2, 1 cached" in screen.getvalue()
+    assert "reading busy:1 through layer store: 1/2 layers (1 more cached)" in screen.getvalue()
     assert "5.2/10.5 MB" in screen.getvalue()
