@@ -33,7 +33,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,18 @@ TEMPORARY_PREFIX = ".tmp-"
 _KEY = re.compile(r"sha256:([0-9a-f]{64})")
 _KIND = re.compile(r"[a-z]+")
 _HEADER_LIMIT = 512
+
+
+def code_digest(folder: Path, names: Iterable[str]) -> str:
+    """16 hex digits naming the bytes of the files ``names`` in ``folder``: a namespace part
+    that changes whenever the code that writes a store's entries does."""
+    digest = hashlib.sha256()
+    for name in names:
+        try:
+            digest.update((folder / name).read_bytes())
+        except OSError:
+            digest.update(b"missing " + name.encode())
+    return digest.hexdigest()[:16]
 
 
 def cache_folder(store: str) -> Path:

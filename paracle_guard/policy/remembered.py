@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paracle_guard import __version__
-from paracle_guard.disk_cache import DiskCache, cache_folder
+from paracle_guard.disk_cache import DiskCache, cache_folder, code_digest
 
 if TYPE_CHECKING:
     from paracle_guard.policy.models import Policy
@@ -38,14 +38,7 @@ RESOLVERS = ("loader.py", "models.py", "remembered.py", "yaml_lines.py",
 
 @functools.cache
 def namespace() -> str:
-    digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in RESOLVERS:
-        try:
-            digest.update((here / name).read_bytes())
-        except OSError:
-            digest.update(b"missing " + name.encode())
-    return f"{__version__}-{digest.hexdigest()[:16]}"
+    return f"{__version__}-{code_digest(Path(__file__).resolve().parent, RESOLVERS)}"
 
 
 def open_store() -> DiskCache:

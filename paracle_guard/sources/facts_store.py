@@ -10,12 +10,11 @@ this and nothing of the readers.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from pathlib import Path
 
 from paracle_guard import __version__
-from paracle_guard.disk_cache import CacheInfo, DiskCache, cache_folder
+from paracle_guard.disk_cache import CacheInfo, DiskCache, cache_folder, code_digest
 from paracle_guard.units import format_size, parse_size
 
 FACTS_SCHEMA = 1
@@ -31,14 +30,7 @@ READERS = ("image.py", "image_archive.py", "image_content.py", "image_facts.py",
 @functools.cache
 def namespace() -> str:
     """``<schema>-<version>-<digest of the readers' source>``: the folder entries live in."""
-    digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in READERS:
-        try:
-            digest.update((here / name).read_bytes())
-        except OSError:
-            digest.update(b"missing " + name.encode())
-    return f"{FACTS_SCHEMA}-{__version__}-{digest.hexdigest()[:16]}"
+    return f"{FACTS_SCHEMA}-{__version__}-{code_digest(Path(__file__).parent, READERS)}"
 
 
 def open_cache(root: Path | None = None) -> DiskCache:
