@@ -138,3 +138,10 @@ def test_the_layer_store_and_docker_save_give_the_same_facts(
     saved, read = load(built.ref, engine, None)
     assert read.method == "docker save"
     assert direct == saved
+
+
+def test_the_layer_store_can_be_turned_off(test_images: TestImages, engine: Engine,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(image_layers.NO_LAYER_STORE, "1")
+    _, read = load(test_images.get("minimal").ref, engine, None)
+    assert read.method == "docker save"
