@@ -245,7 +245,10 @@ class ReplayedLayer:
             return self._fd
         path = self._file_path()
         # A symlink on the way would lead out of the layer, where docker save would not read.
-        if os.path.realpath(path.parent) != str(path.parent):
+        # (The layer folder itself may sit under a symlinked data root: compare below it.)
+        inside = os.path.relpath(path.parent, self._layer.files)
+        if os.path.realpath(path.parent) != os.path.normpath(
+                os.path.join(os.path.realpath(self._layer.files), inside)):
             raise LayerStoreError(f"{path} lies behind a symlink in the layer folder")
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

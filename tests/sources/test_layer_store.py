@@ -145,6 +145,19 @@ def test_a_symlink_on_the_way_to_a_file_is_an_error(tmp_path: Path) -> None:
         scan_layer(replay, source="test", member=diff_ids[0])
 
 
+def test_a_data_root_behind_a_symlink_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    diff_ids, data = make_store(tmp_path / "real", LAYERS)
+    (tmp_path / "docker").symlink_to(tmp_path / "real")
+    data = {key: value.replace(str(tmp_path / "real"), str(tmp_path / "docker"))
+            for key, value in data.items()}
+    layers = find_layers("unix:///run/docker.sock", "overlay2", data, diff_ids)
+    assert not isinstance(layers, str)
+    with ReplayedLayer(layers[0]) as replay:
+        assert scan_layer(replay, source="test", member=diff_ids[0]).kept["/etc/passwd"].content \
+            == PASSWD
+
+
 def test_a_broken_record_is_an_error(tmp_path: Path) -> None:
     layer = StoredLayer(diff_id="sha256:" + "0" * 64, tar_split=tmp_path / "record.gz",
                         files=tmp_path, size=0)
