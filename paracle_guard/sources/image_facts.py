@@ -28,6 +28,14 @@ from paracle_guard.sources.image_archive import FinalFile, LayerScan
 from paracle_guard.sources.image_content import KeptFile
 from paracle_guard.sources.package_db import PackageRecord
 
+# The fields each record is stored with, in order. A fact added to a record must be added
+# here and to the codec below, or it would be lost on a cache hit: tests compare these
+# with the records' own fields.
+SCAN_FIELDS = ("kept", "whiteouts", "opaque_dirs", "written", "dirs")
+KEPT_FIELDS = ("path", "mode", "kind", "uid", "gid", "size", "capabilities", "tags",
+               "reported", "manager", "packages", "content")
+PACKAGE_FIELDS = ("name", "manager", "version", "size_bytes", "line")
+
 # --- layers --------------------------------------------------------------------------
 
 

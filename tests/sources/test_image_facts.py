@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,6 +12,9 @@ from paracle_guard.sources.facts_store import FACTS_SCHEMA, namespace
 from paracle_guard.sources.image_archive import FinalFile, LayerScan, path_key
 from paracle_guard.sources.image_content import KeptFile
 from paracle_guard.sources.image_facts import (
+    KEPT_FIELDS,
+    PACKAGE_FIELDS,
+    SCAN_FIELDS,
     decode_image,
     decode_layer,
     encode_image,
@@ -39,6 +43,14 @@ def test_a_layer_scan_survives_the_trip() -> None:
     decoded = decode_layer(encode_layer(SCAN))
     assert decoded == SCAN
     assert decoded is not None and decoded.hides("/etc/passwd") and not decoded.hides("/srv")
+
+
+@pytest.mark.parametrize(("record", "stored"), [
+    (LayerScan, SCAN_FIELDS), (KeptFile, KEPT_FIELDS), (PackageRecord, PACKAGE_FIELDS),
+])
+def test_every_field_of_the_facts_is_stored(record: type, stored: tuple[str, ...]) -> None:
+    """A field added to a record and not to the codec would vanish on every cache hit."""
+    assert tuple(field.name for field in dataclasses.fields(record)) == stored
 
 
 def test_path_keys_are_the_same_in_every_process() -> None:
