@@ -13,12 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from paracle_guard.engine import Plan
 from paracle_guard.errors import GuardError, InputError
+
+if TYPE_CHECKING:
+    from paracle_guard.progress import ReadProgress
 from paracle_guard.launcher.backend import Backend
 from paracle_guard.launcher.launch import Outcome, launch, open_audit
 from paracle_guard.launcher.lookpath import CommandNotFound
@@ -94,8 +97,13 @@ def run_cli(
     workload: str = "pod",
     namespace: str | None = None,
     strict_env: bool = False,
+    cache: bool = True,
+    progress: ReadProgress | None = None,
 ) -> int:
-    """The exit code to leave with: the command's, 124, 125, 127 or 128+N."""
+    """The exit code to leave with: the command's, 124, 125, 127 or 128+N.
+
+    ``cache``: read and fill the facts cache; ``progress``: shown for long image reads.
+    """
     with SignalGuard() as signals, contextlib.ExitStack() as stack:
         try:
             if report_format not in ("text", "json"):
@@ -110,7 +118,7 @@ def run_cli(
 
             plan = Plan.compile(load_policy(policy))
             chosen = _backend(backend, plan, stack, stdin=stdin, workload=workload,
-                              namespace=namespace)
+                              namespace=namespace, cache=cache, progress=progress)
             log = audit_log if audit_log is not None else plan.policy.audit_log
             audit = stack.enter_context(open_audit(log))
             outcome = launch(
@@ -139,7 +147,8 @@ def run_cli(
 
 
 def _backend(name: str, plan: Plan, stack: contextlib.ExitStack, *, stdin: bool,
-             workload: str, namespace: str | None) -> Backend:
+             workload: str, namespace: str | None, cache: bool = True,
+             progress: ReadProgress | None = None) -> Backend:
     if name == "kubernetes":
         from paracle_guard.launcher.k8s_cluster import KubernetesBackend
 
@@ -148,8 +157,11 @@ def _backend(name: str, plan: Plan, stack: contextlib.ExitStack, *, stdin: bool,
         return KubernetesBackend(plan.policy, workload=workload, namespace=namespace)
     from paracle_guard.docker_client import Engine
     from paracle_guard.launcher.docker_backend import DockerBackend
+    from paracle_guard.sources.facts_store import open_cache
 
-    return DockerBackend(stack.enter_context(Engine.connect()))
+    facts_cache = stack.enter_context(open_cache()) if cache else None
+    return DockerBackend(stack.enter_context(Engine.connect()), facts_cache=facts_cache,
+                         progress=progress)
 
 
 def one_line(error: ValidationError) -> str:

@@ -21,7 +21,7 @@ import importlib
 import os
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from paracle_guard.docker_client import Engine
 from paracle_guard.errors import EngineUnavailable
@@ -37,6 +37,10 @@ from paracle_guard.launcher.streams import (
     stream,
 )
 from paracle_guard.subject import Subject
+
+if TYPE_CHECKING:
+    from paracle_guard.disk_cache import DiskCache
+    from paracle_guard.progress import ReadProgress
 
 # Removal is retried this often, waiting twice as long each time (0.2 s first): an
 # engine under load may still be finishing the create, or a kill, when asked.
@@ -189,8 +193,17 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, engine: Engine, *, image_cache: dict[str, Subject] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        image_cache: dict[str, Subject] | None = None,
+        facts_cache: DiskCache | None = None,
+        progress: ReadProgress | None = None,
+    ) -> None:
         self.engine = engine
+        self._facts_cache = facts_cache
+        self._progress = progress
         self.engine_host: str | None = engine.host
         self.api = engine.client.api
         self._errors = importlib.import_module("docker.errors")
@@ -224,13 +237,15 @@ class DockerBackend:
                 "mounts in /proc); run paracle-guard on the engine's machine")
 
     def image(self, ref: str) -> CheckedImage:
-        """The image by ID, read once per ID (an ID names immutable content)."""
-        from paracle_guard.sources.image import load_image
+        """The image by ID, read once per ID (an ID names immutable content): in memory for
+        this backend's launcher, and through the facts cache across processes."""
+        from paracle_guard.sources.image import load_resolved_image
 
         info = self.engine.resolve_image(ref)
         subject = self._image_cache.get(info.id)
         if subject is None:
-            subject = load_image(info.id, self.engine)
+            subject = load_resolved_image(self.engine, info, info.id, cache=self._facts_cache,
+                                          progress=self._progress)
             self._image_cache[info.id] = subject
         # Named as the user named it, so waivers written for the reference apply.
         return CheckedImage(ref=ref, id=info.id, repo_digests=tuple(info.repo_digests),

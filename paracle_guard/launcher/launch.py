@@ -41,7 +41,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -61,6 +61,10 @@ from paracle_guard.launcher.verdict import judge, judge_observation, prove_mount
 from paracle_guard.policy.models import Policy
 from paracle_guard.report.models import Finding, PolicyRef, Report, ToolInfo
 from paracle_guard.subject import Subject
+
+if TYPE_CHECKING:
+    from paracle_guard.disk_cache import DiskCache
+    from paracle_guard.progress import ReadProgress
 
 TIMEOUT_EXIT = 124
 # What the Python API keeps of each stream; the rest is dropped, so a command
@@ -365,8 +369,11 @@ class Launcher:
     default lookup (``.paracle-guard.yaml``, else the built-in ``sandbox``).
     ``audit_log`` overrides the policy's ``audit_log``. ``labels`` are added to
     every container (the launcher's own labels cannot be overridden). A Launcher
-    keeps one engine connection and remembers image checks by image ID; close it
-    (or use it as a context manager) when done.
+    keeps one engine connection and remembers image facts by image ID, in memory
+    and (unless ``cache=False``) in the user's facts cache, so that only the first
+    launch of an image reads it; every launch still judges those facts with the
+    policy. ``progress`` is told how long image reads go. Close it (or use it as
+    a context manager) when done.
     """
 
     def __init__(
@@ -377,6 +384,8 @@ class Launcher:
         labels: Mapping[str, str] | None = None,
         engine: Engine | None = None,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        cache: bool = True,
+        progress: ReadProgress | None = None,
     ) -> None:
         if isinstance(policy, Policy):
             self.policy = policy
@@ -392,6 +401,9 @@ class Launcher:
         self._owns_engine = engine is None
         self._image_cache: dict[str, Subject] = {}
         self._lock = threading.Lock()
+        self._use_facts_cache = cache
+        self._facts_cache: DiskCache | None = None
+        self.progress = progress
 
     @property
     def engine(self) -> Engine:
@@ -400,11 +412,22 @@ class Launcher:
                 self._engine = Engine.connect()
             return self._engine
 
+    @property
+    def facts_cache(self) -> DiskCache | None:
+        """The facts cache this launcher reads and fills; None with ``cache=False``."""
+        with self._lock:
+            if self._facts_cache is None and self._use_facts_cache:
+                from paracle_guard.sources.facts_store import open_cache
+
+                self._facts_cache = open_cache()
+            return self._facts_cache
+
     def backend(self) -> Backend:
         """A Docker backend for one launch, sharing this Launcher's image checks."""
         from paracle_guard.launcher.docker_backend import DockerBackend
 
-        return DockerBackend(self.engine, image_cache=self._image_cache)
+        return DockerBackend(self.engine, image_cache=self._image_cache,
+                             facts_cache=self.facts_cache, progress=self.progress)
 
     def run(
         self,
@@ -442,6 +465,9 @@ class Launcher:
         if self._engine is not None and self._owns_engine:
             self._engine.close()
             self._engine = None
+        if self._facts_cache is not None:
+            self._facts_cache.close()
+            self._facts_cache = None
 
     def __enter__(self) -> Launcher:
         return self

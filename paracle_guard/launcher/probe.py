@@ -24,9 +24,12 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from paracle_guard.errors import InputError
+
+if TYPE_CHECKING:
+    from paracle_guard.progress import ReadProgress
 from paracle_guard.launcher.hostproof import ENGINE_MOUNTS, HostFacts, MountEntry
 from paracle_guard.policy.models import SANDBOX_PYTHON_PACKAGES, Policy
 from paracle_guard.units import format_size, parse_size
@@ -341,6 +344,8 @@ def run_probe(
     policy: str | None = None,
     labels: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    cache: bool = True,
+    progress: ReadProgress | None = None,
 ) -> ProbeReport:
     """Launch the probe in ``image`` through the enforced launcher and judge what it saw.
 
@@ -353,7 +358,7 @@ def run_probe(
 
     if not image.strip():
         raise InputError("--image: expected a local image reference")
-    with Launcher(policy, labels=labels) as launcher:
+    with Launcher(policy, labels=labels, cache=cache, progress=progress) as launcher:
         expect = Expectations.of(launcher.policy)
         config = SandboxConfig(base_image=image, timeout=PROBE_TIMEOUT, env=dict(env or {}))
         for interpreter, command in probe_commands(expect.packages):

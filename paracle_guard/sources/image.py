@@ -21,6 +21,7 @@ from typing import Any
 from paracle_guard.disk_cache import DiskCache
 from paracle_guard.docker_client import Engine, ImageInfo
 from paracle_guard.errors import InputError
+from paracle_guard.image_tree import ImageTree
 from paracle_guard.location import Location
 from paracle_guard.progress import ReadProgress
 from paracle_guard.sources.image_archive import (
@@ -70,10 +71,11 @@ def load_resolved_image(
     progress: ReadProgress | None = None,
 ) -> Subject:
     """``load_image`` for an image already resolved (the launcher resolves once, then uses IDs)."""
-    files = image_files(engine, info, ref, cache=cache, progress=progress)
+    facts = image_files(engine, info, ref, cache=cache, progress=progress)
     config = {"config": info.config, "os": info.os, "architecture": info.architecture,
               "variant": info.variant}
-    subject = subject_from_files(files, config, image_id=info.id, tags=info.tags, target=ref)
+    subject = subject_from_files(facts.files, config, image_id=info.id, tags=info.tags,
+                                 target=ref, image_tree=facts.tree)
     subject.metadata["repo_digests"] = list(info.repo_digests)
     return subject
 
@@ -163,7 +165,8 @@ def _pick_by_ref(archive: SavedArchive, ref: str | None) -> SavedImage:
 def image_subject(archive: SavedArchive, image: SavedImage, target: str) -> Subject:
     """The Subject for one image of a read archive."""
     return subject_from_files(archive.final_files(image), image.config, image_id=image.id,
-                              tags=image.tags, target=target)
+                              tags=image.tags, target=target,
+                              image_tree=archive.image_tree(image))
 
 
 def subject_from_files(
@@ -173,6 +176,7 @@ def subject_from_files(
     image_id: str,
     tags: Sequence[str],
     target: str,
+    image_tree: ImageTree | None = None,
 ) -> Subject:
     """The Subject of an image: its final files' facts, and its config (docker's JSON shape)."""
     # Docker writes these fields with fixed types; an archive from elsewhere may not.
@@ -236,7 +240,7 @@ def subject_from_files(
         exposed_ports=_ports(config.get("ExposedPorts"), at_target),
         workdir=_string(config.get("WorkingDir")) or None,
         metadata=metadata,
-        image_tree=archive.image_tree(image),
+        image_tree=image_tree,
     )
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from paracle_guard.errors import InputError
-from paracle_guard.image_tree import ImageTree, LayerTree
+from paracle_guard.image_tree import ImageTree, LayerTree, path_key
 from paracle_guard.sources.image_content import KeptFile, examine, kind_of
 from paracle_guard.sources.tar_stream import (
     Source,
@@ -108,12 +108,6 @@ class SavedArchive:
             for path, kept in scan.kept.items():
                 final[path] = FinalFile(file=kept, layer=layer_id)
         return [final[path] for path in sorted(final)]
-
-
-def path_key(path: str) -> int:
-    """A 64-bit digest of ``path``, the same in every process (``hash`` of a str is not)."""
-    digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
 
 
 def normalise(name: str) -> str | None:

@@ -22,8 +22,10 @@ import json
 import sys
 from array import array
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from paracle_guard.image_tree import ImageTree, LayerTree
 from paracle_guard.sources.image_archive import FinalFile, LayerScan
 from paracle_guard.sources.image_content import KeptFile
 from paracle_guard.sources.package_db import PackageRecord
@@ -31,7 +33,8 @@ from paracle_guard.sources.package_db import PackageRecord
 # The fields each record is stored with, in order. A fact added to a record must be added
 # here and to the codec below, or it would be lost on a cache hit: tests compare these
 # with the records' own fields.
-SCAN_FIELDS = ("kept", "whiteouts", "opaque_dirs", "written", "dirs")
+SCAN_FIELDS = ("kept", "whiteouts", "opaque_dirs", "written", "dirs", "tree")
+TREE_FIELDS = ("dirs", "symlinks", "others", "whiteouts", "opaque_dirs")
 KEPT_FIELDS = ("path", "mode", "kind", "uid", "gid", "size", "capabilities", "tags",
                "reported", "manager", "packages", "content")
 PACKAGE_FIELDS = ("name", "manager", "version", "size_bytes", "line")
@@ -46,6 +49,7 @@ def encode_layer(scan: LayerScan) -> bytes:
         "opaque_dirs": sorted(scan.opaque_dirs),
         "written": _encode_keys(scan.written),
         "dirs": _encode_keys(scan.dirs),
+        "tree": _encode_tree(scan.tree),
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
@@ -61,9 +65,30 @@ def decode_layer(payload: bytes) -> LayerScan | None:
             opaque_dirs=set(_strings(document["opaque_dirs"])),
             written=_decode_keys(document["written"]),
             dirs=_decode_keys(document["dirs"]),
+            tree=_decode_tree(document["tree"]),
         )
     except (ValueError, TypeError, KeyError, IndexError, binascii.Error):
         return None
+
+
+def _encode_tree(tree: LayerTree) -> dict[str, Any]:
+    return {"dirs": sorted(tree.dirs), "symlinks": dict(sorted(tree.symlinks.items())),
+            "others": _encode_keys(tree.others), "whiteouts": sorted(tree.whiteouts),
+            "opaque_dirs": sorted(tree.opaque_dirs)}
+
+
+def _decode_tree(document: Any) -> LayerTree:
+    symlinks = document["symlinks"]
+    if not isinstance(symlinks, dict):
+        raise TypeError("symlinks: expected a mapping")
+    # Every value is checked here, so the model need not validate 100,000 of them again.
+    return LayerTree.model_construct(
+        dirs=set(_strings(document["dirs"])),
+        symlinks={_text(path): _text(target) for path, target in symlinks.items()},
+        others=_decode_keys(document["others"]),
+        whiteouts=set(_strings(document["whiteouts"])),
+        opaque_dirs=set(_strings(document["opaque_dirs"])),
+    )
 
 
 def _encode_kept(kept: KeptFile) -> list[Any]:
@@ -140,22 +165,38 @@ def _flag(value: Any) -> bool:
 # --- images --------------------------------------------------------------------------
 
 
-def encode_image(diff_ids: Sequence[str], files: Sequence[FinalFile]) -> bytes:
-    """An image's merged file facts: every kept file of its final filesystem, with its layer."""
+@dataclass(frozen=True)
+class ImageFacts:
+    """What an image's layers say, merged: its final kept files, and its skeleton."""
+
+    files: list[FinalFile]
+    tree: ImageTree
+
+
+def encode_image(diff_ids: Sequence[str], facts: ImageFacts) -> bytes:
+    """An image's merged facts: every kept file of its final filesystem with its layer, and
+    the layers' skeletons (which stay apart: they are merged at lookup, see image_tree)."""
     document = {
         "diff_ids": list(diff_ids),
-        "files": [[final.layer, _encode_kept(final.file)] for final in files],
+        "files": [[final.layer, _encode_kept(final.file)] for final in facts.files],
+        "tree": {"layer_ids": list(facts.tree.layer_ids),
+                 "layers": [_encode_tree(layer) for layer in facts.tree.layers]},
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def decode_image(payload: bytes, diff_ids: Sequence[str]) -> list[FinalFile] | None:
-    """The merged files stored in ``payload``; None unless they were merged from ``diff_ids``."""
+def decode_image(payload: bytes, diff_ids: Sequence[str]) -> ImageFacts | None:
+    """The merged facts stored in ``payload``; None unless they were merged from ``diff_ids``."""
     try:
         document = json.loads(payload)
         if document["diff_ids"] != list(diff_ids):
             return None
-        return [FinalFile(file=_decode_kept(kept), layer=_text(layer))
-                for layer, kept in document["files"]]
+        files = [FinalFile(file=_decode_kept(kept), layer=_text(layer))
+                 for layer, kept in document["files"]]
+        tree = ImageTree.model_construct(
+            layer_ids=_strings(document["tree"]["layer_ids"]),
+            layers=[_decode_tree(layer) for layer in document["tree"]["layers"]],
+        )
+        return ImageFacts(files=files, tree=tree)
     except (ValueError, TypeError, KeyError, IndexError, binascii.Error):
         return None

@@ -24,7 +24,6 @@ from paracle_guard.docker_client import SAVE_CHUNK_SIZE, Engine, ImageInfo, open
 from paracle_guard.errors import InputError
 from paracle_guard.progress import REPORT_EVERY, ImageRead, ReadProgress
 from paracle_guard.sources.image_archive import (
-    FinalFile,
     LayerScan,
     SavedArchive,
     SavedImage,
@@ -32,6 +31,7 @@ from paracle_guard.sources.image_archive import (
     scan_layer,
 )
 from paracle_guard.sources.image_facts import (
+    ImageFacts,
     decode_image,
     decode_layer,
     encode_image,
@@ -56,25 +56,27 @@ def image_files(
     *,
     cache: DiskCache | None = None,
     progress: ReadProgress | None = None,
-) -> list[FinalFile]:
-    """The kept files of the image's final filesystem, each with the layer that put it there."""
+) -> ImageFacts:
+    """The kept files of the image's final filesystem, each with the layer that put it
+    there, and the skeleton of its layers."""
     read = ImageRead(ref=ref, layers=len(info.diff_ids))
     try:
         if cache is not None:
             payload = cache.get("image", info.id)
-            files = decode_image(payload, info.diff_ids) if payload is not None else None
-            if files is not None:
+            cached = decode_image(payload, info.diff_ids) if payload is not None else None
+            if cached is not None:
                 read.image_cached = True
                 read.cached_layers = read.layers
-                return files
+                return cached
         scans = _layer_scans(engine, info, ref, cache, read, progress)
         image = SavedImage(id=info.id, tags=(), config={}, layers=info.diff_ids,
                            diff_ids=info.diff_ids)
-        files = SavedArchive(source=f"image {ref}", images=[image], scans=scans).final_files(image)
+        merged = SavedArchive(source=f"image {ref}", images=[image], scans=scans)
+        facts = ImageFacts(files=merged.final_files(image), tree=merged.image_tree(image))
         if cache is not None:
-            cache.put("image", info.id, encode_image(info.diff_ids, files))
+            cache.put("image", info.id, encode_image(info.diff_ids, facts))
             cache.evict()
-        return files
+        return facts
     finally:
         if progress is not None:
             progress.done(read)
