@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -43,8 +43,10 @@ from paracle_guard.errors import GuardError, InputError, UsageError, did_you_mea
 from paracle_guard.report import FORMATS
 
 if TYPE_CHECKING:
+    from paracle_guard.disk_cache import DiskCache
     from paracle_guard.engine import CatalogueEntry, Plan
     from paracle_guard.policy.models import Policy
+    from paracle_guard.progress import ReadProgress
     from paracle_guard.report.baseline import Baseline
     from paracle_guard.report.models import Report
     from paracle_guard.sources.compose_engine import EngineDefaults
@@ -70,6 +72,9 @@ app.add_typer(sandbox_app, name="sandbox")
 authz_app = typer.Typer(help="Guard the Docker Engine itself: an authorization plugin.",
                         no_args_is_help=True)
 app.add_typer(authz_app, name="authz")
+cache_app = typer.Typer(help="The cache of image facts: where it is, how big, clear it.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,6 +125,11 @@ ColorOption = Annotated[str | None, options.color_option()]
 BaselineOption = Annotated[str | None, options.baseline_option()]
 WriteBaselineOption = Annotated[str | None, options.write_baseline_option()]
 TextOrJsonOption = Annotated[str, options.format_option(options.TEXT_OR_JSON)]
+NoCacheOption = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Read every layer of the image again; neither use nor "
+                 "fill the cache of image facts."),
+]
 
 
 @app.command()
@@ -196,6 +206,7 @@ def image(
     color: ColorOption = None,
     baseline: BaselineOption = None,
     write_baseline: WriteBaselineOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Check built images without running them: user, packages, setuid files, secrets."""
     from paracle_guard.sources.image import load_archive_images, load_image
@@ -210,8 +221,10 @@ def image(
         from paracle_guard.docker_client import Engine
 
         engine = Engine.connect()
+        cache = _facts_cache(no_cache)
+        progress = _progress(output_format)
         for ref in refs or []:
-            report.add(plan.evaluate(load_image(ref, engine)))
+            report.add(plan.evaluate(load_image(ref, engine, cache=cache, progress=progress)))
     _emit(report, output_format, output)
 
 
@@ -479,6 +492,23 @@ def _read_stdin(what: str = "a Dockerfile",
     if sys.stdin.isatty():
         raise UsageError(f"-: standard input is a terminal; pipe {what} in ({example})")
     return sys.stdin.buffer.read()
+
+
+def _facts_cache(no_cache: bool) -> DiskCache | None:
+    if no_cache:
+        return None
+    from paracle_guard.sources.facts_store import open_cache
+
+    return open_cache()
+
+
+def _progress(formats: Sequence[str] | None) -> ReadProgress | None:
+    """A progress line for long image reads: on a terminal only, never with machine output."""
+    if any(fmt != "text" for fmt in formats or []) or not sys.stderr.isatty():
+        return None
+    from paracle_guard.progress import TerminalProgress
+
+    return TerminalProgress()
 
 
 def _stdout_is_tty() -> bool:
@@ -852,6 +882,7 @@ def run_command(
                                  help="kubernetes: namespace to run in (default: the "
                                  "kubeconfig context's).")
     ] = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Run COMMAND in a sandbox that the policy makes and the rules verify before it starts.
 
@@ -870,7 +901,8 @@ def run_command(
         memory=memory, cpus=cpus, pids=pids, env=env or [], env_files=env_file or [],
         mounts=mount or [], network=network, stdin=stdin, report_format=report_format,
         keep=keep, audit_log=audit_log, backend=backend, dry_run=dry_run, workload=workload,
-        namespace=namespace, strict_env=strict_env,
+        namespace=namespace, strict_env=strict_env, cache=not no_cache,
+        progress=_progress([report_format]),
     ))
 
 
@@ -895,6 +927,7 @@ def sandbox_test_command(
     ] = "paracle/sandbox:latest",
     policy: PolicyOption = None,
     output_format: TextOrJsonOption = "text",
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Launch IMAGE through the enforced launcher and prove its promises from inside.
 
@@ -902,7 +935,8 @@ def sandbox_test_command(
     """
     from paracle_guard.launcher.probe import render, run_probe
 
-    report = run_probe(image, policy=policy)
+    report = run_probe(image, policy=policy, cache=not no_cache,
+                       progress=_progress([output_format]))
     typer.echo(render(report, output_format), nl=False)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -968,6 +1002,39 @@ def completion_command(
     from typer._completion_shared import get_completion_script
 
     typer.echo(get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell))
+
+
+# --- the cache of image facts (issue 14) ---------------------------------------------
+
+
+@cache_app.command("info")
+@fails_cleanly
+def cache_info() -> None:
+    """Where the cache of image facts is, how big it is and may grow, what it holds."""
+    from paracle_guard.policy.remembered import KIND, open_store
+    from paracle_guard.sources.facts_store import open_cache, render_info
+
+    with open_cache() as cache, open_store() as policies:
+        remembered = policies.info().entries[KIND]
+        typer.echo(render_info(cache.info()), nl=False)
+    typer.echo(f"policies:  {remembered} resolved policies in {policies.root}")
+
+
+@cache_app.command("clear")
+@fails_cleanly
+def cache_clear() -> None:
+    """Remove every cached image fact and resolved policy (the next check reads them again)."""
+    from paracle_guard.policy.remembered import open_store
+    from paracle_guard.sources.facts_store import open_cache
+    from paracle_guard.units import format_size
+
+    with open_cache() as cache, open_store() as policies:
+        if not cache.enabled:
+            raise InputError(f"the cache is off: {cache.reason}")
+        removed, freed = cache.clear()
+        policies.clear()
+    typer.echo(f"removed {removed} entries ({format_size(freed) if freed else '0 bytes'}) "
+               f"from {cache.root}, and the resolved policies")
 
 
 def main() -> None:
