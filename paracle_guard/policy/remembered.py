@@ -66,6 +66,9 @@ def recall(store: DiskCache, key: str) -> Policy | None:
         policy = Policy.model_validate(entry["policy"])
         policy.source = entry["source"]
         policy.sha256 = entry["sha256"]
+        # Where each value was written, for messages that name a file and line.
+        policy._origins = {tuple(path): (str(file), int(line))
+                           for path, file, line in entry["origins"]}
     except (OSError, ValueError, TypeError, KeyError):
         return None
     return policy
@@ -79,9 +82,11 @@ def remember(store: DiskCache, key: str, files: Iterable[Path], policy: Policy) 
         return
     entry: dict[str, Any] = {
         "files": listed,
-        "policy": policy.model_dump(mode="json", by_alias=True),
+        # Only what was set, so the policy comes back with the same fields set.
+        "policy": policy.model_dump(mode="json", by_alias=True, exclude_unset=True),
         "source": policy.source,
         "sha256": policy.sha256,
+        "origins": [[list(path), file, line] for path, (file, line) in policy._origins.items()],
     }
     store.put(KIND, key, json.dumps(entry).encode())
     store.evict()

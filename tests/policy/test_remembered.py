@@ -51,8 +51,11 @@ def test_a_remembered_builtin_is_the_policy_read_afresh(name: str, store_home: P
     fresh = load_policy(name)
     assert entries(store_home) == 1
     again = load_policy(name)
-    assert again == fresh
+    assert again == fresh  # the private origins (file and line of each value) included
     assert (again.source, again.sha256) == (fresh.source, fresh.sha256)
+    assert again.model_fields_set == fresh.model_fields_set
+    assert again.locate(("controls", "user")) == fresh.locate(("controls", "user"))
+    assert again.locate(("controls", "user"))[1] is not None
 
 
 def test_an_edited_base_policy_is_read_again(tmp_path: Path, store_home: Path) -> None:
