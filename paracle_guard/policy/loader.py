@@ -410,6 +410,8 @@ def _pydantic_problems(
         origin = merged.origin(path)
         file, line = origin if origin is not None else (source.display, None)
         message = error["msg"]
+        if error["type"] == "value_error":  # a model's own check: its words, not pydantic's
+            message = str(error.get("ctx", {}).get("error", message))
         if "input" in error and not isinstance(error["input"], (dict, list)):
             message += f" (got {error['input']!r})"
         problems.append(Problem(file, line, path, message[:1].lower() + message[1:]))

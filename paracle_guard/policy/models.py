@@ -129,6 +129,38 @@ class NetworkControl(_Section):
     mode: str = Field(default="none", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+# An engine's runtime name as daemon.json registers it (runsc, kata, io.containerd.runc.v2);
+# also a Kubernetes RuntimeClass handler, the same runtime named on the node.
+RuntimeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+# A RuntimeClass name is a DNS subdomain and its handler a DNS label, as the API server
+# validates them.
+RuntimeClassName = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+]
+RuntimeHandler = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+
+
+class RuntimeControl(_Section):
+    """The OCI runtime a container may run under: runc shares the host kernel, runsc
+    (gVisor) puts a kernel of its own in between."""
+
+    # Empty: any runtime the engine has.
+    allowed: list[RuntimeName] = Field(default_factory=list)
+    # True: the container must name one of ``allowed``; the engine's default runtime
+    # is not taken on trust.
+    required: bool = False
+    # Kubernetes: RuntimeClass name -> the handler (runtime) it selects on the node, for
+    # RuntimeClasses that are not among the checked files.
+    runtime_classes: dict[RuntimeClassName, RuntimeHandler] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _required_names_a_runtime(self) -> RuntimeControl:
+        if self.required and not self.allowed:
+            raise ValueError("required is true, so allowed must list the runtimes to require "
+                             "(such as runsc)")
+        return self
+
+
 class Controls(_Section):
     user: UserControl = Field(default_factory=UserControl)
     root_filesystem: RootFilesystemControl = Field(default_factory=RootFilesystemControl)
@@ -139,6 +171,7 @@ class Controls(_Section):
     secrets: SecretsControl = Field(default_factory=SecretsControl)
     resources: ResourcesControl = Field(default_factory=ResourcesControl)
     network: NetworkControl = Field(default_factory=NetworkControl)
+    runtime: RuntimeControl = Field(default_factory=RuntimeControl)
 
 
 class RuleOverride(_Section):

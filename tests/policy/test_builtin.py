@@ -93,6 +93,21 @@ def test_baseline_is_milder_for_service_images() -> None:
     assert len(deny) < len(load_policy("sandbox").controls.packages.deny)
 
 
+def test_sandbox_gvisor_is_the_sandbox_under_runsc() -> None:
+    gvisor = load_policy("sandbox-gvisor")
+    sandbox = load_policy("sandbox")
+    assert gvisor.extends == ["sandbox"]
+    assert gvisor.metadata.name == "sandbox-gvisor"
+    assert gvisor.controls.runtime.model_dump() == {
+        "allowed": ["runsc"], "required": True, "runtime_classes": {"gvisor": "runsc"}}
+    # Everything else is the sandbox's, so every promise of the sandbox still holds.
+    assert gvisor.controls.model_dump(exclude={"runtime"}) == sandbox.controls.model_dump(
+        exclude={"runtime"})
+    assert gvisor.fail_on == sandbox.fail_on
+    assert sandbox.controls.runtime.model_dump() == {
+        "allowed": [], "required": False, "runtime_classes": {}}
+
+
 def test_sandbox_is_at_least_as_strict_as_baseline() -> None:
     rank = {"off": 0, "info": 1, "warning": 2, "error": 3}
     sandbox = load_policy("sandbox").controls

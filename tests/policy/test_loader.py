@@ -26,7 +26,7 @@ from paracle_guard.policy.loader import (
 )
 from paracle_guard.policy.models import Policy
 
-BUILTINS = "baseline, sandbox"
+BUILTINS = "baseline, sandbox, sandbox-gvisor"
 WritePolicy = Callable[..., Path]  # the `write` fixture of conftest.py
 
 
@@ -40,7 +40,7 @@ def error_of(spec: str | None, cwd: Path) -> str:
 
 
 def test_builtin_names() -> None:
-    assert builtin_policy_names() == ["baseline", "sandbox"]
+    assert builtin_policy_names() == ["baseline", "sandbox", "sandbox-gvisor"]
 
 
 def test_explicit_file_relative_to_cwd(write: WritePolicy, tmp_path: Path) -> None:
@@ -475,6 +475,21 @@ def test_missing_api_version_and_kind(write: WritePolicy, tmp_path: Path) -> Non
             "such as ACME101",
         ),
         (
+            "controls:\n  runtime: {required: true}\n",
+            "p.yaml:4: controls.runtime: required is true, so allowed must list the runtimes "
+            "to require (such as runsc)",
+        ),
+        (
+            "controls:\n  runtime: {runtime_classes: {GVisor: runsc}}\n",
+            "p.yaml:4: controls.runtime.runtime_classes.GVisor: 'GVisor': a RuntimeClass name: "
+            "lower-case letters, digits, '-' and '.'",
+        ),
+        (
+            "controls:\n  runtime: {runtime_classes: {gvisor: io.containerd.runsc.v1}}\n",
+            "p.yaml:4: controls.runtime.runtime_classes.gvisor: 'io.containerd.runsc.v1': a "
+            "handler is a DNS label: lower-case letters, digits and '-'",
+        ),
+        (
             "controls:\n  user:\n    allow_root: false\n    allow_root: true\n",
             "p.yaml:6: controls.user.allow_root: duplicate key (first given on line 5)",
         ),
@@ -548,6 +563,17 @@ def test_unsupported_tag(write: WritePolicy, tmp_path: Path) -> None:
     write("p.yaml", "fail_on: !!binary ZXJyb3I=\n")
     assert error_of("p.yaml", tmp_path) == (
         "p.yaml:3: fail_on: unsupported YAML tag tag:yaml.org,2002:binary"
+    )
+
+
+def test_a_cross_key_check_names_the_file_that_broke_it(
+    write: WritePolicy, tmp_path: Path
+) -> None:
+    # Each file passes the schema alone; only the merged policy requires no runtime.
+    write("p.yaml", "extends: [sandbox-gvisor]\ncontrols:\n  runtime:\n    allowed: []\n")
+    assert error_of("p.yaml", tmp_path) == (
+        "p.yaml:5: controls.runtime: required is true, so allowed must list the runtimes to "
+        "require (such as runsc)"
     )
 
 
