@@ -477,6 +477,11 @@ class RuntimeConfig(BaseModel):
     shm_size: int | None = None
     ulimits: list[Ulimit] = Field(default_factory=list)
     restart_policy: str | None = None  # "no", "always", "on-failure", "unless-stopped"
+    # The OCI runtime that runs the container, by the name the engine registers it
+    # under (HostConfig.Runtime, compose ``runtime``; for a Pod, its RuntimeClass's
+    # handler when the checked files hold that RuntimeClass). None: not named, so the
+    # engine's (or the node's) default runtime applies.
+    oci_runtime: str | None = None
 
     # Mounts inherited from something this input cannot show (compose
     # ``volumes_from: ["container:legacy"]``): the rules fail closed on them.
@@ -536,6 +541,10 @@ class KubernetesFacts(BaseModel):
     # The object whose spec.networkPolicy a controller makes into the pod's NetworkPolicy
     # (an Agent Sandbox template: "SandboxTemplate default/python"); None for other pods.
     network_policy_owner: str | None = None
+    # spec.runtimeClassName (None: not set, the node's default runtime), and the handler
+    # of the RuntimeClass of that name when the checked files hold one.
+    runtime_class: str | None = None
+    runtime_class_handler: str | None = None
     location: Location
     locations: dict[str, Location] = Field(default_factory=dict)
 

@@ -28,7 +28,9 @@ from paracle_guard.docker_client import Engine
 from paracle_guard.errors import GuardError
 from tests.docker_images import LABEL, PID_LABEL, TestImages
 
-DOCKER_FIXTURES = frozenset({"docker_client", "engine", "test_images"})
+DOCKER_FIXTURES = frozenset({"docker_client", "engine", "test_images", "gvisor"})
+# The runtime name sandbox-gvisor requires; scripts/docker-engine installs and registers it.
+GVISOR_RUNTIME = "runsc"
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 RUN_ID = f"{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -160,3 +162,17 @@ def test_images(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) ->
         pytest.skip(message)
     return TestImages(client=docker_client, run_id=RUN_ID,
                       workdir=tmp_path_factory.mktemp("test-images"))
+
+
+@pytest.fixture(scope="session")
+def gvisor(docker_client: Any) -> str:
+    """The name of the engine's gVisor runtime; required in CI, skipped elsewhere without it."""
+    runtimes = docker_client.api.info().get("Runtimes") or {}
+    if GVISOR_RUNTIME not in runtimes:
+        message = (f"the engine has no {GVISOR_RUNTIME} runtime (it has: "
+                   f"{', '.join(sorted(runtimes)) or 'none'}); ./scripts/docker-engine start "
+                   "installs and registers it")
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return GVISOR_RUNTIME

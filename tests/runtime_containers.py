@@ -140,6 +140,17 @@ def sandbox_plan() -> Plan:
     return _PLAN
 
 
+_GVISOR_PLAN: Plan | None = None
+
+
+def gvisor_plan() -> Plan:
+    """The built-in sandbox-gvisor policy (the sandbox's, under runsc), compiled once."""
+    global _GVISOR_PLAN
+    if _GVISOR_PLAN is None:
+        _GVISOR_PLAN = Plan.compile(load_policy("sandbox-gvisor"))
+    return _GVISOR_PLAN
+
+
 def codes(subject: Subject, plan: Plan | None = None) -> set[str]:
     """The codes of the findings the sandbox policy (or ``plan``) reports for ``subject``."""
     result = (plan or sandbox_plan()).evaluate(subject)

@@ -248,6 +248,7 @@ def validations(policy: Policy) -> list[Validation]:
         "object.metadata.annotations[k] == 'unconfined')))",
         "seccomp and AppArmor must not be Unconfined, procMount not Unmasked, SELinux type "
         "not spc_t or unconfined_t"))
+    found.extend(_runtime(policy))
     patterns = controls.secrets.env_name_patterns
     if patterns:
         names_clean = " && ".join(f"!e.name.matches({cel(p)})" for p in patterns)
@@ -300,6 +301,34 @@ def validations(policy: Policy) -> list[Validation]:
              "(!has(c.env) || c.env.all(e, !has(e.valueFrom) || !has(e.valueFrom.secretKeyRef)))"),
         "Secrets must be mounted as files, not put into the environment"))
     return found
+
+
+def _runtime(policy: Policy) -> list[Validation]:
+    """PG313: the Pod's RuntimeClass must be one the policy maps to an allowed handler.
+
+    Admission sees the Pod, not the RuntimeClass it names, so only the classes
+    ``controls.runtime.runtime_classes`` maps to an allowed handler are admitted.
+    """
+    runtime = policy.controls.runtime
+    if not runtime.allowed:
+        return []
+    classes = sorted(name for name, handler in runtime.runtime_classes.items()
+                     if handler in runtime.allowed)
+    allowed = ", ".join(runtime.allowed)
+    named = f"object.spec.runtimeClassName in {cel_list(classes)}"
+    if runtime.required:
+        expression = f"has(object.spec.runtimeClassName) && {named}"
+    else:
+        expression = f"!has(object.spec.runtimeClassName) || {named}"
+    if classes:
+        message = (f"runtimeClassName must be {' or '.join(classes)} (a RuntimeClass whose "
+                   f"handler is {allowed})")
+    else:
+        message = (f"no RuntimeClass is admitted: controls.runtime.runtime_classes maps none "
+                   f"to {allowed}")
+    if not runtime.required:
+        message += ", when set"
+    return [Validation("PG313", "runtime-not-allowed", expression, message)]
 
 
 def _limits(policy: Policy) -> list[Validation]:

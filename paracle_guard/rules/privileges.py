@@ -1,10 +1,11 @@
 """Privilege rules: ways for a process to gain privileges it was not started with.
 
 For Dockerfiles: setuid, setgid and file capabilities given at build time (chmod,
-install -m, setcap, COPY --chmod). For images: setuid files. For containers and
-compose services: privileged mode, no-new-privileges, host namespaces, confinement
+install -m, setcap, COPY --chmod). For images: setuid files. For containers, compose
+services and Pods: privileged mode, no-new-privileges, host namespaces, confinement
 profiles, devices and sysctls, judged on the options as the engine applies them (the
-last of repeated security options wins; ``seccomp:unconfined`` is ``seccomp=unconfined``).
+last of repeated security options wins; ``seccomp:unconfined`` is ``seccomp=unconfined``),
+and the OCI runtime that stands between the container and the host kernel.
 """
 
 from __future__ import annotations
@@ -456,3 +457,80 @@ def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violati
             message=f"kernel paths are left unmasked or writable ({how}): {paths}",
             location=config.location_of("unmasked_system_paths"),
         )
+
+
+def _runtime_problem(subject: Subject, controls: Controls) -> str | None:
+    """Why the container's runtime is not one the policy allows, or None."""
+    wanted = controls.runtime
+    allowed = ", ".join(wanted.allowed)
+    config = subject.runtime
+    facts = subject.kubernetes
+    if facts is not None:
+        if facts.runtime_class is None:
+            if not wanted.required:
+                return None
+            classes = [name for name, handler in sorted(wanted.runtime_classes.items())
+                       if handler in wanted.allowed]
+            hint = f" (runtimeClassName: {classes[0]})" if classes else ""
+            return (f"runtimeClassName is not set: the node's default runtime runs the pod, "
+                    f"not {allowed}{hint}")
+        name = facts.runtime_class
+        if facts.runtime_class_handler is not None:
+            handler, source = facts.runtime_class_handler, "the RuntimeClass in these files"
+        elif name in wanted.runtime_classes:
+            handler, source = wanted.runtime_classes[name], "controls.runtime.runtime_classes"
+        else:
+            return (f"RuntimeClass {name} is not among the checked files and "
+                    "controls.runtime.runtime_classes does not name its handler, so the "
+                    f"runtime cannot be proven to be {allowed}")
+        if handler in wanted.allowed:
+            return None
+        return (f"RuntimeClass {name} selects the handler {handler} ({source}), which "
+                f"controls.runtime.allowed does not list ({allowed})")
+    if config is None:
+        return None
+    if config.oci_runtime is None:
+        if not wanted.required:
+            return None
+        return f"no runtime is named, so the engine's default runs it, not {allowed}"
+    if config.oci_runtime in wanted.allowed:
+        return None
+    return f"runtime {config.oci_runtime} is not allowed: controls.runtime.allowed is {allowed}"
+
+
+@rule(
+    code="PG313",
+    name="runtime-not-allowed",
+    severity=Severity.ERROR,
+    kinds=("container", "compose", "k8s"),
+    summary=(
+        "The container does not run under a runtime the policy allows (runsc, gVisor's "
+        "kernel, under sandbox-gvisor)"
+    ),
+    fix=(
+        "Run it with an allowed runtime: docker run --runtime runsc, compose runtime: runsc, "
+        "or a Pod's runtimeClassName naming a RuntimeClass whose handler is runsc"
+    ),
+    rationale=(
+        "Under runc the container's system calls go straight to the host kernel: one kernel "
+        "or runc bug (CVE-2024-21626, CVE-2019-5736) and untrusted code owns the host. A "
+        "sandboxed runtime such as gVisor answers them with a kernel of its own. The rule "
+        "judges the runtime's name as the engine records it (a Pod's RuntimeClass by its "
+        "handler); `paracle-guard doctor --probe` and `sandbox test` prove what the name "
+        "runs on the host."
+    ),
+    references=("Kubernetes RuntimeClass (node.k8s.io/v1): handler",),
+)
+def runtime_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    if not controls.runtime.allowed:
+        return
+    problem = _runtime_problem(subject, controls)
+    if problem is None:
+        return
+    if subject.kubernetes is not None:
+        location = subject.kubernetes.location_of("runtime_class")
+    elif subject.runtime is not None:
+        location = subject.runtime.location_of("oci_runtime")
+    else:
+        location = None
+    yield Violation(message=problem, location=location)

@@ -378,6 +378,10 @@ class _ServiceReader:
         self._resources(config)
         config.ulimits = self._ulimits()
         config.restart_policy = self._restart()
+        runtime = self._get("runtime")
+        if runtime is not None:
+            config.oci_runtime = _text(runtime) or None  # "": the engine's default
+            self._mark("oci_runtime", runtime)
         config.locations = self.locations
         return config
 

@@ -171,6 +171,7 @@ class _Builder:
             "shm_size": "HostConfig.ShmSize",
             "ulimits": "HostConfig.Ulimits",
             "restart_policy": "HostConfig.RestartPolicy",
+            "oci_runtime": "HostConfig.Runtime",
         }
         locations = {name: _at(hint) for name, hint in scalar_hints.items()}
         if not _int(host.get("NanoCpus")) and _int(host.get("CpuQuota")) > 0:
@@ -226,6 +227,9 @@ class _Builder:
             shm_size=_int(host.get("ShmSize")) or None,
             ulimits=self._ulimits(),
             restart_policy=_text(restart.get("Name")) or None,
+            # The engine stores its default runtime's name at create time, so a
+            # created container always names one; only a hand-made document may not.
+            oci_runtime=_text(host.get("Runtime")) or None,
         )
 
     def _user_spec(self) -> str:

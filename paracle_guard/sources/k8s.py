@@ -32,7 +32,9 @@ container becomes the same RuntimeConfig the container rules judge for
 - the pod's network is the cluster network, unless the NetworkPolicies in the
   same files (and the one an Agent Sandbox template's controller makes) let it
   send nothing and receive only from pods picked by labels: then ``none``
-  (``k8s_network``).
+  (``k8s_network``);
+- ``runtimeClassName`` is the runtime the RuntimeClass of that name in the
+  files selects (``k8s_runtime``).
 
 A ParseProblem (rule ``parse-error``, at its line) is what the API server would
 refuse or what we cannot judge: bad YAML, a document without ``kind``, a value
@@ -75,6 +77,7 @@ from paracle_guard.sources.k8s_objects import require as _require
 from paracle_guard.sources.k8s_objects import sequence as _sequence
 from paracle_guard.sources.k8s_objects import text as _text
 from paracle_guard.sources.k8s_objects import workload as _workload
+from paracle_guard.sources.k8s_runtime import add_runtime_class, read_runtime_class
 from paracle_guard.sources.k8s_storage import Storage, claim, persistent_volume
 from paracle_guard.sources.k8s_volumes import RESTRICTED_VOLUME_TYPES, PodVolumes
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS
@@ -112,6 +115,7 @@ class _Manifests:
     policies: list[NetworkPolicy] = dataclasses.field(default_factory=list)
     storage: Storage = dataclasses.field(default_factory=Storage)
     sandboxes: AgentSandboxes = dataclasses.field(default_factory=AgentSandboxes)
+    runtime_classes: dict[str, str] = dataclasses.field(default_factory=dict)  # name: handler
     empty: list[str] = dataclasses.field(default_factory=list)  # files with no workload in them
 
     def add(self, display: str, roots: list[Node]) -> None:
@@ -136,6 +140,8 @@ class _Manifests:
                 self.storage.claims.append(claim(item))
             elif kind == "PersistentVolume":
                 self.storage.volumes.append(persistent_volume(item))
+            elif kind == "RuntimeClass":
+                add_runtime_class(item, self.runtime_classes)
             elif kind in POD_SPEC_PATHS and kind not in SANDBOX_GROUPS:
                 self.workloads.append((display, _workload(item, kind)))
             elif kind not in PODLESS_KINDS:
@@ -229,6 +235,7 @@ class _PodReader:
         self.workload = workload
         self.policies = found.policies
         self.storage = found.storage
+        self.runtime_classes = found.runtime_classes
         self.containers: list[tuple[Node, str]] = []
 
     @property
@@ -382,6 +389,7 @@ class _PodReader:
                 config.networks = [Setting(value="default",
                                            location=gap.location or _location(spec))]
                 config.reasons["networks"] = gap.reason
+        read_runtime_class(spec, self.runtime_classes, config, facts, locations)
         # -- automount --
         automount = _get(spec, "automountServiceAccountToken")
         controlled = self.workload.controlled

@@ -235,6 +235,51 @@ def test_require_digest_and_a_loose_policy() -> None:
     assert not codes & {"PG101", "PG303", "PG701", "PG802"}
 
 
+def codes_of(messages: list[str]) -> set[str]:
+    return {message.split(" ", 1)[0] for message in messages}
+
+
+def test_sandbox_gvisor_admits_only_the_gvisor_runtime_class() -> None:
+    checks = Admission(load_policy("sandbox-gvisor"))
+    pod = pod_of(CASES / "hardened.yaml")
+    assert checks.rejections(pod) == [
+        "PG313 runtime-not-allowed: runtimeClassName must be gvisor (a RuntimeClass whose "
+        "handler is runsc)"]
+    pod["spec"]["runtimeClassName"] = "gvisor"
+    assert checks.rejections(pod) == []
+    for other in ("runc", "kata", "GVISOR", "gvisor-debug"):
+        pod["spec"]["runtimeClassName"] = other
+        assert codes_of(checks.rejections(pod)) == {"PG313"}, other
+    # Every other promise is the sandbox's: the same violations, plus the runtime class.
+    for case, expected in ADMISSION_EXPECTED.items():
+        assert codes_of(checks.rejections(pod_of(CASES / f"{case}.yaml"))) == expected | {
+            "PG313"}, case
+
+
+def test_runtime_class_admission_when_a_runtime_is_allowed_but_not_required() -> None:
+    policy = Policy.model_validate({"controls": {"runtime": {
+        "allowed": ["runsc"], "runtime_classes": {"gvisor": "runsc", "legacy": "runc"}}}})
+    checks = Admission(policy)
+    pod = pod_of(CASES / "hardened.yaml")
+    assert checks.rejections(pod) == []  # the node's default is accepted
+    pod["spec"]["runtimeClassName"] = "legacy"
+    assert checks.rejections(pod) == [
+        "PG313 runtime-not-allowed: runtimeClassName must be gvisor (a RuntimeClass whose "
+        "handler is runsc), when set"]
+
+
+def test_no_runtime_class_maps_to_an_allowed_runtime() -> None:
+    policy = Policy.model_validate({"controls": {"runtime": {"allowed": ["runsc"],
+                                                             "required": True}}})
+    [check] = [v for v in validations(policy) if v.code == "PG313"]
+    assert check.message == (
+        "no RuntimeClass is admitted: controls.runtime.runtime_classes maps none to runsc")
+    pod = pod_of(CASES / "hardened.yaml")
+    pod["spec"]["runtimeClassName"] = "gvisor"
+    assert codes_of(Admission(policy).rejections(pod)) == {"PG313"}
+    assert "PG313" not in {v.code for v in validations(load_policy("sandbox"))}
+
+
 # --- the exported objects ---------------------------------------------------------------
 
 

@@ -1,12 +1,21 @@
 """Run-time privilege rules: PG303 privileged, PG304 new-privileges-allowed, PG305
-host-namespace, PG308 device-access, PG309 unsafe-sysctl, PG312 unconfined-profile."""
+host-namespace, PG308 device-access, PG309 unsafe-sysctl, PG312 unconfined-profile,
+PG313 runtime-not-allowed."""
 
 from __future__ import annotations
 
 import pytest
 
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS, parse_security_opt
-from paracle_guard.subject import Device, DeviceRequest, SecurityOption, Setting, Sysctl
+from paracle_guard.subject import (
+    Device,
+    DeviceRequest,
+    KubernetesFacts,
+    SecurityOption,
+    Setting,
+    SubjectKind,
+    Sysctl,
+)
 from tests.builders import check, controls, messages
 from tests.runtime_builders import at, hardened, opt, subject
 
@@ -256,3 +265,85 @@ def test_unmasked_system_paths() -> None:
     assert violations[0].location == at(30)
     full = hardened(unmasked_system_paths=list(SYSTEM_PATHS), privileged=True)
     assert check("PG312", subject(full)) == []  # privileged: PG303 says it all
+
+
+# --- PG313 --------------------------------------------------------------------------
+
+GVISOR = controls(runtime={"allowed": ["runsc"], "required": True,
+                           "runtime_classes": {"gvisor": "runsc", "legacy": "runc"}})
+ALLOWED_IF_NAMED = controls(runtime={"allowed": ["runsc", "kata"]})
+
+
+@pytest.mark.parametrize("kind", ["container", "compose"])
+def test_an_allowed_runtime_passes(kind: SubjectKind) -> None:
+    config = hardened(oci_runtime="runsc")
+    assert check("PG313", subject(config, kind=kind), GVISOR) == []
+
+
+def test_another_runtime_is_reported_where_it_is_named() -> None:
+    config = hardened(oci_runtime="runc", locations={"oci_runtime": at(9)})
+    violations = check("PG313", subject(config, kind="container"), GVISOR)
+    assert [v.message for v in violations] == [
+        "runtime runc is not allowed: controls.runtime.allowed is runsc"]
+    assert violations[0].location == at(9)
+
+
+@pytest.mark.parametrize("name", ["RUNSC", "runsc ", "runsc-debug", "io.containerd.runsc.v1"])
+def test_runtime_names_are_compared_exactly(name: str) -> None:
+    # The engine's names are case-sensitive keys: RUNSC is another (unknown) runtime.
+    assert len(check("PG313", subject(hardened(oci_runtime=name)), GVISOR)) == 1
+
+
+def test_no_runtime_named_is_the_engines_default() -> None:
+    violations = check("PG313", subject(hardened()), GVISOR)
+    assert [v.message for v in violations] == [
+        "no runtime is named, so the engine's default runs it, not runsc"]
+    assert violations[0].location == at(2)  # the service: the key is missing
+    # Not required: the engine's default is accepted, a named runtime must be allowed.
+    assert check("PG313", subject(hardened()), ALLOWED_IF_NAMED) == []
+    assert len(check("PG313", subject(hardened(oci_runtime="runc")), ALLOWED_IF_NAMED)) == 1
+    assert check("PG313", subject(hardened(oci_runtime="kata")), ALLOWED_IF_NAMED) == []
+
+
+def test_the_default_policy_has_no_runtime_control() -> None:
+    assert check("PG313", subject(hardened(oci_runtime="anything"))) == []
+
+
+def pod(runtime_class: str | None, handler: str | None = None) -> KubernetesFacts:
+    return KubernetesFacts(workload_kind="Pod", workload_name="p", container="c",
+                           runtime_class=runtime_class, runtime_class_handler=handler,
+                           location=at(40), locations={"runtime_class": at(41)})
+
+
+@pytest.mark.parametrize(
+    ("runtime_class", "handler", "message"),
+    [
+        ("gvisor", None, None),  # the policy maps gvisor to runsc
+        ("gvisor", "runsc", None),
+        ("sandboxed", "runsc", None),  # any name, when the files show its handler
+        # The RuntimeClass in the files wins over the policy's map.
+        ("gvisor", "runc", "RuntimeClass gvisor selects the handler runc (the RuntimeClass in "
+                           "these files), which controls.runtime.allowed does not list (runsc)"),
+        ("legacy", None, "RuntimeClass legacy selects the handler runc "
+                         "(controls.runtime.runtime_classes), which controls.runtime.allowed "
+                         "does not list (runsc)"),
+        ("kata", None, "RuntimeClass kata is not among the checked files and "
+                       "controls.runtime.runtime_classes does not name its handler, so the "
+                       "runtime cannot be proven to be runsc"),
+        (None, None, "runtimeClassName is not set: the node's default runtime runs the pod, "
+                     "not runsc (runtimeClassName: gvisor)"),
+    ],
+)
+def test_a_pod_is_judged_by_its_runtime_class_handler(
+    runtime_class: str | None, handler: str | None, message: str | None
+) -> None:
+    target = subject(hardened(oci_runtime=handler), kind="k8s",
+                     kubernetes=pod(runtime_class, handler))
+    violations = check("PG313", target, GVISOR)
+    assert [v.message for v in violations] == ([message] if message else [])
+    assert all(v.location == at(41) for v in violations)
+
+
+def test_a_pod_without_a_runtime_class_when_none_is_required() -> None:
+    target = subject(hardened(), kind="k8s", kubernetes=pod(None))
+    assert check("PG313", target, ALLOWED_IF_NAMED) == []

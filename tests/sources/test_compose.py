@@ -25,7 +25,7 @@ from paracle_guard.sources.compose_engine import (
     engine_defaults,
 )
 from paracle_guard.subject import Subject
-from tests.runtime_containers import codes, sandbox_plan
+from tests.runtime_containers import codes, gvisor_plan, sandbox_plan
 
 CASES = Path(__file__).parent / "compose_cases"
 MIB = 1 << 20
@@ -86,6 +86,14 @@ def test_each_case_is_caught_by_exactly_its_rule_at_its_line(case: str) -> None:
 def test_the_service_a_case_joins_is_clean() -> None:
     subjects = load_compose(CASES / "pg305-joined-network.yaml", environ={})
     assert [codes(s) for s in subjects] == [{"PG305"}, set()]
+
+
+def test_the_hardened_service_without_runtime_runsc_under_gvisor() -> None:
+    path = CASES / "hardened.yaml"
+    result = gvisor_plan().evaluate(only(load_compose(path, environ={})))
+    [finding] = result.findings
+    assert (finding.rule, finding.location.line) == ("PG313", line_of(path, "sandbox:"))
+    assert finding.message == "no runtime is named, so the engine's default runs it, not runsc"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -695,3 +703,40 @@ def test_an_image_that_only_names_the_service_s_build(tmp_path: Path) -> None:
 
 def codes_and_messages(subject: Subject) -> dict[str, str]:
     return {f.rule: f.message for f in sandbox_plan().evaluate(subject).findings}
+
+
+# --- runtime ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "environ", "runtime"),
+    [
+        ("runtime: runsc", {}, "runsc"),
+        ("runtime: ${RUNTIME:-runsc}", {}, "runsc"),
+        ("runtime: ${RUNTIME:-runsc}", {"RUNTIME": "runc"}, "runc"),
+        ('runtime: ""', {}, None),  # empty is unset: the engine's default
+        ("image: x", {}, None),
+    ],
+)
+def test_the_runtime_as_compose_reads_it(tmp_path: Path, body: str, environ: dict[str, str],
+                                         runtime: str | None) -> None:
+    config = service(tmp_path, body, environ=environ).runtime
+    assert config is not None and config.oci_runtime == runtime
+
+
+def test_a_runtime_overridden_through_extends_is_judged(tmp_path: Path) -> None:
+    path = write(tmp_path, "compose.yaml", """
+        services:
+          base:
+            image: x
+            runtime: runsc
+          app:
+            extends: base
+            runtime: runc
+        """)
+    subjects = {s.target.rsplit("#", 1)[1]: s for s in load_compose(path, environ={})}
+    assert "PG313" not in codes(subjects["base"], gvisor_plan())
+    finding = next(f for f in gvisor_plan().evaluate(subjects["app"]).findings
+                   if f.rule == "PG313")
+    assert finding.location.line == line_of(path, "runtime: runc")
+    assert finding.message == "runtime runc is not allowed: controls.runtime.allowed is runsc"

@@ -39,6 +39,7 @@ from tests.runtime_containers import (
     TMPFS_OPTIONS,
     ContainerFactory,
     codes,
+    gvisor_plan,
     inspect_subject,
     with_changes,
 )
@@ -270,6 +271,20 @@ def test_documents_no_engine_would_store() -> None:
     container, image = hardened_documents()
     container["Mounts"] = [{"Type": "weird", "Destination": "/x"}]
     assert codes(subject_from_inspect(container, image, target="c")) == {"PG901"}
+
+
+def test_the_runtime_the_engine_recorded() -> None:
+    container, image = hardened_documents()
+    subject = subject_from_inspect(container, image, target="c")
+    assert subject.runtime is not None and subject.runtime.oci_runtime == "runc"
+    assert subject.runtime.location_of("oci_runtime") == Location(path="HostConfig.Runtime")
+    assert codes(subject, gvisor_plan()) == {"PG313"}
+    container["HostConfig"]["Runtime"] = "runsc"
+    assert codes(subject_from_inspect(container, image, target="c"), gvisor_plan()) == set()
+    # Only a document no engine made names no runtime: the engine's default is unknown.
+    del container["HostConfig"]["Runtime"]
+    config = subject_from_inspect(container, image, target="c").runtime
+    assert config is not None and config.oci_runtime is None
 
 
 def test_metadata_names_the_container_and_its_image() -> None:

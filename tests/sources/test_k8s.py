@@ -21,7 +21,7 @@ from paracle_guard.cli import app
 from paracle_guard.errors import InputError
 from paracle_guard.sources.k8s import load_manifests, parse_quantity
 from paracle_guard.subject import Subject
-from tests.runtime_containers import sandbox_plan
+from tests.runtime_containers import gvisor_plan, sandbox_plan
 
 CASES = Path(__file__).parent / "k8s_cases"
 MIB = 1 << 20
@@ -469,3 +469,109 @@ def test_a_folder_is_searched_and_standard_input_read(tmp_path: Path) -> None:
     (tmp_path / "docs" / "README.md").write_text("no manifests here\n")
     empty = runner.invoke(app, ["k8s", str(tmp_path / "docs")])
     assert empty.exit_code == 2 and "no manifests" in empty.stderr
+
+
+# --- runtime class (PG313 under sandbox-gvisor) ----------------------------------------------
+
+
+def hardened_with(tmp_path: Path, pod_lines: str = "", extra: str = "") -> Path:
+    """The hardened case, with ``pod_lines`` added to its pod spec and ``extra`` documents."""
+    text = (CASES / "hardened.yaml").read_text()
+    if pod_lines:
+        text = text.replace("spec:\n  automountServiceAccountToken: false\n",
+                            "spec:\n" + pod_lines + "  automountServiceAccountToken: false\n", 1)
+    path = tmp_path / "pod.yaml"
+    path.write_text(text + ("\n---\n" + textwrap.dedent(extra).lstrip("\n") if extra else ""))
+    return path
+
+
+def gvisor_findings(path: Path) -> list[tuple[str, int | None, str]]:
+    [subject] = load_manifests([path])
+    return [(f.rule, f.location.line, f.message)
+            for f in gvisor_plan().evaluate(subject).findings if f.rule != "PG808"]
+
+
+RUNTIME_CLASS = """
+    apiVersion: node.k8s.io/v1
+    kind: RuntimeClass
+    metadata:
+      name: {name}
+    handler: {handler}
+    """
+
+
+def test_a_pod_without_a_runtime_class_under_gvisor(tmp_path: Path) -> None:
+    path = hardened_with(tmp_path)
+    assert gvisor_findings(path) == [
+        ("PG313", line_of(path, "spec:"),
+         "runtimeClassName is not set: the node's default runtime runs the pod, not runsc "
+         "(runtimeClassName: gvisor)")]
+    # The sandbox policy itself does not ask for a runtime.
+    assert [f.rule for f in sandbox_plan().evaluate(main_subject(path)).findings] == ["PG808"]
+
+
+def test_the_policy_maps_the_runtime_class_to_its_handler(tmp_path: Path) -> None:
+    path = hardened_with(tmp_path, "  runtimeClassName: gvisor\n")
+    assert gvisor_findings(path) == []
+    subject = main_subject(path)
+    assert subject.kubernetes is not None and subject.kubernetes.runtime_class == "gvisor"
+    assert subject.kubernetes.runtime_class_handler is None  # not in the files
+
+
+def test_a_runtime_class_in_the_files_decides(tmp_path: Path) -> None:
+    # Another name, whose RuntimeClass (in the files) selects runsc: proven.
+    path = hardened_with(tmp_path, "  runtimeClassName: sandboxed\n",
+                         RUNTIME_CLASS.format(name="sandboxed", handler="runsc"))
+    assert gvisor_findings(path) == []
+    assert main_subject(path).runtime.oci_runtime == "runsc"  # type: ignore[union-attr]
+    # The mapped name, but the files redefine it to runc: the files win.
+    path = hardened_with(tmp_path, "  runtimeClassName: gvisor\n",
+                         RUNTIME_CLASS.format(name="gvisor", handler="runc"))
+    assert gvisor_findings(path) == [
+        ("PG313", line_of(path, "runtimeClassName: gvisor"),
+         "RuntimeClass gvisor selects the handler runc (the RuntimeClass in these files), "
+         "which controls.runtime.allowed does not list (runsc)")]
+
+
+def test_an_unknown_runtime_class_cannot_be_proven(tmp_path: Path) -> None:
+    path = hardened_with(tmp_path, "  runtimeClassName: kata\n")
+    [(rule, line, message)] = gvisor_findings(path)
+    assert (rule, line) == ("PG313", line_of(path, "runtimeClassName: kata"))
+    assert "RuntimeClass kata is not among the checked files" in message
+
+
+def test_runtime_classes_in_another_file_and_in_old_api_versions(tmp_path: Path) -> None:
+    pod = hardened_with(tmp_path, "  runtimeClassName: sandboxed\n")
+    classes = write(tmp_path, """
+        apiVersion: node.k8s.io/v1alpha1
+        kind: RuntimeClass
+        metadata: {name: sandboxed}
+        spec:
+          runtimeHandler: runsc
+        """, name="classes.yaml")
+    subjects = load_manifests([pod, classes])
+    assert [s.runtime.oci_runtime for s in subjects if s.runtime] == ["runsc"]
+    assert "PG313" not in {f.rule for f in gvisor_plan().evaluate(subjects[0]).findings}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (RUNTIME_CLASS.format(name="gvisor", handler="runsc")
+         + "---\n" + RUNTIME_CLASS.format(name="gvisor", handler="runc"),
+         "handler: RuntimeClass gvisor is defined twice, with handlers runsc and runc"),
+        ("apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: gvisor}\n",
+         "RuntimeClass gvisor has no handler"),
+    ],
+)
+def test_runtime_classes_that_cannot_be_judged(tmp_path: Path, extra: str, message: str) -> None:
+    path = hardened_with(tmp_path, "  runtimeClassName: gvisor\n", extra)
+    problems = [p.message for s in load_manifests([path]) for p in s.parse_problems]
+    assert problems == [message]
+
+
+def test_an_empty_runtime_class_name_is_refused_like_the_api_server(tmp_path: Path) -> None:
+    path = hardened_with(tmp_path, '  runtimeClassName: ""\n')
+    [subject] = load_manifests([path])
+    assert [p.message for p in subject.parse_problems] == [
+        "spec.runtimeClassName: must name a RuntimeClass, not be empty"]
