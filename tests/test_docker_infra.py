@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -180,3 +181,64 @@ def test_docker_engine_script_reports_status() -> None:
     usage = subprocess.run([str(ROOT / "scripts" / "docker-engine"), "bogus"],
                            capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+# --- gVisor: the runsc runtime registered in daemon.json ------------------------------------
+
+RUNSC = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}
+
+
+def _register(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ROOT / "scripts" / "docker-engine"), "register-runsc", str(config)],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_runsc_is_merged_into_an_existing_daemon_json(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "daemon.json"
+    first = _register(config)
+    assert (first.returncode, first.stdout) == (0, "changed\n"), first.stderr
+    assert json.loads(config.read_text()) == {"runtimes": {"runsc": RUNSC}}
+    assert _register(config).stdout == "unchanged\n"
+    # A user's settings and runtimes are kept, and so are the file's mode and symlink.
+    real = tmp_path / "managed.json"
+    real.write_text('{"log-level": "warn", "runtimes": {"kata": {"path": "/usr/bin/kata"}}}')
+    real.chmod(0o600)
+    link = tmp_path / "daemon.json"
+    link.symlink_to(real)
+    assert _register(link).stdout == "changed\n"
+    assert link.is_symlink() and (real.stat().st_mode & 0o777) == 0o600
+    assert json.loads(real.read_text()) == {
+        "log-level": "warn", "runtimes": {"kata": {"path": "/usr/bin/kata"}, "runsc": RUNSC}}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{broken", "is not valid JSON"),
+        ("[1]", "is not a JSON object"),
+        ('{"runtimes": []}', '"runtimes" is not an object'),
+    ],
+)
+def test_a_daemon_json_that_cannot_be_merged_is_left_alone(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "daemon.json"
+    config.write_text(text)
+    result = _register(config)
+    assert result.returncode == 1 and message in result.stderr
+    assert config.read_text() == text
+
+
+def test_a_users_own_runsc_entry_is_not_replaced(tmp_path: Path) -> None:
+    config = tmp_path / "daemon.json"
+    text = '{"runtimes": {"runsc": {"path": "/opt/gvisor/runsc"}}}'
+    config.write_text(text)
+    result = _register(config)
+    assert result.stdout == "unchanged\n" and config.read_text() == text
+    assert "without --network=none" in result.stderr
+
+
+@pytest.mark.docker
+def test_the_suites_engine_has_runsc_registered(docker_client: Any, gvisor: str) -> None:
+    runtimes = docker_client.api.info()["Runtimes"]
+    assert "--network=none" in runtimes[gvisor].get("runtimeArgs", [])
