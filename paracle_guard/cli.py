@@ -908,11 +908,22 @@ def run_command(
 
 @app.command("doctor")
 @fails_cleanly
-def doctor_command(output_format: TextOrJsonOption = "text") -> None:
-    """Check that the Docker Engine can enforce the default policy (exit 0), else exit 1."""
+def doctor_command(
+    policy: PolicyOption = None,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Also run a trivial container under each sandboxed "
+                           "runtime the policy allows (or, with no runtime control, each "
+                           "registered one).")
+    ] = False,
+    output_format: TextOrJsonOption = "text",
+) -> None:
+    """Check that the Docker Engine can enforce the policy (exit 0), else exit 1."""
     from paracle_guard.launcher.doctor import diagnose
+    from paracle_guard.policy.loader import load_policy
 
-    diagnosis = diagnose()
+    loaded = load_policy(policy)
+    diagnosis = diagnose(runtime=loaded.controls.runtime, policy_name=loaded.metadata.name,
+                         probe=probe)
     typer.echo(diagnosis.render_json() if output_format == "json" else diagnosis.render_text(),
                nl=False)
     raise typer.Exit(0 if diagnosis.ok else 1)

@@ -1,10 +1,13 @@
-"""``paracle-guard doctor``: can this engine enforce the default policy?
+"""``paracle-guard doctor``: can this engine enforce the policy?
 
-``assess`` is pure: it judges the engine's ``/version`` and ``/info`` documents,
-so every verdict is testable without an engine. A ``fail`` means a launch under
-the built-in ``sandbox`` policy would be refused or could not hold (a limit the
-kernel cannot enforce, an API too old to ask for a private cgroup namespace);
-a ``warn`` is worth fixing but does not stop a launch; ``info`` is context.
+``assess`` is pure: it judges the engine's ``/version`` and ``/info`` documents
+(and the runtime versions read on the host), so every verdict is testable
+without an engine. A ``fail`` means a launch under the policy would be refused
+or could not hold (a limit the kernel cannot enforce, an API too old to ask for
+a private cgroup namespace, a runtime the policy requires that the engine does
+not have); a ``warn`` is worth fixing but does not stop a launch; ``info`` is
+context. ``diagnose(probe=True)`` also runs a trivial container under each
+runtime it checks (``doctor --probe``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,19 @@ from typing import Any, Literal
 
 from paracle_guard.docker_client import Engine, engine_host
 from paracle_guard.errors import GuardError
+from paracle_guard.launcher.runtimes import (
+    GVISOR,
+    RUNSC_MINIMUM,
+    Runtime,
+    engine_runtimes,
+    how_to_register,
+    missing_runtime,
+    probe_runtime,
+    release_text,
+    runsc_release,
+    runtime_version,
+)
+from paracle_guard.policy.models import RuntimeControl
 
 Status = Literal["ok", "warn", "fail", "info"]
 
@@ -45,6 +61,7 @@ class Check:
 @dataclass(frozen=True)
 class Diagnosis:
     checks: list[Check]
+    policy: str = "the default policy"
 
     @property
     def ok(self) -> bool:
@@ -56,10 +73,10 @@ class Diagnosis:
         failures = [c.name for c in self.checks if c.status == "fail"]
         warnings = sum(1 for c in self.checks if c.status == "warn")
         if failures:
-            lines.append(f"paracle-guard doctor: this engine cannot enforce the default "
-                         f"policy ({', '.join(failures)})")
+            lines.append(f"paracle-guard doctor: this engine cannot enforce {self.policy} "
+                         f"({', '.join(failures)})")
         else:
-            lines.append("paracle-guard doctor: this engine can enforce the default policy"
+            lines.append(f"paracle-guard doctor: this engine can enforce {self.policy}"
                          + (f" ({warnings} warning{'s' if warnings != 1 else ''})"
                             if warnings else ""))
         return "\n".join(lines) + "\n"
@@ -93,8 +110,20 @@ def _security_options(info: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return options
 
 
-def assess(version: Mapping[str, Any], info: Mapping[str, Any], host: str) -> list[Check]:
-    """Every check of an engine, from its /version and /info documents."""
+def assess(
+    version: Mapping[str, Any],
+    info: Mapping[str, Any],
+    host: str,
+    *,
+    runtime: RuntimeControl | None = None,
+    versions: Mapping[str, str | None] | None = None,
+) -> list[Check]:
+    """Every check of an engine, from its /version and /info documents.
+
+    ``runtime`` is the policy's runtime control (None: the default, any runtime);
+    ``versions`` maps runtime names to their ``--version`` line, for the runtimes
+    whose binary could be run on this host.
+    """
     checks: list[Check] = []
     engine_version = str(version.get("Version") or "unknown")
     api = str(version.get("ApiVersion") or "")
@@ -112,8 +141,8 @@ def assess(version: Mapping[str, Any], info: Mapping[str, Any], host: str) -> li
         checks.append(Check("os", "fail", f"the engine runs {version.get('Os')} containers; "
                             "the sandbox controls are Linux ones"))
 
-    runtime = str(info.get("DefaultRuntime") or "runc")
-    checks.append(Check("runtime", "info", f"default runtime {runtime}"))
+    checks.extend(_runtime_checks(engine_runtimes(info), runtime or RuntimeControl(),
+                                  versions or {}))
     runc = _component(version, "runc") or str((info.get("RuncCommit") or {}).get("ID") or "")
     runc_tuple = version_tuple(runc) if runc else None
     if runc_tuple is None:
@@ -121,11 +150,14 @@ def assess(version: Mapping[str, Any], info: Mapping[str, Any], host: str) -> li
                             f"cannot tell the runc version ({runc or 'not reported'}); "
                             "runc 1.1.12 or later fixes CVE-2024-21626"))
     elif runc_tuple < RUNC_FIXED:
-        checks.append(Check("runc", "warn",
+        # A policy that allows only other runtimes never starts a sandbox with runc.
+        spared = bool(runtime and runtime.allowed and "runc" not in runtime.allowed)
+        checks.append(Check("runc", "info" if spared else "warn",
                             f"runc {runc} is older than 1.1.12, which fixes CVE-2024-21626 "
                             "(container breakout through a working directory under "
                             "/proc/self/fd); upgrade, or confirm your distribution backported "
-                            "the fix"))
+                            "the fix" + ("; this policy's sandboxes do not run under runc"
+                                         if spared else "")))
     else:
         checks.append(Check("runc", "ok", f"runc {runc} (CVE-2024-21626 fixed)"))
 
@@ -177,20 +209,95 @@ def _host_proof(host: str, *, rootless: bool) -> Check:
                  "(/proc/PID/mountinfo; bind inodes through /proc/PID/root, which needs root)")
 
 
-def diagnose(engine: Engine | None = None) -> Diagnosis:
+def _runtime_checks(runtimes: list[Runtime], wanted: RuntimeControl,
+                    versions: Mapping[str, str | None]) -> list[Check]:
+    checks = [Check("runtimes", "info",
+                    ", ".join(runtime.describe() for runtime in runtimes) or "none reported")]
+    sandboxes = [runtime for runtime in runtimes if runtime.sandbox]
+    missing = missing_runtime(wanted.allowed, runtimes)
+    if missing is not None:
+        checks.append(Check("sandbox-runtime", "fail", missing))
+    elif wanted.allowed:
+        usable = [runtime for runtime in runtimes if runtime.name in wanted.allowed]
+        checks.append(Check("sandbox-runtime", "ok", "allowed and registered: " + ", ".join(
+            f"{r.name} ({r.sandbox or 'shares the host kernel'})" for r in usable)))
+    elif sandboxes:
+        checks.append(Check("sandbox-runtime", "info", ", ".join(
+            f"{r.name} ({r.sandbox})" for r in sandboxes) + " registered; a policy that "
+            "allows it (sandbox-gvisor for runsc) runs every sandbox under it"))
+    else:
+        checks.append(Check("sandbox-runtime", "info",
+                            "no sandboxed runtime is registered, so sandboxes share the host "
+                            f"kernel; for gVisor: {how_to_register('runsc')}"))
+    for runtime in sandboxes:
+        if runtime.sandbox == GVISOR:
+            checks.append(_gvisor_release(runtime, versions.get(runtime.name)))
+    return checks
+
+
+def _gvisor_release(runtime: Runtime, version: str | None) -> Check:
+    minimum = release_text(RUNSC_MINIMUM)
+    release = runsc_release(version) if version else None
+    if release is None:
+        return Check(runtime.name, "warn",
+                     f"cannot tell which gVisor release {runtime.path} is "
+                     f"({version or 'could not run it here'}); {minimum} or later is tested")
+    if release < RUNSC_MINIMUM:
+        return Check(runtime.name, "warn",
+                     f"gVisor {release_text(release)} is older than {minimum}, the oldest "
+                     "release paracle-guard is tested with; gVisor fixes bugs only in new "
+                     "releases, so upgrade runsc")
+    return Check(runtime.name, "ok", f"gVisor {release_text(release)} (at least {minimum})")
+
+
+def probed_runtimes(runtimes: list[Runtime], wanted: RuntimeControl) -> list[str]:
+    """What ``--probe`` runs: the policy's registered runtimes, else every sandboxed one."""
+    if wanted.allowed:
+        return [r.name for r in runtimes if r.name in wanted.allowed]
+    return [r.name for r in runtimes if r.sandbox]
+
+
+def diagnose(
+    engine: Engine | None = None,
+    *,
+    runtime: RuntimeControl | None = None,
+    policy_name: str | None = None,
+    probe: bool = False,
+) -> Diagnosis:
     """Ask the engine (or a fresh connection) and assess it; unreachable is one failed check."""
+    subject = f"policy {policy_name}" if policy_name else "the default policy"
     try:
         if engine is None:
             with Engine.connect() as fresh:
-                return diagnose(fresh)
+                return diagnose(fresh, runtime=runtime, policy_name=policy_name, probe=probe)
         version = engine.client.api.version()
         info = engine.client.api.info()
     except GuardError as error:
-        return Diagnosis([Check("engine", "fail", str(error))])
+        return Diagnosis([Check("engine", "fail", str(error))], subject)
     except Exception as error:  # the SDK's many failures: all mean "cannot ask the engine"
         return Diagnosis([Check("engine", "fail",
-                                f"cannot query the Docker Engine at {engine_host()}: {error}")])
-    return Diagnosis([*assess(version, info, engine.host), _guard(info)])
+                                f"cannot query the Docker Engine at {engine_host()}: {error}")],
+                         subject)
+    runtimes = engine_runtimes(info)
+    from paracle_guard.sources.container import engine_is_local
+
+    # A runtime's binary is on the engine's host: only a local engine's can be asked.
+    versions = ({r.name: runtime_version(r.path) for r in runtimes if r.sandbox}
+                if engine_is_local(engine.host) else {})
+    checks = [*assess(version, info, engine.host, runtime=runtime, versions=versions),
+              _guard(info)]
+    if probe:
+        wanted = runtime or RuntimeControl()
+        names = probed_runtimes(runtimes, wanted)
+        for name in names:
+            outcome = probe_runtime(engine, name)
+            checks.append(Check(f"probe {name}", "ok" if outcome.works else "fail",
+                                outcome.detail))
+        if not names:
+            checks.append(Check("probe", "info", "nothing to run: "
+                                + ("none of the policy's runtimes is registered"
+                                   if wanted.allowed else "no sandboxed runtime is registered")))
+    return Diagnosis(checks, subject)
 
 
 def _guard(info: Mapping[str, Any]) -> Check:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from paracle_guard.cli import app
 from paracle_guard.docker_client import Engine
 from paracle_guard.launcher.doctor import Check, Diagnosis, assess, diagnose, version_tuple
+from paracle_guard.launcher.runtimes import PROBE_LABEL, probe_runtime
+from paracle_guard.policy.models import RuntimeControl
 
 VERSION: dict[str, Any] = {
     "Version": "27.3.1",
@@ -133,3 +138,114 @@ def test_whether_run_can_prove_containers_from_this_host(host: str, rootless: bo
     found = {c.name: c for c in assess(VERSION, {**INFO, "SecurityOptions": security}, host)}
     assert found["host-proof"].status == status
     assert Diagnosis(list(found.values())).ok is (status != "fail")
+
+
+# --- runtimes ---------------------------------------------------------------------------
+
+RUNTIMES = {"runc": {"path": "runc"},
+            "runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}
+GVISOR = RuntimeControl(allowed=["runsc"], required=True)
+DEBIAN_RUNSC = "runsc version 0.0~20221219.0"
+
+
+def test_the_runtimes_are_listed_with_what_they_are() -> None:
+    found = checks(info={**INFO, "Runtimes": RUNTIMES})
+    assert found["runtimes"].detail == (
+        "runc (runc; default), runsc (/usr/bin/runsc --network=none; gVisor)")
+    assert found["sandbox-runtime"].status == "info"
+    assert "runsc (gVisor) registered" in found["sandbox-runtime"].detail
+
+
+def test_an_allowed_sandboxed_runtime_that_is_registered() -> None:
+    found = {c.name: c for c in assess(VERSION, {**INFO, "Runtimes": RUNTIMES}, "local",
+                                       runtime=GVISOR, versions={"runsc": DEBIAN_RUNSC})}
+    assert found["sandbox-runtime"].status == "ok"
+    assert found["sandbox-runtime"].detail == "allowed and registered: runsc (gVisor)"
+    assert found["runsc"].status == "ok" and "release-20221219.0" in found["runsc"].detail
+
+
+def test_without_runsc_doctor_says_how_to_install_it(engine: Engine) -> None:
+    # The test engine's own /info, with runsc taken out: the engine itself keeps it.
+    info = engine.client.api.info()
+    info["Runtimes"].pop("runsc", None)
+    found = {c.name: c for c in assess(engine.client.api.version(), info, engine.host,
+                                       runtime=GVISOR)}
+    check = found["sandbox-runtime"]
+    assert check.status == "fail"
+    assert check.detail.startswith("controls.runtime.allowed names runsc, which the Docker "
+                                   "Engine does not have (it has: runc")
+    assert "apt-get install runsc" in check.detail
+    assert ('{"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": '
+            '["--network=none"]}}}') in check.detail
+    assert "kill -HUP" in check.detail
+    assert not Diagnosis(list(found.values())).ok
+    # Without a runtime control the same engine is fine, and says how gVisor is added.
+    loose = {c.name: c for c in assess(engine.client.api.version(), info, engine.host)}
+    assert loose["sandbox-runtime"].status == "info"
+    assert "apt-get install runsc" in loose["sandbox-runtime"].detail
+
+
+@pytest.mark.parametrize(
+    ("output", "status", "text"),
+    [
+        ("runsc version release-20231009.0", "ok", "gVisor release-20231009.0"),
+        (DEBIAN_RUNSC, "ok", "gVisor release-20221219.0"),
+        ("runsc version release-20220425.0", "warn", "older than release-20221219.0"),
+        ("runsc version 0.0~20211129.0", "warn", "older than release-20221219.0"),
+        ("runsc version google-123456", "warn", "cannot tell which gVisor release"),
+        (None, "warn", "could not run it here"),
+    ],
+)
+def test_runsc_releases_older_than_the_minimum_warn(output: str | None, status: str,
+                                                    text: str) -> None:
+    found = {c.name: c for c in assess(VERSION, {**INFO, "Runtimes": RUNTIMES}, "local",
+                                       versions={"runsc": output})}
+    assert found["runsc"].status == status and text in found["runsc"].detail
+
+
+def test_old_runc_matters_less_when_the_policy_never_uses_it() -> None:
+    version = copy.deepcopy(VERSION)
+    version["Components"][1]["Version"] = "1.1.5"
+    info = {**INFO, "Runtimes": RUNTIMES}
+    assert checks(version, info)["runc"].status == "warn"
+    spared = {c.name: c for c in assess(version, info, "local", runtime=GVISOR)}
+    assert spared["runc"].status == "info" and "do not run under runc" in spared["runc"].detail
+
+
+def test_doctor_probe_runs_a_container_under_runsc(engine: Engine, gvisor: str) -> None:
+    diagnosis = diagnose(engine, runtime=GVISOR, policy_name="sandbox-gvisor", probe=True)
+    found = {check.name: check for check in diagnosis.checks}
+    assert found[f"probe {gvisor}"].status == "ok", diagnosis.render_text()
+    assert "ran under runsc" in found[f"probe {gvisor}"].detail
+    assert diagnosis.ok
+    assert "this engine can enforce policy sandbox-gvisor" in diagnosis.render_text()
+    # What the probe made is gone again.
+    client = engine.client
+    assert client.containers.list(all=True, filters={"label": PROBE_LABEL}) == []
+    assert client.images.list(filters={"label": PROBE_LABEL}) == []
+
+
+def test_a_runtime_the_engine_lacks_cannot_be_probed(engine: Engine) -> None:
+    absent = RuntimeControl(allowed=["runsc-not-registered"], required=True)
+    diagnosis = diagnose(engine, runtime=absent, probe=True)
+    found = {check.name: check for check in diagnosis.checks}
+    assert found["sandbox-runtime"].status == "fail"
+    assert "apt-get install runsc" in found["sandbox-runtime"].detail
+    assert found["probe"].detail == "nothing to run: none of the policy's runtimes is registered"
+    outcome = probe_runtime(engine, "runsc-not-registered")
+    assert not outcome.works and "runsc-not-registered" in outcome.detail
+
+
+def test_the_doctor_command(engine: Engine, gvisor: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["doctor", "--policy", "sandbox-gvisor", "--probe"])
+    assert result.exit_code == 0, result.output
+    assert "ok    probe runsc" in result.output
+    policy = tmp_path / "absent.yaml"
+    policy.write_text("apiVersion: paracle-guard/v1\nkind: Policy\nextends: [sandbox-gvisor]\n"
+                      "controls:\n  runtime: {allowed: [runsc-not-registered]}\n")
+    result = runner.invoke(app, ["doctor", "--policy", str(policy), "--format", "json"])
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    [check] = [c for c in document["checks"] if c["name"] == "sandbox-runtime"]
+    assert check["status"] == "fail" and "apt-get install runsc" in check["detail"]

@@ -1,0 +1,228 @@
+"""The engine's OCI runtimes: which it has, which are sandboxes, and whether one works.
+
+Docker registers runtimes by name in daemon.json (``runtimes``) and reports them
+in ``/info`` (``Runtimes``: name -> ``path`` and ``runtimeArgs``, and
+``DefaultRuntime``). A name proves nothing about the binary behind it, so what
+a runtime *is* (gVisor, Kata Containers, plain runc) is read from its path;
+``doctor --probe`` and ``sandbox test`` prove that it really runs.
+
+gVisor's runsc needs ``--network=none`` on engines like the test suite's (no
+bridge): without it a start fails with "cannot run with network enabled in root
+network namespace". ``how_to_register`` and the probe's failure advice say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paracle_guard.docker_client import Engine
+
+GVISOR = "gVisor"
+KATA = "Kata Containers"
+# How the README and scripts/docker-engine register Debian's runsc.
+RUNSC_ENTRY: dict[str, Any] = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}
+# The oldest gVisor release paracle-guard is tested with: Debian 12's runsc package
+# (0.0~20221219.0). gVisor has no long-term releases and ships fixes only in new
+# releases, so an older one is both untested here and missing fixes.
+RUNSC_MINIMUM = (20221219, 0)
+_RELEASE = re.compile(r"(?:release-|~)(\d{8})\.(\d+)")
+NETWORK_ERROR = "cannot run with network enabled in root network namespace"
+# The trivial container: the engine's own init binary, which the engine mounts into
+# every container started with an init, prints its version and exits. No image
+# content is needed, so the probe imports an empty image and needs nothing local.
+PROBE_COMMAND = ("/sbin/docker-init", "--version")
+PROBE_LABEL = "paracle-guard.doctor"
+PROBE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One runtime the engine has registered."""
+
+    name: str
+    path: str  # as registered: "runc" for the stock runtime, an absolute path otherwise
+    args: tuple[str, ...] = ()
+    default: bool = False
+
+    @property
+    def sandbox(self) -> str | None:
+        """The sandboxing runtime this is (gVisor, Kata Containers), or None for runc & co."""
+        return sandbox_kind(self.name, self.path)
+
+    def describe(self) -> str:
+        details = " ".join([self.path, *self.args])
+        notes = [note for note in (self.sandbox, "default" if self.default else None) if note]
+        return f"{self.name} ({details}{'; ' + ', '.join(notes) if notes else ''})"
+
+
+def sandbox_kind(name: str, path: str = "") -> str | None:
+    """What kind of sandbox the runtime ``name`` (registered with ``path``) puts around a container.
+
+    Read from the binary's name (``runsc``, ``runsc-debug``, ``kata-runtime``); only a
+    runtime registered without a path (a containerd shim such as
+    ``io.containerd.runsc.v1``) is known by its name.
+    """
+    text = os.path.basename(path) if path else name
+    if "runsc" in text or "gvisor" in text.lower():
+        return GVISOR
+    if "kata" in text:
+        return KATA
+    return None
+
+
+def engine_runtimes(info: Mapping[str, Any]) -> list[Runtime]:
+    """The runtimes of an engine's ``/info`` document, sorted by name."""
+    default = str(info.get("DefaultRuntime") or "runc")
+    found = []
+    for name, entry in sorted((info.get("Runtimes") or {}).items()):
+        entry = entry if isinstance(entry, Mapping) else {}
+        args = entry.get("runtimeArgs") or []
+        found.append(Runtime(name=str(name), path=str(entry.get("path") or ""),
+                             args=tuple(str(arg) for arg in args if isinstance(arg, str)),
+                             default=name == default))
+    return found
+
+
+def how_to_register(name: str) -> str:
+    """How a user gives the engine the runtime ``name``, in one sentence."""
+    reload = "then reload the engine with kill -HUP $(pidof dockerd) (no restart needed)"
+    if sandbox_kind(name) == GVISOR:
+        entry = json.dumps({"runtimes": {name: RUNSC_ENTRY}})
+        return (f"install gVisor (Debian/Ubuntu: apt-get install runsc), merge {entry} into "
+                f"/etc/docker/daemon.json, {reload}")
+    entry = json.dumps({"runtimes": {name: {"path": f"/path/to/{name}"}}})
+    return f"install it and merge {entry} into /etc/docker/daemon.json, {reload}"
+
+
+def missing_runtime(allowed: Sequence[str], runtimes: Sequence[Runtime]) -> str | None:
+    """Why none of the ``allowed`` runtimes can be used on this engine, or None if one can."""
+    if not allowed or any(runtime.name in allowed for runtime in runtimes):
+        return None
+    names = ", ".join(allowed)
+    has = ", ".join(runtime.name for runtime in runtimes) or "none"
+    return (f"controls.runtime.allowed names {names}, which the Docker Engine does not have "
+            f"(it has: {has}); to add {allowed[0]}: {how_to_register(allowed[0])}")
+
+
+def runsc_release(version_output: str) -> tuple[int, int] | None:
+    """The gVisor release in ``runsc --version`` output (``release-20231009.0``, Debian's
+    ``0.0~20221219.0``) as (date, patch); None when it names no release (a dev build)."""
+    match = _RELEASE.search(version_output)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def release_text(release: tuple[int, int]) -> str:
+    return f"release-{release[0]}.{release[1]}"
+
+
+def runtime_version(path: str) -> str | None:
+    """The first line of ``PATH --version`` on this host, or None when it cannot be run."""
+    binary = path if os.path.isabs(path) else shutil.which(path)
+    if binary is None:
+        return None
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if done.returncode == 0 and lines else None
+
+
+# --- the trivial container (doctor --probe) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    runtime: str
+    works: bool
+    detail: str
+
+
+def _empty_image() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w"):
+        pass
+    return buffer.getvalue()
+
+
+def probe_runtime(engine: Engine, runtime: str) -> ProbeOutcome:
+    """Run a trivial, hardened container under ``runtime`` and say whether it worked.
+
+    Everything it makes (an empty image and one container) carries PROBE_LABEL and
+    is removed before it returns, whatever happened.
+    """
+    api = engine.client.api
+    errors = importlib.import_module("docker.errors")
+    image_id = container = None
+    started = time.monotonic()
+    try:
+        imported = api.import_image_from_data(_empty_image(),
+                                              changes=[f"LABEL {PROBE_LABEL}=1"])
+        image_id = _imported_id(imported)
+        host_config = api.create_host_config(
+            runtime=runtime, network_mode="none", init=True, read_only=True,
+            cap_drop=["ALL"], security_opt=["no-new-privileges:true"], ipc_mode="none",
+            # gVisor's own threads on the host count against the pids limit (an idle
+            # sandbox has about 40), so the limit leaves room for them.
+            mem_limit="64m", memswap_limit="64m", pids_limit=128)
+        container = api.create_container(image_id, command=list(PROBE_COMMAND),
+                                         user="65534:65534", labels={PROBE_LABEL: "1"},
+                                         host_config=host_config)["Id"]
+        api.start(container)
+        status = api.wait(container, timeout=PROBE_TIMEOUT)
+        output = api.logs(container).decode("utf-8", "replace").strip()
+        recorded = (api.inspect_container(container).get("HostConfig") or {}).get("Runtime")
+    except errors.APIError as exc:
+        return ProbeOutcome(runtime, False, _advice(runtime, str(exc.explanation or exc)))
+    except Exception as exc:  # the SDK's many transport errors: the probe did not work
+        return ProbeOutcome(runtime, False, f"the trivial container did not run: {exc}")
+    finally:
+        _remove(api, errors, container, image_id)
+    seconds = time.monotonic() - started
+    code = int(status.get("StatusCode", -1))
+    if code != 0 or recorded != runtime:
+        return ProbeOutcome(runtime, False, _advice(
+            runtime, f"the trivial container exited {code} under runtime {recorded}: "
+                     f"{output or 'no output'}"))
+    return ProbeOutcome(runtime, True, f"a trivial hardened container ran under {runtime} "
+                                       f"in {seconds:.1f}s ({output.splitlines()[0]})")
+
+
+def _imported_id(response: Any) -> str:
+    """The image ID in the engine's answer to an import (a JSON line, or several)."""
+    text = response.decode() if isinstance(response, bytes) else str(response)
+    for line in reversed(text.splitlines()):
+        status = json.loads(line).get("status", "") if line.strip().startswith("{") else ""
+        if status.startswith("sha256:"):
+            return str(status)
+    raise RuntimeError(f"the engine did not say which image it imported: {text[:200]}")
+
+
+def _advice(runtime: str, error: str) -> str:
+    if NETWORK_ERROR in error:
+        return (f"{error.strip()}; add \"runtimeArgs\": [\"--network=none\"] to {runtime}'s "
+                "entry in /etc/docker/daemon.json and reload the engine (kill -HUP)")
+    return error.strip()
+
+
+def _remove(api: Any, errors: Any, container: str | None, image_id: str | None) -> None:
+    if container is not None:
+        with contextlib.suppress(errors.NotFound):
+            api.remove_container(container, force=True, v=True)
+    if image_id is not None:
+        with contextlib.suppress(errors.NotFound):
+            api.remove_image(image_id, force=True)
