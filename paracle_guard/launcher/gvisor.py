@@ -1,0 +1,175 @@
+"""What the host can prove about a container that gVisor runs.
+
+Under runc the container's init is an ordinary host process: its
+``/proc/<pid>/status`` and ``mountinfo`` are the container's own. Under gVisor
+the engine's ``State.Pid`` is the *sandbox*: ``runsc-sandbox boot``, gVisor's
+user-space kernel (the Sentry), started from the host's runsc binary. The
+code in the container never runs as a host process of its own: its system
+calls are answered by that kernel, and its files come through a second host
+process, the gofer (``runsc-gofer``). So the host proves, from the kernel's
+records rather than from anything the image prints:
+
+- the engine recorded the runtime, and that name is registered for runsc;
+- the sandbox process executes the same file as the registered runsc binary
+  (device and inode of ``/proc/<pid>/exe``), as ``boot`` of this container:
+  no image can make a host process run the host's runsc;
+- the whole sandbox runs under a seccomp filter and with no_new_privs, as a
+  non-root host user or in a user namespace of its own;
+- its network namespace holds only the loopback interface;
+- the gofer, the only way the sandbox reaches the image's files, has the root
+  filesystem mounted read-only when the container asked for that.
+
+What the host cannot see under gVisor: the code's own uid and capabilities
+(the Sentry's bookkeeping: ``runsc ps`` reports the uid to root), and the
+tmpfs mounts at the writable paths (they live in the Sentry's memory). For
+those the engine's record and the in-sandbox probe are what there is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paracle_guard.launcher.runtimes import GVISOR, Runtime
+
+SANDBOX_COMMAND = "boot"
+GOFER_COMMAND = "gofer"
+
+
+@dataclass(frozen=True)
+class HostFact:
+    """One promise about the sandbox, judged from the host's records."""
+
+    name: str
+    promise: str
+    holds: bool
+    observed: str
+
+
+def _read(path: Path) -> str | None:
+    """A /proc file, or None when it cannot be read (gone, or another user's)."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _status(text: str | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def _argv(proc: Path, pid: int) -> list[str]:
+    raw = _read(proc / str(pid) / "cmdline") or ""
+    return [part for part in raw.split("\0") if part]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _children(proc: Path, pid: int) -> list[int]:
+    found: list[int] = []
+    for task in sorted((proc / str(pid) / "task").glob("*")):
+        text = _read(task / "children") or ""
+        found.extend(int(part) for part in text.split() if part.isdigit())
+    return found
+
+
+def find_gofer(proc: Path, sandbox_pid: int, container_id: str) -> int | None:
+    """The gofer of ``container_id``: the sandbox's sibling running ``gofer`` for its bundle."""
+    parent = _status(_read(proc / str(sandbox_pid) / "status")).get("PPid", "")
+    if not parent.isdigit():
+        return None
+    for child in _children(proc, int(parent)):
+        argv = _argv(proc, child)
+        if GOFER_COMMAND in argv and any(arg.rstrip("/").endswith(container_id) for arg in argv):
+            return child
+    return None
+
+
+def _root_mount_options(mountinfo: str | None) -> list[str] | None:
+    """The per-mount options of the mount at / in a mountinfo text."""
+    for line in (mountinfo or "").splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[4] == "/":
+            return fields[5].split(",")
+    return None
+
+
+def _interfaces(net_dev: str | None) -> list[str]:
+    return sorted(line.split(":", 1)[0].strip() for line in (net_dev or "").splitlines()
+                  if ":" in line)
+
+
+def prove_gvisor(container: Mapping[str, Any], runtime: Runtime, *,
+                 proc: Path = Path("/proc")) -> list[HostFact]:
+    """The host's proof that gVisor runs ``container`` (a running container's inspect).
+
+    ``runtime`` is the engine's registration of the runtime the container names;
+    ``proc`` is this host's /proc (the engine must be local). A fact that cannot be
+    read does not hold.
+    """
+    host = container.get("HostConfig") or {}
+    state = container.get("State") or {}
+    container_id = str(container.get("Id") or "")
+    pid = state.get("Pid") if isinstance(state.get("Pid"), int) else 0
+    facts = [HostFact(
+        "runtime", f"the engine runs the container under {runtime.name}, registered as gVisor",
+        host.get("Runtime") == runtime.name and runtime.sandbox == GVISOR,
+        f"HostConfig.Runtime {host.get('Runtime')!r}; {runtime.describe()}")]
+    if not pid:
+        return [*facts, HostFact("sandbox process", "gVisor's kernel runs as a host process",
+                                 False, "the container is not running (State.Pid 0)")]
+    here = proc / str(pid)
+    argv = _argv(proc, pid)
+    wanted = _identity(Path(runtime.path)) if os.path.isabs(runtime.path) else None
+    actual = _identity(here / "exe")
+    status = _status(_read(here / "status"))
+    facts.append(HostFact(
+        "sandbox process",
+        "the container's process on the host is the registered runsc binary booting it",
+        wanted is not None and actual == wanted and SANDBOX_COMMAND in argv
+        and bool(argv) and argv[-1] == container_id,
+        f"pid {pid}: {' '.join(argv[:1] + argv[-2:]) or 'cannot read its command line'}; "
+        f"executable {'is' if wanted is not None and actual == wanted else 'is NOT'} "
+        f"{runtime.path}"))
+    facts.append(HostFact("host seccomp", "the whole sandbox runs under a seccomp filter (2)",
+                          status.get("Seccomp") == "2", status.get("Seccomp", "not readable")))
+    facts.append(HostFact("host no_new_privs", "the sandbox cannot gain privileges (1)",
+                          status.get("NoNewPrivs") == "1",
+                          status.get("NoNewPrivs", "not readable")))
+    uid = (status.get("Uid") or "").split()
+    # Compared with this process's own (the host's, where a launcher runs); one that
+    # cannot be read is not taken for a namespace of its own.
+    sandbox_userns = _identity(here / "ns" / "user")
+    own_userns = sandbox_userns is not None and sandbox_userns != _identity(
+        proc / "self" / "ns" / "user")
+    facts.append(HostFact(
+        "host user", "the sandbox is not root on the host (a non-root uid or its own user "
+        "namespace)", bool(uid) and (uid[1] != "0" or own_userns),
+        f"uid {uid[1] if len(uid) > 1 else '?'}, "
+        f"{'own' if own_userns else 'the host'} user namespace"))
+    interfaces = _interfaces(_read(here / "net" / "dev"))
+    facts.append(HostFact("host network", "the sandbox's network namespace has only loopback",
+                          interfaces == ["lo"], ",".join(interfaces) or "not readable"))
+    if host.get("ReadonlyRootfs") is True:
+        gofer = find_gofer(proc, pid, container_id)
+        options = (_root_mount_options(_read(proc / str(gofer) / "mountinfo"))
+                   if gofer is not None else None)
+        facts.append(HostFact(
+            "read-only root", "the gofer serves the root filesystem from a read-only mount",
+            options is not None and "ro" in options,
+            f"gofer pid {gofer}: / mounted {','.join(options or []) or '?'}"
+            if gofer is not None else "no gofer found for the container"))
+    return facts

@@ -1,0 +1,105 @@
+"""What the host proves about a container gVisor runs, against real containers on the engine.
+
+A container under runsc must give every host fact; one under runc gives none of
+the gVisor ones, even when its process dresses up as the sandbox (argv
+``... boot <its own container ID>``): the executable's device and inode are
+the kernel's record, which no image controls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paracle_guard.launcher.gvisor import HostFact, prove_gvisor
+from paracle_guard.launcher.runtimes import Runtime, engine_runtimes
+from tests.docker_images import TestImages
+from tests.runtime_containers import HARDENED, PLAIN_IMAGE, ContainerFactory, container_factory
+
+# Reads its own container ID where cgroup v1 shows it, then becomes a process whose
+# command line ends like gVisor's sandbox: "... boot <container ID>".
+IMPOSTOR = (
+    'id=$(/bin/busybox grep -o "[0-9a-f]\\{64\\}" /proc/self/cgroup | /bin/busybox head -n1); '
+    'exec /bin/busybox sh -c "/bin/busybox sleep 30; true" runsc-sandbox boot "$id"'
+)
+
+
+@pytest.fixture
+def containers(docker_client: Any, test_images: TestImages) -> Iterator[ContainerFactory]:
+    with container_factory(docker_client, test_images.run_id) as factory:
+        yield factory
+
+
+def registered(docker_client: Any, name: str) -> Runtime:
+    return {r.name: r for r in engine_runtimes(docker_client.api.info())}[name]
+
+
+def started(factory: ContainerFactory, image: str, command: list[str],
+            **options: Any) -> dict[str, Any]:
+    labels = {**factory.labels}
+    container = factory.client.containers.create(image, command=command, labels=labels,
+                                                  **options)
+    factory.containers.append(container.id)
+    container.start()
+    for _ in range(50):
+        document = factory.inspect(container.id)
+        if document["State"]["Pid"]:
+            return document
+        time.sleep(0.1)
+    raise AssertionError("the container did not start")
+
+
+def verdicts(facts: list[HostFact]) -> dict[str, bool]:
+    return {fact.name: fact.holds for fact in facts}
+
+
+@pytest.mark.docker
+def test_a_hardened_container_under_runsc_is_proven_from_the_host(
+    containers: ContainerFactory, test_images: TestImages, gvisor: str
+) -> None:
+    image = test_images.get(PLAIN_IMAGE).id
+    document = started(containers, image, ["/bin/busybox", "sleep", "30"],
+                       runtime=gvisor, **HARDENED)
+    facts = prove_gvisor(document, registered(containers.client, gvisor))
+    assert verdicts(facts) == {
+        "runtime": True, "sandbox process": True, "host seccomp": True,
+        "host no_new_privs": True, "host user": True, "host network": True,
+        "read-only root": True}, facts
+
+
+@pytest.mark.docker
+def test_a_runc_container_dressed_as_the_sandbox_proves_nothing(
+    containers: ContainerFactory, test_images: TestImages, gvisor: str
+) -> None:
+    image = test_images.get(PLAIN_IMAGE).id
+    # The engine's default cgroup namespace on cgroup v1 shows the container its ID.
+    options = {**HARDENED, "cgroupns": "host"}
+    document = started(containers, image, ["/bin/busybox", "sh", "-c", IMPOSTOR], **options)
+    facts = {fact.name: fact for fact in prove_gvisor(document, registered(containers.client,
+                                                                          gvisor))}
+    assert not facts["runtime"].holds
+    assert not facts["sandbox process"].holds
+    # Its command line does end in "boot <ID>": only the executable gives it away.
+    assert f"boot {document['Id']}" in facts["sandbox process"].observed
+    assert "is NOT /usr/bin/runsc" in facts["sandbox process"].observed
+    assert not facts["read-only root"].holds  # runc has no gofer
+    # Even pointed at a runtime registered under another name, the file decides.
+    renamed = Runtime("runsc", "/usr/bin/runsc")
+    document["HostConfig"]["Runtime"] = "runsc"  # what a forged record would say
+    forged = {fact.name: fact for fact in prove_gvisor(document, renamed)}
+    assert forged["runtime"].holds and not forged["sandbox process"].holds
+
+
+def test_a_stopped_container_or_unreadable_records_prove_nothing(tmp_path: Path) -> None:
+    runtime = Runtime("runsc", "/usr/bin/runsc")
+    stopped = {"Id": "a" * 64, "HostConfig": {"Runtime": "runsc"}, "State": {"Pid": 0}}
+    assert verdicts(prove_gvisor(stopped, runtime, proc=tmp_path)) == {
+        "runtime": True, "sandbox process": False}
+    gone = {**stopped, "State": {"Pid": 4242}, "HostConfig": {"Runtime": "runsc",
+                                                              "ReadonlyRootfs": True}}
+    facts = prove_gvisor(gone, runtime, proc=tmp_path)
+    assert [fact.name for fact in facts if fact.holds] == ["runtime"]
