@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
@@ -527,10 +528,27 @@ def runtime_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violat
     problem = _runtime_problem(subject, controls)
     if problem is None:
         return
+    yield Violation(message=problem, location=_runtime_location(subject),
+                    fix=_runtime_fix(subject, controls))
+
+
+def _runtime_location(subject: Subject) -> Location | None:
     if subject.kubernetes is not None:
-        location = subject.kubernetes.location_of("runtime_class")
-    elif subject.runtime is not None:
-        location = subject.runtime.location_of("oci_runtime")
-    else:
-        location = None
-    yield Violation(message=problem, location=location)
+        return subject.kubernetes.location_of("runtime_class")
+    return subject.runtime.location_of("oci_runtime") if subject.runtime is not None else None
+
+
+def _runtime_fix(subject: Subject, controls: Controls) -> str:
+    """The fix in the subject's own terms, naming the policy's first allowed runtime."""
+    wanted = controls.runtime
+    runtime = wanted.allowed[0]
+    if subject.kind == "k8s":
+        classes = sorted(name for name, handler in wanted.runtime_classes.items()
+                         if handler in wanted.allowed)
+        named = f"runtimeClassName: {classes[0]}" if classes else "a runtimeClassName"
+        return (f"Set {named} on the pod, naming a RuntimeClass whose handler is "
+                f"{runtime} on the nodes")
+    if subject.kind == "compose":
+        return f"Add runtime: {runtime} to the service"
+    return (f"Recreate the container with docker run --runtime {runtime} (paracle-guard run "
+            "chooses it from the policy)")

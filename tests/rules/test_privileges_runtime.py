@@ -347,3 +347,17 @@ def test_a_pod_is_judged_by_its_runtime_class_handler(
 def test_a_pod_without_a_runtime_class_when_none_is_required() -> None:
     target = subject(hardened(), kind="k8s", kubernetes=pod(None))
     assert check("PG313", target, ALLOWED_IF_NAMED) == []
+
+
+def test_the_fix_speaks_the_subjects_language() -> None:
+    fixes = {kind: check("PG313", subject(hardened(oci_runtime="runc"), kind=kind), GVISOR)[0].fix
+             for kind in ("container", "compose")}
+    assert fixes == {
+        "container": "Recreate the container with docker run --runtime runsc (paracle-guard run "
+                     "chooses it from the policy)",
+        "compose": "Add runtime: runsc to the service",
+    }
+    [pod_violation] = check("PG313", subject(hardened(), kind="k8s", kubernetes=pod(None)),
+                            GVISOR)
+    assert pod_violation.fix == ("Set runtimeClassName: gvisor on the pod, naming a RuntimeClass "
+                                 "whose handler is runsc on the nodes")
