@@ -19,16 +19,21 @@ records rather than from anything the image prints:
 - the gofer, the only way the sandbox reaches the image's files, has the root
   filesystem mounted read-only when the container asked for that.
 
-What the host cannot see under gVisor: the code's own uid and capabilities
-(the Sentry's bookkeeping: ``runsc ps`` reports the uid to root), and the
-tmpfs mounts at the writable paths (they live in the Sentry's memory). For
-those the engine's record and the in-sandbox probe are what there is.
+What the host cannot see in /proc under gVisor: the code's own credentials
+and the tmpfs mounts at the writable paths, which live in the Sentry. For
+those two further records stand in, both readable by root only: the OCI
+specification the engine handed runsc (``config.json`` in the sandbox's
+``--bundle``: user, groups, capabilities, no_new_privs, read-only root, the
+tmpfs mounts and their options), which is what the Sentry enforces, and the
+Sentry's own process table (``runsc ps``), the live uid of every process.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,3 +178,62 @@ def prove_gvisor(container: Mapping[str, Any], runtime: Runtime, *,
             f"gofer pid {gofer}: / mounted {','.join(options or []) or '?'}"
             if gofer is not None else "no gofer found for the container"))
     return facts
+
+
+# --- what runsc was told, and what its kernel says (root only) ------------------------------
+
+
+def _flag(argv: Sequence[str], name: str) -> str | None:
+    """The value of ``--name=value`` or ``--name value`` in a command line."""
+    for index, arg in enumerate(argv):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}" and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
+
+
+def read_oci_spec(pid: int, *, proc: Path = Path("/proc")) -> dict[str, Any] | None:
+    """The OCI specification in the bundle the sandbox ``pid`` boots; None when not readable.
+
+    Call it only for a process ``prove_gvisor`` proved to be the registered runsc: its
+    command line names the bundle the engine prepared (a root-only folder).
+    """
+    bundle = _flag(_argv(proc, pid), "bundle")
+    if bundle is None:
+        return None
+    try:
+        document = json.loads(Path(bundle, "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+@dataclass(frozen=True)
+class SentryProcess:
+    uid: int
+    pid: int
+    command: str
+
+
+def sentry_processes(runtime: Runtime, pid: int, container_id: str, *,
+                     proc: Path = Path("/proc")) -> list[SentryProcess] | None:
+    """The processes gVisor's kernel runs in the sandbox (``runsc ps``), or None when the
+    registered runsc cannot be asked (not root, or the sandbox is gone)."""
+    root = _flag(_argv(proc, pid), "root")
+    if root is None or not os.path.isabs(runtime.path):
+        return None
+    try:
+        done = subprocess.run([runtime.path, f"--root={root}", "ps", container_id],
+                              capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or not lines or lines[0].split()[:2] != ["UID", "PID"]:
+        return None
+    found = []
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[0].isdigit() and fields[1].isdigit():
+            found.append(SentryProcess(int(fields[0]), int(fields[1]), " ".join(fields[7:])))
+    return found

@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from paracle_guard.launcher.gvisor import HostFact, prove_gvisor
+from paracle_guard.launcher.gvisor import (
+    HostFact,
+    prove_gvisor,
+    read_oci_spec,
+    sentry_processes,
+)
 from paracle_guard.launcher.runtimes import Runtime, engine_runtimes
 from tests.docker_images import TestImages
 from tests.runtime_containers import HARDENED, PLAIN_IMAGE, ContainerFactory, container_factory
@@ -69,6 +74,17 @@ def test_a_hardened_container_under_runsc_is_proven_from_the_host(
         "runtime": True, "sandbox process": True, "host seccomp": True,
         "host no_new_privs": True, "host user": True, "host network": True,
         "read-only root": True}, facts
+    # What runsc was told (the bundle's OCI spec) and what its kernel runs (runsc ps).
+    spec = read_oci_spec(document["State"]["Pid"])
+    assert spec is not None
+    assert spec["process"]["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [1000]}
+    assert spec["process"]["noNewPrivileges"] is True
+    assert not any(spec["process"]["capabilities"].values())
+    assert spec["root"]["readonly"] is True
+    processes = sentry_processes(registered(containers.client, gvisor),
+                                 document["State"]["Pid"], document["Id"])
+    assert processes is not None and [(p.uid, p.command) for p in processes] == [
+        (1000, "busybox")]  # /bin/busybox sleep 30, with no init (HARDENED has none)
 
 
 @pytest.mark.docker
