@@ -237,3 +237,100 @@ def sentry_processes(runtime: Runtime, pid: int, container_id: str, *,
         if len(fields) >= 8 and fields[0].isdigit() and fields[1].isdigit():
             found.append(SentryProcess(int(fields[0]), int(fields[1]), " ".join(fields[7:])))
     return found
+
+
+# --- the sandbox's promises under gVisor ------------------------------------------------------
+
+
+def _fact(facts: Sequence[HostFact], name: str) -> HostFact | None:
+    return next((fact for fact in facts if fact.name == name), None)
+
+
+def _both(name: str, promise: str, *parts: tuple[bool, str]) -> HostFact:
+    """One promise resting on several records: it holds when every one of them does."""
+    return HostFact(name, promise, bool(parts) and all(holds for holds, _ in parts),
+                    "; ".join(observed for _, observed in parts))
+
+
+def _tmpfs(oci: Mapping[str, Any], target: str) -> list[str] | None:
+    for mount in oci.get("mounts") or []:
+        if mount.get("destination") == target and mount.get("type") == "tmpfs":
+            return [str(option) for option in mount.get("options") or []]
+    return None
+
+
+def promises(
+    proof: Sequence[HostFact],
+    oci: Mapping[str, Any] | None,
+    processes: Sequence[SentryProcess] | None,
+    *,
+    uid: int,
+    gid: int,
+    writable: Sequence[str],
+) -> list[HostFact]:
+    """The sandbox's promises (user, capabilities, no_new_privs, seccomp, read-only root,
+    writable paths, network) from what the host can read of a gVisor sandbox.
+
+    ``proof`` is ``prove_gvisor``'s; ``oci`` the spec runsc was given and ``processes``
+    the Sentry's process table, either None when not readable (not root): a promise
+    that needs them is then not proven. Limits are the cgroup's, as under runc.
+    """
+    spec_note = "runsc's OCI spec not readable (root only)"
+    process = (oci or {}).get("process") or {}
+    user = process.get("user") or {}
+    found: list[HostFact] = []
+    runtime, sandbox = _fact(proof, "runtime"), _fact(proof, "sandbox process")
+    found.append(_both("runtime", "gVisor's kernel runs the sandbox (the engine's record and "
+                       "the host process)",
+                       *((fact.holds, fact.observed) if fact else (False, "not proven")
+                         for fact in (runtime, sandbox))))
+    live = ("Sentry: " + ", ".join(f"{p.command} uid {p.uid}" for p in processes)
+            if processes else "runsc ps not available (root only)")
+    found.append(_both(
+        "user", f"every process runs as uid {uid}, gid {gid}",
+        (bool(processes) and all(p.uid == uid for p in processes or []), live),
+        (oci is not None and user.get("uid") == uid and user.get("gid") == gid,
+         f"spec uid {user.get('uid')} gid {user.get('gid')}" if oci else spec_note)))
+    extra = [g for g in user.get("additionalGids") or [] if g != gid]
+    found.append(HostFact("groups", "only the primary group, no supplementary groups",
+                          oci is not None and not extra,
+                          f"spec additionalGids {user.get('additionalGids')}" if oci
+                          else spec_note))
+    capabilities = process.get("capabilities") or {}
+    host_user = _fact(proof, "host user")
+    found.append(_both(
+        "capabilities", "no capability inside, none on the host",
+        (oci is not None and not any(capabilities.values()),
+         "spec capability sets empty" if oci and not any(capabilities.values())
+         else f"spec capabilities {capabilities}" if oci else spec_note),
+        *([(host_user.holds, host_user.observed)] if host_user else [])))
+    nnp = _fact(proof, "host no_new_privs")
+    found.append(_both(
+        "NoNewPrivs", "no new privileges, inside (the spec) and on the host",
+        (oci is not None and process.get("noNewPrivileges") is True,
+         f"spec noNewPrivileges {process.get('noNewPrivileges')}" if oci else spec_note),
+        *([(nnp.holds, f"host {nnp.observed}")] if nnp else [])))
+    seccomp = _fact(proof, "host seccomp")
+    if seccomp is not None:
+        found.append(HostFact("Seccomp", "every system call is gVisor's, whose kernel runs "
+                              "under a seccomp filter on the host (2)", seccomp.holds,
+                              f"host {seccomp.observed}"))
+    gofer = _fact(proof, "read-only root")
+    found.append(_both(
+        "read-only root", "/ is read-only (the spec, and the gofer's mount)",
+        (oci is not None and (oci.get("root") or {}).get("readonly") is True,
+         f"spec root readonly {(oci.get('root') or {}).get('readonly')}" if oci
+         else spec_note),
+        *([(gofer.holds, gofer.observed)] if gofer else [(False, "not proven")])))
+    for path in writable:
+        options = _tmpfs(oci or {}, path)
+        holds = options is not None and "ro" not in options and f"uid={uid}" in options
+        found.append(HostFact(f"{path} writable", f"{path} is a writable tmpfs of the "
+                              "sandbox user (in gVisor's memory)", holds,
+                              f"spec tmpfs {','.join(options)}" if options is not None
+                              else (f"no tmpfs at {path} in the spec" if oci else spec_note)))
+    network = _fact(proof, "host network")
+    if network is not None:
+        found.append(HostFact("network", "only the loopback interface", network.holds,
+                              network.observed))
+    return found

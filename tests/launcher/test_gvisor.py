@@ -17,6 +17,8 @@ import pytest
 
 from paracle_guard.launcher.gvisor import (
     HostFact,
+    SentryProcess,
+    promises,
     prove_gvisor,
     read_oci_spec,
     sentry_processes,
@@ -119,3 +121,56 @@ def test_a_stopped_container_or_unreadable_records_prove_nothing(tmp_path: Path)
                                                               "ReadonlyRootfs": True}}
     facts = prove_gvisor(gone, runtime, proc=tmp_path)
     assert [fact.name for fact in facts if fact.holds] == ["runtime"]
+
+
+SCRATCH = "rw,noexec,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700"
+
+
+@pytest.mark.docker
+def test_every_promise_of_a_runsc_sandbox_from_the_hosts_records(
+    containers: ContainerFactory, test_images: TestImages, gvisor: str
+) -> None:
+    image = test_images.get(PLAIN_IMAGE).id
+    options = {**HARDENED, "tmpfs": {"/tmp": SCRATCH, "/workspace": SCRATCH}}
+    document = started(containers, image, ["/bin/busybox", "sleep", "30"], runtime=gvisor,
+                       **options)
+    runtime = registered(containers.client, gvisor)
+    pid = document["State"]["Pid"]
+    found = promises(prove_gvisor(document, runtime), read_oci_spec(pid),
+                     sentry_processes(runtime, pid, document["Id"]), uid=1000, gid=1000,
+                     writable=["/tmp", "/workspace"])
+    assert {fact.name: fact.holds for fact in found} == {
+        "runtime": True, "user": True, "groups": True, "capabilities": True,
+        "NoNewPrivs": True, "Seccomp": True, "read-only root": True,
+        "/tmp writable": True, "/workspace writable": True, "network": True}, found
+    # Another uid than the one promised is a broken promise, in both records.
+    wrong = {fact.name: fact for fact in promises(
+        prove_gvisor(document, runtime), read_oci_spec(pid),
+        sentry_processes(runtime, pid, document["Id"]), uid=2000, gid=2000,
+        writable=["/tmp"])}
+    assert not wrong["user"].holds and not wrong["/tmp writable"].holds
+
+
+def test_promises_without_root_are_not_proven() -> None:
+    proof = [HostFact("runtime", "", True, "runsc"), HostFact("sandbox process", "", True, "ok"),
+             HostFact("host seccomp", "", True, "2"), HostFact("host network", "", True, "lo")]
+    found = {f.name: f for f in promises(proof, None, None, uid=1000, gid=1000,
+                                         writable=["/tmp"])}
+    assert found["runtime"].holds and found["Seccomp"].holds and found["network"].holds
+    for name in ("user", "groups", "capabilities", "NoNewPrivs", "read-only root",
+                 "/tmp writable"):
+        assert not found[name].holds, name
+    assert "root only" in found["user"].observed
+
+
+def test_a_spec_that_grants_more_breaks_its_promises() -> None:
+    proof = [HostFact("host no_new_privs", "", True, "1"), HostFact("host user", "", True, "x")]
+    oci = {"process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000, 0]},
+                       "capabilities": {"bounding": ["CAP_SYS_ADMIN"]},
+                       "noNewPrivileges": False},
+           "root": {"readonly": False},
+           "mounts": [{"destination": "/tmp", "type": "tmpfs", "options": ["ro", "uid=1000"]}]}
+    found = {f.name: f for f in promises(proof, oci, [SentryProcess(0, 1, "sh")], uid=1000,
+                                         gid=1000, writable=["/tmp", "/workspace"])}
+    assert [name for name, fact in found.items() if fact.holds] == []
+    assert "uid 0" in found["user"].observed
