@@ -512,6 +512,13 @@ def _runtime_problem(subject: Subject, controls: Controls) -> str | None:
         "Run it with an allowed runtime: docker run --runtime runsc, compose runtime: runsc, "
         "or a Pod's runtimeClassName naming a RuntimeClass whose handler is runsc"
     ),
+    fixes={
+        "container": "Recreate the container with an allowed runtime (docker run --runtime "
+                     "runsc); paracle-guard run chooses it from the policy",
+        "compose": "Add runtime: with an allowed runtime (runtime: runsc) to the service",
+        "k8s": "Set runtimeClassName on the pod to a RuntimeClass whose handler is an allowed "
+               "runtime (runtimeClassName: gvisor for runsc)",
+    },
     rationale=(
         "Under runc the container's system calls go straight to the host kernel: one kernel "
         "or runc bug (CVE-2024-21626, CVE-2019-5736) and untrusted code owns the host. A "
@@ -520,7 +527,10 @@ def _runtime_problem(subject: Subject, controls: Controls) -> str | None:
         "handler); `paracle-guard doctor --probe` and `sandbox test` prove what the name "
         "runs on the host."
     ),
-    references=("Kubernetes RuntimeClass (node.k8s.io/v1): handler",),
+    references=(
+        "CVE-2024-21626 (runc: a working directory under /proc/self/fd reaches the host)",
+        "CVE-2019-5736 (runc: the container overwrites the host's runc binary)",
+    ),
 )
 def runtime_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if not controls.runtime.allowed:

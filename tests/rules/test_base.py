@@ -30,6 +30,7 @@ EXPECTED = {
     "PG310": ("exposed-ssh", {"dockerfile", "image"}),
     "PG311": ("published-port", {"container", "compose", "k8s"}),
     "PG312": ("unconfined-profile", {"container", "compose", "k8s"}),
+    "PG313": ("runtime-not-allowed", {"container", "compose", "k8s"}),
     "PG401": ("install-recommends", {"dockerfile"}),
     "PG402": ("package-cache", {"dockerfile"}),
     "PG403": ("denied-package", {"dockerfile", "image"}),
