@@ -248,6 +248,7 @@ class Guard:
                 self._defaults = CreateDefaults(
                     cgroup_v2=str(info.get("CgroupVersion") or "1") == "2",
                     cgroupns=defaults_from_info(info).cgroupns_mode,
+                    runtime=str(info.get("DefaultRuntime") or "runc"),
                     api_version=str(version.get("ApiVersion") or "unknown"),
                 )
             return self._defaults

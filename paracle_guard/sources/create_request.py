@@ -67,13 +67,15 @@ class CreateDefaults:
     ``cgroupns`` is the engine's default cgroup namespace mode (``docker info``
     shows it: ``sources.compose_engine.defaults_from_info``); ``ipc`` its
     ``--default-ipc-mode``, which no API shows (``private`` or ``shareable``:
-    neither is the host's). ``api_version`` is what an unversioned request means.
+    neither is the host's). ``runtime`` is its default runtime (``docker info``'s
+    ``DefaultRuntime``). ``api_version`` is what an unversioned request means.
     """
 
     cgroup_v2: bool = False
     cgroupns: str = "host"
     ipc: str = "private"
     shm_size: int = DEFAULT_SHM_SIZE
+    runtime: str = "runc"
     api_version: str = "1.41"
 
 
@@ -328,6 +330,8 @@ def normalised_host_config(
         if host.get("ReadonlyPaths") is None:
             host["ReadonlyPaths"] = list(CORE_READONLY_PATHS)
     host["NetworkMode"] = host.get("NetworkMode") or "default"
+    # moby daemon/daemon_unix.go: an empty HostConfig.Runtime is stored as the default's name.
+    host["Runtime"] = host.get("Runtime") or engine.runtime
     return host
 
 

@@ -111,6 +111,13 @@ def test_engine_defaults_fill_what_the_request_leaves_empty() -> None:
     assert "MaskedPaths" not in privileged
 
 
+def test_the_runtime_is_the_engines_default_unless_named() -> None:
+    unnamed = body(Image="x", HostConfig={})
+    assert host_of(unnamed)["Runtime"] == "runc"
+    assert host_of(unnamed, engine=CreateDefaults(runtime="runsc"))["Runtime"] == "runsc"
+    assert host_of(body(Image="x", HostConfig={"Runtime": "runsc"}))["Runtime"] == "runsc"
+
+
 def test_api_versions_compare_as_the_engine_compares_them() -> None:
     assert compare_versions("1.41", "1.41.0") == 0
     assert compare_versions("01.041", "1.41") == 0
@@ -266,6 +273,17 @@ def test_each_sdk_request_is_judged_as_the_engine_stores_it(
     document = sdk_body(containers.client, plain_image.id,
                         with_changes(labels=containers.labels, **changes))
     assert_same(*both_subjects(containers, reader, plain_image, document))
+
+
+@pytest.mark.docker
+def test_a_request_for_runsc_is_judged_as_the_engine_stores_it(
+    containers: ContainerFactory, plain_image: BuiltImage, reader: EngineReader, gvisor: str,
+) -> None:
+    document = sdk_body(containers.client, plain_image.id,
+                        with_changes(labels=containers.labels, runtime=gvisor))
+    predicted, actual = both_subjects(containers, reader, plain_image, document)
+    assert_same(predicted, actual)
+    assert predicted.runtime is not None and predicted.runtime.oci_runtime == gvisor
 
 
 def _raw(image: str, labels: dict[str, str], **fields: Any) -> dict[str, Any]:
