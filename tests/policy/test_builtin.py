@@ -108,6 +108,27 @@ def test_sandbox_gvisor_is_the_sandbox_under_runsc() -> None:
         "allowed": [], "required": False, "runtime_classes": {}}
 
 
+def test_policy_show_describes_sandbox_gvisor(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from paracle_guard.cli import app
+
+    shown = CliRunner().invoke(app, ["policy", "show", "sandbox-gvisor"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0] == "# Effective policy 'sandbox-gvisor' from builtin:sandbox-gvisor"
+    assert "# extends (already merged below): sandbox" in lines
+    runtime = lines.index("  runtime:")
+    assert lines[runtime:runtime + 6] == [
+        "  runtime:", "    allowed:", "    - runsc", "    required: true",
+        "    runtime_classes:", "      gvisor: runsc"]
+    assert "    allowed_uids:" in lines  # the sandbox's controls, merged in
+    # What it shows loads back as the same policy.
+    copy = tmp_path / "shown.yaml"
+    copy.write_text(shown.output)
+    assert load_policy(str(copy)).sha256 == load_policy("sandbox-gvisor").sha256
+
+
 def test_sandbox_is_at_least_as_strict_as_baseline() -> None:
     rank = {"off": 0, "info": 1, "warning": 2, "error": 3}
     sandbox = load_policy("sandbox").controls
