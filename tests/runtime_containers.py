@@ -9,6 +9,7 @@ them (with their anonymous volumes) when the test ends, whatever happened.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -129,26 +130,20 @@ def container_factory(client: Any, run_id: str) -> Iterator[ContainerFactory]:
         factory.cleanup()
 
 
-_PLAN: Plan | None = None
+@functools.cache
+def builtin_plan(name: str) -> Plan:
+    """A built-in policy, compiled once per run."""
+    return Plan.compile(load_policy(name))
 
 
 def sandbox_plan() -> Plan:
-    """The built-in sandbox policy, compiled once."""
-    global _PLAN
-    if _PLAN is None:
-        _PLAN = Plan.compile(load_policy("sandbox"))
-    return _PLAN
-
-
-_GVISOR_PLAN: Plan | None = None
+    """The built-in sandbox policy."""
+    return builtin_plan("sandbox")
 
 
 def gvisor_plan() -> Plan:
-    """The built-in sandbox-gvisor policy (the sandbox's, under runsc), compiled once."""
-    global _GVISOR_PLAN
-    if _GVISOR_PLAN is None:
-        _GVISOR_PLAN = Plan.compile(load_policy("sandbox-gvisor"))
-    return _GVISOR_PLAN
+    """The built-in sandbox-gvisor policy: the sandbox's, under runsc."""
+    return builtin_plan("sandbox-gvisor")
 
 
 def codes(subject: Subject, plan: Plan | None = None) -> set[str]:
