@@ -848,6 +848,12 @@ def run_command(
         typer.Option("--network", metavar="MODE",
                      help="Network mode: none, or the policy's (the default)."),
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option("--runtime", metavar="NAME",
+                     help="Engine runtime (runsc for gVisor), one of the policy's "
+                     "controls.runtime.allowed (default: the first of them)."),
+    ] = None,
     stdin: Annotated[
         bool, typer.Option("--stdin", help="Feed standard input to the command.")
     ] = False,
@@ -899,7 +905,8 @@ def run_command(
     raise typer.Exit(run_cli(
         image=image, command=command, policy=policy, workspace=workspace, timeout=timeout,
         memory=memory, cpus=cpus, pids=pids, env=env or [], env_files=env_file or [],
-        mounts=mount or [], network=network, stdin=stdin, report_format=report_format,
+        mounts=mount or [], network=network, runtime=runtime, stdin=stdin,
+        report_format=report_format,
         keep=keep, audit_log=audit_log, backend=backend, dry_run=dry_run, workload=workload,
         namespace=namespace, strict_env=strict_env, cache=not no_cache,
         progress=_progress([report_format]),

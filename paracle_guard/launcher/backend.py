@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol, runtime_checkable
 
+from paracle_guard.launcher.gvisor import HostFact
 from paracle_guard.launcher.hostproof import HostFacts, ProofProblem
 from paracle_guard.launcher.runspec import RunSpec
 from paracle_guard.launcher.streams import Sink
@@ -48,6 +49,9 @@ class Observation:
     host: HostFacts | None = None
     # Why no proof from the host was made (and could not be): None when it was.
     unproved: str | None = None
+    # Under gVisor, the sandbox's promises from the host's records (``gvisor.promises``):
+    # its /proc is gVisor's kernel, not the code's, so ``host`` alone says little.
+    sandbox: list[HostFact] | None = None
 
 
 @dataclass(frozen=True)

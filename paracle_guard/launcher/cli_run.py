@@ -88,6 +88,7 @@ def run_cli(
     env_files: Sequence[Path] = (),
     mounts: Sequence[str] = (),
     network: str | None,
+    runtime: str | None = None,
     stdin: bool,
     report_format: str,
     keep: bool,
@@ -113,6 +114,7 @@ def run_cli(
                 base_image=image, memory=memory, cpus=cpus, pids=pids, timeout=timeout,
                 network=network, workspace=workspace, env=parse_env(env, os.environ),
                 env_files=tuple(env_files), mounts=tuple(parse_mount(m) for m in mounts),
+                runtime=runtime,
             )
             from paracle_guard.policy.loader import load_policy
 

@@ -21,14 +21,35 @@ import importlib
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from paracle_guard.docker_client import Engine
 from paracle_guard.errors import EngineUnavailable
 from paracle_guard.launcher.backend import CheckedImage, Ended, Observation, Removal
-from paracle_guard.launcher.hostproof import ProofUnavailable, judge, read_host_facts
-from paracle_guard.launcher.refusal import LaunchError
+from paracle_guard.launcher.gvisor import (
+    gofer_mounts,
+    judge_gvisor,
+    promises,
+    prove_gvisor,
+    read_oci_spec,
+    sentry_processes,
+)
+from paracle_guard.launcher.hostproof import (
+    HostFacts,
+    ProofUnavailable,
+    judge,
+    read_host_facts,
+)
+from paracle_guard.launcher.refusal import LaunchError, PolicyViolation
 from paracle_guard.launcher.runspec import RunSpec
+from paracle_guard.launcher.runtimes import (
+    GVISOR,
+    GVISOR_MIN_PIDS,
+    Runtime,
+    engine_runtimes,
+    missing_runtime,
+)
 from paracle_guard.launcher.streams import (
     DRAIN_SECONDS,
     Sink,
@@ -94,6 +115,8 @@ def create_config(spec: RunSpec) -> dict[str, Any]:
         host_config["NanoCpus"] = spec.nano_cpus
     if spec.pids_limit is not None:
         host_config["PidsLimit"] = spec.pids_limit
+    if spec.runtime is not None:
+        host_config["Runtime"] = spec.runtime
     return {
         "Image": spec.image_id,
         "Cmd": list(spec.command),
@@ -165,6 +188,8 @@ def spec_mismatches(
         expect("HostConfig.CpuQuota", host.get("CpuQuota") or 0, 0)
     if spec.pids_limit is not None:
         expect("HostConfig.PidsLimit", host.get("PidsLimit"), spec.pids_limit)
+    if spec.runtime is not None:
+        expect("HostConfig.Runtime", host.get("Runtime"), spec.runtime)
     expect("HostConfig.Ulimits", sorted(
         (str(u.get("Name")), u.get("Soft"), u.get("Hard")) for u in host.get("Ulimits") or []
     ), sorted((u.name, u.soft, u.hard) for u in spec.ulimits))
@@ -211,6 +236,7 @@ class DockerBackend:
         self._image_cache = image_cache if image_cache is not None else {}
         self._image_documents: dict[str, dict[str, Any]] = {}
         self._warnings: dict[str, list[str]] = {}
+        self._runtimes: dict[str, Runtime] | None = None
         self._attached: Any = None
 
     @contextlib.contextmanager
@@ -251,7 +277,31 @@ class DockerBackend:
         return CheckedImage(ref=ref, id=info.id, repo_digests=tuple(info.repo_digests),
                             subject=subject.model_copy(update={"target": ref}))
 
+    def runtimes(self) -> dict[str, Runtime]:
+        """The engine's registered runtimes by name, asked once per launch."""
+        if self._runtimes is None:
+            with self._call("asking the engine for its runtimes"):
+                self._runtimes = {r.name: r for r in engine_runtimes(self.api.info())}
+        return self._runtimes
+
+    def _check_runtime(self, spec: RunSpec) -> None:
+        """Refuse a runtime the engine lacks (saying how to add it) or cannot run as asked."""
+        if spec.runtime is None:
+            return
+        registered = self.runtimes()
+        missing = missing_runtime([spec.runtime], list(registered.values()))
+        if missing is not None:
+            raise PolicyViolation(f"refused: {missing}", key="controls.runtime.allowed")
+        if (registered[spec.runtime].sandbox == GVISOR and spec.pids_limit is not None
+                and spec.pids_limit < GVISOR_MIN_PIDS):
+            raise PolicyViolation(
+                f"refused: a pids limit of {spec.pids_limit} is below {GVISOR_MIN_PIDS}: under "
+                "gVisor the limit also counts gVisor's own threads on the host (about 40 for "
+                "an idle sandbox), and a sandbox below it fails or hangs at start",
+                key="controls.resources.pids")
+
     def create(self, spec: RunSpec) -> str:
+        self._check_runtime(spec)
         with self._call(f"creating the container from image {spec.image_id}"):
             created = self.api.create_container_from_config(create_config(spec), name=spec.name)
         handle = str(created["Id"])
@@ -307,7 +357,30 @@ class DockerBackend:
             raise LaunchError(f"cannot prove container {handle[:12]} from this host: "
                               f"{unavailable}") from None
         observation.host = facts
+        runtime = self.runtimes().get(str(host.get("Runtime") or ""))
+        if runtime is not None and runtime.sandbox == GVISOR:
+            # The first process is gVisor's kernel, not the code: prove the sandbox instead.
+            self._prove_gvisor(handle, spec, document, runtime, facts, observation)
+            return
         observation.proof = judge(spec, facts, list(host.get("MaskedPaths") or []))
+
+    def _prove_gvisor(self, handle: str, spec: RunSpec, document: dict[str, Any],
+                      runtime: Runtime, facts: HostFacts, observation: Observation) -> None:
+        pid = int((document.get("State") or {}).get("Pid") or 0)
+        oci = read_oci_spec(pid)
+        writable = [m.target for m in spec.tmpfs if "ro" not in m.options.split(",")]
+        found = promises(prove_gvisor(document, runtime), oci,
+                         sentry_processes(runtime, pid, handle), uid=spec.uid, gid=spec.gid,
+                         writable=writable)
+        problems = judge_gvisor(spec, facts, found, oci, gofer_mounts(Path("/proc"), pid, handle))
+        if problems and self._wait_once(handle, ENDING_SECONDS) is not None:
+            # A command that has already ended takes its sandbox (and runsc's records)
+            # with it: what could not be read was not there to prove any more.
+            observation.unproved = ("the command ended before the host could prove its gVisor "
+                                    "sandbox")
+            return
+        observation.sandbox = found
+        observation.proof = problems
 
     def start(self, handle: str, spec: RunSpec) -> None:
         params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": 1 if spec.open_stdin else 0}

@@ -38,6 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paracle_guard.launcher.hostproof import (
+    HostFacts,
+    MountEntry,
+    ProofProblem,
+    limit_problems,
+    parse_interfaces,
+    parse_mountinfo,
+    parse_status,
+)
+from paracle_guard.launcher.runspec import RunSpec
 from paracle_guard.launcher.runtimes import GVISOR, Runtime
 
 SANDBOX_COMMAND = "boot"
@@ -60,14 +70,6 @@ def _read(path: Path) -> str | None:
         return path.read_text(errors="replace")
     except OSError:
         return None
-
-
-def _status(text: str | None) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return fields
 
 
 def _argv(proc: Path, pid: int) -> list[str]:
@@ -93,7 +95,9 @@ def _children(proc: Path, pid: int) -> list[int]:
 
 def find_gofer(proc: Path, sandbox_pid: int, container_id: str) -> int | None:
     """The gofer of ``container_id``: the sandbox's sibling running ``gofer`` for its bundle."""
-    parent = _status(_read(proc / str(sandbox_pid) / "status")).get("PPid", "")
+    status = _read(proc / str(sandbox_pid) / "status") or ""
+    parent = next((line.split()[1] for line in status.splitlines()
+                   if line.startswith("PPid:") and len(line.split()) > 1), "")
     if not parent.isdigit():
         return None
     for child in _children(proc, int(parent)):
@@ -103,18 +107,11 @@ def find_gofer(proc: Path, sandbox_pid: int, container_id: str) -> int | None:
     return None
 
 
-def _root_mount_options(mountinfo: str | None) -> list[str] | None:
-    """The per-mount options of the mount at / in a mountinfo text."""
-    for line in (mountinfo or "").splitlines():
-        fields = line.split()
-        if len(fields) > 5 and fields[4] == "/":
-            return fields[5].split(",")
-    return None
-
-
-def _interfaces(net_dev: str | None) -> list[str]:
-    return sorted(line.split(":", 1)[0].strip() for line in (net_dev or "").splitlines()
-                  if ":" in line)
+def gofer_mounts(proc: Path, sandbox_pid: int, container_id: str) -> list[MountEntry] | None:
+    """The gofer's mount table: the container's files as the host serves them to gVisor."""
+    gofer = find_gofer(proc, sandbox_pid, container_id)
+    text = _read(proc / str(gofer) / "mountinfo") if gofer is not None else None
+    return parse_mountinfo(text) if text is not None else None
 
 
 def prove_gvisor(container: Mapping[str, Any], runtime: Runtime, *,
@@ -140,7 +137,8 @@ def prove_gvisor(container: Mapping[str, Any], runtime: Runtime, *,
     argv = _argv(proc, pid)
     wanted = _identity(Path(runtime.path)) if os.path.isabs(runtime.path) else None
     actual = _identity(here / "exe")
-    status = _status(_read(here / "status"))
+    status_text = _read(here / "status")
+    status = parse_status(status_text, pid) if status_text is not None else None
     facts.append(HostFact(
         "sandbox process",
         "the container's process on the host is the registered runsc binary booting it",
@@ -150,11 +148,12 @@ def prove_gvisor(container: Mapping[str, Any], runtime: Runtime, *,
         f"executable {'is' if wanted is not None and actual == wanted else 'is NOT'} "
         f"{runtime.path}"))
     facts.append(HostFact("host seccomp", "the whole sandbox runs under a seccomp filter (2)",
-                          status.get("Seccomp") == "2", status.get("Seccomp", "not readable")))
+                          status is not None and status.seccomp == 2,
+                          str(status.seccomp) if status is not None else "not readable"))
     facts.append(HostFact("host no_new_privs", "the sandbox cannot gain privileges (1)",
-                          status.get("NoNewPrivs") == "1",
-                          status.get("NoNewPrivs", "not readable")))
-    uid = (status.get("Uid") or "").split()
+                          status is not None and status.no_new_privs == 1,
+                          str(status.no_new_privs) if status is not None else "not readable"))
+    uids = status.uids if status is not None else ()
     # Compared with this process's own (the host's, where a launcher runs); one that
     # cannot be read is not taken for a namespace of its own.
     sandbox_userns = _identity(here / "ns" / "user")
@@ -162,21 +161,20 @@ def prove_gvisor(container: Mapping[str, Any], runtime: Runtime, *,
         proc / "self" / "ns" / "user")
     facts.append(HostFact(
         "host user", "the sandbox is not root on the host (a non-root uid or its own user "
-        "namespace)", bool(uid) and (uid[1] != "0" or own_userns),
-        f"uid {uid[1] if len(uid) > 1 else '?'}, "
+        "namespace)", len(uids) > 1 and (uids[1] != 0 or own_userns),
+        f"uid {uids[1] if len(uids) > 1 else '?'}, "
         f"{'own' if own_userns else 'the host'} user namespace"))
-    interfaces = _interfaces(_read(here / "net" / "dev"))
+    interfaces = parse_interfaces(_read(here / "net" / "dev") or "")
     facts.append(HostFact("host network", "the sandbox's network namespace has only loopback",
                           interfaces == ["lo"], ",".join(interfaces) or "not readable"))
     if host.get("ReadonlyRootfs") is True:
-        gofer = find_gofer(proc, pid, container_id)
-        options = (_root_mount_options(_read(proc / str(gofer) / "mountinfo"))
-                   if gofer is not None else None)
+        mounts = gofer_mounts(proc, pid, container_id)
+        roots = [entry for entry in mounts or [] if entry.mount_point == "/"]
         facts.append(HostFact(
             "read-only root", "the gofer serves the root filesystem from a read-only mount",
-            options is not None and "ro" in options,
-            f"gofer pid {gofer}: / mounted {','.join(options or []) or '?'}"
-            if gofer is not None else "no gofer found for the container"))
+            bool(roots) and roots[-1].read_only,
+            ("/ mounted " + ("read-only" if roots[-1].read_only else "read-write")
+             if roots else "no gofer found for the container")))
     return facts
 
 
@@ -334,3 +332,71 @@ def promises(
         found.append(HostFact("network", "only the loopback interface", network.holds,
                               network.observed))
     return found
+
+
+# --- the launcher's proof under gVisor --------------------------------------------------------
+
+# The rule whose promise each broken fact breaks.
+_CODES = {"runtime": "PG313", "user": "PG102", "groups": "PG102", "capabilities": "PG301",
+          "NoNewPrivs": "PG304", "Seccomp": "PG312", "read-only root": "PG201",
+          "network": "PG702"}
+# Mounts the engine gives every container; writable, but nothing the sandbox user can use.
+_ENGINE_MOUNTS = frozenset({"/proc", "/dev", "/dev/pts", "/dev/mqueue", "/dev/shm",
+                            "/sys/fs/cgroup"})
+
+
+def judge_gvisor(spec: RunSpec, facts: HostFacts, found: Sequence[HostFact],
+                 oci: Mapping[str, Any] | None,
+                 gofer: Sequence[MountEntry] | None) -> list[ProofProblem]:
+    """Every way a gVisor sandbox, as the host's records show it, differs from ``spec``.
+
+    ``found`` are the ``promises`` of the sandbox; the limits are the cgroup's (read
+    through the sandbox process, which sits in the container's cgroup); the mounts
+    come from the spec runsc enforces and, for binds, the gofer's mount table.
+    """
+    problems = [ProofProblem(_CODES.get(fact.name, "PG206"),
+                             f"{fact.name}: {fact.observed} (promised: {fact.promise})")
+                for fact in found if not fact.holds and not fact.name.endswith(" writable")]
+    if facts.limits is not None:
+        problems += limit_problems(spec, facts.limits)
+    else:
+        problems.append(ProofProblem("PG701", "the cgroup limits could not be read"))
+    return problems + _mount_problems(spec, oci, gofer)
+
+
+def _mount_problems(spec: RunSpec, oci: Mapping[str, Any] | None,
+                    gofer: Sequence[MountEntry] | None) -> list[ProofProblem]:
+    if oci is None:
+        return [ProofProblem("PG206", "the mounts gVisor was given cannot be read (runsc's "
+                             "OCI spec is root's)")]
+    problems = []
+    mounts = {str(m.get("destination")): m for m in oci.get("mounts") or []}
+    for mount in spec.tmpfs:
+        wanted = set(mount.options.split(","))
+        given = mounts.pop(mount.target, None)
+        options = set(given.get("options") or []) if given is not None else set()
+        if given is None or given.get("type") != "tmpfs":
+            problems.append(ProofProblem("PG206", f"gVisor was not given the tmpfs at "
+                                         f"{mount.target}"))
+        elif ("ro" in options) != ("ro" in wanted) or not (
+                {"noexec", "nosuid", "nodev"} & wanted) <= options:
+            problems.append(ProofProblem("PG206", f"{mount.target} is given to gVisor as "
+                                         f"{','.join(sorted(options))}, not {mount.options}"))
+    for bind in spec.binds:
+        given = mounts.pop(bind.target, None)
+        options = set(given.get("options") or []) if given is not None else set()
+        if given is None or given.get("source") != bind.source or (
+                "ro" in options) != bind.read_only:
+            problems.append(ProofProblem("PG206", f"gVisor was not given {bind.source} at "
+                                         f"{bind.target} as declared"))
+        entries = [entry for entry in gofer or [] if entry.mount_point == bind.target]
+        if not entries or entries[-1].read_only != bind.read_only:
+            problems.append(ProofProblem("PG206", f"the gofer does not serve {bind.target} "
+                                         "as declared"))
+    for target, given in mounts.items():
+        options = set(given.get("options") or [])
+        if target not in _ENGINE_MOUNTS and "ro" not in options and target != "/":
+            problems.append(ProofProblem("PG202", f"{target} is given to gVisor writable "
+                                         f"({given.get('type')}), but the run specification "
+                                         "mounts nothing writable there"))
+    return problems

@@ -305,7 +305,7 @@ def judge(spec: RunSpec, facts: HostFacts, masked_paths: Sequence[str]) -> list[
         problems.append(ProofProblem("PG702", "the network namespace has interfaces "
                                      f"{', '.join(facts.interfaces) or 'none'}, not only lo"))
     if facts.limits is not None:
-        problems += _limit_problems(spec, facts.limits)
+        problems += limit_problems(spec, facts.limits)
     return problems
 
 
@@ -413,7 +413,7 @@ def _credential_problems(spec: RunSpec, facts: HostFacts) -> list[ProofProblem]:
     return problems
 
 
-def _limit_problems(spec: RunSpec, limits: Limits) -> list[ProofProblem]:
+def limit_problems(spec: RunSpec, limits: Limits) -> list[ProofProblem]:
     problems = []
 
     def differ(what: str, actual: object, wanted: object) -> None:

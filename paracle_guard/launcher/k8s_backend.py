@@ -5,7 +5,8 @@ policy's network mode is ``none``, the NetworkPolicy that cuts it off (a Pod
 always gets the cluster network otherwise). Every choice comes from the
 RunSpec: numeric non-root user with ``runAsNonRoot``, read-only root
 filesystem, ``capabilities.drop: [ALL]``, ``allowPrivilegeEscalation: false``,
-``seccompProfile: RuntimeDefault``, no host namespaces, no service-account
+``seccompProfile: RuntimeDefault``, the policy's RuntimeClass
+(``runtimeClassName``), no host namespaces, no service-account
 token, the writable paths as memory-backed, size-limited ``emptyDir``
 volumes, requests equal to limits (Guaranteed QoS, which never swaps),
 ``activeDeadlineSeconds`` from the timeout, and the image by digest. The same
@@ -190,6 +191,10 @@ def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
         "containers": [container],
         "volumes": volumes,
     }
+    if spec.runtime_class is not None:
+        # The policy's runtime, as the nodes name it; with none mapped, the rules refuse
+        # the Pod (PG313) when the policy requires one.
+        pod["runtimeClassName"] = spec.runtime_class
     if spec.timeout is not None:
         pod["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
     return pod

@@ -50,6 +50,7 @@ from paracle_guard.docker_client import Engine
 from paracle_guard.engine import Plan
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
+from paracle_guard.launcher.gvisor import HostFact
 from paracle_guard.launcher.hostproof import HostFacts
 from paracle_guard.launcher.lookpath import CommandNotFound, check_command
 from paracle_guard.launcher.options import SandboxConfig, check_options
@@ -71,6 +72,8 @@ TIMEOUT_EXIT = 124
 # that prints without end cannot exhaust the caller's memory.
 DEFAULT_OUTPUT_LIMIT = 16 << 20
 PROVED = "proved from the host: mounts, credentials, network and limits as specified"
+PROVED_GVISOR = ("proved from the host under gVisor: the sandbox process, the spec runsc "
+                 "enforces, the Sentry's processes, network and limits as specified")
 
 __all__ = ["REFUSED_EXIT", "TIMEOUT_EXIT", "Interrupted", "Launcher", "Outcome", "RunResult",
            "SignalGuard", "launch"]
@@ -90,6 +93,8 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     # The kernel's facts read from the host after start (None when they could not be).
     host: HostFacts | None = None
+    # Under gVisor, the sandbox's promises from the host's records (``gvisor.promises``).
+    sandbox: list[HostFact] | None = None
     proof: str | None = None
     cleanup: str | None = None
 
@@ -251,7 +256,8 @@ def _run(
     backend.start(handle, spec)
     proved = backend.verify(handle, spec, started=True)
     judge_observation(plan, report, spec, proved, "after start")
-    record.proof = proved.unproved or (PROVED if proved.host is not None else None)
+    record.proof = proved.unproved or (
+        None if proved.host is None else PROVED_GVISOR if proved.sandbox is not None else PROVED)
 
     deadline = time.monotonic() + spec.timeout if spec.timeout is not None else None
     ended = backend.stream(handle, spec, stdout, stderr, stdin, deadline)
@@ -267,6 +273,7 @@ def _run(
         timed_out=ended.timed_out,
         findings=[f for result in report.results for f in result.findings],
         host=proved.host,
+        sandbox=proved.sandbox,
         proof=record.proof,
     )
     return state.outcome
@@ -344,6 +351,7 @@ class RunResult(BaseModel):
     proof: str | None = None
     # The kernel's facts after start, for callers that judge them (sandbox test).
     host: Any = Field(default=None, exclude=True)
+    sandbox: Any = Field(default=None, exclude=True)  # under gVisor: gvisor.promises
 
 
 class _Capped(io.BytesIO):
@@ -459,6 +467,7 @@ class Launcher:
             findings=outcome.findings,
             proof=outcome.proof,
             host=outcome.host,
+            sandbox=outcome.sandbox,
         )
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from paracle_guard.policy.models import Policy
 
 WORKSPACE = "/workspace"
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_RUNTIME_NAME = _NETWORK_NAME  # as the policy spells runtime names
 # Paths inside the container where a tmpfs would hide the system rather than add scratch space.
 UNMOUNTABLE = ("/", "/proc", "/sys", "/dev")
 
@@ -73,6 +74,8 @@ class SandboxConfig(BaseModel):
     env_files: tuple[Path, ...] = ()
     # Host folders or files mounted read-only (--mount HOST:CONTAINER:ro).
     mounts: tuple[ReadOnlyMount, ...] = ()
+    # The engine runtime (runsc...): one of controls.runtime.allowed; None: the first of them.
+    runtime: str | None = None
 
     @property
     def image(self) -> str:
@@ -154,6 +157,7 @@ class CheckedOptions:
     pids_limit: int
     network_mode: str
     timeout: float | None
+    runtime: str | None  # None: the engine's default runtime (the policy names none)
 
 
 def check_options(
@@ -193,6 +197,7 @@ def check_options(
         pids_limit=_pids(policy, config.pids),
         network_mode=_network(policy, config.network),
         timeout=config.timeout,
+        runtime=_runtime(policy, config.runtime),
     )
 
 
@@ -354,3 +359,19 @@ def _network(policy: Policy, option: str | None) -> str:
     return option
 
 
+
+
+def _runtime(policy: Policy, option: str | None) -> str | None:
+    """The runtime to ask the engine for: ``--runtime`` may only choose among the allowed."""
+    allowed = policy.controls.runtime.allowed
+    if option is None:
+        return allowed[0] if allowed else None
+    if not _RUNTIME_NAME.match(option):
+        raise InputError(f"--runtime {option!r}: not a runtime name")
+    if allowed and option not in allowed:
+        raise PolicyViolation(
+            f"--runtime {option} is not allowed: controls.runtime.allowed is "
+            f"{', '.join(allowed)}",
+            key="controls.runtime.allowed",
+        )
+    return option

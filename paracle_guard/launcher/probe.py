@@ -27,12 +27,13 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from paracle_guard.errors import InputError
-
-if TYPE_CHECKING:
-    from paracle_guard.progress import ReadProgress
+from paracle_guard.launcher.gvisor import HostFact
 from paracle_guard.launcher.hostproof import ENGINE_MOUNTS, HostFacts, MountEntry
 from paracle_guard.policy.models import SANDBOX_PYTHON_PACKAGES, Policy
 from paracle_guard.units import format_size, parse_size
+
+if TYPE_CHECKING:
+    from paracle_guard.progress import ReadProgress
 
 # What the shipped sandbox images preinstall for agents, as imported: the default of a
 # policy's sandbox_test.python_packages, which is where the probe reads its list from.
@@ -257,6 +258,23 @@ def evaluate_host(host: HostFacts | None, expect: Expectations, why_not: str) ->
     return checks
 
 
+def evaluate_sandbox(promised: Sequence[HostFact], host: HostFacts | None,
+                     expect: Expectations) -> list[Check]:
+    """Under gVisor: the promises from the host's records of the sandbox, and its limits.
+
+    The sandbox's /proc on the host is gVisor's kernel, so user, capabilities,
+    no_new_privs, mounts and network come from ``gvisor.promises`` instead
+    (the Sentry's process table, the spec runsc enforces, the sandbox and gofer
+    processes); the limits are the container's cgroup, as under runc.
+    """
+    checks = [Check(fact.name, fact.promise, "pass" if fact.holds else "fail", fact.observed)
+              for fact in promised]
+    if host is None:
+        return [*checks, Check("limits", "", "unchecked", "the host could not read the sandbox")]
+    name, promise, holds, observed = _limits_check(host, expect)
+    return [*checks, Check(name, promise, "pass" if holds else "fail", observed)]
+
+
 def _writable_outside(host: HostFacts, allowed: Sequence[str]) -> list[str]:
     return [entry.mount_point for entry in host.mounts
             if not entry.read_only and entry.mount_point not in ("/", *allowed)
@@ -373,9 +391,11 @@ def run_probe(
             if result.exit_code == NOT_FOUND_EXIT and not facts:
                 continue  # this interpreter is not in the image: try the next one
             why_not = result.proof or "the host could not read the sandbox"
+            host_checks = (evaluate_sandbox(result.sandbox, result.host, expect)
+                           if result.sandbox is not None
+                           else evaluate_host(result.host, expect, why_not))
             report = ProbeReport(image=image, interpreter=interpreter,
-                                 checks=[*evaluate_host(result.host, expect, why_not),
-                                         *evaluate_inside(facts, nonce, expect)])
+                                 checks=[*host_checks, *evaluate_inside(facts, nonce, expect)])
             if result.timed_out:
                 report.problem = f"the probe timed out after {PROBE_TIMEOUT:g}s"
             elif result.exit_code != 0:

@@ -18,7 +18,9 @@ What every RunSpec carries, and why (the ways launchers get bypassed):
   ``msgqueue`` ulimit of 0 (``/dev/mqueue`` stays mounted, but no queue can be
   created in it);
 - memory with swap equal to it, CPU and pids limits, core dumps off, a bounded
-  file-descriptor count, an init process, no restart policy, bounded logs.
+  file-descriptor count, an init process, no restart policy, bounded logs;
+- the policy's runtime (gVisor's runsc under ``sandbox-gvisor``), never the
+  engine's default when the policy names one.
 """
 
 from __future__ import annotations
@@ -116,6 +118,10 @@ class RunSpec(BaseModel):
     labels: tuple[tuple[str, str], ...] = ()
     open_stdin: bool = False
     timeout: float | None = None
+    # The engine runtime (HostConfig.Runtime); None: the engine's default. For Kubernetes,
+    # the RuntimeClass the policy maps to it.
+    runtime: str | None = None
+    runtime_class: str | None = None
     # Secret-looking variables that came from an --env-file only its owner can read:
     # the one way the launcher accepts them (PG601 is waived for exactly these).
     file_secret_names: tuple[str, ...] = ()
@@ -215,7 +221,16 @@ def build_runspec(
         open_stdin=open_stdin,
         timeout=options.timeout,
         file_secret_names=options.file_secret_names,
+        runtime=options.runtime,
+        runtime_class=runtime_class_for(policy, options.runtime),
     )
+
+
+def runtime_class_for(policy: Policy, runtime: str | None) -> str | None:
+    """The RuntimeClass the policy maps to ``runtime`` (the first by name), if any."""
+    classes = sorted(name for name, handler in policy.controls.runtime.runtime_classes.items()
+                     if handler == runtime)
+    return classes[0] if runtime is not None and classes else None
 
 
 def _bind(source: CheckedPath, target: str, *, read_only: bool) -> BindMount:

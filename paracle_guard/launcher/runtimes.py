@@ -40,6 +40,10 @@ RUNSC_ENTRY: dict[str, Any] = {"path": "/usr/bin/runsc", "runtimeArgs": ["--netw
 RUNSC_MINIMUM = (20221219, 0)
 _RELEASE = re.compile(r"(?:release-|~)(\d{8})\.(\d+)")
 NETWORK_ERROR = "cannot run with network enabled in root network namespace"
+# The least pids limit a gVisor sandbox starts with: the limit counts gVisor's own host
+# threads (about 40 for an idle sandbox here); at 48 a sandbox exited before its command
+# ran, at 32 its start hung until the sandbox process was killed (runsc 20221219.0).
+GVISOR_MIN_PIDS = 64
 # The trivial container: the engine's own init binary, which the engine mounts into
 # every container started with an init, prints its version and exits. No image
 # content is needed, so the probe imports an empty image and needs nothing local.

@@ -166,6 +166,18 @@ def test_every_drift_is_named(path: str, value: Any, named: str) -> None:
     assert any(named in problem for problem in problems)
 
 
+def test_the_policys_runtime_is_asked_for_and_checked() -> None:
+    gvisor = SPEC.model_copy(update={"runtime": "runsc"})
+    assert create_config(gvisor)["HostConfig"]["Runtime"] == "runsc"
+    assert "Runtime" not in create_config(SPEC)["HostConfig"]  # the engine's default
+    assert spec_mismatches(gvisor, inspected(gvisor), IMAGE) == []
+    # An authorization plugin, or anything between create and start, that swaps the runtime.
+    swapped = copy.deepcopy(inspected(gvisor))
+    swapped["HostConfig"]["Runtime"] = "runc"
+    assert spec_mismatches(gvisor, swapped, IMAGE) == [
+        "HostConfig.Runtime is 'runc', expected 'runsc'"]
+
+
 # --- streams ---------------------------------------------------------------------------
 
 

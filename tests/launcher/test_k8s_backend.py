@@ -439,3 +439,36 @@ def test_timeouts_that_cannot_be_enforced_create_nothing(plan: Plan, timeout: fl
     with pytest.raises(ValidationError, match="at most 604800"):
         launch_on(cluster, plan, timeout=timeout)
     assert cluster.calls == []
+
+
+# --- the policy's runtime, as a RuntimeClass ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gvisor_plan() -> Plan:
+    return Plan.compile(load_policy("sandbox-gvisor"))
+
+
+@pytest.mark.parametrize("workload", ["pod", "job"])
+def test_the_gvisor_runtime_class_is_set_verified_and_admitted(gvisor_plan: Plan,
+                                                               workload: str) -> None:
+    objects = objects_for(gvisor_plan, workload)
+    pod = pod_of(objects)
+    assert pod["spec"]["runtimeClassName"] == "gvisor"
+    report = judge(gvisor_plan, render(objects), "generated.yaml")
+    assert [f.rule for r in report.results for f in r.findings] == ["PG808"]
+    assert Admission(gvisor_plan.policy).rejections(pod) == []
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(objects[-1], version, strict=True)
+    # The sandbox policy asks for no runtime, so its Pod names no RuntimeClass.
+    assert "runtimeClassName" not in pod_of(objects_for(Plan.compile(load_policy("sandbox"))))
+
+
+def test_a_required_runtime_without_a_runtime_class_is_refused_by_the_rules() -> None:
+    policy = Policy.model_validate({
+        "controls": {"user": {"allowed_uids": [1000]},
+                     "runtime": {"allowed": ["runsc"], "required": True}}})
+    with pytest.raises(PolicyViolation) as refused:
+        objects_for(Plan.compile(policy))
+    assert "PG313" in str(refused.value)
+    assert "runtimeClassName is not set" in str(refused.value)

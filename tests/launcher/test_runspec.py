@@ -423,3 +423,29 @@ def test_a_mount_over_an_image_volume_or_twice_at_one_place_is_refused(tmp_path:
     twice = (parse_mount(f"{tmp_path}:/in:ro"), parse_mount(f"{tmp_path}:/in/sub:ro"))
     with pytest.raises(PolicyViolation, match="overlaps /in"):
         spec(mounts=twice)
+
+
+# --- the runtime ------------------------------------------------------------------------
+
+
+def test_the_policys_runtime_and_its_runtime_class() -> None:
+    gvisor = load_policy("sandbox-gvisor")
+    built = spec(gvisor)
+    assert (built.runtime, built.runtime_class) == ("runsc", "gvisor")
+    assert (spec().runtime, spec().runtime_class) == (None, None)  # the engine's default
+    # Without a control any runtime may be asked for; none is mapped to a RuntimeClass.
+    assert spec(runtime="kata").runtime == "kata"
+
+
+def test_runtime_chooses_only_among_the_allowed() -> None:
+    choice = policy(runtime={"allowed": ["runsc", "runsc-kvm"], "required": True,
+                             "runtime_classes": {"gvisor": "runsc", "gvisor-kvm": "runsc-kvm"}})
+    built = spec(choice, runtime="runsc-kvm")
+    assert (built.runtime, built.runtime_class) == ("runsc-kvm", "gvisor-kvm")
+    with pytest.raises(PolicyViolation) as refused:
+        spec(choice, runtime="runc")
+    assert refusal(refused) == (
+        "--runtime runc is not allowed: controls.runtime.allowed is runsc, runsc-kvm",
+        "controls.runtime.allowed")
+    with pytest.raises(InputError, match="not a runtime name"):
+        spec(choice, runtime="../runc")
