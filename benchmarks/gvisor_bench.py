@@ -11,6 +11,9 @@ and differ only in ``--runtime``; the runs alternate so that drift on the
 machine hits both alike. Three figures per runtime:
 
 - launch: ``docker run --rm ... true`` in a busybox image, as a whole process;
+- guarded: the same ``true`` through a warm ``Launcher`` (the Python API), under
+  the ``sandbox`` policy for runc and ``sandbox-gvisor`` for runsc: checks,
+  create, verify, start, the proof from the host, removal;
 - cpu: pure-Python arithmetic and sorting, timed inside the container (no
   system calls: what the application kernel should not slow down);
 - syscalls: small file writes, stats and unlinks on the /tmp tmpfs plus
@@ -36,6 +39,8 @@ import time
 from pathlib import Path
 
 from run_bench import BENCH_LABEL, HARDENING, build_tiny_image, timed
+
+from paracle_guard import Launcher, SandboxConfig
 
 PYTHON = Path("/usr/bin/python3")
 # Left out of the image: big, and nothing the workload imports.
@@ -138,15 +143,25 @@ def main() -> None:
         build_tiny_image(tiny)
         build_python_image(python, workdir)
         launches: dict[str, list[float]] = {runtime: [] for runtime in runtimes}
+        guarded: dict[str, list[float]] = {runtime: [] for runtime in runtimes}
         results: dict[str, list[dict[str, float]]] = {runtime: [] for runtime in runtimes}
+        launchers = {"runc": Launcher("sandbox"), args.gvisor: Launcher("sandbox-gvisor")}
+        config = SandboxConfig(base_image=tiny)
         for index in range(args.warmup + args.runs):
             for runtime in runtimes:
                 launch = timed(["docker", "run", "--rm", "--runtime", runtime, *HARDENING,
                                 tiny, "true"])
+                started = time.perf_counter()
+                if launchers[runtime].run(config, ["true"]).exit_code != 0:
+                    sys.exit(f"Launcher.run(['true']) under {runtime} did not exit 0")
+                through_guard = time.perf_counter() - started
                 figures = workload(runtime, python)
                 if index >= args.warmup:
                     launches[runtime].append(launch)
+                    guarded[runtime].append(through_guard)
                     results[runtime].append(figures)
+        for launcher in launchers.values():
+            launcher.close()
     finally:
         subprocess.run(["docker", "rmi", "-f", tiny, python], check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,21 +170,21 @@ def main() -> None:
         workdir.rmdir()
 
     print(f"{args.runs} runs per runtime (after {args.warmup} warm-up), medians:")
-    print(f"{'':10} {'launch':>10} {'cpu':>10} {'syscalls':>10} {'workload wall':>14}")
+    columns = ("launch", "guarded", "cpu", "syscalls", "wall")
+    print(f"{'':10} " + " ".join(f"{column:>10}" for column in columns))
     medians: dict[str, dict[str, float]] = {}
     for runtime in runtimes:
         medians[runtime] = {
             "launch": statistics.median(launches[runtime]),
+            "guarded": statistics.median(guarded[runtime]),
             **{key: statistics.median(r[key] for r in results[runtime])
                for key in ("cpu", "syscalls", "wall")},
         }
-        row = medians[runtime]
-        print(f"{runtime:10} {row['launch'] * 1000:8.0f}ms {row['cpu'] * 1000:8.0f}ms "
-              f"{row['syscalls'] * 1000:8.0f}ms {row['wall'] * 1000:12.0f}ms")
+        print(f"{runtime:10} " + " ".join(f"{medians[runtime][column] * 1000:8.0f}ms"
+                                          for column in columns))
     base, gvisor = medians["runc"], medians[args.gvisor]
-    print(f"{'ratio':10} " + " ".join(
-        f"{gvisor[key] / base[key]:9.2f}x" for key in ("launch", "cpu", "syscalls"))
-        + f" {gvisor['wall'] / base['wall']:12.2f}x")
+    print(f"{'ratio':10} " + " ".join(f"{gvisor[column] / base[column]:9.2f}x"
+                                      for column in columns))
 
 
 if __name__ == "__main__":
