@@ -67,8 +67,9 @@ def test_bash_completes_commands_options_and_values() -> None:
     assert bash("paracle-guard lint --color a") == ["always", "auto"] or \
         sorted(bash("paracle-guard lint --color a")) == ["always", "auto"]
     assert bash("paracle-guard lint --fail-on w") == ["warning"]
-    assert set(bash("paracle-guard lint --policy ")) >= {"sandbox", "baseline"}
-    assert bash("paracle-guard policy show sand") == ["sandbox"]
+    assert set(bash("paracle-guard lint --policy ")) >= {"sandbox", "baseline", "sandbox-gvisor"}
+    assert bash("paracle-guard policy show sand") == ["sandbox", "sandbox-gvisor"]
+    assert bash("paracle-guard policy show sandbox-") == ["sandbox-gvisor"]
     assert bash("paracle-guard rules explain root") == ["root-user"]
     assert "PG101" in bash("paracle-guard lint --ignore PG10")
     assert bash("paracle-guard doctor --format ") == ["text", "json"]

@@ -119,7 +119,8 @@ def test_run_runtime_runc_is_refused_naming_the_policy_key(
                                   "--image", probe_image.ref, "--", "true"))
     assert done.returncode == 125
     assert done.stderr.decode().strip().splitlines() == [
-        "paracle-guard: --runtime runc is not allowed: controls.runtime.allowed is runsc"]
+        "paracle-guard: error: --runtime runc is not allowed: controls.runtime.allowed is "
+        "runsc"]
     assert launcher_containers(docker_client) == []
 
 
@@ -134,8 +135,8 @@ def test_without_the_runtime_registered_run_says_how_to_install_it(
                                   "--report", "json", "--", "true"))
     assert done.returncode == 125
     message = done.stderr.decode().strip().splitlines()[-1]
-    assert message.startswith(f"paracle-guard: refused: controls.runtime.allowed names {ABSENT}, "
-                              "which the Docker Engine does not have")
+    assert message.startswith(f"paracle-guard: error: refused: controls.runtime.allowed names "
+                              f"{ABSENT}, which the Docker Engine does not have")
     assert "apt-get install runsc" in message and "/etc/docker/daemon.json" in message
     assert json.dumps({"runtimes": {ABSENT: {"path": "/usr/bin/runsc",
                                              "runtimeArgs": ["--network=none"]}}}) in message
