@@ -462,3 +462,15 @@ def test_only_what_a_pod_template_has_is_rewritten() -> None:
         "has(object.spec.podTemplate.spec.hostPID)")
     with pytest.raises(ValueError, match=r"object\.metadata\.name has no equivalent"):
         on_pod_template("object.metadata.name != ''")
+
+
+@pytest.mark.parametrize("form", ["Sandbox", "SandboxTemplate"])
+def test_agent_sandbox_resources_need_the_gvisor_runtime_class(form: str) -> None:
+    from tests.sources.test_k8s_agent_sandbox import as_agent_sandbox
+
+    checks = SandboxAdmission(load_policy("sandbox-gvisor"))
+    resource = sandbox_resource(as_agent_sandbox((CASES / "hardened.yaml").read_text(), form,
+                                                 "v1beta1"))
+    assert _codes(checks.rejections(resource)) == {"PG313"}
+    resource["spec"]["podTemplate"]["spec"]["runtimeClassName"] = "gvisor"
+    assert checks.rejections(resource) == []

@@ -27,7 +27,7 @@ from paracle_guard.sources.k8s import load_manifests
 from paracle_guard.sources.k8s_agent_sandbox import GROUPS, SERVED_VERSIONS, name_hash
 from paracle_guard.subject import Subject
 from tests.agent_sandbox_crds import crd, served_versions, validate
-from tests.runtime_containers import sandbox_plan
+from tests.runtime_containers import gvisor_plan, sandbox_plan
 from tests.sources.test_k8s import CASES, EXPECTED, SPLIT, line_of
 
 FIXTURES = Path(__file__).parent / "agent_sandbox"
@@ -518,3 +518,21 @@ def test_a_folder_shaped_like_the_published_examples_says_what_to_fix() -> None:
                                    "line": line_of(template, "egress:"),
                                    "end_line": None, "layer": None}
     assert "allows egress (2 rules)" in network["message"]
+
+
+@pytest.mark.parametrize("form", ["Sandbox", "SandboxTemplate"])
+def test_an_agent_sandbox_runs_under_the_runtime_class_of_its_pod_template(
+        tmp_path: Path, form: str) -> None:
+    text = as_agent_sandbox((CASES / "hardened.yaml").read_text(), form, "v1beta1")
+    path = tmp_path / "sandbox.yaml"
+    path.write_text(text)
+    (subject,) = judged(path, form)
+    [finding] = [f for f in gvisor_plan().evaluate(subject).findings if f.rule != "PG808"]
+    assert finding.rule == "PG313" and "runtimeClassName is not set" in finding.message
+    # gVisor's RuntimeClass, given in the same files with the handler runsc.
+    path.write_text(text.replace("    spec:\n", "    spec:\n      runtimeClassName: sandboxed\n", 1)
+                    + "---\napiVersion: node.k8s.io/v1\nkind: RuntimeClass\n"
+                    "metadata: {name: sandboxed}\nhandler: runsc\n")
+    (subject,) = judged(path, form)
+    assert subject.kubernetes is not None and subject.kubernetes.runtime_class_handler == "runsc"
+    assert [f.rule for f in gvisor_plan().evaluate(subject).findings] == ["PG808"]
