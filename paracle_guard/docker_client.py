@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from paracle_guard.errors import EngineUnavailable, GuardError, ImageNotFound, InputError
 
@@ -33,6 +33,16 @@ CONNECT_TIMEOUT = 5.0
 # image on a slow disk needs minutes, not seconds.
 OPERATION_TIMEOUT = 600.0
 SAVE_CHUNK_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class ContainerFile:
+    """One path of a container's filesystem, as the engine's archive endpoint gives it."""
+
+    kind: Literal["file", "symlink", "other", "unreadable"]
+    content: bytes | None = None  # a regular file's bytes, when within the limit asked
+    link_target: str = ""  # a symlink's target, resolved inside the container's root
+    reason: str = ""  # unreadable: what the engine said
 
 
 @dataclass(frozen=True)
@@ -234,27 +244,32 @@ class Engine:
         return self._optional(lambda: self.client.api.inspect_volume(name),
                               f"inspect volume {name}")
 
-    def read_container_file(self, container: str, path: str, limit: int) -> bytes | None:
-        """Regular file ``path`` of a container's filesystem (created or running).
+    def read_container_file(self, container: str, path: str, limit: int) -> ContainerFile | None:
+        """``path`` in a container's filesystem (created or running); None when it is missing.
 
-        None when it is missing, not a regular file (a symlink is not followed), or
-        larger than ``limit`` bytes: callers treat all three as "not known".
+        A symlink is not followed: its ``link_target`` is the path the engine resolves
+        it to inside the container's root. A regular file's content is given up to
+        ``limit`` bytes (None beyond); anything else is kind "other", and a path the
+        engine answers it cannot read is "unreadable".
         """
         docker, requests = _sdk()
         try:
             chunks, stat = self.client.api.get_archive(container, path)
-            if int(stat.get("size") or 0) > limit:
+            found = archive_file(stat, limit)
+            if found is not None:
                 chunks.close()
-                return None
+                return found
             # A tar of one small file: the content plus headers and padding.
             data = b"".join(chunks)
         except docker.errors.NotFound:
             return None
         except docker.errors.APIError as exc:
-            raise self._failed(f"read {path} in container {container}", exc) from exc
+            # The engine answered but could not read it (a path through a file, a
+            # container being removed): unknown to the caller, not a failed command.
+            return ContainerFile("unreadable", reason=str(exc.explanation or exc))
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise _unavailable(exc) from exc
-        return single_file(data, limit)
+        return archived_file(data, limit)
 
     def _optional(self, call: Callable[[], Any], what: str) -> dict[str, Any] | None:
         docker, requests = _sdk()
@@ -273,17 +288,32 @@ class Engine:
         )
 
 
-def single_file(archive_bytes: bytes, limit: int) -> bytes | None:
-    """The content of the one regular file in a ``GET .../archive`` tar, or None."""
+def archive_file(stat: Any, limit: int) -> ContainerFile | None:
+    """What the archive endpoint's path stat alone says: a link, or a file over ``limit``."""
+    if not isinstance(stat, dict):
+        return None
+    link_target = stat.get("linkTarget")
+    if isinstance(link_target, str) and link_target:
+        return ContainerFile("symlink", link_target=link_target)
+    size = stat.get("size")
+    if isinstance(size, int) and size > limit:
+        return ContainerFile("file")
+    return None
+
+
+def archived_file(archive_bytes: bytes, limit: int) -> ContainerFile:
+    """The one entry of a ``GET .../archive`` tar: a regular file's content, or its kind."""
     try:
         with tarfile.open(fileobj=io.BytesIO(archive_bytes)) as archive:
             member = archive.next()
-            if member is None or not member.isfile() or member.size > limit:
-                return None
+            if member is None or not member.isfile():
+                return ContainerFile("other")
             extracted = archive.extractfile(member)
-            return extracted.read() if extracted is not None else None
+            if extracted is None or member.size > limit:
+                return ContainerFile("file")
+            return ContainerFile("file", content=extracted.read())
     except tarfile.TarError:
-        return None
+        return ContainerFile("other")
 
 
 def connect(timeout: float = CONNECT_TIMEOUT) -> Engine:
@@ -473,23 +503,21 @@ class EngineReader:
     def inspect_plugin(self, ref: str) -> dict[str, Any] | None:
         return self._document(f"/plugins/{_quoted(ref)}/json")
 
-    def read_container_file(self, container: str, path: str, limit: int) -> bytes | None:
-        """Regular file ``path`` of a container, as ``Engine.read_container_file``."""
+    def read_container_file(self, container: str, path: str, limit: int) -> ContainerFile | None:
+        """``path`` of a container, as ``Engine.read_container_file`` gives it."""
         query = urllib.parse.urlencode({"path": path})
         status, headers, body = self.get(f"/containers/{_quoted(container)}/archive?{query}",
                                          limit=limit + (1 << 16))
         if status == 404:
             return None
         if status != 200:
-            raise GuardError(f"the Docker Engine at {self.host} could not read {path} in "
-                             f"container {container} ({status})")
+            return ContainerFile("unreadable", reason=f"status {status}")
         try:
             stat = json.loads(base64.b64decode(headers.get("x-docker-container-path-stat", "")))
-            if int(stat.get("size") or 0) > limit:
-                return None
-        except (ValueError, TypeError, AttributeError):
-            return None
-        return single_file(body, limit)
+        except (ValueError, TypeError):
+            return ContainerFile("unreadable", reason="no readable path stat")
+        found = archive_file(stat, limit)
+        return found if found is not None else archived_file(body, limit)
 
 
 def _quoted(part: str) -> str:

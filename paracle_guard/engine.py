@@ -152,7 +152,7 @@ class Plan:
                             parts={subject.target: subject.label or subject.target})
         applicable = [entry for entry in self._active
                       if subject.judged and subject.kind in entry.rule.kinds]
-        if subject.parse_problems:
+        if any(problem.blocking for problem in subject.parse_problems):
             # Input we could not understand is judged only as unparseable: every other
             # rule would be guessing about it, and guesses are false alarms.
             applicable = [entry for entry in applicable if entry.rule.code == PARSE_ERROR]

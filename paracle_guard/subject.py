@@ -27,18 +27,49 @@ from paracle_guard.location import Location
 SubjectKind = Literal["dockerfile", "image", "container", "compose", "k8s"]
 
 
+class GroupGrant(BaseModel):
+    """A supplementary group the container's process holds besides its primary group."""
+
+    # None with an ``unknown_reason``: a name only the image can resolve; None without
+    # one: a group known not to be root whose number is not fixed (groupadd app).
+    gid: int | None = None
+    unknown_reason: str | None = None
+    name: str | None = None
+    # What grants it, for messages: "the image's /etc/group", "--group-add", "group_add",
+    # "supplementalGroups", "fsGroup", "useradd -G".
+    via: str
+    location: Location | None = None
+
+
 class UserFact(BaseModel):
-    """The effective user a container of this subject starts as."""
+    """The effective user a container of this subject starts as, and its groups.
+
+    Sources fill it through ``sources.identity``, which reads user and group
+    specs as the engine does.
+    """
 
     # The user exactly as configured after variable substitution ("1000:1000",
     # "root", "app"); None when nothing sets a user (the engine then runs root).
     spec: str | None = None
     name: str | None = None
     uid: int | None = None
+    # The primary gid. None with no ``groups_unresolved_reason``: a group that is
+    # known not to be root but whose number is not fixed (the group useradd creates).
     gid: int | None = None
-    # Why the uid is not certain: it could not be proven (``uid`` None), or it was
-    # read with unset build variables (``USER ${UID:-0}`` with no --build-arg: uid 0).
+    # Why the uid is not certain: it could not be proven (``uid`` None), it was read
+    # with unset build variables (``USER ${UID:-0}`` with no --build-arg: uid 0), or
+    # the engine refuses to start the container with this user.
     unresolved_reason: str | None = None
+    # Root cannot be ruled out (a variable only the base image defines, account files
+    # that could not be read): rules report it with ``unresolved_reason``.
+    may_be_root: bool = False
+    # The built-in Windows accounts: ContainerAdministrator is the administrator.
+    windows_account: Literal["administrator", "user"] | None = None
+    groups: list[GroupGrant] = Field(default_factory=list)
+    # Why the primary gid or the complete set of supplementary groups is not known.
+    groups_unresolved_reason: str | None = None
+    # Where the primary group is set when that is not where the user is (runAsGroup).
+    gid_location: Location | None = None
     # Where the user was set: a USER line, or the base-image/stage it came from.
     location: Location | None = None
     inherited_from: str | None = None
@@ -48,7 +79,13 @@ class UserFact(BaseModel):
         """True when this user is root in any spelling; unknown names are not root."""
         if not self.spec:
             return True
-        return self.uid == 0 or self.name == "root"
+        return self.uid == 0 or self.name == "root" or self.windows_account == "administrator"
+
+    @property
+    def gids(self) -> list[int]:
+        """The gids the process certainly holds: the primary and every known supplementary."""
+        known = [] if self.gid is None else [self.gid]
+        return known + [grant.gid for grant in self.groups if grant.gid is not None]
 
 
 class BaseImage(BaseModel):
@@ -305,6 +342,10 @@ class ParseProblem(BaseModel):
     location: Location
     # How to fix it, when this problem has its own advice (a file that is not UTF-8).
     fix: str | None = None
+    # False: the input is understood (as its consumer reads it) but depends on a reading
+    # worth refusing, such as two keys Go's JSON decoder takes as one; the other rules
+    # still judge it. True: nothing else in it can be trusted.
+    blocking: bool = True
 
 
 # --- run-time configuration (containers and compose services) ---------------------
@@ -482,6 +523,9 @@ class RuntimeConfig(BaseModel):
     # handler when the checked files hold that RuntimeClass). None: not named, so the
     # engine's (or the node's) default runtime applies.
     oci_runtime: str | None = None
+    # The gid that owns the engine's unix socket on this host (the docker group), when
+    # the source could see it; a container holding that gid can reach the engine.
+    engine_socket_gid: int | None = None
 
     # Mounts inherited from something this input cannot show (compose
     # ``volumes_from: ["container:legacy"]``): the rules fail closed on them.
@@ -533,6 +577,9 @@ class KubernetesFacts(BaseModel):
     run_as_non_root: bool | None = None
     run_as_user: int | None = None
     seccomp_profile: str | None = None  # RuntimeDefault, Localhost, Unconfined; None: unset
+    # Merge (the default when unset) or Strict: whether the runtime adds the groups the
+    # image's /etc/group lists the user in.
+    supplemental_groups_policy: str | None = None
     # Volume types outside the Pod Security Standards' restricted list, as (type, name).
     restricted_volumes: list[Setting] = Field(default_factory=list)
     host_ports: list[PublishedPort] = Field(default_factory=list)

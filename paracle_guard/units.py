@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", re.IGNORECASE)
+# Go's \d is ASCII only; Python's would take any Unicode digit (Arabic-Indic too).
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?([kmgtp])?i?b?", re.IGNORECASE)
 _MULTIPLIERS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
@@ -32,8 +33,13 @@ def parse_size(value: str | int) -> int:
     if match is None:
         raise ValueError(f"{value!r} is not a size (expected digits and a unit: 512m, 1g, 1.5GiB)")
     number, unit = match.groups()
-    # Docker truncates toward zero after multiplying (int64(size * multiplier)).
-    return int(float(number) * _MULTIPLIERS[unit.lower() if unit else None])
+    # Docker truncates toward zero after multiplying (int64(size * multiplier)). A number
+    # float() cannot hold is no size; one beyond int64 is left to the caller, which
+    # knows the limit that applies (the engine's, a policy's).
+    size = float(number) * _MULTIPLIERS[unit.lower() if unit else None]
+    if size == float("inf"):
+        raise ValueError(f"{value!r} is not a size: too large")
+    return int(size)
 
 
 def format_size(size: int) -> str:

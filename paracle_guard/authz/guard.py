@@ -29,7 +29,7 @@ from typing import Any
 
 from paracle_guard.authz.protocol import AuthzRequest
 from paracle_guard.authz.routes import Refused, Route, Target, known_version, match, parse_uri
-from paracle_guard.docker_client import EngineReader
+from paracle_guard.docker_client import ContainerFile, EngineReader
 from paracle_guard.engine import Plan
 from paracle_guard.errors import GuardError
 from paracle_guard.policy.models import AuthzExemption, Policy
@@ -118,7 +118,7 @@ class CachedReader:
     def inspect_volume(self, name: str) -> dict[str, Any] | None:
         return self.reader.inspect_volume(name)
 
-    def read_container_file(self, container: str, path: str, limit: int) -> bytes | None:
+    def read_container_file(self, container: str, path: str, limit: int) -> ContainerFile | None:
         return self.reader.read_container_file(container, path, limit)
 
     def inspect_container(self, ref: str) -> dict[str, Any] | None:

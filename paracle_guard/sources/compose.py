@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from paracle_guard.location import Location
+from paracle_guard.sources.account_files import unknown_file
 from paracle_guard.sources.compose_engine import ASSUMED_CGROUP_V1, EngineDefaults
 from paracle_guard.sources.compose_merge import prepared
 from paracle_guard.sources.compose_mounts import MountReader
@@ -52,6 +53,7 @@ from paracle_guard.sources.compose_values import sequence as _sequence
 from paracle_guard.sources.compose_values import size as _size
 from paracle_guard.sources.compose_values import text as _text
 from paracle_guard.sources.compose_yaml import ComposeError, Node, parse_env_file
+from paracle_guard.sources.identity import resolve, user_fact
 from paracle_guard.sources.image_ref import parse_image_ref
 from paracle_guard.sources.runtime_options import (
     SYSTEM_PATHS,
@@ -264,23 +266,18 @@ class _ServiceReader:
     # -- user and environment --
 
     def user(self) -> UserFact:
+        """``user:`` and ``group_add:`` read as the engine reads them; a compose file does not
+        show the image, so names, and the groups of a user given no group, stay unproven."""
         node = self._get("user")
-        if node is None:
-            return UserFact(spec=None, location=_location(self.node))
-        spec = _text(node)
-        user_part, _, group_part = spec.partition(":")
-        fact = UserFact(spec=spec, location=_location(node))
-        if user_part.isdigit():
-            fact.uid = int(user_part)
-        elif user_part == "root":
-            fact.name, fact.uid = "root", 0  # whatever the image's /etc/passwd says
-        else:
-            fact.name = user_part
-            fact.unresolved_reason = (
-                f"user {user_part!r} is a name: only the image's /etc/passwd knows its uid"
-            )
-        if group_part.isdigit():
-            fact.gid = int(group_part)
+        added = [(_text(item), item) for item in self._items("group_add")]
+        spec = _text(node) if node is not None else ""
+        unseen = unknown_file("a compose file does not show the image")
+        identity = resolve(spec, unseen, unseen, group_add=[text for text, _ in added])
+        fact = user_fact(spec, identity, _location(node if node is not None else self.node),
+                         image_unseen=True)
+        where = iter(_location(item) for _, item in added)
+        for grant in fact.groups:
+            grant.via, grant.location = "group_add", next(where, grant.location)
         return fact
 
     def env(self) -> list[EnvVar]:

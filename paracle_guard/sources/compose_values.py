@@ -71,6 +71,10 @@ def integer(node: Node) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value.strip()):
+        # Compose reads integers into Go's int64: anything longer is out of range (and
+        # int() of thousands of digits is refused outright).
+        if len(value.strip().lstrip("+-").lstrip("0")) > 19:
+            raise node.error(f"{describe(node)} is out of range for an integer")
         return int(value)
     raise node.error(f"expected an integer, got {describe(node)}")
 

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
+from paracle_guard.sources.account_files import ABSENT, GROUP, PASSWD, AccountFile, unknown_file
 from paracle_guard.sources.create_request import CreateDefaults, CreateRequest, create_document
-from paracle_guard.sources.package_db import parse_group, parse_passwd
+from paracle_guard.sources.identity import resolve, user_fact
 from paracle_guard.sources.runtime_options import (
     CORE_MASKED_PATHS,
     CORE_READONLY_PATHS,
@@ -53,7 +54,7 @@ from paracle_guard.subject import (
 )
 
 if TYPE_CHECKING:
-    from paracle_guard.docker_client import Engine
+    from paracle_guard.docker_client import ContainerFile, Engine
 
 # Files read from a container to resolve a named user; bigger ones are not passwd files.
 ACCOUNT_FILE_LIMIT = 1 << 20
@@ -91,27 +92,36 @@ def subject_from_inspect(
     *,
     target: str,
     volumes: Mapping[str, Mapping[str, Any]] | None = None,
-    passwd: bytes | None = None,
-    group: bytes | None = None,
+    passwd: bytes | AccountFile | None = None,
+    group: bytes | AccountFile | None = None,
     realpaths: Mapping[str, str] | None = None,
+    engine_socket_gid: int | None = None,
 ) -> Subject:
     """The Subject for one container.
 
     ``image`` is the image's inspect (for the user and the VOLUMEs it declares);
     ``volumes`` maps volume names to their inspect (driver options decide whether a
     volume is really a bind); ``passwd``/``group`` are the container's account
-    files, used only to resolve a user given by name; ``realpaths`` maps host paths
-    to their real path on the engine's host. Any of them may be missing: a name
-    stays unresolved, a volume stays a volume, a path is taken as written.
+    files as the engine finds them (bytes: a regular file with that content);
+    ``realpaths`` maps host paths to their real path on the engine's host;
+    ``engine_socket_gid`` is the group of the engine's socket on this host. Any of
+    them may be missing: what depends on a file not read stays unproven, a volume
+    stays a volume, a path is taken as written.
     """
     if not isinstance(container, Mapping) or not isinstance(container.get("HostConfig"), Mapping):
         raise InputError(f"{target}: not a container inspect document (no HostConfig)")
     builder = _Builder(container, image, target, volumes or {}, realpaths or {})
     runtime = builder.runtime()
+    runtime.engine_socket_gid = engine_socket_gid
     return Subject(
         kind="container",
         target=target,
-        user=_user(builder.config, builder.image_config, passwd, group),
+        # No files given (a create request, judged before the container exists): names and
+        # the groups of a user given no group are resolved when it starts, and judged then
+        # (the authz plugin judges the start). Files that could not be read leave them
+        # possibly root.
+        user=builder.user(_account(passwd), _account(group),
+                          files_unseen=passwd is None and group is None),
         env=builder.env(),
         workdir=_text(builder.config.get("WorkingDir")) or None,
         runtime=runtime,
@@ -239,6 +249,26 @@ class _Builder:
         if own or self.image_config is None:
             return own
         return _text(self.image_config.get("User"))
+
+    def user(self, passwd: AccountFile, group: AccountFile, *,
+             files_unseen: bool = False) -> UserFact:
+        """The user the container's process runs as, resolved as the engine resolves it."""
+        spec = self._user_spec()
+        own = _text(self.config.get("User"))
+        location = _at("Config.User" if own or self.image_config is None else
+                       "Image.Config.User")
+        group_add = [str(item) for item in _list(self.host.get("GroupAdd"))]
+        identity = resolve(spec, passwd, group, group_add=group_add, what="the container's")
+        platform = _text(self.container.get("Platform")) or (
+            _text(self.image.get("Os")) if self.image is not None else "")
+        fact = user_fact(spec, identity, location, windows=platform == "windows",
+                         image_unseen=files_unseen)
+        if files_unseen:
+            fact.groups_unresolved_reason = None
+        for grant in fact.groups:
+            if grant.via == "--group-add":
+                grant.location = _at("HostConfig.GroupAdd")
+        return fact
 
     def _capabilities(self, field: str, raw: object) -> list[Capability]:
         return [
@@ -444,47 +474,10 @@ class _Builder:
         return data
 
 
-def _user(
-    config: Mapping[str, Any],
-    image_config: Mapping[str, Any] | None,
-    passwd: bytes | None,
-    group: bytes | None,
-) -> UserFact:
-    """The user the container's process runs as, resolved the way runc resolves it."""
-    own = _text(config.get("User"))
-    spec = own or (_text(image_config.get("User")) if image_config is not None else "")
-    location = _at("Config.User" if own or image_config is None else "Image.Config.User")
-    if not spec:
-        return UserFact(spec=None, name="root", uid=0, gid=0, location=location)
-    user_part, _, group_part = spec.partition(":")
-    fact = UserFact(spec=spec, location=location)
-    accounts = parse_passwd(passwd) if passwd is not None else None
-    if user_part.isdigit():
-        fact.uid = int(user_part)
-        entry = next((e for e in accounts or [] if e.uid == fact.uid), None)
-        fact.name = entry.name if entry else None
-        fact.gid = entry.gid if entry else 0
-    else:
-        fact.name = user_part
-        entry = next((e for e in accounts or [] if e.name == user_part), None)
-        if entry is not None:
-            fact.uid, fact.gid = entry.uid, entry.gid
-        elif user_part == "root":
-            fact.uid = 0  # root is uid 0 whether or not the files were read
-        elif accounts is None:
-            fact.unresolved_reason = (
-                f"user {user_part!r} is a name and the container's /etc/passwd was not read"
-            )
-        else:
-            fact.unresolved_reason = f"user {user_part!r} is not in the container's /etc/passwd"
-    if group_part:
-        if group_part.isdigit():
-            fact.gid = int(group_part)
-        else:
-            groups = parse_group(group) if group is not None else []
-            match = next((g for g in groups if g.name == group_part), None)
-            fact.gid = match.gid if match else None
-    return fact
+def _account(content: bytes | AccountFile | None) -> AccountFile:
+    if content is None:
+        return unknown_file("it was not read")
+    return content if isinstance(content, AccountFile) else AccountFile("present", content)
 
 
 # --- through the engine ------------------------------------------------------------
@@ -569,7 +562,9 @@ class ContainerReader(Protocol):
 
     def inspect_volume(self, name: str) -> dict[str, Any] | None: ...
 
-    def read_container_file(self, container: str, path: str, limit: int) -> bytes | None: ...
+    def read_container_file(
+        self, container: str, path: str, limit: int
+    ) -> ContainerFile | None: ...
 
 
 def container_subject(engine: ContainerReader, container: Mapping[str, Any]) -> Subject:
@@ -579,21 +574,15 @@ def container_subject(engine: ContainerReader, container: Mapping[str, Any]) -> 
     name = _text(container.get("Name")).lstrip("/") or container_id[:12]
     image = engine.inspect_image_document(_text(container.get("Image")))
     volumes = _volumes_of(engine, container)
-    # Only a name needs the container's own account files: runc resolves it there, at
-    # start, and "toor" may well be uid 0. Numbers are taken as they are.
-    passwd = group = None
-    user = _text(_dict(container.get("Config")).get("User"))
-    user_part, _, group_part = user.partition(":")
-    if user_part and not user_part.isdigit():
-        passwd = engine.read_container_file(container_id, "/etc/passwd", ACCOUNT_FILE_LIMIT)
-    if group_part and not group_part.isdigit():
-        group = engine.read_container_file(container_id, "/etc/group", ACCOUNT_FILE_LIMIT)
-    realpaths = (
-        resolve_realpaths(host_paths(container, volumes)) if engine_is_local(engine.host) else {}
-    )
+    # runc resolves users in the container's own files, at start: read them as it would.
+    passwd = _read_account_file(engine, container_id, PASSWD)
+    group = _read_account_file(engine, container_id, GROUP)
+    local = engine_is_local(engine.host)
+    realpaths = resolve_realpaths(host_paths(container, volumes)) if local else {}
+    socket_gid = _socket_gid(engine.host) if local else None
     return subject_from_inspect(
         container, image, target=f"container:{name}", volumes=volumes,
-        passwd=passwd, group=group, realpaths=realpaths,
+        passwd=passwd, group=group, realpaths=realpaths, engine_socket_gid=socket_gid,
     )
 
 
@@ -635,9 +624,38 @@ def subject_from_create(
                            volumes_from=volumes_from, name=name)
     volumes: dict[str, Mapping[str, Any]] = dict(made.volumes)
     volumes.update(_volumes_of(engine, made.document))
-    realpaths = (
-        resolve_realpaths(host_paths(made.document, volumes))
-        if engine_is_local(engine.host) else {}
-    )
+    local = engine_is_local(engine.host)
+    realpaths = resolve_realpaths(host_paths(made.document, volumes)) if local else {}
     return subject_from_inspect(made.document, image, target=f"container:{name or 'new'}",
-                                volumes=volumes, realpaths=realpaths)
+                                volumes=volumes, realpaths=realpaths,
+                                engine_socket_gid=_socket_gid(engine.host) if local else None)
+
+
+def _read_account_file(engine: ContainerReader, container_id: str, path: str) -> AccountFile:
+    """``path`` in the container as the engine opens it: links followed inside its root."""
+    found = engine.read_container_file(container_id, path, ACCOUNT_FILE_LIMIT)
+    if found is not None and found.link_target:
+        # The engine reports the target resolved in the container's root; read that.
+        target = found.link_target
+        found = engine.read_container_file(container_id, target, ACCOUNT_FILE_LIMIT)
+        path = target
+        if found is not None and found.link_target:
+            return unknown_file(f"{path} is still a link after the engine resolved it")
+    if found is None:
+        return ABSENT
+    if found.kind == "unreadable":
+        return unknown_file(f"the engine could not read {path}: {found.reason}")
+    if found.kind != "file":
+        return AccountFile("absent", path=path, note=f"{path} is not a regular file")
+    if found.content is None:
+        return unknown_file(f"{path} is larger than {ACCOUNT_FILE_LIMIT >> 20} MiB")
+    return AccountFile("present", found.content, path=path)
+
+
+def _socket_gid(host: str) -> int | None:
+    """The group owning the engine's socket on this host (the docker group), if readable."""
+    path = host.removeprefix("unix://")
+    try:
+        return os.stat(path).st_gid
+    except OSError:
+        return None

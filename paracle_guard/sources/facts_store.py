@@ -17,7 +17,7 @@ from paracle_guard import __version__
 from paracle_guard.disk_cache import CacheInfo, DiskCache, cache_folder, code_digest
 from paracle_guard.units import format_size, parse_size
 
-FACTS_SCHEMA = 1
+FACTS_SCHEMA = 2
 KINDS = ("image", "layer")
 DEFAULT_LIMIT = 512 << 20
 LIMIT_VARIABLE = "PARACLE_GUARD_CACHE_SIZE"

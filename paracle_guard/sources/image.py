@@ -4,9 +4,17 @@ Both paths read the same thing, the layers of the image's ``docker save``
 archive, without starting a container, so they give the same facts for the same
 image. The engine path reads only what its facts cache lacks, a layer at a time
 where the engine's store allows it (``image_layers``), and adds what only the
-engine knows (RepoDigests); its run configuration is the engine's inspect.
-Config facts (user, env, ports, volumes, workdir) are located at the target;
-file facts at their path inside the image and the layer that put them there.
+engine knows (RepoDigests); its run configuration is the engine's inspect,
+the engine's own reading of the image config. An archive's config is decoded
+as Go decodes it (``image_config``). Config facts (user, env, ports, volumes,
+workdir) are located at the target; file facts at their path inside the image
+and the layer that put them there.
+
+The user is resolved through ``identity`` against the image's /etc/passwd and
+/etc/group as the engine finds them, following links, over the merged file
+facts alone (cached or fresh). When those facts did not keep what a link points
+to, the image is read again with that path wanted (a piped archive cannot be,
+and the user is then reported as unprovable).
 """
 
 from __future__ import annotations
@@ -14,30 +22,41 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from paracle_guard.disk_cache import DiskCache
 from paracle_guard.docker_client import Engine, ImageInfo
 from paracle_guard.errors import InputError
-from paracle_guard.image_tree import ImageTree
 from paracle_guard.location import Location
 from paracle_guard.progress import ReadProgress
+from paracle_guard.sources.account_files import GROUP, PASSWD, AccountFile, find_account_file
+from paracle_guard.sources.identity import resolve, user_fact
 from paracle_guard.sources.image_archive import (
     FinalFile,
+    ImageFiles,
     SavedArchive,
     SavedImage,
     read_saved_archive,
 )
+from paracle_guard.sources.image_config import ImageConfig, config_from_inspect
+from paracle_guard.sources.image_content import ACCOUNT_FILES
+from paracle_guard.sources.image_facts import ImageFacts
 from paracle_guard.sources.image_layers import image_files
-from paracle_guard.sources.package_db import (
-    GroupEntry,
-    PasswdEntry,
-    parse_group,
-    parse_passwd,
+from paracle_guard.subject import (
+    EnvVar,
+    ExposedPort,
+    FileEntry,
+    Package,
+    ParseProblem,
+    Subject,
 )
-from paracle_guard.subject import EnvVar, ExposedPort, FileEntry, Package, Subject, UserFact
+
+# Reads of an image: a second when the account files sit behind links to files the
+# first read did not keep the content of, a third for a hard link's target in turn.
+ACCOUNT_PASSES = 3
+# Reads the image again, keeping the content of the paths given.
+Reread = Callable[[frozenset[str]], ImageFacts]
 
 STDIN = "-"
 STDIN_NAME = "(stdin)"  # how reports name an archive read from standard input
@@ -72,10 +91,12 @@ def load_resolved_image(
 ) -> Subject:
     """``load_image`` for an image already resolved (the launcher resolves once, then uses IDs)."""
     facts = image_files(engine, info, ref, cache=cache, progress=progress)
-    config = {"config": info.config, "os": info.os, "architecture": info.architecture,
-              "variant": info.variant}
-    subject = subject_from_files(facts.files, config, image_id=info.id, tags=info.tags,
-                                 target=ref, image_tree=facts.tree)
+
+    def reread(wanted: frozenset[str]) -> ImageFacts:
+        return image_files(engine, info, ref, wanted=wanted)
+
+    subject = subject_from_facts(facts, config_from_info(info), image_id=info.id,
+                                 tags=info.tags, target=ref, reread=reread)
     subject.metadata["repo_digests"] = list(info.repo_digests)
     return subject
 
@@ -85,12 +106,13 @@ def load_image_archive(path: str | Path, ref: str | None = None) -> Subject:
 
     When the archive holds several images, ``ref`` picks one by tag or image ID.
     """
-    archive = _read_archive(str(path))
+    archive, reread = _read_archive(str(path))
     if ref is None and len(archive.images) > 1:
         listing = "; ".join(_describe(image) for image in archive.images)
         raise InputError(f"{archive.source} holds {len(archive.images)} images ({listing}); "
                          "name the one to check")
-    return image_subject(archive, _pick_by_ref(archive, ref), target=ref or archive.source)
+    return image_subject(archive, _pick_by_ref(archive, ref), target=ref or archive.source,
+                         reread=reread)
 
 
 def load_archive_images(path: str, refs: Sequence[str] = ()) -> list[Subject]:
@@ -100,12 +122,13 @@ def load_archive_images(path: str, refs: Sequence[str] = ()) -> list[Subject]:
     target: its reference when named, the archive's name when it holds only one,
     else its first tag (or the archive and the image ID).
     """
-    archive = _read_archive(path)
+    archive, reread = _read_archive(path)
     if refs:
-        return [image_subject(archive, _pick_by_ref(archive, ref), target=ref) for ref in refs]
+        return [image_subject(archive, _pick_by_ref(archive, ref), target=ref, reread=reread)
+                for ref in refs]
     if len(archive.images) == 1:
-        return [image_subject(archive, archive.images[0], target=archive.source)]
-    return [image_subject(archive, image, target=_archive_target(archive, image))
+        return [image_subject(archive, archive.images[0], target=archive.source, reread=reread)]
+    return [image_subject(archive, image, target=_archive_target(archive, image), reread=reread)
             for image in archive.images]
 
 
@@ -115,22 +138,33 @@ def _archive_target(archive: SavedArchive, image: SavedImage) -> str:
     return f"{archive.source}@{image.id[:len('sha256:') + 12]}"
 
 
-def _read_archive(path: str) -> SavedArchive:
+ArchiveReread = Callable[[frozenset[str]], SavedArchive]
+
+
+def _read_archive(path: str) -> tuple[SavedArchive, ArchiveReread | None]:
+    """The archive read once, and a way to read it again (None for a pipe)."""
     if path == STDIN:
         if sys.stdin.isatty():
             raise InputError("--input -: standard input is a terminal; pipe an archive in "
                              "(docker save IMAGE | paracle-guard image --input -)")
         # A pipe is read front to back; nothing can be skipped with a seek.
-        return read_saved_archive(sys.stdin.buffer, source=STDIN_NAME)
+        return read_saved_archive(sys.stdin.buffer, source=STDIN_NAME), None
     try:
         stream = open(path, "rb")  # noqa: SIM115 (closed below, after fstat)
         info = os.fstat(stream.fileno())
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     # A regular file can be skipped through with seeks; a pipe has to be read.
-    size = info.st_size if stat.S_ISREG(info.st_mode) else None
+    seekable = stat.S_ISREG(info.st_mode)
+    size = info.st_size if seekable else None
     with stream:
-        return read_saved_archive(stream, source=path, size=size)
+        archive = read_saved_archive(stream, source=path, size=size)
+
+    def reread(wanted: frozenset[str]) -> SavedArchive:
+        with open(path, "rb") as again:
+            return read_saved_archive(again, source=path, size=size, wanted=wanted)
+
+    return archive, reread if seekable else None
 
 
 def _normalise_tag(ref: str) -> str:
@@ -162,39 +196,61 @@ def _pick_by_ref(archive: SavedArchive, ref: str | None) -> SavedImage:
     raise InputError(f"{archive.source} does not hold image {ref} (it holds: {listing})")
 
 
-def image_subject(archive: SavedArchive, image: SavedImage, target: str) -> Subject:
-    """The Subject for one image of a read archive."""
-    return subject_from_files(archive.final_files(image), image.config, image_id=image.id,
-                              tags=image.tags, target=target,
-                              image_tree=archive.image_tree(image))
+def image_subject(
+    archive: SavedArchive,
+    image: SavedImage,
+    target: str,
+    *,
+    reread: ArchiveReread | None = None,
+) -> Subject:
+    """The Subject for one image of a read archive; its config decoded as Go decodes it.
+
+    ``reread`` reads the archive again when the account files need paths a read did
+    not keep.
+    """
+    facts = ImageFacts(files=archive.final_files(image), tree=archive.image_tree(image))
+    again: Reread | None = None
+    if reread is not None:
+        def again(wanted: frozenset[str]) -> ImageFacts:
+            fresh = reread(wanted)
+            same = next((i for i in fresh.images if i.id == image.id), None)
+            if same is None:
+                raise InputError(f"{archive.source} changed while it was being read")
+            return ImageFacts(files=fresh.final_files(same), tree=fresh.image_tree(same))
+    return subject_from_facts(facts, image.config, image_id=image.id, tags=image.tags,
+                              target=target, reread=again)
 
 
-def subject_from_files(
-    files: Sequence[FinalFile],
-    image_config: dict[str, Any],
+def config_from_info(info: ImageInfo) -> ImageConfig:
+    """The run configuration of an engine's image: its inspect, as the engine decoded it."""
+    return config_from_inspect({
+        "Config": info.config, "Os": info.os, "Architecture": info.architecture,
+        "Variant": info.variant, "RootFS": {"Layers": list(info.diff_ids)},
+    })
+
+
+def subject_from_facts(
+    facts: ImageFacts,
+    run_config: ImageConfig,
     *,
     image_id: str,
     tags: Sequence[str],
     target: str,
-    image_tree: ImageTree | None = None,
+    reread: Reread | None = None,
 ) -> Subject:
-    """The Subject of an image: its final files' facts, and its config (docker's JSON shape)."""
-    # Docker writes these fields with fixed types; an archive from elsewhere may not.
-    config = _mapping(image_config.get("config"))
+    """The Subject of an image: its final files' facts, and its run configuration.
+
+    ``reread`` reads the image again when the account files need paths the facts
+    did not keep; without it such a user is reported as unprovable.
+    """
     at_target = Location(path=target)
 
-    passwd: list[PasswdEntry] | None = None
-    group: list[GroupEntry] | None = None
     entries: list[FileEntry] = []
     packages: list[Package] = []
     managers: set[str] = set()
     unread: set[str] = set()
-    for final in files:
+    for final in facts.files:
         kept = final.file
-        if kept.path == "/etc/passwd" and kept.content is not None:
-            passwd = parse_passwd(kept.content)
-        elif kept.path == "/etc/group" and kept.content is not None:
-            group = parse_group(kept.content)
         if kept.manager == "rpm":
             unread.add("rpm")
         elif kept.manager is not None:
@@ -216,40 +272,74 @@ def subject_from_files(
         "id": image_id,
         "tags": list(tags),
         "repo_digests": [],
-        "os": _string(image_config.get("os")),
-        "architecture": _string(image_config.get("architecture")),
+        "os": run_config.os,
+        "architecture": run_config.architecture,
         "package_databases": sorted(managers),
     }
-    if _string(image_config.get("variant")):
-        metadata["variant"] = _string(image_config.get("variant"))
-    entrypoint = config.get("Entrypoint")
-    if isinstance(entrypoint, list) and entrypoint:
+    if run_config.variant:
+        metadata["variant"] = run_config.variant
+    if run_config.entrypoint:
         # What runs first whatever command a container is given (the launcher checks it exists).
-        metadata["entrypoint"] = [str(part) for part in entrypoint]
+        metadata["entrypoint"] = list(run_config.entrypoint)
     if unread:
         metadata["unread_package_databases"] = sorted(unread)
 
+    passwd, group = _account_files(facts, reread)
+    identity = resolve(run_config.user, passwd, group)
     return Subject(
         kind="image",
         target=target,
-        user=resolve_user(_string(config.get("User")), passwd, group, at_target),
+        user=user_fact(run_config.user, identity, at_target,
+                       windows=run_config.os == "windows"),
         packages=packages,
-        env=_env(config.get("Env"), at_target),
+        env=_env(run_config.env, at_target),
         files=entries,
-        volumes=sorted(str(v) for v in _mapping(config.get("Volumes"))),
-        exposed_ports=_ports(config.get("ExposedPorts"), at_target),
-        workdir=_string(config.get("WorkingDir")) or None,
+        volumes=list(run_config.volumes),
+        exposed_ports=_ports(run_config.exposed_ports, at_target),
+        workdir=run_config.working_dir or None,
         metadata=metadata,
-        image_tree=image_tree,
+        image_tree=facts.tree,
+        # An archive's config is read exactly as Go reads it, so a config that relies
+        # on Go's reading is reported but still judged by every rule; one the engine
+        # would not load at all is judged only as unparseable. (An engine's inspect is
+        # its own reading: nothing to report.)
+        parse_problems=[
+            *(ParseProblem(message=problem, location=at_target)
+              for problem in run_config.problems),
+            *(ParseProblem(message=ambiguity, location=at_target, blocking=False)
+              for ambiguity in run_config.ambiguities),
+        ],
     )
 
 
-def _mapping(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _account_files(facts: ImageFacts, reread: Reread | None) -> tuple[AccountFile, AccountFile]:
+    """/etc/passwd and /etc/group as the engine finds them, reading again if links need it."""
+    wanted = set(ACCOUNT_FILES)
+    for attempt in range(ACCOUNT_PASSES):
+        view = files_view(facts)
+        passwd, group = find_account_file(view, PASSWD), find_account_file(view, GROUP)
+        needed = passwd.need | group.need
+        if not needed or (needed <= wanted and attempt) or reread is None \
+                or attempt == ACCOUNT_PASSES - 1:
+            break
+        wanted |= needed
+        facts = reread(frozenset(wanted))
+    if reread is None:
+        suffix = " (the archive came through a pipe, which cannot be read twice: give it as a file)"
+        passwd, group = (_with_suffix(passwd, suffix), _with_suffix(group, suffix))
+    return passwd, group
 
 
-def _string(value: object) -> str:
-    return value if isinstance(value, str) else ""
+def files_view(facts: ImageFacts) -> ImageFiles:
+    """The image's final filesystem path by path: a pure function of its merged facts."""
+    return ImageFiles(facts.tree, {final.file.path: final.file for final in facts.files})
+
+
+def _with_suffix(account: AccountFile, suffix: str) -> AccountFile:
+    if account.status != "unknown" or not account.need:
+        return account
+    return AccountFile("unknown", path=account.path, note=account.note + suffix,
+                       need=account.need)
 
 
 def _file_entry(final: FinalFile) -> FileEntry:
@@ -267,69 +357,21 @@ def _file_entry(final: FinalFile) -> FileEntry:
     )
 
 
-def _env(raw: object, location: Location) -> list[EnvVar]:
+def _env(raw: list[str], location: Location) -> list[EnvVar]:
     env = []
-    for item in raw if isinstance(raw, list) else []:
-        name, _, value = _string(item).partition("=")
+    for item in raw:
+        name, _, value = item.partition("=")
         if name:
             env.append(EnvVar(name=name, value=value, origin="config", location=location))
     return env
 
 
-def _ports(raw: object, location: Location) -> list[ExposedPort]:
+def _ports(raw: list[str], location: Location) -> list[ExposedPort]:
     ports = []
-    for key in raw if isinstance(raw, dict) else {}:
-        number, _, protocol = str(key).partition("/")
-        if number.isdigit():
+    for key in raw:
+        number, _, protocol = key.partition("/")
+        # The engine's nat.Port: ASCII digits, a port number (str.isdigit() takes "²").
+        if number.isascii() and number.isdigit() and len(number) <= 5 and int(number) <= 65535:
             ports.append(ExposedPort(port=int(number), protocol=protocol or "tcp",
                                      location=location))
     return sorted(ports, key=lambda p: (p.port, p.protocol))
-
-
-def resolve_user(
-    spec: str,
-    passwd: list[PasswdEntry] | None,
-    group: list[GroupEntry] | None,
-    location: Location,
-) -> UserFact:
-    """The user a container of the image starts as, resolved the way runc resolves it.
-
-    Empty means root. A name is looked up in the image's /etc/passwd; a number is
-    used as is (with its passwd entry's primary group when it has one, else gid 0).
-    ``user:group`` takes the group by number or through /etc/group.
-    """
-    if not spec:
-        root = _by_uid(passwd, 0)
-        return UserFact(spec=None, name=root.name if root else "root", uid=0, gid=0,
-                        location=location)
-
-    user_part, _, group_part = spec.partition(":")
-    fact = UserFact(spec=spec, location=location)
-    if user_part.isdigit():
-        fact.uid = int(user_part)
-        entry = _by_uid(passwd, fact.uid)
-        fact.name = entry.name if entry else None
-        fact.gid = entry.gid if entry else 0
-    else:
-        fact.name = user_part
-        entry = next((e for e in passwd or [] if e.name == user_part), None)
-        if entry is not None:
-            fact.uid, fact.gid = entry.uid, entry.gid
-        elif passwd is None:
-            fact.unresolved_reason = (
-                f"the image has no /etc/passwd, so user {user_part!r} cannot be resolved"
-            )
-        else:
-            fact.unresolved_reason = f"user {user_part!r} is not in the image's /etc/passwd"
-
-    if group_part:
-        if group_part.isdigit():
-            fact.gid = int(group_part)
-        else:
-            match = next((g for g in group or [] if g.name == group_part), None)
-            fact.gid = match.gid if match else None
-    return fact
-
-
-def _by_uid(passwd: list[PasswdEntry] | None, uid: int) -> PasswdEntry | None:
-    return next((entry for entry in passwd or [] if entry.uid == uid), None)

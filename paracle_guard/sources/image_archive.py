@@ -13,17 +13,26 @@ never with the bytes, and nothing is written to disk.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import posixpath
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from paracle_guard.errors import InputError
 from paracle_guard.image_tree import ImageTree, LayerTree, path_key
-from paracle_guard.sources.image_content import KeptFile, examine, kind_of
+from paracle_guard.sources.account_files import FileFact
+from paracle_guard.sources.image_config import ConfigError, ImageConfig, decode_image_config
+from paracle_guard.sources.image_content import (
+    ACCOUNT_FILES,
+    ACCOUNTS_LIMIT,
+    KeptFile,
+    examine,
+    kind_of,
+)
 from paracle_guard.sources.tar_stream import (
     Source,
     StreamSource,
@@ -79,7 +88,7 @@ class FinalFile:
 class SavedImage:
     id: str  # "sha256:" + digest of the config, the engine's image ID
     tags: tuple[str, ...]
-    config: dict[str, Any]  # the image config JSON (os, architecture, config, rootfs...)
+    config: ImageConfig  # the image config as the engine decodes it
     layers: tuple[str, ...]  # archive member names, bottom layer first
     diff_ids: tuple[str, ...]
 
@@ -96,6 +105,11 @@ class SavedArchive:
                          layer_ids=[image.diff_ids[index] if index < len(image.diff_ids)
                                     else member for index, member in enumerate(image.layers)])
 
+    def view(self, image: SavedImage) -> ImageFiles:
+        """The image's final filesystem, path by path (for the account files and their links)."""
+        kept = {final.file.path: final.file for final in self.final_files(image)}
+        return ImageFiles(self.image_tree(image), kept)
+
     def final_files(self, image: SavedImage) -> list[FinalFile]:
         """The kept files that survive in ``image``'s final filesystem, sorted by path."""
         final: dict[str, FinalFile] = {}
@@ -110,14 +124,61 @@ class SavedArchive:
         return [final[path] for path in sorted(final)]
 
 
+class ImageFiles:
+    """A FileView over an image: kinds and links from its tree, contents from the kept files.
+
+    A pure function of the layers' facts, so that it works the same on cached ones. A
+    path that exists but whose content no scan kept is ``unknown``: a source can scan
+    again with that path wanted.
+    """
+
+    def __init__(self, tree: ImageTree, kept: dict[str, KeptFile]) -> None:
+        self.tree = tree
+        self.kept = kept
+
+    def entry(self, path: str) -> FileFact:
+        found = self.tree.lookup(path)
+        if found is None:
+            return FileFact("missing")
+        if found.kind == "dir":
+            return FileFact("dir")
+        if found.kind == "symlink":
+            return FileFact("symlink", target=found.target)
+        kept = self.kept.get(path)
+        if kept is None:
+            return FileFact("unknown", note="this scan did not keep it", need=path)
+        return _file_fact(kept)
+
+
+def _file_fact(kept: KeptFile) -> FileFact:
+    if kept.kind != "file":
+        return FileFact(kept.kind)
+    if kept.truncated:
+        return FileFact("file", note=f"it is larger than the {ACCOUNTS_LIMIT >> 20} MiB "
+                                     "paracle-guard reads")
+    if kept.content is None and kept.hardlink:
+        return FileFact("file", note=f"it is a hard link to {kept.link}, which was not read",
+                        need=kept.link)
+    if kept.content is None:
+        return FileFact("file", note="its content was not read", need=kept.path)
+    return FileFact("file", content=kept.content)
+
+
 def normalise(name: str) -> str | None:
     """A tar member name as an absolute image path; None for the root itself."""
     path = posixpath.normpath("/" + name.lstrip("/"))
     return None if path == "/" else path
 
 
-def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
-    """Scan one layer tar (plain or gzip) as it streams past."""
+def scan_layer(
+    data: Source,
+    *,
+    source: str,
+    member: str,
+    wanted: frozenset[str] = ACCOUNT_FILES,
+) -> LayerScan:
+    """Scan one layer tar (plain or gzip) as it streams past; ``wanted`` paths are kept
+    with their content (a second scan asks for the files the account files link to)."""
     scan = LayerScan()
     try:
         layer = open_tar(data)
@@ -144,7 +205,9 @@ def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
                 scan.dirs.discard(key)
             kind = kind_of(info)
             scan.tree.record(path, "other" if kind == "file" else kind, info.linkname)
-            kept = examine(path, info, layer.read)
+            kept = examine(path, info, layer.read, wanted)
+            if kept is not None and kept.hardlink:
+                kept = _with_link_content(kept, scan.kept.get(kept.link))
             if kept is not None:
                 scan.kept[path] = kept
             else:
@@ -156,18 +219,27 @@ def scan_layer(data: Source, *, source: str, member: str) -> LayerScan:
     return scan
 
 
+def _with_link_content(link: KeptFile, target: KeptFile | None) -> KeptFile:
+    """A hard link carries the content of the file it links to, written earlier in the layer."""
+    if target is None or (target.content is None and not target.truncated):
+        return link
+    return dataclasses.replace(link, content=target.content, truncated=target.truncated)
+
+
 def read_saved_archive(
     stream: IO[bytes],
     *,
     source: str,
     size: int | None = None,
     on_layer: Callable[[], None] | None = None,
+    wanted: frozenset[str] = ACCOUNT_FILES,
 ) -> SavedArchive:
     """Read a ``docker save`` stream once, scanning every layer as it passes.
 
     ``size`` is the byte size of a stream that is a real, seekable file: data
     nobody needs is then skipped with a seek instead of being read. ``on_layer``
-    is called after each layer is scanned (for progress).
+    is called after each layer is scanned (for progress). ``wanted`` is passed to
+    every layer scan.
     """
     documents: dict[str, bytes] = {}
     scans: dict[str, LayerScan] = {}
@@ -205,7 +277,7 @@ def read_saved_archive(
                 documents[name] = archive.read(member.size)
             if layer is not None:
                 try:
-                    scans[name] = scan_layer(layer, source=source, member=name)
+                    scans[name] = scan_layer(layer, source=source, member=name, wanted=wanted)
                 except InputError as exc:
                     broken[name] = str(exc)
                 if on_layer is not None:
@@ -276,11 +348,10 @@ def _images_from_manifest(
         if raw is None:
             raise InputError(f"{where}: config {entry['Config']} is missing from the archive")
         try:
-            config = json.loads(raw)
-        except ValueError as exc:
-            raise InputError(f"{where}: config {entry['Config']} is not valid JSON") from exc
-        if not isinstance(config, dict):
-            raise InputError(f"{where}: config {entry['Config']} is not a JSON object")
+            config = decode_image_config(raw)
+        except ConfigError as exc:
+            raise InputError(f"{where}: config {entry['Config']} is not a JSON object the "
+                             f"engine would load ({exc})") from None
 
         layers = []
         listed = entry.get("Layers")
@@ -291,8 +362,6 @@ def _images_from_manifest(
             if resolved not in scans:
                 raise InputError(f"{where}: layer {layer} is missing from the archive")
             layers.append(resolved)
-        rootfs = config.get("rootfs")
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         tags = entry.get("RepoTags")
         images.append(
             SavedImage(
@@ -300,7 +369,7 @@ def _images_from_manifest(
                 tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
                 config=config,
                 layers=tuple(layers),
-                diff_ids=tuple(str(d) for d in diff_ids) if isinstance(diff_ids, list) else (),
+                diff_ids=tuple(config.diff_ids),
             )
         )
     return images

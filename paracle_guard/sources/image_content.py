@@ -71,8 +71,13 @@ class KeptFile:
     # The package database this file is, if any ("rpm" is recognised but not read).
     manager: str | None = None
     packages: tuple[PackageRecord, ...] = ()
-    # Raw bytes of /etc/passwd and /etc/group: the only contents kept whole.
+    # Raw bytes of /etc/passwd and /etc/group (and of paths asked for by name): the
+    # only contents kept whole. ``truncated``: the file is larger than what was kept.
     content: bytes | None = None
+    truncated: bool = False
+    # A hard link's target as an absolute path (its content is the target's).
+    link: str = ""
+    hardlink: bool = False
 
 
 def kind_of(info: TarMember) -> FileKind:
@@ -85,10 +90,18 @@ def kind_of(info: TarMember) -> FileKind:
     return "other"
 
 
-def examine(path: str, info: TarMember, read: Callable[[int], bytes]) -> KeptFile | None:
+def examine(
+    path: str,
+    info: TarMember,
+    read: Callable[[int], bytes],
+    wanted: frozenset[str] = ACCOUNT_FILES,
+) -> KeptFile | None:
     """What to keep of the file at ``path``; ``read(n)`` returns up to n bytes of its data.
 
     ``read`` may be called once: the walker streams the layer and cannot rewind.
+    Paths in ``wanted`` are kept with their content when they are regular files,
+    and as a hard link (the layer walker gives it its target's content) when they
+    are one. Symlinks need not be kept: the layer's tree records every one.
     """
     kind = kind_of(info)
     mode = info.mode & 0o7777
@@ -106,10 +119,12 @@ def examine(path: str, info: TarMember, read: Callable[[int], bytes]) -> KeptFil
     packages: tuple[PackageRecord, ...] = ()
     content: bytes | None = None
     tags: tuple[FileTag, ...] = ()
+    truncated = False
     if info.isreg():
         manager = package_manager_for(path)
-        if path in ACCOUNT_FILES:
+        if path in wanted:
             content = read(ACCOUNTS_LIMIT)
+            truncated = info.size > ACCOUNTS_LIMIT
         elif manager is not None:
             limit = PYTHON_METADATA_LIMIT if manager == "python" else PACKAGE_DB_LIMIT
             packages = tuple(parse_packages(manager, read(limit)))
@@ -121,7 +136,9 @@ def examine(path: str, info: TarMember, read: Callable[[int], bytes]) -> KeptFil
             tags = name_tags(path, name)
         reported = reported or bool(tags)
 
-    if not reported and manager is None and content is None:
+    hardlink = info.islnk() and path in wanted
+    link = posixpath.normpath("/" + info.linkname.lstrip("/")) if hardlink else ""
+    if not reported and manager is None and content is None and not hardlink:
         return None
     return KeptFile(
         path=path,
@@ -136,6 +153,9 @@ def examine(path: str, info: TarMember, read: Callable[[int], bytes]) -> KeptFil
         manager=manager,
         packages=packages,
         content=content,
+        truncated=truncated,
+        link=link,
+        hardlink=hardlink,
     )
 
 

@@ -36,7 +36,7 @@ from paracle_guard.sources.package_db import PackageRecord
 SCAN_FIELDS = ("kept", "whiteouts", "opaque_dirs", "written", "dirs", "tree")
 TREE_FIELDS = ("dirs", "symlinks", "others", "whiteouts", "opaque_dirs")
 KEPT_FIELDS = ("path", "mode", "kind", "uid", "gid", "size", "capabilities", "tags",
-               "reported", "manager", "packages", "content")
+               "reported", "manager", "packages", "content", "truncated", "link", "hardlink")
 PACKAGE_FIELDS = ("name", "manager", "version", "size_bytes", "line")
 
 # --- layers --------------------------------------------------------------------------
@@ -97,12 +97,13 @@ def _encode_kept(kept: KeptFile) -> list[Any]:
         list(kept.tags), kept.reported, kept.manager,
         [[r.name, r.manager, r.version, r.size_bytes, r.line] for r in kept.packages],
         base64.b64encode(kept.content).decode() if kept.content is not None else None,
+        kept.truncated, kept.link, kept.hardlink,
     ]
 
 
 def _decode_kept(item: Any) -> KeptFile:
     (path, mode, kind, uid, gid, size, capabilities, tags, reported, manager, packages,
-     content) = item
+     content, truncated, link, hardlink) = item
     if kind not in ("file", "dir", "symlink", "other"):
         raise ValueError(f"unknown kind {kind!r}")
     return KeptFile(
@@ -116,6 +117,7 @@ def _decode_kept(item: Any) -> KeptFile:
             for name, by, version, size_bytes, line in packages
         ),
         content=None if content is None else base64.b64decode(_text(content), validate=True),
+        truncated=_flag(truncated), link=_text(link), hardlink=_flag(hardlink),
     )
 
 

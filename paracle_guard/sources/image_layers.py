@@ -30,6 +30,8 @@ from paracle_guard.sources.image_archive import (
     read_saved_archive,
     scan_layer,
 )
+from paracle_guard.sources.image_config import ImageConfig
+from paracle_guard.sources.image_content import ACCOUNT_FILES
 from paracle_guard.sources.image_facts import (
     ImageFacts,
     decode_image,
@@ -56,9 +58,16 @@ def image_files(
     *,
     cache: DiskCache | None = None,
     progress: ReadProgress | None = None,
+    wanted: frozenset[str] = ACCOUNT_FILES,
 ) -> ImageFacts:
     """The kept files of the image's final filesystem, each with the layer that put it
-    there, and the skeleton of its layers."""
+    there, and the skeleton of its layers.
+
+    ``wanted`` paths are kept with their content. The cache holds scans of the usual
+    ones (``ACCOUNT_FILES``), so a read that wants more uses no cache.
+    """
+    if wanted != ACCOUNT_FILES:
+        cache = None
     read = ImageRead(ref=ref, layers=len(info.diff_ids))
     try:
         if cache is not None:
@@ -68,8 +77,8 @@ def image_files(
                 read.image_cached = True
                 read.cached_layers = read.layers
                 return cached
-        scans = _layer_scans(engine, info, ref, cache, read, progress)
-        image = SavedImage(id=info.id, tags=(), config={}, layers=info.diff_ids,
+        scans = _layer_scans(engine, info, ref, cache, read, progress, wanted)
+        image = SavedImage(id=info.id, tags=(), config=ImageConfig(), layers=info.diff_ids,
                            diff_ids=info.diff_ids)
         merged = SavedArchive(source=f"image {ref}", images=[image], scans=scans)
         facts = ImageFacts(files=merged.final_files(image), tree=merged.image_tree(image))
@@ -89,6 +98,7 @@ def _layer_scans(
     cache: DiskCache | None,
     read: ImageRead,
     progress: ReadProgress | None,
+    wanted: frozenset[str],
 ) -> dict[str, LayerScan]:
     scans: dict[str, LayerScan] = {}
     for diff_id in dict.fromkeys(info.diff_ids):
@@ -104,9 +114,9 @@ def _layer_scans(
               else find_layers(engine.host, info.graph_driver, info.graph_data, info.diff_ids))
     fresh: dict[str, LayerScan] | None = None
     if not isinstance(stored, str):
-        fresh = _from_layer_store(stored, missing, ref, read, progress)
+        fresh = _from_layer_store(stored, missing, ref, read, progress, wanted)
     if fresh is None:
-        fresh = _from_docker_save(engine, info, ref, read, progress)
+        fresh = _from_docker_save(engine, info, ref, read, progress, wanted)
     for diff_id in missing:
         scans[diff_id] = fresh[diff_id]
         if cache is not None:
@@ -140,20 +150,21 @@ def _from_layer_store(
     ref: str,
     read: ImageRead,
     progress: ReadProgress | None,
+    wanted: frozenset[str],
 ) -> dict[str, LayerScan] | None:
     """Scan the ``missing`` layers from the local store; None when it does not hold them."""
     read.method = "layer store"
-    wanted = [layer for layer in stored if layer.diff_id in missing]
-    read.total_bytes = sum(layer.size for layer in dict.fromkeys(wanted)) or None
+    to_read = [layer for layer in stored if layer.diff_id in missing]
+    read.total_bytes = sum(layer.size for layer in dict.fromkeys(to_read)) or None
     counter = _Counter(read, progress)
     scans: dict[str, LayerScan] = {}
     try:
-        for layer in wanted:
+        for layer in to_read:
             if layer.diff_id in scans:
                 continue
             with ReplayedLayer(layer, on_bytes=counter) as replay:
                 scans[layer.diff_id] = scan_layer(replay, source=f"image {ref}",
-                                                  member=layer.diff_id)
+                                                  member=layer.diff_id, wanted=wanted)
             read.read_layers += 1
             counter.report()
     except LayerStoreError:
@@ -180,7 +191,12 @@ class _CountingStream(io.RawIOBase):
 
 
 def _from_docker_save(
-    engine: Engine, info: ImageInfo, ref: str, read: ImageRead, progress: ReadProgress | None
+    engine: Engine,
+    info: ImageInfo,
+    ref: str,
+    read: ImageRead,
+    progress: ReadProgress | None,
+    wanted: frozenset[str],
 ) -> dict[str, LayerScan]:
     """Every layer of the image, from the engine's ``docker save`` stream (read once, whole)."""
     read.method = "docker save"
@@ -193,7 +209,8 @@ def _from_docker_save(
 
     with open_save_stream(engine, info.id) as raw:
         stream = io.BufferedReader(_CountingStream(raw, counter), buffer_size=SAVE_CHUNK_SIZE)
-        archive = read_saved_archive(stream, source=f"image {ref}", on_layer=layer_done)
+        archive = read_saved_archive(stream, source=f"image {ref}", on_layer=layer_done,
+                                     wanted=wanted)
         # The tar ends before the response does (padding blocks): finish reading it so
         # the connection is returned in a clean state for the next image.
         while stream.read(SAVE_CHUNK_SIZE):

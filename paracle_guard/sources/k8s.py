@@ -84,6 +84,7 @@ from paracle_guard.sources.runtime_options import SYSTEM_PATHS
 from paracle_guard.subject import (
     BaseImage,
     Capability,
+    GroupGrant,
     KubernetesFacts,
     ParseProblem,
     RuntimeConfig,
@@ -102,6 +103,17 @@ _UNCONFINED_SELINUX = frozenset({"spc_t", "unconfined_t"})
 _CONTAINER_WORDS = {"container": "container", "initContainer": "init container",
                     "ephemeralContainer": "ephemeral container"}
 NO_WORKLOAD = "no workload (Pod, Deployment, Job...) in this file: nothing to check"
+
+
+
+def _id(node: Node, field: str) -> int:
+    """A uid or gid field: the API server takes 0..2147483647 only."""
+    value = _int(node)
+    if value < 0:
+        raise _fail(node, f"{field} must not be negative")
+    if value > 2**31 - 1:
+        raise _fail(node, f"{field} must be at most 2147483647")
+    return value
 
 
 # --- the files ---------------------------------------------------------------------------
@@ -452,27 +464,52 @@ class _PodReader:
             facts.locations["run_as_non_root"] = _location(non_root)
         uid_node = self._context(container, "runAsUser")
         gid_node = self._context(container, "runAsGroup")
-        gid = _int(gid_node) if gid_node is not None else None
+        gid = _id(gid_node, "runAsGroup") if gid_node is not None else None
+        groups = self._pod_groups(facts)
+        # Without runAsGroup the runtime takes the primary group from the image's
+        # /etc/passwd entry of the uid (gid 0 when there is none).
+        unproven = None if gid is not None else (
+            "runAsGroup is not set, so the image's /etc/passwd decides the primary group "
+            "(gid 0 when it has no entry for the uid)")
         if uid_node is not None:
-            uid = _int(uid_node)
-            if uid < 0:
-                raise _fail(uid_node, "runAsUser must not be negative")
+            uid = _id(uid_node, "runAsUser")
             facts.run_as_user = uid
             facts.locations["run_as_user"] = _location(uid_node)
             locations["user"] = _location(uid_node)
             spec = str(uid) if gid is None else f"{uid}:{gid}"
             config.user = spec
-            return UserFact(spec=spec, uid=uid, gid=gid, location=_location(uid_node))
+            return UserFact(spec=spec, uid=uid, gid=gid, groups=groups,
+                            groups_unresolved_reason=unproven, location=_location(uid_node),
+                            gid_location=_location(gid_node) if gid_node is not None else None)
         where = _location(non_root) if non_root is not None else _location(container)
         if facts.run_as_non_root:
             # The kubelet starts the container only if the image's USER is a non-zero
             # number, so it is not root; which uid it is, only the image knows.
             return UserFact(
-                spec="the image's USER (runAsNonRoot: true)", gid=gid, location=where,
+                spec="the image's USER (runAsNonRoot: true)", gid=gid, groups=groups,
+                groups_unresolved_reason=unproven, location=where,
+                gid_location=_location(gid_node) if gid_node is not None else None,
                 unresolved_reason="runAsUser is not set, so the image's USER decides; the "
                 "kubelet only checks that it is a non-zero number",
             )
         return UserFact(spec=None, location=where)
+
+    def _pod_groups(self, facts: KubernetesFacts) -> list[GroupGrant]:
+        """supplementalGroups and fsGroup (pod-level only): the kubelet adds both."""
+        context = _get(self.workload.spec, "securityContext")
+        grants = [GroupGrant(gid=_id(item, "supplementalGroups"), via="supplementalGroups",
+                             location=_location(item))
+                  for item in _sequence(_get(context, "supplementalGroups"))]
+        fs_group = _get(context, "fsGroup")
+        if fs_group is not None:
+            grants.append(GroupGrant(gid=_id(fs_group, "fsGroup"), via="fsGroup",
+                                     location=_location(fs_group)))
+        policy = _get(context, "supplementalGroupsPolicy")
+        facts.supplemental_groups_policy = _text(policy) if policy is not None else None
+        facts.locations["supplemental_groups_policy"] = _location(
+            policy if policy is not None else context if context is not None
+            else self.workload.spec)
+        return grants
 
     def _capability(self, item: Node, key: str) -> Capability:
         raw = _text(item)

@@ -94,7 +94,11 @@ def parse_quantity(text: str) -> Decimal:
         raise ValueError(f"{text!r} is not a Kubernetes quantity") from None
     if suffix in _SUFFIXES:
         return value * _SUFFIXES[suffix]
-    return value * (Decimal(10) ** int(suffix[1:]))  # a decimal exponent: 1e3
+    # A decimal exponent (1e3). The API server refuses quantities beyond int64, so an
+    # exponent that large is no quantity (and must not overflow Decimal here).
+    if len(suffix[1:].lstrip("+-")) > 4:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity: the exponent is too large")
+    return value * (Decimal(10) ** int(suffix[1:]))
 
 
 # --- typed access -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Parsers for the databases an image carries: installed packages and accounts.
+"""Parsers for the databases an image carries: installed packages.
 
 Each parser takes the file's bytes (decoded leniently: a database written by a
 buggy tool must not stop a check) and returns plain records; the image source
@@ -32,19 +32,6 @@ class PackageRecord:
     version: str | None
     size_bytes: int | None
     line: int  # 1-based line of the record's first field in its database file
-
-
-@dataclass(frozen=True)
-class PasswdEntry:
-    name: str
-    uid: int
-    gid: int
-
-
-@dataclass(frozen=True)
-class GroupEntry:
-    name: str
-    gid: int
 
 
 def package_manager_for(path: str) -> str | None:
@@ -130,7 +117,7 @@ def parse_dpkg_status(text: str) -> list[PackageRecord]:
                 name=name,
                 manager="dpkg",
                 version=fields.get("version", ("", 0))[0] or None,
-                size_bytes=int(size) * 1024 if size.isdigit() else None,
+                size_bytes=int(size) * 1024 if _decimal(size) else None,
                 line=start + offset,
             )
         )
@@ -150,7 +137,7 @@ def parse_apk_installed(text: str) -> list[PackageRecord]:
                 name, name_line = value, start + offset
             elif key == "V:":
                 version = value or None
-            elif key == "I:" and value.isdigit():
+            elif key == "I:" and _decimal(value):
                 size = int(value)
         if name:
             records.append(
@@ -181,26 +168,6 @@ def parse_python_metadata(text: str) -> PackageRecord | None:
                          line=name_line)
 
 
-def parse_passwd(data: bytes) -> list[PasswdEntry]:
-    entries = []
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        parts = line.split(":")
-        if len(parts) < 4 or line.startswith("#"):
-            continue
-        name, uid, gid = parts[0], parts[2], parts[3]
-        if name and uid.isdigit() and gid.isdigit():
-            entries.append(PasswdEntry(name=name, uid=int(uid), gid=int(gid)))
-    return entries
-
-
-def parse_group(data: bytes) -> list[GroupEntry]:
-    entries = []
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        parts = line.split(":")
-        if len(parts) < 3 or line.startswith("#"):
-            continue
-        name, gid = parts[0], parts[2]
-        if name and gid.isdigit():
-            entries.append(GroupEntry(name=name, gid=int(gid)))
-    return entries
-
+def _decimal(text: str) -> bool:
+    """ASCII digits, short enough to be a size (str.isdigit() takes "²", which int() refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
