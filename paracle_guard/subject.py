@@ -165,18 +165,43 @@ class PackageCall(BaseModel):
     settings: dict[str, str] = Field(default_factory=dict)
 
 
-class AccountChange(BaseModel):
-    """A user or group a RUN command creates, or a user it adds to groups."""
+AccountAction = Literal[
+    "add-user", "modify-user", "delete-user", "add-group", "modify-group", "delete-group",
+    "add-member", "unknown",
+]
 
-    command: int
-    tool: str  # useradd, adduser, groupadd, addgroup, usermod, gpasswd
-    kind: Literal["user", "group"]
-    name: str
-    created: bool  # False: an existing account changes (usermod -aG, adduser USER GROUP)
-    # The id exactly as given (may be an unresolved "$UID"); None when none is given.
+
+class AccountChange(BaseModel):
+    """What one RUN command does to /etc/passwd and /etc/group, as its command line says.
+
+    Read by ``sources/commands.py`` with each tool's own option syntax; an option or a
+    tool it does not model is an ``unknown`` change, so that the account it touches
+    (or, with no name, every account) is unprovable rather than assumed unchanged.
+    """
+
+    command: int = 0
+    tool: str  # useradd, usermod, adduser, groupadd, addgroup, groupmod, gpasswd...
+    action: AccountAction
+    name: str = ""  # the user (or group, for *-group) it changes; "" when any may change
+    # The uid of a user, the gid of a group, as written (may be an unresolved "$UID").
     id: str | None = None
-    group: str | None = None  # a user's primary group (name or gid) when given
-    groups: list[str] = Field(default_factory=list)  # supplementary groups it joins
+    group: str | None = None  # a user's primary group, name or gid as written
+    groups: list[str] = Field(default_factory=list)  # supplementary groups a user joins
+    members: list[str] = Field(default_factory=list)  # users a group lists (groupadd -U)
+    replace_groups: bool = False  # usermod -G without -a
+    new_name: str | None = None  # usermod -l, groupmod -n
+    own_group: bool = False  # a new group named after the user (its gid is never 0)
+    non_unique: bool = False  # -o: the id may repeat one already in use
+    note: str = ""  # for "unknown": what could not be read
+
+    @property
+    def kind(self) -> Literal["user", "group"]:
+        return "group" if self.action.endswith("-group") else "user"
+
+    @property
+    def created(self) -> bool:
+        """A new account (False: an existing one changes, usermod -aG, adduser USER GROUP)."""
+        return self.action in ("add-user", "add-group")
 
 
 class FileWrite(BaseModel):

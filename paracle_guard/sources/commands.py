@@ -1,188 +1,400 @@
-"""Account commands in a RUN step: users and groups created, and groups joined.
+"""Account commands in a RUN step: what useradd, usermod, adduser... do to users and groups.
 
-The readers take one argv from the shell reader (``sources/shell.py``), with
-wrappers already taken off, and know the options of the tools they read, so
-that option values are never mistaken for user names (``useradd -u 1000 -g
-app app`` creates "app"). ``sources/run_facts.py`` turns what they find into
-AccountChange facts.
+``account_changes(argv)`` reads one command, its own argv with any wrapper
+(``sudo``, ``env``...) already taken off by the shell reader, into
+``AccountChange`` facts; ``sources/run_facts.py`` calls it for every command
+``is_account_tool`` names. Nothing here knows about scripts. ``AccountBook``
+(in ``account_book``) applies the changes of a build in order and answers who
+a ``USER`` is.
+
+Options are read as each tool reads them: shadow's tools (useradd, usermod,
+groupadd, groupmod, gpasswd) with GNU ``getopt_long`` (grouped short options
+``-ou0``, a value glued on ``-u0`` or given next, long options abbreviated to
+any unique prefix, options after operands); BusyBox's adduser and addgroup
+with their short options; Debian's adduser and addgroup (Perl's Getopt::Long)
+with long options, one dash or two. An option a tool does not have, or one
+whose effect is not modelled, makes the change ``unknown``: whoever it touches
+cannot be proven, rather than assumed unchanged. That is why the tools here
+parse with their full option tables rather than ``getopt.parse_options``,
+which takes any option it is not told about as a flag.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
 
-from paracle_guard.sources.getopt import basename, parse_options
+from paracle_guard.sources.getopt import basename
+from paracle_guard.subject import AccountAction, AccountChange
 
-
-class AccountCommand(NamedTuple):
-    kind: Literal["user", "group"]
-    name: str
-    # The id exactly as given (may be an unresolved "$UID"); None when none is given.
-    id: str | None
-    group: str | None  # a user's primary group (name or gid) when given
-
-
-# -- users and groups ----------------------------------------------------------
-
-@dataclass(frozen=True)
-class _AccountTool:
-    kind: Literal["user", "group"]
-    id_options: frozenset[str]
-    group_options: frozenset[str]
-    other_valued: frozenset[str]
-    # Debian adduser/addgroup with two names adds a user to a group: no new account.
-    two_names_is_membership: bool
-
-    @property
-    def valued(self) -> frozenset[str]:
-        return self.id_options | self.group_options | self.other_valued
-
-
-_ACCOUNT_TOOLS: dict[str, _AccountTool] = {
-    "useradd": _AccountTool(
-        "user",
-        frozenset({"-u", "--uid"}),
-        frozenset({"-g", "--gid"}),
-        frozenset({"-G", "--groups", "-s", "--shell", "-d", "--home-dir", "--home", "-c",
-                   "--comment", "-k", "--skel", "-K", "--key", "-e", "--expiredate", "-f",
-                   "--inactive", "-p", "--password", "-R", "--root", "-Z", "--selinux-user",
-                   "-b", "--base-dir", "-P", "--prefix"}),
-        two_names_is_membership=False,
-    ),
-    # Debian adduser (--uid/--gid/--ingroup) and busybox adduser (-u/-G; -g is GECOS).
-    "adduser": _AccountTool(
-        "user",
-        frozenset({"-u", "--uid"}),
-        frozenset({"-G", "--gid", "--ingroup"}),
-        frozenset({"-h", "--home", "-s", "--shell", "-g", "--gecos", "--comment", "-k",
-                   "--firstuid", "--lastuid", "--conf", "--add-extra-groups"}),
-        two_names_is_membership=True,
-    ),
-    "groupadd": _AccountTool(
-        "group",
-        frozenset({"-g", "--gid"}),
-        frozenset(),
-        frozenset({"-K", "--key", "-p", "--password", "-R", "--root", "-P", "--prefix"}),
-        two_names_is_membership=False,
-    ),
-    "addgroup": _AccountTool(
-        "group",
-        frozenset({"-g", "--gid"}),
-        frozenset(),
-        frozenset({"--conf", "--firstgid", "--lastgid"}),
-        two_names_is_membership=True,
-    ),
-}
-
-
-def account_command(argv: Sequence[str]) -> AccountCommand | None:
-    """The user or group this command creates, with the id it asks for."""
-    if not argv:
-        return None
-    tool = _ACCOUNT_TOOLS.get(basename(argv[0]))
-    if tool is None:
-        return None
-    valued = tool.valued
-    account_id: str | None = None
-    group: str | None = None
-    names: list[str] = []
-    index = 1
-    while index < len(argv):
-        word = argv[index]
-        index += 1
-        if not word.startswith("-") or len(word) == 1:
-            names.append(word)
-            continue
-        option, equals, value = word.partition("=")
-        if not equals and not word.startswith("--") and word[:2] in valued:
-            option, value, equals = word[:2], word[2:], "="  # glued: "-u1000"
-            if not value:
-                equals = ""
-        if option not in valued:
-            continue
-        if not equals:
-            value = argv[index] if index < len(argv) else ""
-            index += 1
-        if option in tool.id_options:
-            account_id = value
-        elif option in tool.group_options:
-            group = value
-    if not names or (tool.two_names_is_membership and len(names) > 1):
-        return None
-    # Every tool takes the account name last ("useradd [options] LOGIN").
-    return AccountCommand(tool.kind, names[-1], account_id or None, group or None)
-
-
-# -- group membership ----------------------------------------------------------
+# --- option parsing ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _GroupSyntax:
+class _Syntax:
     short_valued: str
-    long_valued: frozenset[str]
-    group_options: frozenset[str]  # options whose value is a group list
+    short_flags: str
+    # long name -> key (the short letter it stands for, or the long name itself)
+    long: Mapping[str, str]
+    long_valued: frozenset[str]  # keys that take a value
+    gnu: bool = True  # GNU getopt_long: long options need "--"; Perl's take "-" too
 
 
-_GROUP_TOOLS = {
-    "usermod": _GroupSyntax(
-        "cdefgGlpsuRPZ",
-        frozenset({"--groups", "--gid", "--home", "--shell", "--login", "--comment"}),
-        frozenset({"-G", "--groups", "-g", "--gid"}),
-    ),
-    "useradd": _GroupSyntax(
-        "cdefgGkKpsuRPZb",
-        frozenset({"--groups", "--gid", "--home-dir", "--shell", "--uid", "--comment"}),
-        frozenset({"-G", "--groups", "-g", "--gid"}),
-    ),
-    # Debian's adduser and BusyBox's share the name; -G is BusyBox's primary group.
-    "adduser": _GroupSyntax(
-        "hgsGuk",
-        frozenset({
-            "--home", "--shell", "--uid", "--gid", "--gecos", "--ingroup", "--comment",
-            "--conf", "--firstuid", "--lastuid",
-        }),
-        frozenset({"-G", "--ingroup"}),
-    ),
-    "addgroup": _GroupSyntax("g", frozenset({"--gid", "--conf"}), frozenset()),
-    "gpasswd": _GroupSyntax(
-        "adMA", frozenset({"--add", "--delete", "--members", "--administrators"}), frozenset()
-    ),
-}
+Options = list[tuple[str, str]]  # (key, value; "" for flags)
+
+
+class _Unreadable(Exception):
+    """An option the tool does not have, or one missing its value."""
+
+
+def _parse(args: Sequence[str], syntax: _Syntax) -> tuple[Options, list[str]]:
+    options: Options = []
+    operands: list[str] = []
+    index = 0
+    while index < len(args):
+        word = args[index]
+        index += 1
+        if word == "--":
+            operands.extend(args[index:])
+            break
+        if word.startswith("--") or (not syntax.gnu and word.startswith("-") and len(word) > 2
+                                     and not _is_cluster(word, syntax)):
+            name, equals, value = word.lstrip("-").partition("=")
+            key = _long_key(name, syntax)
+            if key in syntax.long_valued or key in syntax.short_valued:
+                if not equals:
+                    if index >= len(args):
+                        raise _Unreadable(f"{word} needs a value")
+                    value = args[index]
+                    index += 1
+                options.append((key, value))
+            elif equals:
+                raise _Unreadable(f"{word}: the option takes no value")
+            else:
+                options.append((key, ""))
+        elif word.startswith("-") and len(word) > 1:
+            index = _cluster(word, args, index, syntax, options)
+        else:
+            operands.append(word)  # GNU getopt permutes: options may follow operands
+    return options, operands
+
+
+def _is_cluster(word: str, syntax: _Syntax) -> bool:
+    letters = syntax.short_flags + syntax.short_valued
+    return word[1] in letters and (word[1] in syntax.short_valued
+                                   or all(letter in letters for letter in word[1:]))
+
+
+def _long_key(name: str, syntax: _Syntax) -> str:
+    if name in syntax.long:
+        return syntax.long[name]
+    matches = {key for long, key in syntax.long.items() if long.startswith(name)} if name else set()
+    if len(matches) != 1:
+        raise _Unreadable(f"--{name} is {'ambiguous' if matches else 'not an option'}")
+    return matches.pop()
+
+
+def _cluster(word: str, args: Sequence[str], index: int, syntax: _Syntax,
+             options: Options) -> int:
+    """``-ou0``: flags, then at most one valued option taking the rest (or the next word)."""
+    position = 1
+    while position < len(word):
+        letter = word[position]
+        position += 1
+        if letter in syntax.short_valued:
+            value = word[position:]
+            if not value:
+                if index >= len(args):
+                    raise _Unreadable(f"-{letter} needs a value")
+                value = args[index]
+                index += 1
+            options.append((letter, value))
+            return index
+        if letter not in syntax.short_flags:
+            raise _Unreadable(f"-{letter} is not an option")
+        options.append((letter, ""))
+    return index
+
+
+# --- the tools -------------------------------------------------------------------
+
+_USERADD = _Syntax(
+    short_valued="bcdefgGkKpPRsuZ", short_flags="DhlmMNorU",
+    long={"base-dir": "b", "comment": "c", "home-dir": "d", "defaults": "D", "expiredate": "e",
+          "inactive": "f", "gid": "g", "groups": "G", "help": "h", "skel": "k", "key": "K",
+          "no-log-init": "l", "create-home": "m", "no-create-home": "M", "no-user-group": "N",
+          "non-unique": "o", "password": "p", "system": "r", "root": "R", "prefix": "P",
+          "shell": "s", "uid": "u", "user-group": "U", "selinux-user": "Z",
+          "btrfs-subvolume-home": "btrfs-subvolume-home", "selinux-range": "selinux-range"},
+    long_valued=frozenset({"selinux-range"}),
+)
+_USERMOD = _Syntax(
+    short_valued="cdefgGlpPRsuvVwWZ", short_flags="ahLmorU",
+    long={"append": "a", "comment": "c", "home": "d", "expiredate": "e", "inactive": "f",
+          "gid": "g", "groups": "G", "help": "h", "login": "l", "lock": "L", "move-home": "m",
+          "non-unique": "o", "password": "p", "prefix": "P", "remove": "r", "root": "R",
+          "shell": "s", "uid": "u", "unlock": "U", "add-subuids": "v", "del-subuids": "V",
+          "add-subgids": "w", "del-subgids": "W", "selinux-user": "Z",
+          "selinux-range": "selinux-range"},
+    long_valued=frozenset({"selinux-range"}),
+)
+_GROUPADD = _Syntax(
+    short_valued="gKpPRU", short_flags="fhor",
+    long={"force": "f", "gid": "g", "help": "h", "key": "K", "non-unique": "o", "password": "p",
+          "system": "r", "root": "R", "prefix": "P", "users": "U"},
+    long_valued=frozenset(),
+)
+_GROUPMOD = _Syntax(
+    short_valued="gnpPRU", short_flags="aho",
+    long={"append": "a", "gid": "g", "help": "h", "new-name": "n", "non-unique": "o",
+          "password": "p", "root": "R", "prefix": "P", "users": "U"},
+    long_valued=frozenset(),
+)
+_GPASSWD = _Syntax(
+    short_valued="adAMQ", short_flags="hrR",
+    long={"add": "a", "delete": "d", "help": "h", "remove-password": "r", "restrict": "R",
+          "administrators": "A", "members": "M", "root": "Q"},
+    long_valued=frozenset(),
+)
+# BusyBox adduser: "h:g:s:G:DSHu:k:"; its long options are a few of Debian's names.
+_BUSYBOX_ADDUSER = _Syntax(
+    short_valued="hgsGuk", short_flags="DSH",
+    long={"home": "h", "gecos": "g", "shell": "s", "ingroup": "G", "disabled-password": "D",
+          "empty-password": "D", "system": "S", "no-create-home": "H", "uid": "u", "skel": "k"},
+    long_valued=frozenset(),
+)
+_BUSYBOX_ADDGROUP = _Syntax(
+    short_valued="g", short_flags="S", long={"gid": "g", "system": "S"},
+    long_valued=frozenset(),
+)
+# Debian's adduser and addgroup (one Perl program): long options only.
+_DEBIAN_ADDUSER = _Syntax(
+    short_valued="", short_flags="",
+    long={name: name for name in (
+        "home", "shell", "no-create-home", "uid", "firstuid", "lastuid", "firstgid", "lastgid",
+        "gecos", "comment", "ingroup", "gid", "disabled-password", "disabled-login",
+        "add-extra-groups", "add_extra_groups", "encrypt-home", "system", "group", "conf",
+        "quiet", "debug", "force-badname", "allow-badname", "allow-bad-names",
+        "allow-all-names", "help", "version", "extrausers", "verbose", "stdoutmsglevel",
+        "stderrmsglevel", "logmsglevel", "home-mode", "key", "skel")},
+    long_valued=frozenset({"home", "shell", "uid", "firstuid", "lastuid", "firstgid",
+                           "lastgid", "gecos", "comment", "ingroup", "gid", "conf",
+                           "stdoutmsglevel", "stderrmsglevel", "logmsglevel", "home-mode",
+                           "key"}),
+    gnu=False,
+)
+# Tools whose changes to accounts are not modelled at all: anything may have changed.
+_UNMODELLED = frozenset({"newusers", "vipw", "vigr", "pw", "luseradd", "lusermod", "lgroupadd",
+                         "lgroupmod", "systemd-sysusers", "cpasswd"})
 
 
 def is_account_tool(program: str) -> bool:
-    return program in _ACCOUNT_TOOLS or program in _GROUP_TOOLS
+    """Whether ``program`` changes accounts (the ones modelled, and the ones that are not)."""
+    return program in _READERS or program in _UNMODELLED
 
 
-def group_memberships(argv: Sequence[str]) -> tuple[str, list[str]] | None:
-    """(user, groups the user is put in) for usermod -aG, useradd -G, adduser U G, gpasswd -a."""
+def account_changes(argv: Sequence[str], command: int = 0) -> list[AccountChange]:
+    """What the command ``argv`` (program first, wrappers removed) does to accounts.
+
+    ``command`` is its index among the step's commands, which the facts carry.
+    """
+    return [change.model_copy(update={"command": command}) for change in _changes(argv)]
+
+
+def _changes(argv: Sequence[str]) -> list[AccountChange]:
     if not argv:
-        return None
+        return []
     program = basename(argv[0])
-    syntax = _GROUP_TOOLS.get(program)
-    if syntax is None:
+    reader = _READERS.get(program)
+    if reader is None:
+        if program in _UNMODELLED:
+            return [AccountChange(action="unknown", tool=program,
+                                  note=f"{program} changes accounts in ways lint does not read")]
+        return []
+    try:
+        return reader(program, list(argv[1:]))
+    except _Unreadable as problem:
+        operands = [word for word in argv[1:] if not word.startswith("-")]
+        return [AccountChange(action="unknown", tool=program, name=operands[-1] if operands else "",
+                              note=f"{program}: {problem}")]
+
+
+def _values(options: Options, *keys: str) -> list[str]:
+    return [value for key, value in options if key in keys]
+
+
+def _last(options: Options, *keys: str) -> str | None:
+    found = _values(options, *keys)
+    return found[-1] if found else None
+
+
+def _has(options: Options, *keys: str) -> bool:
+    return any(key in keys for key, _ in options)
+
+
+def _split_list(values: Sequence[str]) -> list[str]:
+    return [item for value in values for item in value.split(",") if item]
+
+
+def _one_name(tool: str, operands: Sequence[str]) -> str:
+    if len(operands) != 1:
+        raise _Unreadable(f"expected one account name, got {len(operands)}")
+    return operands[0]
+
+
+def _useradd(tool: str, args: list[str]) -> list[AccountChange]:
+    options, operands = _parse(args, _USERADD)
+    if _has(options, "D"):
+        return [AccountChange(action="unknown", tool=tool,
+                              note="useradd -D changes the defaults of every later user")]
+    if _has(options, "h"):
+        return []
+    name = _one_name(tool, operands)
+    group = _last(options, "g")
+    return [AccountChange(
+        action="add-user", tool=tool, name=name, id=_last(options, "u"), group=group,
+        groups=_split_list(_values(options, "G")),
+        # Without -g, useradd makes a group of the user's name unless told not to (-N).
+        own_group=group is None and not _has(options, "N"),
+        non_unique=_has(options, "o"),
+    )]
+
+
+def _usermod(tool: str, args: list[str]) -> list[AccountChange]:
+    options, operands = _parse(args, _USERMOD)
+    if _has(options, "h"):
+        return []
+    name = _one_name(tool, operands)
+    if _has(options, "r") and _has(options, "G"):
+        return [AccountChange(action="unknown", tool=tool, name=name,
+                              note="usermod -r removes groups lint does not track")]
+    groups = _values(options, "G")
+    return [AccountChange(
+        action="modify-user", tool=tool, name=name, id=_last(options, "u"),
+        group=_last(options, "g"),
+        groups=_split_list(groups), replace_groups=bool(groups) and not _has(options, "a"),
+        new_name=_last(options, "l"), non_unique=_has(options, "o"),
+    )]
+
+
+def _groupadd(tool: str, args: list[str]) -> list[AccountChange]:
+    options, operands = _parse(args, _GROUPADD)
+    if _has(options, "h"):
+        return []
+    gid = _last(options, "g")
+    if gid is not None and _has(options, "f"):
+        gid = None  # -f picks another gid when this one is taken
+    return [AccountChange(action="add-group", tool=tool, name=_one_name(tool, operands), id=gid,
+                          members=_split_list(_values(options, "U")),
+                          non_unique=_has(options, "o"))]
+
+
+def _groupmod(tool: str, args: list[str]) -> list[AccountChange]:
+    options, operands = _parse(args, _GROUPMOD)
+    if _has(options, "h"):
+        return []
+    name = _one_name(tool, operands)
+    members = _values(options, "U")
+    if members and not _has(options, "a"):
+        return [AccountChange(action="unknown", tool=tool, name=name,
+                              note="groupmod -U replaces members lint does not track")]
+    return [AccountChange(action="modify-group", tool=tool, name=name, id=_last(options, "g"),
+                          new_name=_last(options, "n"), members=_split_list(members),
+                          non_unique=_has(options, "o"))]
+
+
+def _gpasswd(tool: str, args: list[str]) -> list[AccountChange]:
+    options, operands = _parse(args, _GPASSWD)
+    if _has(options, "h") or not (_has(options, "a", "M")):
+        return []  # passwords, administrators, removals: no new membership
+    group = _one_name(tool, operands)
+    users = _split_list(_values(options, "a", "M"))
+    return [AccountChange(action="add-member", tool=tool, name=user, groups=[group])
+            for user in users]
+
+
+def _adduser(tool: str, args: list[str]) -> list[AccountChange]:
+    if any(word.startswith("--") for word in args if word != "--") or not any(
+            word.startswith("-") for word in args):
+        debian = _debian(tool, args)
+        if debian is not None:
+            return debian
+    options, operands = _parse(args, _BUSYBOX_ADDUSER)
+    if len(operands) == 2 and not options:
+        return [AccountChange(action="add-member", tool=tool, name=operands[0],
+                              groups=[operands[1]])]
+    name = _one_name(tool, operands)
+    group = _last(options, "G")
+    if group is None and _has(options, "S"):
+        group = "nogroup"
+    return [AccountChange(action="add-user", tool=tool, name=name, id=_last(options, "u"),
+                          group=group, groups=[group] if group else [], own_group=group is None)]
+
+
+def _addgroup(tool: str, args: list[str]) -> list[AccountChange]:
+    if any(word.startswith("--") for word in args if word != "--"):
+        debian = _debian(tool, args)
+        if debian is not None:
+            return debian
+    options, operands = _parse(args, _BUSYBOX_ADDGROUP)
+    if len(operands) == 2:
+        return [AccountChange(action="add-member", tool=tool, name=operands[0],
+                              groups=[operands[1]])]
+    return [AccountChange(action="add-group", tool=tool, name=_one_name(tool, operands),
+                          id=_last(options, "g"))]
+
+
+def _debian(tool: str, args: list[str]) -> list[AccountChange] | None:
+    """Debian's adduser/addgroup; None when the words are not its options (BusyBox's are)."""
+    try:
+        options, operands = _parse(args, _DEBIAN_ADDUSER)
+    except _Unreadable:
+        if any(word.startswith("--") for word in args):
+            raise
         return None
-    options, operands = parse_options(argv[1:], syntax.short_valued, syntax.long_valued)
-    groups = [
-        group.strip()
-        for name, value in options
-        if name in syntax.group_options and value
-        for group in value.split(",")
-        if group.strip()
-    ]
-    user = operands[-1] if operands else ""
-    if program in ("adduser", "addgroup") and len(operands) == 2:
-        user = operands[0]
-        groups.append(operands[1])  # "adduser app sudo": add an existing user to a group
-    if program == "gpasswd":
-        # "gpasswd -a app sudo": the group is the operand, the user the option's value.
-        users = [value for name, value in options if name in ("-a", "--add", "-M", "--members")
-                 and value]
-        if not users or not operands:
-            return None
-        return users[0].split(",")[0], list(operands)
-    if not user or not groups:
-        return None
-    return user, groups
+    if _has(options, "help", "version"):
+        return []
+    if len(operands) == 2:
+        return [AccountChange(action="add-member", tool=tool, name=operands[0],
+                              groups=[operands[1]])]
+    name = _one_name(tool, operands)
+    if tool == "addgroup" or (_has(options, "group") and not _has(options, "system")):
+        return [AccountChange(action="add-group", tool=tool, name=name, id=_last(options, "gid"))]
+    group = _last(options, "ingroup", "gid")
+    if _has(options, "group"):  # --system --group: a group of the user's own name
+        group = None
+    elif group is None and _has(options, "system"):
+        group = "nogroup"
+    change = AccountChange(action="add-user", tool=tool, name=name, id=_last(options, "uid"),
+                           group=group, own_group=group is None)
+    if _has(options, "add-extra-groups", "add_extra_groups"):
+        return [change, AccountChange(action="unknown", tool=tool, name=name,
+                                      note="--add-extra-groups adds the groups adduser.conf "
+                                           "lists, which lint cannot see")]
+    return [change]
+
+
+def _deletes(tool: str, args: list[str]) -> list[AccountChange]:
+    operands = [word for word in args if not word.startswith("-")]
+    if not operands:
+        return []
+    kind: AccountAction = "delete-group" if "group" in tool else "delete-user"
+    if tool == "deluser" and len(operands) == 2:  # deluser USER GROUP: leaves a group
+        return [AccountChange(action="unknown", tool=tool, name=operands[0],
+                              note="deluser removes a membership lint does not track")]
+    return [AccountChange(action=kind, tool=tool, name=operands[-1])]
+
+
+_READERS = {
+    "useradd": _useradd,
+    "usermod": _usermod,
+    "groupadd": _groupadd,
+    "groupmod": _groupmod,
+    "gpasswd": _gpasswd,
+    "adduser": _adduser,
+    "addgroup": _addgroup,
+    "userdel": _deletes,
+    "deluser": _deletes,
+    "groupdel": _deletes,
+    "delgroup": _deletes,
+}

@@ -36,6 +36,7 @@ from typing import Any
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
+from paracle_guard.sources.account_book import AccountBook
 from paracle_guard.sources.dockerfile_copy import (
     chmod_changes,
     destination_path,
@@ -139,6 +140,20 @@ def parse_dockerfile(
     return _Builder(path, text, dict(build_args or {})).build(target)
 
 
+@dataclass(frozen=True)
+class _Unknown:
+    """A value that depends on variables without a known value.
+
+    ``roots`` are those variables: ``arg``, an ARG given no value (Docker then uses
+    ""), or ``base``, a name the Dockerfile does not declare in the stage, which
+    the base image's environment may set. ``assumed`` is the value with every
+    ``arg`` root unset; None when a ``base`` root decides it.
+    """
+
+    roots: tuple[tuple[str, str], ...]
+    assumed: str | None
+
+
 @dataclass
 class _Stage:
     index: int
@@ -160,10 +175,12 @@ class _Stage:
     # child stages; ARGs do not.
     variables: dict[str, str | None] = field(default_factory=dict)
     env: dict[str, str | None] = field(default_factory=dict)
-    # The last USER: its substituted spec, its line, and the variables it uses that
-    # have no known value.
-    # (spec as substituted, location, unknown variable names, spec with unknowns unset)
-    user: tuple[str, Location, list[str], str] | None = None
+    # Why each variable whose value is None is not known (ENV and ARG values built from
+    # unknown variables are unknown too).
+    unknowns: dict[str, _Unknown] = field(default_factory=dict)
+    # The last USER: its spec as substituted (unknown variables kept as written), its
+    # line, and what the spec depends on when it is not known.
+    user: tuple[str, Location, _Unknown | None] | None = None
     workdir: str | None = None
     shell: list[str] | None = None  # SHELL ["bash", "-c"]; None: /bin/sh -c
     # Facts, kept until we know whether the stage is needed.
@@ -173,6 +190,8 @@ class _Stage:
     ports: list[ExposedPort] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     sources: list[tuple[str, Location]] = field(default_factory=list)  # --from references
+    # COPY/ADD that may write /etc/passwd or /etc/group ("COPY passwd /etc/passwd").
+    account_copies: list[str] = field(default_factory=list)
     # How facts name the stage: its name, or its index when it has none.
     label: str = field(init=False)
 
@@ -360,6 +379,8 @@ class _Builder:
     def _evaluate(self, stage: _Stage) -> None:
         if stage.parent is not None:
             stage.env = dict(stage.parent.env)
+            stage.unknowns = {name: unknown for name, unknown in stage.parent.unknowns.items()
+                              if name in stage.env}
             stage.workdir = stage.parent.workdir
             stage.shell = stage.parent.shell
         stage.variables = dict(stage.env)
@@ -512,10 +533,9 @@ class _Builder:
                     continue
                 pairs.append((name, value))
         # Docker substitutes every value of one ENV line with the environment before it.
-        resolved = [(name, self._expand(stage, value)) for name, value in pairs]
-        for name, value in resolved:
-            stage.env[name] = value
-            stage.variables[name] = value
+        resolved = [(name, *self._value(stage, value)) for name, value in pairs]
+        for name, value, unknown in resolved:
+            self._set(stage, name, value, unknown, env=True)
             stage.env_facts.append(EnvVar(name=name, value=value, origin="ENV",
                                           final=stage.final, location=location))
 
@@ -527,8 +547,6 @@ class _Builder:
         The value is the --build-arg when one is given, else the default, else (in a
         stage) the global ARG's value; None when nothing gives one.
         """
-        scope = self.global_args if stage is None else stage.variables
-        env: Mapping[str, str | None] = {} if stage is None else stage.env
         declared = []
         for word, _, _ in split_words(raw.value, self.escape):
             name, equals, default = word.partition("=")
@@ -536,20 +554,59 @@ class _Builder:
                 self._problem(raw.start_line, f"ARG {word!r} has no name")
                 continue
             value: str | None
+            unknown: _Unknown | None = None
             if name in self.build_args:
                 value = self.build_args[name]
+            elif stage is None:
+                value = expand_word(default, self.global_args, self.escape) if equals else None
             elif equals:
-                value = (expand_word(default, scope, self.escape) if stage is None
-                         else self._expand(stage, default))
-            elif stage is not None:
-                value = self.global_args.get(name)
+                value, unknown = self._value(stage, default)
             else:
-                value = None
-            # ENV wins over an ARG of the same name, whatever their order.
-            if name not in env:
-                scope[name] = value
-            declared.append((name, value))
+                value = self.global_args.get(name)
+            if stage is None:
+                self.global_args[name] = value
+            elif name not in stage.env:  # ENV wins over an ARG of the same name
+                if value is None and unknown is None:
+                    assumed = None if name in _AUTOMATIC_ARGS else ""
+                    unknown = _Unknown(((name, "arg"),), assumed)
+                self._set(stage, name, value if unknown is None else None, unknown, env=False)
+            declared.append((name, value if unknown is None else None))
         return declared
+
+    def _set(self, stage: _Stage, name: str, value: str | None, unknown: _Unknown | None, *,
+             env: bool) -> None:
+        """Give a variable its value, or mark it unknown."""
+        known = value if unknown is None else None
+        stage.variables[name] = known
+        if env:
+            stage.env[name] = known
+        if unknown is None:
+            stage.unknowns.pop(name, None)
+        else:
+            stage.unknowns[name] = unknown
+
+    def _value(self, stage: _Stage, text: str,
+               mode: Mode = Mode.DOCKER_WORD) -> tuple[str, _Unknown | None]:
+        """``text`` substituted, and what it depends on when some variable has no value."""
+        names: list[str] = []
+        value = self._expand(stage, text, mode, names)
+        if not names:
+            return value, None
+        roots: dict[tuple[str, str], None] = {}
+        for name in names:
+            if name in stage.unknowns:
+                roots.update(dict.fromkeys(stage.unknowns[name].roots))
+            else:
+                roots[(name, "base" if name not in stage.variables else "arg")] = None
+        # The reading Docker makes when no build argument is given: ARGs without a
+        # value are "", and values built from them follow.
+        assumed_variables = dict(stage.variables)
+        for name, unknown in stage.unknowns.items():
+            assumed_variables[name] = unknown.assumed
+        missing: list[str] = []
+        assumed = expand(text, assumed_variables, self.escape, mode, missing,
+                         undeclared_empty=not stage.on_image)
+        return value, _Unknown(tuple(roots), None if missing else assumed)
 
     def _copy(
         self,
@@ -574,6 +631,10 @@ class _Builder:
             word for word, _, _ in split_words(rest, self.escape)]
         if rest.strip() and len(words) < 2:
             self._problem(raw.start_line, f"{raw.keyword} needs a source and a destination")
+        elif len(words) >= 2:
+            destination = destination_path(self._expand(stage, words[-1]), stage.workdir)
+            if destination.rstrip("/") in ("", "/etc", "/etc/passwd", "/etc/group"):
+                stage.account_copies.append(f"{raw.keyword} to {destination}")
         # BuildKit expands an unquoted COPY heredoc with the build's variables.
         value = self._expand(stage, rest, Mode.DOCKER) + _heredoc_sections(
             raw, lambda body: self._expand(stage, body, Mode.DOCKER)
@@ -624,13 +685,8 @@ class _Builder:
         if keyword == "USER":
             if len(split_words(rest, escape)) > 1:
                 self._problem(raw.start_line, "USER takes exactly one argument: user[:group]")
-            unknown: list[str] = []
-            spec = self._expand(stage, rest.strip(), Mode.DOCKER_WORD, unknown)
-            # What Docker uses when nothing gives the unknown variables a value: they are
-            # unset, so ${UID:-0} becomes 0. Root detection fails closed on this reading.
-            known = {name: value for name, value in stage.variables.items() if value is not None}
-            assumed = expand(rest.strip(), known, escape, Mode.DOCKER_WORD) if unknown else spec
-            stage.user = (spec, location, unknown, assumed)
+            spec, unknown = self._value(stage, rest.strip())
+            stage.user = (spec, location, unknown)
         elif keyword == "WORKDIR":
             stage.workdir = _join_workdir(stage.workdir, self._expand(stage, rest.strip()))
         elif keyword == "EXPOSE":
@@ -718,47 +774,63 @@ class _Builder:
         setter = next((stage for stage in chain if stage.user is not None), None)
         if setter is None or setter.user is None:
             return UserFact(spec=None, location=target.location, inherited_from=origin.external)
-        spec, location, unknown, assumed = setter.user
-        inherited = None if setter is target else setter.label
-        users, groups = _accounts(step for stage in chain for step in stage.run_steps)
-        user_part, _, group_part = spec.partition(":")
-        name: str | None = None
-        uid: int | None = None
-        primary_group: str | None = None
-        reason: str | None = None
-        if unknown:
-            names = ", ".join("$" + name for name in unknown)
-            reason = (f"USER {spec} depends on {names}, which this Dockerfile gives no value; "
-                      f"pass --build-arg {unknown[0]}=... if it is an ARG")
-            if assumed.partition(":")[0] in ("", "0", "root"):
-                name, uid = ("root" if assumed.startswith("root") else None), 0
-                reason = (f"USER {spec} becomes {assumed!r}, which is root, unless "
-                          f"{names} is given a value (--build-arg {unknown[0]}=...)")
-        elif not user_part:
-            reason = "USER is empty after substitution"
-        elif _NUMBER.fullmatch(user_part):
-            uid = int(user_part)
-        elif user_part == "root":
-            name, uid = "root", 0
+        spec, location, unknown = setter.user
+        book = self._account_book(list(reversed(chain)))
+        if unknown is None:
+            fact = book.resolve(spec, location)
+        elif unknown.assumed is None:
+            fact = UserFact(spec=spec, location=location, may_be_root=True,
+                            unresolved_reason=self._base_variable_reason(spec, unknown, origin))
         else:
-            name = user_part
-            if name in users:
-                uid_text, primary_group = users[name]
-                uid = _as_id(uid_text)
-                if uid is None:
-                    reason = (f"user {name!r} is created without a fixed uid "
-                              "(useradd -u / adduser -u)") if uid_text is None else (
-                              f"user {name!r} is created with uid {uid_text!r}, "
-                              "which is not a number")
-            else:
-                reason = f"user {name!r} is not created in this Dockerfile"
-                if origin.external is not None:
-                    reason += f"; it may come from the base image {origin.external}"
-        gid = _group_id(group_part or primary_group, groups)
-        if gid is None and not group_part and uid == 0:
-            gid = 0
-        return UserFact(spec=spec, name=name, uid=uid, gid=gid, unresolved_reason=reason,
-                        location=location, inherited_from=inherited)
+            fact = self._unset_arguments(spec, unknown, book, location)
+        fact.inherited_from = None if setter is target else setter.label
+        return fact
+
+    def _base_variable_reason(self, spec: str, unknown: _Unknown, origin: _Stage) -> str:
+        names = [name for name, kind in unknown.roots if kind == "base"]
+        listed = ", ".join("$" + name for name in names)
+        reason = (f"USER {spec} uses {listed}, which this stage neither declares with ARG nor "
+                  f"sets with ENV: the value comes from the environment of the base image "
+                  f"{origin.external}, which lint cannot see; run paracle-guard image on the "
+                  "built image to prove the user")
+        hoisted = [name for name in names if name in self.arg_declarations
+                   and name in self.global_args]
+        if hoisted:
+            reason += (f". ${hoisted[0]} is an ARG declared only before the first FROM: the "
+                       f"stage must redeclare ARG {hoisted[0]} for --build-arg "
+                       f"{hoisted[0]}=... to reach it")
+        return reason
+
+    def _unset_arguments(self, spec: str, unknown: _Unknown, book: AccountBook,
+                         location: Location) -> UserFact:
+        """USER built from ARGs without a value: what Docker uses when none is given."""
+        assumed = unknown.assumed or ""
+        names = [name for name, _ in unknown.roots]
+        listed = ", ".join("$" + name for name in names)
+        fact = book.resolve(assumed, location)
+        fact.spec = spec
+        if fact.is_root:
+            fact.unresolved_reason = (f"USER {spec} becomes {assumed!r}, which is root, unless "
+                                      f"{listed} is given a value (--build-arg {names[0]}=...)")
+            return fact
+        return UserFact(spec=spec, location=location,
+                        unresolved_reason=f"USER {spec} depends on {listed}, which this "
+                                          f"Dockerfile gives no value; pass --build-arg "
+                                          f"{names[0]}=...")
+
+    def _account_book(self, stages: list[_Stage]) -> AccountBook:
+        """The account changes of a FROM chain, base stage first."""
+        book = AccountBook(stages[0].external)
+        for stage in stages:
+            for step in stage.run_steps:
+                # The shell reader's facts: account commands, and files the step writes.
+                for change in step.accounts:
+                    book.apply(change)
+                for write in step.writes:
+                    book.file_write(write)
+            for written in stage.account_copies:
+                book.file_edit(written)
+        return book
 
     def _suppressions(self) -> list[Suppression]:
         comments = self.text.comments
@@ -873,35 +945,6 @@ def _packages(steps: Iterable[RunStep]) -> list[Package]:
         if call.action == "install"
         for package in call.packages
     ]
-
-
-def _accounts(
-    steps: Iterable[RunStep],
-) -> tuple[dict[str, tuple[str | None, str | None]], dict[str, str | None]]:
-    """Users (name -> uid text, primary group) and groups (name -> gid text) the steps create."""
-    users: dict[str, tuple[str | None, str | None]] = {}
-    groups: dict[str, str | None] = {}
-    for step in steps:
-        for account in step.accounts:
-            if not account.created:
-                continue
-            if account.kind == "user":
-                users[account.name] = (account.id, account.group)
-            else:
-                groups[account.name] = account.id
-    return users, groups
-
-
-def _as_id(text: str | None) -> int | None:
-    return int(text) if text is not None and _NUMBER.fullmatch(text) else None
-
-
-def _group_id(group: str | None, groups: Mapping[str, str | None]) -> int | None:
-    if not group:
-        return None
-    if group == "root":
-        return 0
-    return _as_id(group) if _NUMBER.fullmatch(group) else _as_id(groups.get(group))
 
 
 def _covered_span(

@@ -7,7 +7,8 @@ asks each tool reader what every command does:
 
 - package-manager calls (``package_calls.py``): manager, verb, packages, options,
   and the caches a clean verb deletes;
-- account changes (``commands.py``): users and groups created, groups joined;
+- account changes (``commands.py``): users and groups created or changed,
+  groups joined, and changes the reader cannot model;
 - files written, paths removed, permission changes, downloads and where their
   bytes go (``file_commands.py``);
 - settings written into apt's configuration.
@@ -24,7 +25,7 @@ from typing import Any
 
 from paracle_guard.location import Location
 from paracle_guard.sources import file_commands
-from paracle_guard.sources.commands import account_command, group_memberships, is_account_tool
+from paracle_guard.sources.commands import account_changes, is_account_tool
 from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_call
 from paracle_guard.sources.shell import Command, ReadLimits, read_argv, read_script
 from paracle_guard.subject import (
@@ -152,19 +153,7 @@ class _Facts:
             self.removals.append(PathRemoval(command=index, path=path, how=how))
 
     def _account(self, argv: list[str], program: str, index: int) -> None:
-        created = account_command(argv)
-        joined = group_memberships(argv)
-        if created is not None:
-            self.accounts.append(AccountChange(
-                command=index, tool=program, kind=created.kind, name=created.name, created=True,
-                id=created.id, group=created.group,
-                groups=joined[1] if joined is not None and joined[0] == created.name else [],
-            ))
-        elif joined is not None:
-            self.accounts.append(AccountChange(
-                command=index, tool=program, kind="user", name=joined[0], created=False,
-                groups=joined[1],
-            ))
+        self.accounts.extend(account_changes(argv, index))
 
     def _files(self, command: Command, program: str, index: int) -> None:
         self.writes.extend(file_commands.writes(command, index))
