@@ -3,7 +3,8 @@
 ``build_manifests`` turns a RunSpec into the Pod (or Job) and, when the
 policy's network mode is ``none``, the NetworkPolicy that cuts it off (a Pod
 always gets the cluster network otherwise). Every choice comes from the
-RunSpec: numeric non-root user with ``runAsNonRoot``, read-only root
+RunSpec: numeric non-root user and group with ``runAsNonRoot`` and
+``supplementalGroupsPolicy: Strict`` (no groups from the image), read-only root
 filesystem, ``capabilities.drop: [ALL]``, ``allowPrivilegeEscalation: false``,
 ``seccompProfile: RuntimeDefault``, the policy's RuntimeClass
 (``runtimeClassName``), no host namespaces, no service-account
@@ -187,7 +188,9 @@ def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
         "hostPID": False,
         "hostIPC": False,
         "restartPolicy": "Never",
-        "securityContext": dict(identity),
+        # Only the groups named here: without Strict, containerd and CRI-O add those the
+        # image's /etc/group lists the user in (Kubernetes 1.31+, on by default in 1.33).
+        "securityContext": {**identity, "supplementalGroupsPolicy": "Strict"},
         "containers": [container],
         "volumes": volumes,
     }

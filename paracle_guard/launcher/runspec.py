@@ -237,25 +237,37 @@ def _bind(source: CheckedPath, target: str, *, read_only: bool) -> BindMount:
     return BindMount(source=source.real, target=target, identity=source.identity,
                      read_only=read_only, is_dir=source.is_dir)
 def _run_as(policy: Policy, image_user: UserFact | None) -> tuple[int, int]:
-    """The policy's first non-root uid, with the same gid; else the image's proven non-root user."""
-    allowed = policy.controls.user.allowed_uids
-    if allowed:
-        for uid in allowed:
-            if uid != 0:
-                return uid, uid
-        raise PolicyViolation(
-            "controls.user.allowed_uids allows only uid 0; the launcher never runs as root",
-            key="controls.user.allowed_uids",
-        )
-    # "Any non-root uid": the image's own user, when the image proves it is not root.
-    if image_user is not None and image_user.spec and image_user.uid:
-        gid = image_user.gid if image_user.gid else image_user.uid
-        return image_user.uid, gid
-    raise PolicyViolation(
-        "controls.user.allowed_uids is empty and the image's user is not a proven non-root "
-        "uid; list the uid to run as in controls.user.allowed_uids",
-        key="controls.user.allowed_uids",
-    )
+    """The uid and gid to run as: numeric, never 0, and always both given.
+
+    The uid is the policy's first non-root uid, else the image's proven non-root
+    user; the gid the policy's first non-root gid, else the image user's own group
+    when it is not 0, else the uid. Naming the group also keeps the engine from
+    adding the groups the image's /etc/group lists the user in.
+    """
+    uid = _first_non_zero(policy.controls.user.allowed_uids, "controls.user.allowed_uids")
+    if uid is None:
+        # "Any non-root uid": the image's own user, when the image proves it is not root.
+        if image_user is None or not image_user.spec or not image_user.uid:
+            raise PolicyViolation(
+                "controls.user.allowed_uids is empty and the image's user is not a proven "
+                "non-root uid; list the uid to run as in controls.user.allowed_uids",
+                key="controls.user.allowed_uids",
+            )
+        uid = image_user.uid
+    gid = _first_non_zero(policy.controls.user.allowed_gids, "controls.user.allowed_gids")
+    if gid is None:
+        image_gid = image_user.gid if image_user is not None and image_user.uid == uid else None
+        gid = image_gid or uid
+    return uid, gid
+
+
+def _first_non_zero(allowed: list[int], key: str) -> int | None:
+    if not allowed:
+        return None
+    for value in allowed:
+        if value != 0:
+            return value
+    raise PolicyViolation(f"{key} allows only 0; the launcher never runs as root", key=key)
 
 
 def _require_writable_by(folder: CheckedPath, uid: int, gid: int) -> None:

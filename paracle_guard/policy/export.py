@@ -168,6 +168,7 @@ def validations(policy: Policy) -> list[Validation]:
             "PG102", "uid-not-allowed",
             _all(_effective_required("runAsUser", "{} in " + cel_list(controls.user.allowed_uids))),
             "runAsUser must be set to one of " + ", ".join(map(str, controls.user.allowed_uids))))
+    found.extend(_groups(policy))
     if controls.root_filesystem.read_only:
         found.append(Validation(
             "PG201", "writable-rootfs",
@@ -329,6 +330,45 @@ def _runtime(policy: Policy) -> list[Validation]:
     if not runtime.required:
         message += ", when set"
     return [Validation("PG313", "runtime-not-allowed", expression, message)]
+
+
+def _pod_list_all(field: str, test: str) -> str:
+    """Every entry of the pod's list ``field`` passes ``test`` (``{}`` = entry), if it is set."""
+    return f"(!{_pod_has(field)} || {_POD}.{field}.all(g, {test.format('g')}))"
+
+
+def _pod_if_set(field: str, test: str) -> str:
+    return f"(!{_pod_has(field)} || {test.format(f'{_POD}.{field}')})"
+
+
+def _groups(policy: Policy) -> list[Validation]:
+    """PG104, PG105, PG811: the groups a pod's processes hold."""
+    controls = policy.controls.user
+    found: list[Validation] = []
+    if not controls.allow_root_group:
+        found.append(Validation(
+            "PG104", "root-group",
+            _all(_effective_if_set("runAsGroup", "{} != 0")) + " && "
+            + _pod_list_all("supplementalGroups", "{} != 0") + " && "
+            + _pod_if_set("fsGroup", "{} != 0"),
+            "runAsGroup, supplementalGroups and fsGroup must not be 0"))
+    if controls.allowed_gids:
+        allowed = cel_list(controls.allowed_gids)
+        listed = ", ".join(map(str, controls.allowed_gids))
+        found.append(Validation(
+            "PG105", "gid-not-allowed",
+            _all(_effective_required("runAsGroup", "{} in " + allowed)) + " && "
+            + _pod_list_all("supplementalGroups", "{} in " + allowed) + " && "
+            + _pod_if_set("fsGroup", "{} in " + allowed),
+            f"runAsGroup must be set to one of {listed}, and supplementalGroups and fsGroup "
+            "may hold only those"))
+    if not controls.allow_root_group:
+        found.append(Validation(
+            "PG811", "supplemental-groups-merged",
+            f"{_pod_has('supplementalGroupsPolicy')} && "
+            f"{_POD}.supplementalGroupsPolicy == 'Strict'",
+            "supplementalGroupsPolicy must be Strict, so no group comes from the image"))
+    return found
 
 
 def _limits(policy: Policy) -> list[Validation]:

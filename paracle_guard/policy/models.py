@@ -75,6 +75,12 @@ class UserControl(_Section):
     allow_root: bool = False
     # Empty: any non-zero uid is fine.
     allowed_uids: list[Uid] = Field(default_factory=list)
+    # gid 0, as the primary group or a supplementary one, opens every file the root
+    # group may read or write (CIS 4.1; PSS restricted leaves runAsGroup to policy).
+    allow_root_group: bool = False
+    # Empty: any non-zero gid is fine. Otherwise the primary gid and every
+    # supplementary gid must be listed.
+    allowed_gids: list[Uid] = Field(default_factory=list)
 
 
 class RootFilesystemControl(_Section):

@@ -218,3 +218,35 @@ def secret_as_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
     for secret in facts.secret_env:
         yield Violation(message=f"{secret.value} is put into the environment",
                         location=secret.location)
+
+
+@rule(
+    code="PG811",
+    name="supplemental-groups-merged",
+    severity=Severity.WARNING,
+    kinds=("k8s",),
+    summary="supplementalGroupsPolicy is not Strict: the image's /etc/group memberships are "
+            "added to the process",
+    fix="Set securityContext.supplementalGroupsPolicy: Strict on the pod (Kubernetes 1.31+; "
+        "on by default from 1.33)",
+    rationale=(
+        "With the default policy (Merge) containerd and CRI-O add every group the image's "
+        "/etc/group lists the container's user in, on top of runAsGroup, supplementalGroups "
+        "and fsGroup. A manifest cannot show those groups, so an image that puts its user in "
+        "group 0 (or in the group of a mounted socket) gets it silently. Strict keeps exactly "
+        "the groups the pod names; a node whose runtime cannot honour it refuses the pod "
+        "(Kubernetes KEP-3619)."
+    ),
+)
+def supplemental_groups_merged(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    facts = subject.kubernetes
+    if facts is None or controls.user.allow_root_group:
+        return
+    if facts.supplemental_groups_policy == "Strict":
+        return
+    state = facts.supplemental_groups_policy or "not set (Merge)"
+    yield Violation(
+        message=f"supplementalGroupsPolicy is {state}: the groups the image's /etc/group lists "
+                "the user in are added, and the manifest cannot show them",
+        location=facts.location_of("supplemental_groups_policy"),
+    )

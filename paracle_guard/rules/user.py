@@ -1,9 +1,10 @@
-"""User rules: who the container runs as, and whether it can become someone else.
+"""User rules: who the container runs as, with which groups, and whether it can become someone else.
 
-The Dockerfile source resolves the effective user of the target stage (ARG and
-ENV substitution, inheritance from earlier stages, names created with
-``useradd -u``); the image source resolves names through the image's
-/etc/passwd. These rules only judge the resulting UserFact.
+Every source reads user and group specs through ``sources.identity`` (as the
+engine reads them) and resolves names as far as it can see: the Dockerfile
+source through the build's account commands, the image and container sources
+through the image's /etc/passwd and /etc/group. These rules only judge the
+resulting UserFact.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def _root_message(user: UserFact | None, kind: str) -> str:
             )
         return "no USER instruction sets a user, so the container runs as root"
     how = f"user {user.spec!r}"
-    if user.spec.split(":", 1)[0] not in ("0", "root"):
+    if user.windows_account == "administrator":
+        how += " (the Windows administrator account)"
+    elif user.spec.split(":", 1)[0] not in ("0", "root"):
         # The spelling hides it: a name that /etc/passwd (or useradd -o -u 0) maps to 0.
         how += {
             "image": " (uid 0 in the image's /etc/passwd)",
@@ -96,6 +99,17 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if controls.user.allow_root:
         return
     user = subject.user
+    if user is not None and not user.is_root and user.may_be_root:
+        # Fails closed, but lint cannot see the base image: there, a notice.
+        yield Violation(
+            message=f"cannot prove that user {user.spec!r} is not root: "
+                    f"{user.unresolved_reason or 'its uid is not known'}",
+            location=user.location,
+            severity=Severity.INFO if subject.kind == "dockerfile" else None,
+            fix="Give the user a value this Dockerfile proves: USER 1000:1000"
+            if subject.kind == "dockerfile" else None,
+        )
+        return
     # A missing UserFact means nothing set a user: Docker then starts the process as root.
     if user is not None and not user.is_root:
         return
@@ -134,8 +148,8 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
 def uid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
     allowed = controls.user.allowed_uids
     user = subject.user
-    if not allowed or user is None or user.is_root:
-        return  # root is PG101's finding
+    if not allowed or user is None or user.is_root or user.may_be_root:
+        return  # root, or maybe root, is PG101's finding
     listed = ", ".join(str(uid) for uid in allowed)
     if user.uid is None:
         reason = user.unresolved_reason or "the name's uid is not known"
@@ -151,6 +165,136 @@ def uid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]
             message=f"user {user.spec!r} runs as uid {user.uid}, which is not allowed ({listed})",
             location=user.location,
         )
+
+
+# --- PG104, PG105: groups ------------------------------------------------------------
+
+GROUP_FIXES: ByKind = {
+    "image": "Rebuild the image with USER UID:GID naming a group that is not 0 (an explicit "
+             "group also stops /etc/group adding memberships), or run it with --user "
+             "1000:1000",
+    "container": "Recreate the container with --user UID:GID (a group that is not 0) and no "
+                 "--group-add 0",
+    "compose": 'Set user: "UID:GID" with a group that is not 0, and drop 0 and root from '
+               "group_add",
+    "k8s": "Set runAsGroup to a gid that is not 0, keep 0 out of supplementalGroups and "
+           "fsGroup, and set supplementalGroupsPolicy: Strict on the pod",
+}
+
+
+def _group_findings_apply(user: UserFact | None) -> bool:
+    # Root (or maybe root) is PG101's finding: its groups add nothing to it.
+    return user is not None and not user.is_root and not user.may_be_root
+
+
+def _unprovable_groups(user: UserFact) -> list[str]:
+    reasons = [user.groups_unresolved_reason] if user.groups_unresolved_reason else []
+    reasons += [f"{grant.name!r} ({grant.unknown_reason})" for grant in user.groups
+                if grant.gid is None and grant.unknown_reason]
+    return reasons
+
+
+def _unprovable_severity(subject: Subject) -> Severity:
+    # Lint cannot see the base image; what a runtime source cannot prove fails closed.
+    return Severity.INFO if subject.kind == "dockerfile" else Severity.WARNING
+
+
+@rule(
+    code="PG104",
+    name="root-group",
+    severity=Severity.ERROR,
+    kinds=("dockerfile", "image", "container", "compose", "k8s"),
+    summary="The container runs with group 0 (root), as its primary or a supplementary group",
+    fix="Name a group that is not 0 with the user (USER 1000:1000): an explicit group also "
+        "stops /etc/group adding memberships",
+    fixes=GROUP_FIXES,
+    rationale=(
+        "gid 0 is the quiet half of root: every file and directory the root group may read "
+        "or write, in the image and on mounted volumes, stays open to the process. It comes "
+        "in many ways: USER 1000:0, a passwd entry whose group is 0, a USER with no passwd "
+        "entry at all (the engine's default group is 0), /etc/group listing the user in "
+        "root, --group-add and compose group_add, Kubernetes runAsGroup, supplementalGroups "
+        "and fsGroup. A group the source cannot prove is reported as unprovable."
+    ),
+    references=(
+        "CIS Docker Benchmark v1.6.0 4.1",
+        "Kubernetes Pod Security Standards: runAsGroup, supplementalGroups and fsGroup are "
+        "left to policy (restricted constrains only the user)",
+    ),
+)
+def root_group(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    user = subject.user
+    if controls.user.allow_root_group or user is None or not _group_findings_apply(user):
+        return
+    if user.gid == 0:
+        explicit = user.spec is not None and ":" in user.spec
+        how = "" if explicit else " (the entry of its uid, or the engine's default when none)"
+        yield Violation(message=f"user {user.spec!r} runs with primary group 0 (root){how}",
+                        location=user.gid_location or user.location)
+    for grant in user.groups:
+        if grant.gid == 0:
+            named = f" {grant.name!r}" if grant.name and grant.name != "0" else ""
+            yield Violation(message=f"{grant.via} adds group{named} (gid 0, root) to user "
+                                    f"{user.spec!r}",
+                            location=grant.location or user.location)
+    socket_gid = subject.runtime.engine_socket_gid if subject.runtime is not None else None
+    if socket_gid is not None and socket_gid in user.gids:
+        yield Violation(message=f"user {user.spec!r} holds gid {socket_gid}, the group of the "
+                                "engine's socket on this host (the docker group): with the "
+                                "socket reachable, that is control of the engine",
+                        location=user.location)
+    reasons = _unprovable_groups(user)
+    if reasons:
+        yield Violation(message=f"cannot prove that user {user.spec!r} holds no root group: "
+                                + "; ".join(reasons),
+                        location=user.location, severity=_unprovable_severity(subject))
+
+
+@rule(
+    code="PG105",
+    name="gid-not-allowed",
+    severity=Severity.ERROR,
+    kinds=("dockerfile", "image", "container", "compose", "k8s"),
+    summary="The container holds a gid the policy does not allow",
+    fix="Run with one of the policy's allowed_gids as the only group: USER 1000:1000",
+    fixes={
+        "image": "Rebuild the image with USER UID:GID, a gid the policy allows, or run it "
+                 "with --user UID:GID",
+        "container": "Recreate the container with --user UID:GID, a gid the policy allows, "
+                     "and no other --group-add",
+        "compose": 'Set user: "UID:GID" with a gid the policy allows, and no other group_add',
+        "k8s": "Set runAsGroup to a gid the policy allows (controls.user.allowed_gids), with "
+               "supplementalGroups and fsGroup inside it",
+    },
+    rationale=(
+        "Group ownership decides access to shared volumes and sockets as much as the uid "
+        "does. Pinning the gids a sandbox holds (its primary group and every supplementary "
+        "one) keeps it out of groups such as the host's docker group or a volume's owners."
+    ),
+    references=("Kubernetes Pod Security Standards: runAsGroup (left to policy)",),
+)
+def gid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
+    allowed = controls.user.allowed_gids
+    user = subject.user
+    if not allowed or not _group_findings_apply(user) or user is None:
+        return
+    listed = ", ".join(str(gid) for gid in allowed)
+    # gid 0 is PG104's finding unless the policy allows the root group.
+    locations = {grant.gid: grant.location for grant in reversed(user.groups)}
+    if user.gid is not None:
+        locations[user.gid] = user.gid_location
+    for gid in dict.fromkeys(user.gids):
+        if gid not in allowed and (gid != 0 or controls.user.allow_root_group):
+            yield Violation(message=f"user {user.spec!r} holds gid {gid}, which is not allowed "
+                                    f"({listed})", location=locations.get(gid) or user.location)
+    unknown = ([] if user.gid is not None else
+               [user.groups_unresolved_reason or "its primary group has no fixed gid"])
+    unknown += [f"group {grant.name!r} has no gid lint can read" for grant in user.groups
+                if grant.gid is None]
+    if unknown:
+        yield Violation(message=f"cannot prove that user {user.spec!r} holds only allowed gids "
+                                f"({listed}): " + "; ".join(unknown),
+                        location=user.location, severity=Severity.INFO)
 
 
 # --- PG103 ---------------------------------------------------------------------
@@ -183,7 +327,8 @@ def _sudoers_edits(step: RunStep) -> Iterator[str]:
             via = "a redirect" if write.how == "redirect" else write.how
             yield f"writes {write.path} with {via}"
     for account in step.accounts:
-        joined = PRIVILEGED_GROUPS.intersection(account.groups)
+        # A primary group counts as much as a supplementary one for %sudo in sudoers.
+        joined = PRIVILEGED_GROUPS.intersection([*account.groups, account.group or ""])
         if joined:
             yield (f"adds {account.name} to the {'/'.join(sorted(joined))} group with "
                    f"{account.tool}")
