@@ -45,7 +45,7 @@ PEM_PUBLIC_KEY = (
     b"-----END PUBLIC KEY-----\n"
 )
 
-NodeKind = Literal["file", "dir", "symlink"]
+NodeKind = Literal["file", "dir", "symlink", "hardlink"]
 
 # The SDK ships no type information; reached by name, its objects are Any.
 docker_errors = importlib.import_module("docker.errors")
@@ -59,7 +59,7 @@ class Node:
     data: bytes = b""
     mode: int = 0o644
     kind: NodeKind = "file"
-    target: str = ""  # for symlinks
+    target: str = ""  # for symlinks (as written) and hard links (an earlier path of the layer)
     uid: int = 0
     gid: int = 0
     xattrs: tuple[tuple[str, bytes], ...] = ()
@@ -76,6 +76,11 @@ def directory(path: str, mode: int = 0o755, **extra: Any) -> Node:
 
 def symlink(path: str, target: str) -> Node:
     return Node(path=path, mode=0o777, kind="symlink", target=target)
+
+
+def hardlink(path: str, target: str) -> Node:
+    """A second name for ``target``, which must come earlier in the same layer."""
+    return Node(path=path, mode=0o644, kind="hardlink", target=target)
 
 
 def busybox(*argv: str) -> str:
@@ -130,6 +135,9 @@ def layer_tar(nodes: tuple[Node, ...]) -> bytes:
             elif node.kind == "symlink":
                 info.type, info.linkname = tarfile.SYMTYPE, node.target
                 tar.addfile(info)
+            elif node.kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, node.target.lstrip("/")
+                tar.addfile(info)
             else:
                 info.size = len(node.data)
                 tar.addfile(info, io.BytesIO(node.data))
@@ -183,7 +191,7 @@ PASSWD = file(
     "app:x:1000:1000:app:/home/app:/bin/sh\n"
     "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
 )
-GROUP = file("/etc/group", "root:x:0:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n")
+GROUP = file("/etc/group", "root:x:0:\nstaff:x:50:\napp:x:1000:\nnogroup:x:65534:\n")
 ACCOUNTS = (PASSWD, GROUP, directory("/home/app", 0o755, uid=1000, gid=1000))
 
 

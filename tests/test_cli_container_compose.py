@@ -146,7 +146,9 @@ def test_options_shared_with_lint(workdir: Path) -> None:
 
 def test_with_dockerfiles_lints_the_services_builds(workdir: Path) -> None:
     (workdir / "app").mkdir()
-    (workdir / "app" / "Containerfile").write_text("FROM python:3.10-slim\nUSER ${RUN_AS}\n")
+    # The stage declares the ARG: a build argument reaches only a declared one.
+    (workdir / "app" / "Containerfile").write_text(
+        "FROM python:3.10-slim\nARG RUN_AS\nUSER ${RUN_AS}\n")
     hardened = (CASES / "hardened.yaml").read_text().replace(
         "image: paracle/sandbox:1.0",
         "build:\n      context: ./app\n      dockerfile: Containerfile\n      args:\n"

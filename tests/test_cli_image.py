@@ -24,7 +24,7 @@ EXPECTED: dict[str, set[str]] = {
     "minimal": set(),
     "root-default": {"PG101"},
     "root-by-name": {"PG101"},
-    "numeric-user": {"PG102"},
+    "numeric-user": {"PG102", "PG105"},  # USER 4242:4242: neither id is the sandbox's
     "packages": {"PG103", "PG403", "PG404"},  # its apk database lists sudo
     "privileged-files": {"PG103", "PG205", "PG306"},
     "secrets": {"PG601", "PG602"},

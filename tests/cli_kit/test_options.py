@@ -70,7 +70,7 @@ def test_bash_completes_commands_options_and_values() -> None:
     assert set(bash("paracle-guard lint --policy ")) >= {"sandbox", "baseline", "sandbox-gvisor"}
     assert bash("paracle-guard policy show sand") == ["sandbox", "sandbox-gvisor"]
     assert bash("paracle-guard policy show sandbox-") == ["sandbox-gvisor"]
-    assert bash("paracle-guard rules explain root") == ["root-user"]
+    assert bash("paracle-guard rules explain root") == ["root-user", "root-group"]
     assert "PG101" in bash("paracle-guard lint --ignore PG10")
     assert bash("paracle-guard doctor --format ") == ["text", "json"]
     assert bash("paracle-guard completion ") == ["bash", "zsh", "fish"]

@@ -76,7 +76,9 @@ def test_the_pod_carries_every_hardening(plan: Plan) -> None:
     assert not (spec["hostPID"] or spec["hostIPC"] or spec["hostNetwork"])
     assert spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000,
                                        "runAsGroup": 1000,
-                                       "seccompProfile": {"type": "RuntimeDefault"}}
+                                       "seccompProfile": {"type": "RuntimeDefault"},
+                                       "supplementalGroupsPolicy": "Strict"}
+    assert "supplementalGroupsPolicy" not in context  # a pod-level field only
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
@@ -126,12 +128,45 @@ def test_round_trip_the_generated_pod_is_admitted(plan: Plan, workload: str) -> 
     assert Admission(plan.policy).rejections(pod_of(objects_for(plan, workload))) == []
 
 
-@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+# supplementalGroupsPolicy (PodSecurityContext) first exists in 1.31, behind a feature
+# gate that is on by default from 1.33: the Pod needs a 1.31 schema at least.
+POD_KUBERNETES_VERSIONS = ("1.31", KUBERNETES_VERSIONS[-1])
+
+
+@pytest.mark.parametrize("version", POD_KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("workload", ["pod", "job"])
 def test_generated_manifests_match_the_openapi_schemas(plan: Plan, workload: str,
                                                        version: str) -> None:
     for item in objects_for(plan, workload):
         kubernetes_validate.validate(item, version, strict=True)
+
+
+@pytest.mark.parametrize("workload", ["pod", "job"])
+def test_on_1_30_only_supplemental_groups_policy_is_unknown(plan: Plan, workload: str) -> None:
+    """A 1.30 API server does not know the field; everything else in the manifests it does."""
+    objects = objects_for(plan, workload)
+    with pytest.raises(kubernetes_validate.ValidationError, match="supplementalGroupsPolicy"):
+        kubernetes_validate.validate(objects[-1], KUBERNETES_VERSIONS[0], strict=True)
+    for item in objects:
+        _pod_of(item)["securityContext"].pop("supplementalGroupsPolicy", None)
+        kubernetes_validate.validate(item, KUBERNETES_VERSIONS[0], strict=True)
+
+
+def test_a_stored_pod_without_strict_groups_is_refused(plan: Plan) -> None:
+    """An API server that drops the field (1.30, or 1.31-1.32 without the feature gate)
+    stores a Pod whose runtime merges the image's groups: the read-back refuses it."""
+    objects = objects_for(plan)
+    del objects[-1]["spec"]["securityContext"]["supplementalGroupsPolicy"]
+    report = judge(plan, render(objects), "stored.yaml")
+    assert report.failed
+    assert "PG811" in {f.rule for r in report.results for f in r.findings}
+
+
+def _pod_of(item: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = item["spec"]
+    if item["kind"] == "Job":
+        return _pod_of({"kind": "Pod", "spec": spec["template"]["spec"]})
+    return spec if item["kind"] == "Pod" else {"securityContext": {}}
 
 
 def test_the_rules_verify_what_the_builder_makes(plan: Plan,

@@ -116,7 +116,18 @@ def test_a_volume_on_root_cannot_be_covered() -> None:
 
 
 def test_user_is_the_first_allowed_non_root_uid() -> None:
-    assert spec(policy(user={"allowed_uids": [0, 2000, 3000]})).user == "2000:2000"
+    assert spec(policy(user={"allowed_uids": [0, 2000, 3000], "allowed_gids": []})
+                ).user == "2000:2000"
+
+
+def test_group_is_the_first_allowed_non_root_gid() -> None:
+    assert spec(policy(user={"allowed_uids": [2000], "allowed_gids": [0, 3000]})
+                ).user == "2000:3000"
+    assert spec().user == "1000:1000"  # the sandbox policy's own pair
+    with pytest.raises(PolicyViolation) as excinfo:
+        spec(policy(user={"allowed_gids": [0], "allow_root_group": True}))
+    message, key = refusal(excinfo)
+    assert key == "controls.user.allowed_gids" and "never runs as root" in message
 
 
 def test_a_policy_allowing_only_root_is_refused() -> None:
@@ -130,7 +141,11 @@ def test_a_policy_allowing_only_root_is_refused() -> None:
 def test_any_uid_policy_takes_the_images_proven_user() -> None:
     user = UserFact(spec="4242", uid=4242, gid=0, location=Location(path="img"))
     # gid 0 is root's group: the uid's own number is used instead.
-    assert spec(policy(user={"allowed_uids": []}), image_user=user).user == "4242:4242"
+    any_id = policy(user={"allowed_uids": [], "allowed_gids": []})
+    assert spec(any_id, image_user=user).user == "4242:4242"
+    # The image user's own group, when it is not 0.
+    grouped = user.model_copy(update={"gid": 4343})
+    assert spec(any_id, image_user=grouped).user == "4242:4343"
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,8 @@ def test_sandbox_is_exactly_what_the_images_promise() -> None:
     assert policy.metadata.name == "sandbox"
     assert policy.fail_on == "warning"
     assert policy.extends == []
-    assert controls.user.model_dump() == {"allow_root": False, "allowed_uids": [1000]}
+    assert controls.user.model_dump() == {"allow_root": False, "allowed_uids": [1000],
+                                          "allow_root_group": False, "allowed_gids": [1000]}
     assert controls.root_filesystem.model_dump() == {
         "read_only": True,
         "writable_paths": ["/workspace", "/tmp"],
@@ -82,6 +83,8 @@ def test_baseline_is_milder_for_service_images() -> None:
     assert policy.fail_on == "error"
     assert controls.user.allow_root is False
     assert controls.user.allowed_uids == []
+    assert controls.user.allow_root_group is False
+    assert controls.user.allowed_gids == []
     assert controls.packages.max_installed is None
     assert controls.network.mode == "bridge"
     assert controls.privileges.privileged is False

@@ -59,8 +59,16 @@ ADMISSION_EXPECTED: dict[str, set[str]] = {
     "pg101-root-user": {"PG101", "PG102"},
     # No runAsUser: admission needs the uid proven in the manifest (PG102), as the lint's
     # PG101 fails closed on it.
-    "pg101-no-user": {"PG102", "PG802"},
+    # ... and the gid likewise (PG105): the lint reports root first.
+    "pg101-no-user": {"PG102", "PG105", "PG802"},
     "pg102-uid-not-allowed": {"PG102"},
+    # gid 0 is also not the policy's gid 1000 (the lint leaves that to PG104).
+    "pg104-root-group": {"PG104", "PG105"},
+    "pg104-supplemental-groups": {"PG104", "PG105"},
+    "pg104-fs-group": {"PG104", "PG105"},
+    # No runAsGroup is allowed by PG104's test, but the policy lists its gid (PG105).
+    "pg104-group-unproven": {"PG105"},
+    "pg105-gid-not-allowed": {"PG105"},
     "pg201-writable-rootfs": {"PG201"},
     "pg202-writable-path": {"PG202"},
     "pg204-unsafe-workdir": {"PG204"},
@@ -90,6 +98,7 @@ ADMISSION_EXPECTED: dict[str, set[str]] = {
     "pg804-seccomp-not-set": {"PG804"},
     "pg805-restricted-volume-type": {"PG805"},
     "pg501-unpinned-image": {"PG501"},
+    "pg811-supplemental-groups-merged": {"PG811"},
     "pg810-secret-as-env": {"PG810"},
 }
 # Not admission's to judge: the network is the exported NetworkPolicy's job, and a
@@ -380,11 +389,12 @@ def test_agent_sandbox_resources_get_the_pod_s_verdict(sandbox_admission: Sandbo
         # The published template: no securityContext, no tag, an API key from a Secret
         # (admission judges the variable's name), and a managed policy that lets DNS and
         # HTTPS out and anyone in.
-        "template.yaml": {"PG102", "PG201", "PG301", "PG304", "PG501", "PG601", "PG701",
-                          "PG702", "PG802", "PG804", "PG810"},
+        # No runAsGroup and no supplementalGroupsPolicy: PG105 and PG811 as well.
+        "template.yaml": {"PG102", "PG105", "PG201", "PG301", "PG304", "PG501", "PG601",
+                          "PG701", "PG702", "PG802", "PG804", "PG810", "PG811"},
         # The bare Sandbox: the same, less the template's own, plus the token.
-        "sandbox.yaml": {"PG102", "PG201", "PG301", "PG304", "PG701", "PG801", "PG802",
-                         "PG804"},
+        "sandbox.yaml": {"PG102", "PG105", "PG201", "PG301", "PG304", "PG701", "PG801",
+                         "PG802", "PG804", "PG811"},
     }),
 ])
 def test_the_example_fixtures(sandbox_admission: SandboxAdmission, folder: str,

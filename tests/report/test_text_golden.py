@@ -52,7 +52,7 @@ def test_sarif_has_each_pod_level_result_once(monkeypatch: pytest.MonkeyPatch) -
     assert sorted(keys) == [
         ("PG301", 26, f"{pod}/migrate"),
         ("PG702", 16, pod), ("PG801", 16, pod), ("PG804", 17, pod), ("PG805", 44, pod),
-        ("PG808", 16, pod),
+        ("PG808", 16, pod), ("PG811", 17, pod),
     ]
     names = {r["ruleId"]: r["locations"][0]["logicalLocations"][0]["name"] for r in results}
     assert (names["PG301"], names["PG702"]) == ("init container migrate",

@@ -13,6 +13,8 @@ EXPECTED = {
     "PG101": ("root-user", {"dockerfile", "image", "container", "compose", "k8s"}),
     "PG102": ("uid-not-allowed", {"dockerfile", "image", "container", "compose", "k8s"}),
     "PG103": ("sudo", {"dockerfile", "image"}),
+    "PG104": ("root-group", {"dockerfile", "image", "container", "compose", "k8s"}),
+    "PG105": ("gid-not-allowed", {"dockerfile", "image", "container", "compose", "k8s"}),
     "PG201": ("writable-rootfs", {"container", "compose", "k8s"}),
     "PG202": ("writable-path", {"container", "compose", "k8s"}),
     "PG203": ("image-volume", {"image", "container"}),
@@ -50,6 +52,7 @@ EXPECTED = {
     "PG806": ("host-port", {"k8s"}),
     "PG808": ("pids-limit-not-in-manifest", {"k8s"}),
     "PG810": ("secret-as-env", {"k8s"}),
+    "PG811": ("supplemental-groups-merged", {"k8s"}),
     "PG901": ("parse-error", {"dockerfile", "image", "container", "compose", "k8s"}),
     "PG902": ("suppression-without-reason", {"dockerfile", "image", "container", "compose", "k8s"}),
 }

@@ -99,8 +99,16 @@ CMD ["python3"]
 
 
 def test_a_final_stage_inherits_a_non_root_user_too() -> None:
-    text = 'FROM alpine:3.20 AS base\nUSER 1000\n\nFROM base\nCMD ["sh"]\n'
+    text = 'FROM alpine:3.20 AS base\nUSER 1000:1000\n\nFROM base\nCMD ["sh"]\n'
     assert found(lint(text)) == []
+
+
+def test_a_uid_without_a_group_leaves_the_group_to_the_base_image() -> None:
+    # alpine has no entry for uid 1000: the engine runs it with gid 0.
+    result = lint('FROM alpine:3.20\nUSER 1000\n')
+    assert found(result) == [("PG104", 2)]
+    assert result.findings[0].severity == "info"
+    assert "gid 0 when it has no entry" in result.findings[0].message
 
 
 def test_named_user_resolved_through_useradd() -> None:
@@ -121,7 +129,7 @@ set -eux
 apt-get update
 apt-get install -y ca-certificates
 EOF
-USER 1000
+USER 1000:1000
 """
 
 
@@ -149,7 +157,7 @@ EOF
 
 FROM debian:bookworm-slim
 COPY --from=build /usr/local/cargo/bin/app /usr/local/bin/app
-USER 1000
+USER 1000:1000
 """
     result = lint(text)
     assert found(result) == [("PG503", 2)]
@@ -157,7 +165,7 @@ USER 1000
 
 
 def test_remote_code_through_sh_c() -> None:
-    text = 'FROM alpine:3.20\nRUN sh -c "$(wget -qO- https://example.com/i.sh)"\nUSER 1000\n'
+    text = 'FROM alpine:3.20\nRUN sh -c "$(wget -qO- https://example.com/i.sh)"\nUSER 1000:1000\n'
     assert found(lint(text)) == [("PG503", 2)]
 
 
@@ -169,7 +177,7 @@ RUN pip install requests==2.32.3
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \\
     --mount=type=cache,target=/var/lib/apt/lists,sharing=locked \\
     apt-get update && apt-get install -y --no-install-recommends tini
-USER 1000
+USER 1000:1000
 """
     assert found(lint(text)) == []
 
@@ -180,7 +188,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends sudo \\
  && rm -rf /var/lib/apt/lists/* \\
  && echo 'app ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/app
-USER 1000
+USER 1000:1000
 """
     assert found(lint(text)) == [("PG103", 2), ("PG103", 2)]
 
@@ -195,7 +203,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \\
  && apt-get install -y pandoc \\
  && rm -rf /var/lib/apt/lists/*
-USER 1000
+USER 1000:1000
 """
     result = lint(text)
     assert found(result) == []
@@ -266,15 +274,15 @@ def test_the_same_file_with_the_usual_mistakes_has_them_all_reported() -> None:
 def test_user_from_an_unset_variable_that_falls_back_to_root_is_root(
     user: str, spelled: str
 ) -> None:
-    text = f"FROM python:3.10-slim\nARG GROUP\nUSER {user}\n"
+    text = f"FROM python:3.10-slim\nARG UID\nARG USERNAME\nARG GROUP\nUSER {user}\n"
     result = lint(text)
-    assert found(result) == [("PG101", 3)]
+    assert found(result) == [("PG101", 5)]
     assert spelled in result.findings[0].message
     assert "--build-arg" in result.findings[0].message
 
 
 def test_user_from_an_unset_variable_is_judged_again_with_the_build_arg() -> None:
-    text = "FROM python:3.10-slim\nARG UID\nUSER ${UID}\n"
+    text = "FROM python:3.10-slim\nARG UID\nUSER ${UID}:${UID}\n"
     assert found(lint(text, build_args={"UID": "1000"})) == []
     assert found(lint(text, build_args={"UID": "0"})) == [("PG101", 3)]
 

@@ -28,7 +28,7 @@ def codes(case: str, controls: dict[str, object] | None = None) -> set[str]:
 
 
 K8S_RULES = {"PG801", "PG802", "PG803", "PG804", "PG805", "PG806", "PG808", "PG810",
-             "PG501", "PG502"}
+             "PG811", "PG501", "PG502"}
 
 
 def test_the_hardened_pod_passes_every_kubernetes_rule_but_the_pids_note() -> None:
@@ -44,6 +44,7 @@ def test_the_hardened_pod_passes_every_kubernetes_rule_but_the_pids_note() -> No
     ("pg805-restricted-volume-type", "PG805"),
     ("pg501-unpinned-image", "PG501"),
     ("pg810-secret-as-env", "PG810"),
+    ("pg811-supplemental-groups-merged", "PG811"),
 ])
 def test_each_rule_fires_on_its_case(case: str, code: str) -> None:
     assert code in codes(case)
@@ -95,3 +96,13 @@ def test_kubernetes_rules_ignore_other_kinds() -> None:
     other = subject("hardened").model_copy(update={"kind": "compose", "kubernetes": None})
     policy = Plan.compile(Policy.model_validate({}))
     assert {f.rule for f in policy.evaluate(other).findings} & K8S_RULES == set()
+
+
+def test_groups_from_the_image_are_the_policy_s_business() -> None:
+    # A policy that allows the root group does not mind what the image adds.
+    assert "PG811" not in codes("pg811-supplemental-groups-merged",
+                                {"user": {"allow_root_group": True}})
+    facts = subject("pg811-supplemental-groups-merged").kubernetes
+    assert facts is not None and facts.supplemental_groups_policy is None
+    strict = subject("hardened").kubernetes
+    assert strict is not None and strict.supplemental_groups_policy == "Strict"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from paracle_guard.location import Location
 from paracle_guard.rules.base import find_rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import EnvVar, SubjectKind, UserFact
+from paracle_guard.subject import EnvVar, GroupGrant, SubjectKind, UserFact
 from tests.builders import check, controls
-from tests.runtime_builders import at, subject
+from tests.runtime_builders import at, hardened, subject
 
 
 def test_compose_without_a_user_fails_closed() -> None:
@@ -97,3 +97,65 @@ def test_secret_named_environment_on_a_container() -> None:
     assert pg601 is not None and "secrets:" in pg601.fix_for("compose")
     policy = controls(secrets={"env_name_patterns": ["^LOG_"]})
     assert [v.location for v in check("PG601", subject(env=env), policy)] == [at(22)]
+
+
+# --- PG104 root-group, PG105 gid-not-allowed -------------------------------------------
+
+
+def test_root_group_from_any_source_is_named() -> None:
+    grants = [GroupGrant(gid=0, name="0", via="group_add", location=at(7)),
+              GroupGrant(gid=0, via="fsGroup", location=at(8))]
+    user = UserFact(spec="1000:0", uid=1000, gid=0, groups=grants, location=at(5),
+                    gid_location=at(6))
+    violations = check("PG104", subject(user=user))
+    assert [(v.message, v.location) for v in violations] == [
+        ("user '1000:0' runs with primary group 0 (root)", at(6)),
+        ("group_add adds group (gid 0, root) to user '1000:0'", at(7)),
+        ("fsGroup adds group (gid 0, root) to user '1000:0'", at(8)),
+    ]
+    assert check("PG104", subject(user=user), controls(user={"allow_root_group": True})) == []
+
+
+def test_root_itself_is_left_to_pg101() -> None:
+    root = UserFact(spec="0:0", uid=0, gid=0, location=at(5))
+    assert check("PG104", subject(user=root)) == []
+    maybe = UserFact(spec="app", name="app", may_be_root=True, gid=0, location=at(5),
+                     unresolved_reason="the image's /etc/passwd could not be read")
+    assert check("PG104", subject(kind="container", user=maybe)) == []
+    (violation,) = check("PG101", subject(kind="container", user=maybe))
+    assert violation.severity is None  # the rule's error: a runtime source fails closed
+    assert "could not be read" in violation.message
+
+
+def test_unprovable_groups_are_warnings_at_run_time() -> None:
+    user = UserFact(spec="1000", uid=1000, location=at(5),
+                    groups_unresolved_reason="the image's /etc/passwd decides")
+    (violation,) = check("PG104", subject(user=user))
+    assert violation.severity == Severity.WARNING
+    assert "cannot prove" in violation.message and "decides" in violation.message
+
+
+def test_the_engine_socket_group_is_a_finding() -> None:
+    config = hardened()
+    config.engine_socket_gid = 998
+    user = UserFact(spec="1000:1000", uid=1000, gid=1000, location=at(5),
+                    groups=[GroupGrant(gid=998, via="--group-add")])
+    messages = [v.message for v in check("PG104", subject(config, kind="container", user=user))]
+    assert messages == ["user '1000:1000' holds gid 998, the group of the engine's socket on "
+                        "this host (the docker group): with the socket reachable, that is "
+                        "control of the engine"]
+
+
+def test_allowed_gids_cover_every_group() -> None:
+    policy = controls(user={"allowed_gids": [1000]})
+    user = UserFact(spec="1000:1000", uid=1000, gid=1000, location=at(5),
+                    groups=[GroupGrant(gid=50, via="--group-add", location=at(9)),
+                            GroupGrant(gid=0, via="--group-add")])
+    violations = check("PG105", subject(user=user), policy)
+    # gid 0 is PG104's finding.
+    assert [(v.message, v.location) for v in violations] == [
+        ("user '1000:1000' holds gid 50, which is not allowed (1000)", at(9))]
+    unknown = UserFact(spec="1000", uid=1000, location=at(5),
+                       groups_unresolved_reason="the image decides")
+    (info,) = check("PG105", subject(user=unknown), policy)
+    assert info.severity == Severity.INFO and "the image decides" in info.message

@@ -35,6 +35,11 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "hardened": (set(), ""),
     "pg101-root-user": ({"PG101"}, 'user: "0:0"'),
     "pg101-no-user": ({"PG101"}, "sandbox:"),
+    "pg104-root-group": ({"PG104"}, 'user: "1000:0"'),
+    "pg104-group-add": ({"PG104"}, "group_add: [0]"),
+    # Unproven: a warning for the root group, an info for the policy's gid.
+    "pg104-group-unproven": ({"PG104", "PG105"}, 'user: "1000"'),
+    "pg105-gid-not-allowed": ({"PG105"}, 'user: "1000:2000"'),
     "pg201-writable-rootfs": ({"PG201"}, "read_only: false"),
     "pg202-writable-path": ({"PG202"}, "- cache:/var/cache/app"),
     "pg204-unsafe-workdir": ({"PG204"}, "working_dir:"),
@@ -607,11 +612,42 @@ def test_wrong_types_are_parse_errors_of_the_service(tmp_path: Path, body: str,
     ("root", "user: sets user 'root', which is root"),
     ("root:staff", "user: sets user 'root:staff', which is root"),
     ("0", "user: sets user '0', which is root"),
+    # Go's Atoi: a sign is allowed.
+    ("+0", "user: sets user '+0' (uid 0), which is root"),
+    ("-0:-0", "user: sets user '-0:-0' (uid 0), which is root"),
 ])
 def test_root_by_name_or_number(tmp_path: Path, spec: str, message: str) -> None:
     subject = service(tmp_path, f'user: "{spec}"\n')
     findings = [f for f in sandbox_plan().evaluate(subject).findings if f.rule == "PG101"]
     assert [(f.message, f.location.line) for f in findings] == [(message, 3)]
+
+
+def test_non_ascii_digits_are_names_and_never_crash(tmp_path: Path) -> None:
+    for spec in ("\u00b2", "\u0661\u0660\u0660\u0660"):
+        subject = service(tmp_path, f'user: "{spec}"\n')
+        assert subject.user is not None
+        assert (subject.user.uid, subject.user.name, subject.user.is_root) == (None, spec, False)
+        sandbox_plan().evaluate(subject)
+
+
+def test_the_windows_administrator_is_root_and_its_user_is_not(tmp_path: Path) -> None:
+    admin = service(tmp_path, 'user: "ContainerAdministrator"\n')
+    assert admin.user is not None and admin.user.is_root
+    assert "PG101" in {f.rule for f in sandbox_plan().evaluate(admin).findings}
+    user = service(tmp_path, 'user: "ContainerUser"\n')
+    assert user.user is not None and not user.user.is_root
+
+
+def test_group_add_gives_groups_by_number_and_leaves_names_unproven(tmp_path: Path) -> None:
+    subject = service(tmp_path, 'user: "1000:1000"\ngroup_add:\n  - "+0"\n  - mail\n')
+    assert subject.user is not None
+    assert [(g.gid, g.name, g.via, g.location and g.location.line)
+            for g in subject.user.groups] == [(0, None, "group_add", 5),
+                                               (None, "mail", "group_add", 6)]
+    found = {f.severity: (f.location.line, f.message)
+             for f in sandbox_plan().evaluate(subject).findings if f.rule == "PG104"}
+    assert found["error"] == (5, "group_add adds group (gid 0, root) to user '1000:1000'")
+    assert "'mail'" in found["warning"][1]
 
 
 def test_a_folder_stands_for_its_compose_file(tmp_path: Path) -> None:

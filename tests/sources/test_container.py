@@ -187,12 +187,14 @@ GROUP = b"root:x:0:\nstaff:x:50:\n"
         ("toor", PASSWD, 0, 0, None),
         ("app", PASSWD, 1000, 1000, None),
         ("app:staff", PASSWD, 1000, 50, None),
-        ("ghost", PASSWD, None, None, "user 'ghost' is not in the container's /etc/passwd"),
+        ("ghost", PASSWD, None, None,
+         "the engine refuses to start it: no user 'ghost' in the container's /etc/passwd"),
         ("app", None, None, None,
-         "user 'app' is a name and the container's /etc/passwd was not read"),
+         "user 'app' is looked up in the container's /etc/passwd, which could not be read "
+         "(it was not read)"),
         ("1000:1000", None, 1000, 1000, None),
         ("4242", PASSWD, 4242, 0, None),
-        ("root", None, 0, None, None),
+        ("root", None, 0, 0, None),
     ],
 )
 def test_user_names_resolve_through_the_container_files(
@@ -455,7 +457,8 @@ def test_a_name_mapped_to_uid_0_in_the_container(
     assert codes(inspect_subject(containers, container_id, passwd=passwd)) == {"PG101"}
     named = containers.create(plain_image.id, **with_changes(user="app"))
     passwd = _read_file(docker_client, named, "/etc/passwd")
-    subject = inspect_subject(containers, named, passwd=passwd)
+    group = _read_file(docker_client, named, "/etc/group")
+    subject = inspect_subject(containers, named, passwd=passwd, group=group)
     assert subject.user is not None and subject.user.uid == 1000
     # The sandbox policy allows uid 1000 only; "app" is uid 1000 in the test image.
     assert codes(subject) == set()
@@ -532,9 +535,15 @@ def test_engine_errors_and_files(
         load_containers(["pg-no-such-container"], engine=engine)
     container_id = containers.create(plain_image.id, **HARDENED)
     passwd = engine.read_container_file(container_id, "/etc/passwd", 1 << 20)
-    assert passwd is not None and b"app:x:1000:1000" in passwd
+    assert passwd is not None and passwd.kind == "file" and passwd.content is not None
+    assert b"app:x:1000:1000" in passwd.content
     assert engine.read_container_file(container_id, "/etc/missing", 1 << 20) is None
-    assert engine.read_container_file(container_id, "/etc", 1 << 20) is None  # a directory
-    assert engine.read_container_file(container_id, "/etc/passwd", 10) is None  # too large
+    directory = engine.read_container_file(container_id, "/etc", 1 << 20)
+    assert directory is not None and directory.kind == "other"
+    too_large = engine.read_container_file(container_id, "/etc/passwd", 10)
+    assert too_large is not None and too_large.kind == "file" and too_large.content is None
+    # A path through a file: the engine answers with an error, which is "unreadable".
+    through = engine.read_container_file(container_id, "/etc/passwd/x", 1 << 20)
+    assert through is not None and through.kind == "unreadable" and through.reason
     assert engine.inspect_volume("pg-no-such-volume") is None
     assert engine.inspect_image_document("sha256:" + "0" * 64) is None

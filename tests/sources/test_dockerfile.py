@@ -673,9 +673,9 @@ def test_root_in_a_builder_is_not_the_final_user() -> None:
          "user 'app' is created without a fixed uid (useradd -u / adduser -u)"),
         ("ARG UID\nUSER ${UID:-1000}",
          "USER ${UID:-1000} depends on $UID, which this Dockerfile gives no value; "
-         "pass --build-arg UID=... if it is an ARG"),
+         "pass --build-arg UID=..."),
         ("ARG UID\nRUN useradd -u $UID app\nUSER app",
-         "user 'app' is created with uid '$UID', which is not a number"),
+         "user 'app' is created with uid '$UID', which is not a number lint can read"),
     ],
 )
 def test_unresolvable_users_say_why(body: str, reason: str) -> None:

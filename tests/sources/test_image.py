@@ -67,7 +67,8 @@ def test_users(test_images: TestImages, engine: Engine) -> None:
     }
     ghost = users["unknown-user"]
     assert ghost is not None
-    assert ghost.unresolved_reason == "user 'ghost' is not in the image's /etc/passwd"
+    assert ghost.unresolved_reason == (
+        "the engine refuses to start it: no user 'ghost' in the image's /etc/passwd")
 
 
 def test_minimal_image_has_nothing_notable(test_images: TestImages, engine: Engine) -> None:

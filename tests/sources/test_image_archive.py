@@ -28,6 +28,7 @@ from tests.docker_images import (
     Node,
     directory,
     file,
+    hardlink,
     layer_tar,
     symlink,
 )
@@ -41,10 +42,10 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _config(diff_ids: list[str], **config: Any) -> bytes:
+def _config(diff_ids: list[str], os_name: str = "linux", **config: Any) -> bytes:
     return json.dumps({
         "architecture": "amd64",
-        "os": "linux",
+        "os": os_name,
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }).encode()
@@ -58,6 +59,7 @@ def saved_archive(
     layout: Layout = "legacy",
     gzip_layers: bool = False,
     extra_images: tuple[tuple[Sequence[tuple[Node, ...]], tuple[str, ...]], ...] = (),
+    os_name: str = "linux",
     **config: Any,
 ) -> bytes:
     """A ``docker save`` archive of one or more images, in either member order and layout."""
@@ -77,7 +79,7 @@ def saved_archive(
                 name = diff_id.removeprefix("sha256:")[:16] + "/layer.tar"
             layer_names.append(name)
             members.append((name, stored))
-        raw_config = _config(diff_ids, **image_config)
+        raw_config = _config(diff_ids, os_name, **image_config)
         digest = hashlib.sha256(raw_config).hexdigest()
         config_name = f"blobs/sha256/{digest}" if layout == "oci" else f"{digest}.json"
         members.append((config_name, raw_config))
@@ -336,9 +338,13 @@ def test_sudoers_grant_lines(tmp_path: Path, content: str, granted: bool) -> Non
         ("0:0", {"name": "root", "uid": 0, "gid": 0, "is_root": True}),
         ("app:staff", {"uid": 1000, "gid": 50}),
         ("app:77", {"uid": 1000, "gid": 77}),
-        ("app:nogroup", {"uid": 1000, "gid": None}),
+        # The engine refuses to start a container whose user or group is missing.
+        ("app:nogroup", {"uid": None, "gid": None, "is_root": False, "unresolved_reason":
+                         "the engine refuses to start it: no group 'nogroup' in the image's "
+                         "/etc/group"}),
         ("ghost", {"name": "ghost", "uid": None, "gid": None, "is_root": False,
-                   "unresolved_reason": "user 'ghost' is not in the image's /etc/passwd"}),
+                   "unresolved_reason": "the engine refuses to start it: no user 'ghost' in "
+                                        "the image's /etc/passwd"}),
     ],
 )
 def test_configured_user_is_resolved_through_the_images_passwd(
@@ -352,6 +358,79 @@ def test_configured_user_is_resolved_through_the_images_passwd(
     assert user.location is not None and user.location.path == str(tmp_path / "image.tar")
 
 
+ROOT_ALIAS = "root:x:0:0::/:/bin/sh\ntoor:x:0:0::/:/bin/sh\n"
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        # /etc/passwd a symlink, absolute or relative, to a file no first scan keeps.
+        [(file("/usr/lib/accounts/users", ROOT_ALIAS), symlink("/etc/passwd",
+                                                                "/usr/lib/accounts/users"))],
+        [(file("/usr/lib/accounts/users", ROOT_ALIAS),
+          symlink("/etc/passwd", "../usr/lib/accounts/users"))],
+        # /etc itself a link, and the target's link in another layer.
+        [(file("/srv/etc/passwd", ROOT_ALIAS), symlink("/etc", "srv/etc"))],
+        [(file("/opt/p", ROOT_ALIAS),), (symlink("/etc/passwd", "/opt/p"),)],
+        # A hard link: the tar stores /etc/passwd as a second name of the earlier file.
+        [(file("/usr/lib/accounts/users", ROOT_ALIAS),
+          hardlink("/etc/passwd", "/usr/lib/accounts/users"))],
+        # ... and the other way round.
+        [(file("/etc/passwd", ROOT_ALIAS), hardlink("/usr/lib/passwd", "/etc/passwd"))],
+    ],
+    ids=["absolute", "relative", "etc-link", "across-layers", "hard-link", "hard-link-target"],
+)
+def test_passwd_behind_links_is_read(tmp_path: Path, layers: list[tuple[Node, ...]]) -> None:
+    subject = load(tmp_path, saved_archive(layers, User="toor"))
+    assert subject.user is not None
+    assert (subject.user.uid, subject.user.is_root) == (0, True)
+
+
+def test_links_out_of_the_root_stay_in_it(tmp_path: Path) -> None:
+    subject = load(tmp_path, saved_archive(
+        [(file("/p", ROOT_ALIAS), symlink("/etc/passwd", "../../../../p"))], User="toor"))
+    assert subject.user is not None and subject.user.uid == 0
+
+
+def test_a_piped_archive_cannot_be_read_twice_so_the_user_is_unprovable(
+    tmp_path: Path
+) -> None:
+    archive = saved_archive([(file("/usr/lib/users", ROOT_ALIAS),
+                              symlink("/etc/passwd", "/usr/lib/users"))], User="toor")
+    (tmp_path / "image.tar").write_bytes(archive)
+    stream = io.BytesIO(archive)
+    saved = read_saved_archive(stream, source="-")
+    subject = image_subject(saved, saved.images[0], target="-")  # no way to read it again
+    assert subject.user is not None and subject.user.uid is None and subject.user.may_be_root
+    assert "cannot be read twice" in (subject.user.unresolved_reason or "")
+
+
+def test_a_too_large_passwd_is_unprovable(tmp_path: Path) -> None:
+    big = "root:x:0:0\n" + "#" * (5 << 20) + "\n"
+    subject = load(tmp_path, saved_archive([(file("/etc/passwd", big),)], User="app"))
+    assert subject.user is not None and subject.user.may_be_root
+    assert "larger than" in (subject.user.unresolved_reason or "")
+
+
+def test_group_memberships_and_primary_groups_from_the_files(tmp_path: Path) -> None:
+    accounts = (file("/etc/passwd", "app:x:1000:1000::/:/bin/sh\nops:x:1001:0::/:/bin/sh\n"),
+                file("/etc/group", "root:x:0:app\napp:x:1000:\n"))
+    member = load(tmp_path, saved_archive([accounts], User="app")).user
+    assert member is not None and [(g.gid, g.name) for g in member.groups] == [(0, "root")]
+    primary = load(tmp_path, saved_archive([accounts], User="ops")).user
+    assert primary is not None and primary.gid == 0
+    explicit = load(tmp_path, saved_archive([accounts], User="app:1000")).user
+    assert explicit is not None and explicit.groups == []
+
+
+def test_a_windows_image_knows_its_administrator(tmp_path: Path) -> None:
+    for user, root in (("ContainerAdministrator", True), ("containeradministrator", True),
+                       ("ContainerUser", False), ("", True)):
+        subject = load(tmp_path, saved_archive([(file("/Files/x"),)], os_name="windows",
+                                               User=user))
+        assert subject.user is not None and subject.user.is_root is root, user
+
+
 def test_the_final_passwd_wins_and_no_passwd_is_explained(tmp_path: Path) -> None:
     later = load(tmp_path, saved_archive(
         [ACCOUNTS, (file("/etc/passwd", "app:x:0:0::/:/bin/sh\n"),)], User="app"))
@@ -360,7 +439,8 @@ def test_the_final_passwd_wins_and_no_passwd_is_explained(tmp_path: Path) -> Non
     none = load(tmp_path, saved_archive([(file("/bin/sh"),)], User="app"))
     assert none.user is not None and none.user.uid is None
     assert none.user.unresolved_reason == (
-        "the image has no /etc/passwd, so user 'app' cannot be resolved")
+        "the engine refuses to start it: no user 'app' in the image's /etc/passwd, which is "
+        "missing")
 
     root_by_name = load(tmp_path, saved_archive([(file("/bin/sh"),)], User="root"))
     assert root_by_name.user is not None and root_by_name.user.is_root

@@ -32,6 +32,12 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "hardened": (set(), ""),
     "pg101-root-user": ({"PG101"}, "runAsUser: 0"),
     "pg102-uid-not-allowed": ({"PG102"}, "runAsUser: 2000"),
+    "pg104-root-group": ({"PG104"}, "runAsGroup: 0"),
+    "pg104-supplemental-groups": ({"PG104"}, "supplementalGroups: [0]"),
+    "pg104-fs-group": ({"PG104"}, "fsGroup: 0"),
+    # Unproven: a warning for the root group, an info for the policy's gid.
+    "pg104-group-unproven": ({"PG104", "PG105"}, "runAsUser: 1000"),
+    "pg105-gid-not-allowed": ({"PG105"}, "runAsGroup: 2000"),
     "pg201-writable-rootfs": ({"PG201"}, "readOnlyRootFilesystem: false"),
     "pg202-writable-path": ({"PG202"}, "- name: cache"),
     "pg204-unsafe-workdir": ({"PG204"}, "workingDir: /proc/self"),
@@ -62,6 +68,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "pg805-restricted-volume-type": ({"PG805"}, "- name: shared"),
     "pg501-unpinned-image": ({"PG501"}, "image: registry.example/sandbox"),
     "pg810-secret-as-env": ({"PG810"}, "- secretRef:"),
+    "pg811-supplemental-groups-merged": ({"PG811"}, "securityContext:"),
     "pg901-parse-error": ({"PG901"}, "readOnlyRootFilesystem: [true]"),
 }
 # Cases whose findings sit on two lines: (rule, text) for each.

@@ -102,7 +102,9 @@ def test_sizes_as_docker_reads_them(text: str | int, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "m", "-1", "512x", "1.2.3g", "1 g b", "512 m m", True, -5])
+@pytest.mark.parametrize("text", ["", "m", "-1", "512x", "1.2.3g", "1 g b", "512 m m", True, -5,
+                                  # Go's \d is ASCII; a number float() cannot hold is no size.
+                                  "\u0661\u0660m", "\u00b2", "9" * 400])
 def test_sizes_docker_refuses(text: str | int) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
