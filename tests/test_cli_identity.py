@@ -153,9 +153,10 @@ def test_a_config_spelling_user_twice_runs_as_the_last_one(
     # The engine decoded it with Go: the last key wins, null then an object is the object.
     assert (inspected["User"], inspected["Volumes"]) == ("0", {"/data": {}})
     assert engine_id(docker_client, factory, tag).startswith("0 0")
-    for args in (["image", tag], ["image", "--input", str(archive)]):
-        found = rules(args)
-        assert {"PG101", "PG203", "PG901"} <= found, args
+    # Through the engine its inspect is the truth (the engine's own decoding): no doubt
+    # to report. The archive is decoded as Go decodes it and its collision reported.
+    assert {"PG101", "PG203"} <= rules(["image", tag])
+    assert {"PG101", "PG203", "PG901"} <= rules(["image", "--input", str(archive)])
     created = factory.create(tag, **{**HARDENED, "user": None})
     assert "PG101" in rules(["container", created])
 

@@ -105,11 +105,6 @@ class SavedArchive:
                          layer_ids=[image.diff_ids[index] if index < len(image.diff_ids)
                                     else member for index, member in enumerate(image.layers)])
 
-    def view(self, image: SavedImage) -> ImageFiles:
-        """The image's final filesystem, path by path (for the account files and their links)."""
-        kept = {final.file.path: final.file for final in self.final_files(image)}
-        return ImageFiles(self.image_tree(image), kept)
-
     def final_files(self, image: SavedImage) -> list[FinalFile]:
         """The kept files that survive in ``image``'s final filesystem, sorted by path."""
         final: dict[str, FinalFile] = {}

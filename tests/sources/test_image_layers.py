@@ -19,6 +19,7 @@ from paracle_guard.sources import image_layers
 from paracle_guard.sources.facts_store import namespace, open_cache
 from paracle_guard.sources.image import load_image
 from tests.docker_images import ACCOUNTS, IMAGES, ImageSpec, TestImages, file
+from tests.identity_images import CASES
 
 BASE_LAYER = (*ACCOUNTS, file("/usr/bin/shared-tool", b"\x7fELF shared", 0o4755))
 ON_BASE_A = ImageSpec("cache-base-a", layers=(BASE_LAYER, (file("/srv/a.txt", "a"),)),
@@ -145,3 +146,22 @@ def test_the_layer_store_can_be_turned_off(test_images: TestImages, engine: Engi
     monkeypatch.setenv(image_layers.NO_LAYER_STORE, "1")
     _, read = load(test_images.get("minimal").ref, engine, None)
     assert read.method == "docker save"
+
+
+@pytest.mark.parametrize("name", ["symlinked-passwd", "hardlinked-passwd"])
+def test_account_files_behind_links_resolve_from_cached_facts_too(
+    name: str, test_images: TestImages, engine: Engine, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cache holds the usual account paths; a link elsewhere is read again, every time."""
+    built = test_images.get(CASES[name][0])
+    with open_cache(tmp_path) as cache:
+        cold, _ = load(built.ref, engine, cache)
+        warm, read = load(built.ref, engine, cache)
+    assert read.image_cached
+    monkeypatch.setattr(image_layers, "find_layers", lambda *args: "not in this test")
+    saved, _ = load(built.ref, engine, None)
+    for subject in (cold, warm, saved):
+        assert subject.user is not None
+        assert (subject.user.name, subject.user.uid, subject.user.is_root) == ("toor", 0, True)
+    assert cold == warm == saved
