@@ -99,9 +99,17 @@ def judge_create(call: Call) -> Decision:
         if image is None:
             raise Judgement(f"image {image_ref} is not on the engine: pull or build it first "
                             "(a container is judged together with its image)")
+    volumes_from = _volumes_from(call, request)
+    # What the request asks the engine to create is judged before the engine is asked
+    # which volumes exist: a request that defines a volume binding / is refused for
+    # that alone, also when the lookup is slow (a dead volume plugin stalls it ~15 s).
+    call.verdict(subject_from_create(
+        call.reader, request, image, name=name, version=call.version(),
+        defaults=call.defaults(), volumes_from=volumes_from, read_existing_volumes=False,
+    ), what)
     subject = subject_from_create(
         call.reader, request, image, name=name, version=call.version(),
-        defaults=call.defaults(), volumes_from=_volumes_from(call, request),
+        defaults=call.defaults(), volumes_from=volumes_from,
     )
     return call.verdict(subject, what)
 

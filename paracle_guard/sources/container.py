@@ -610,6 +610,7 @@ def subject_from_create(
     version: str,
     defaults: CreateDefaults,
     volumes_from: Mapping[str, Mapping[str, Any]] | None = None,
+    read_existing_volumes: bool = True,
 ) -> Subject:
     """The Subject of the container a create request would make, before it exists.
 
@@ -617,13 +618,16 @@ def subject_from_create(
     (``create_request``), then judged like any inspected container. Named
     volumes are read through ``engine`` (an existing one is used as it is);
     a new one is judged with the driver options the request creates it with.
+    With ``read_existing_volumes`` false, every named volume is judged as the
+    request would create it, without asking the engine.
     A user given by name stays unresolved here: the container's /etc/passwd
     cannot be read before the container exists.
     """
     made = create_document(request, image, version=version, engine=defaults,
                            volumes_from=volumes_from, name=name)
     volumes: dict[str, Mapping[str, Any]] = dict(made.volumes)
-    volumes.update(_volumes_of(engine, made.document))
+    if read_existing_volumes:
+        volumes.update(_volumes_of(engine, made.document))
     local = engine_is_local(engine.host)
     realpaths = resolve_realpaths(host_paths(made.document, volumes)) if local else {}
     return subject_from_inspect(made.document, image, target=f"container:{name or 'new'}",
