@@ -173,8 +173,10 @@ def build_runspec(
     for path in options.writable:
         if options.workspace is not None and path == WORKSPACE:
             continue
-        # /tmp is where droppers land: nothing written there may be executed.
-        flags = "rw,noexec,nosuid,nodev" if path != WORKSPACE else "rw,nosuid,nodev"
+        # /tmp is where droppers land: nothing written there may be executed. The agent's
+        # own builds run from /workspace; "exec" is explicit because the engine adds
+        # noexec to every --tmpfs that does not say otherwise.
+        flags = "rw,noexec,nosuid,nodev" if path != WORKSPACE else "rw,exec,nosuid,nodev"
         tmpfs.append(TmpfsMount(
             target=path, options=f"{flags},size={TMPFS_SIZE},uid={uid},gid={gid},mode=0700",
         ))

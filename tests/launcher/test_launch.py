@@ -44,7 +44,8 @@ echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"
 grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status
 touch /rootfile 2>/dev/null && echo root=writable || echo root=read-only
 touch /tmp/t && echo tmp=writable
-cp /bin/busybox /tmp/bb && { /tmp/bb true 2>/dev/null && echo tmp=exec || echo tmp=noexec; }
+mkdir /tmp/x && cp /bin/busybox /tmp/x/busybox
+/tmp/x/busybox true 2>/dev/null && echo tmp=exec || echo tmp=noexec
 echo from-the-sandbox > /workspace/out.txt && echo workspace=writable
 echo "netdev=$(grep ':' /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ,)"
 echo "classnet=$(ls /sys/class/net | tr '\n' ,)"
@@ -111,6 +112,22 @@ def test_the_probe_sees_the_hardened_sandbox(
     assert result.decision == "completed"
     assert result.image_id == probe_image.id
     no_launcher_containers(docker_client)
+
+
+def test_without_a_workspace_folder_the_workspace_tmpfs_runs_builds_and_tmp_does_not(
+    launcher: Launcher, probe_image: BuiltImage,
+) -> None:
+    # The engine adds noexec to every --tmpfs that does not say "exec": the RunSpec says it.
+    # (busybox picks its applet by the name it runs under: the copies keep that name.)
+    script = ("mkdir /workspace/x /tmp/x && cp /bin/busybox /workspace/x/busybox && "
+              "cp /bin/busybox /tmp/x/busybox && /workspace/x/busybox true && "
+              "echo workspace=exec; /tmp/x/busybox true 2>/dev/null || echo tmp=noexec; "
+              "grep ' /workspace ' /proc/self/mountinfo")
+    result = launcher.run(SandboxConfig(base_image=probe_image.ref), ["sh", "-c", script])
+    assert result.exit_code == 0, result.stderr
+    assert "workspace=exec" in result.stdout and "tmp=noexec" in result.stdout
+    mount_options = result.stdout.split(" /workspace ", 1)[1].split()[0].split(",")
+    assert {"rw", "nosuid", "nodev"} <= set(mount_options) and "noexec" not in mount_options
 
 
 def test_the_memory_limit_kills_an_allocation_above_it(
