@@ -276,9 +276,12 @@ class RunStep(BaseModel):
     downloads: list[Download] = Field(default_factory=list)
     # Settings written into apt's configuration (/etc/apt/apt.conf.d), names lower case.
     apt_settings: dict[str, str] = Field(default_factory=dict)
-    # A script nests (sh -c, eval, $(...)) deeper than the reader goes: the innermost
-    # commands are not in these facts. The Dockerfile source reports it (PG901).
+    # The reader stopped at one of its bounds against hostile input (a script nested
+    # deeper than it goes, a wrapper chain or an xargs fan-out longer than it follows):
+    # some commands are not in these facts. ``unread`` says which bound ("nests scripts
+    # ... more than 6 levels deep"); the Dockerfile source reports it (PG901).
     truncated: bool = False
+    unread: str | None = None
 
 
 class Instruction(BaseModel):

@@ -35,10 +35,12 @@ def test_a_2mb_pathological_dockerfile_is_linted_completely() -> None:
     result = Plan.compile(load_policy("sandbox"), today=dt.date(2026, 6, 15)).evaluate(subject)
 
     # Nesting past the reader's depth is said, on its line, never silently skipped:
-    # $(...), "$(echo "...")", eval and <(...) chains.
+    # $(...), "$(echo "...")", eval and <(...) chains; so is a wrapper chain longer than
+    # the reader follows.
     assert [(p.location.line, "levels deep" in p.message) for p in subject.parse_problems] == [
-        (11, True), (13, True), (16, True), (19, True)
+        (11, True), (13, True), (16, True), (17, False), (19, True)
     ]
+    assert "wrapper commands" in subject.parse_problems[3].message
     # The long continued instruction and the heredocs keep their exact lines.
     lines = [(i.keyword, i.location.line) for i in subject.instructions]
     assert lines[0] == ("FROM", 2) and lines[-2][0] == "USER"

@@ -58,7 +58,7 @@ from paracle_guard.sources.dockerfile_words import (
 )
 from paracle_guard.sources.image_ref import parse_image_ref
 from paracle_guard.sources.run_facts import read_run
-from paracle_guard.sources.shell import MAX_NESTING, SHELLS, shell_c_script
+from paracle_guard.sources.shell import SHELLS, shell_c_script
 from paracle_guard.sources.suppressions import parse_ignore_comment
 from paracle_guard.subject import (
     BaseImage,
@@ -474,11 +474,10 @@ class _Builder:
             step = self._read_run(stage, location, mounts, display=display, script=script,
                                   variables=variables)
         if step.truncated:
-            self._problem(raw.start_line, f"RUN nests scripts (sh -c, eval, $(...)) more than "
-                                          f"{MAX_NESTING} levels deep; the commands beyond are "
-                                          "not checked",
-                          "Run the innermost commands directly in the RUN: docker build runs "
-                          "them, but a checker that stops reading cannot vouch for them")
+            self._problem(raw.start_line, f"RUN {step.unread}; the commands beyond are not "
+                                          "checked",
+                          "Run the commands directly in the RUN: docker build runs them, but "
+                          "a checker that stops reading cannot vouch for them")
         stage.run_steps.append(step)
         return value
 

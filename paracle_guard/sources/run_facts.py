@@ -80,7 +80,8 @@ def read_run(
         stage=stage,
         final=final,
         location=location,
-        truncated=limits.too_deep,
+        truncated=limits.unread is not None,
+        unread=limits.unread,
         **facts.found,
     )
 

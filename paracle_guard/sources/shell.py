@@ -43,7 +43,7 @@ from paracle_guard.sources.shell_words import (
     split_fields,
     unescape_ansi,
 )
-from paracle_guard.sources.wrappers import is_wrapper, unwrap
+from paracle_guard.sources.wrappers import MAX_WRAPPERS, Unwrapped, is_wrapper, unwrap
 
 __all__ = ["MAX_NESTING", "SHELLS", "Command", "ReadLimits", "ShellState", "read_argv",
            "read_script", "reads_script_from_stdin", "resolve_path", "shell_c_script"]
@@ -141,9 +141,19 @@ class Command:
 
 @dataclass
 class ReadLimits:
-    """Shared by the readers of one script: whether a nested script was left unread."""
+    """Shared by the readers of one script: what was left unread, and why.
 
-    too_deep: bool = False
+    Every bound the reader keeps against hostile input (nesting depth, wrapper chains,
+    xargs fan-out) says so here when it is reached, so that the caller fails closed
+    instead of judging a script it only read in part.
+    """
+
+    too_deep: bool = False  # a nested script went deeper than MAX_NESTING
+    unread: str | None = None  # the first reason commands were left unread
+
+    def leave_unread(self, reason: str) -> None:
+        if self.unread is None:
+            self.unread = reason
 
 
 @dataclass
@@ -184,7 +194,7 @@ def read_argv(
     if not argv:
         return []
     reader = _Reader("", ShellState(dict(variables or {}), cwd=cwd), 0, limits or ReadLimits())
-    unwrapped = unwrap(argv)
+    unwrapped = reader._unwrap(argv)
     command = Command(
         argv=unwrapped.argv, wrappers=unwrapped.wrappers, environment=unwrapped.environment,
         cwd=cwd, through_xargs=unwrapped.through_xargs,
@@ -547,11 +557,16 @@ class _Reader:
         if not self.split_substitutions or not script.strip():
             return
         if self.depth >= MAX_NESTING:
-            self.limits.too_deep = True
+            self._too_deep()
             return
         child = _Reader(script, self.state.copy(), self.depth + 1, self.limits)
         self.inner.extend(child.run())
         self.captured.extend(child.outputs)
+
+    def _too_deep(self) -> None:
+        self.limits.too_deep = True
+        self.limits.leave_unread(f"nests scripts (sh -c, eval, $(...)) more than {MAX_NESTING} "
+                                 "levels deep")
 
     # -- commands and pipelines ---------------------------------------------
 
@@ -600,7 +615,7 @@ class _Reader:
                 return
         environment = {**self.state.exports, **assignments} if self.state.exports else assignments
         if words and is_wrapper(basename(words[0])):
-            unwrapped = unwrap(words)
+            unwrapped = self._unwrap(words)
             command = Command(
                 argv=unwrapped.argv,
                 wrappers=unwrapped.wrappers,
@@ -626,6 +641,13 @@ class _Reader:
             self.pipe_from = None
         self._builtin(command)
         self.pending.append(command)
+
+    def _unwrap(self, words: Sequence[str]) -> Unwrapped:
+        unwrapped = unwrap(words)
+        if unwrapped.exhausted:
+            self.limits.leave_unread(f"chains more than {MAX_WRAPPERS} wrapper commands "
+                                     "(env, nice, sudo...)")
+        return unwrapped
 
     def _assign(self, assignments: dict[str, str]) -> None:
         for name, value in assignments.items():
@@ -700,6 +722,9 @@ class _Reader:
             self._nested(command)
             return
         mark = command.xargs_replace
+        if len(items) > _MAX_XARGS_COMMANDS:
+            self.limits.leave_unread(f"runs a command through xargs -I for more than "
+                                     f"{_MAX_XARGS_COMMANDS} items")
         for item in items[:_MAX_XARGS_COMMANDS]:
             each = Command(argv=[word.replace(mark, item) for word in command.argv],
                            wrappers=command.wrappers, environment=command.environment,
@@ -731,7 +756,7 @@ class _Reader:
         if command.opaque and script.lstrip().startswith(("$(", "`")):
             return  # text fetched at run time: its fetching command is read already
         if self.depth >= MAX_NESTING:
-            self.limits.too_deep = True
+            self._too_deep()
             return
         if state is None:
             state = self.state.copy()
@@ -758,7 +783,7 @@ class _Reader:
             end = index + 1
             while end < len(argv) and argv[end] not in (";", "+"):
                 end += 1
-            unwrapped = unwrap(argv[index + 1:end])
+            unwrapped = self._unwrap(argv[index + 1:end])
             if unwrapped.argv or unwrapped.script:
                 self.finish(Command(argv=unwrapped.argv, wrappers=unwrapped.wrappers,
                                     environment=unwrapped.environment, cwd=command.cwd,

@@ -81,8 +81,9 @@ _SU_SHORT_VALUED = "cgGsw"
 _SU_LONG_VALUED = frozenset({"--command", "--session-command", "--group", "--supp-group",
                              "--shell", "--whitelist-environment"})
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-# A wrapper chain longer than this is hostile input, not a Dockerfile.
-_MAX_WRAPPERS = 32
+# A wrapper chain longer than this is hostile input, not a Dockerfile: the reader stops
+# and says so (``Unwrapped.exhausted``), so the caller can fail closed.
+MAX_WRAPPERS = 32
 _DEFAULT_REPLACE = "{}"
 
 
@@ -96,6 +97,8 @@ class Unwrapped:
     script: str | None = None  # su -c / runuser -c: a script for the shell
     through_xargs: bool = False
     xargs_replace: str | None = None  # xargs -I STRING
+    # The chain was longer than MAX_WRAPPERS: argv may still start with a wrapper.
+    exhausted: bool = False
 
 
 def is_wrapper(program: str) -> bool:
@@ -105,8 +108,11 @@ def is_wrapper(program: str) -> bool:
 def unwrap(words: Sequence[str]) -> Unwrapped:
     """``sudo -u app env A=1 nice -n5 pip install x`` -> argv ``pip install x``."""
     result = Unwrapped(argv=list(words))
-    while result.argv and len(result.wrappers) < _MAX_WRAPPERS:
+    while result.argv:
         name = basename(result.argv[0])
+        if len(result.wrappers) >= MAX_WRAPPERS:
+            result.exhausted = is_wrapper(name)
+            break
         if name == "busybox":
             if len(result.argv) > 1 and result.argv[1].startswith("-"):
                 break  # busybox --list, --install: no applet runs

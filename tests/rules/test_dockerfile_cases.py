@@ -344,6 +344,9 @@ EXPECTED: dict[str, list[tuple[str, int, str]]] = {
         ("PG503", 4, "ADD ssh://git@github.com/org/lib.git#v1.2 fetches a git repository"),
     ],
     "bypass-run-sudo": [("PG103", 3, "RUN runs a command through sudo, so sudo is in the image")],
+    # Red team (after issue 13): bounds that dropped commands silently now fail closed.
+    "bypass-long-wrapper-chain": [("PG901", 3, "chains more than 32 wrapper commands")],
+    "bypass-xargs-fan-out": [("PG901", 3, "xargs -I for more than 16 items")],
 }
 
 

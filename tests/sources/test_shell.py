@@ -311,3 +311,29 @@ def test_the_limits_say_when_a_script_was_left_unread() -> None:
     deep = ReadLimits()
     read_script("echo " + "$(" * 8 + "x" + ")" * 8, limits=deep)
     assert deep.too_deep
+    assert deep.unread is not None and "levels deep" in deep.unread
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        # The 33rd wrapper used to be left as the program: "nice apk add sudo" unread.
+        ("nice " * 33 + "apk add sudo", "wrapper commands"),
+        ("find / -exec " + "nice " * 33 + "apk add sudo ;", "wrapper commands"),
+        # xargs -I runs one command per item; the 17th item was dropped silently.
+        ("echo " + "a " * 16 + "sudo | xargs -I{} apk add {}", "xargs"),
+    ],
+)
+def test_a_bound_reached_is_said_not_skipped(script: str, reason: str) -> None:
+    limits = ReadLimits()
+    read_script(script, limits=limits)
+    assert limits.unread is not None and reason in limits.unread
+    assert not limits.too_deep
+
+
+def test_the_longest_chains_within_the_bounds_are_read_whole() -> None:
+    limits = ReadLimits()
+    commands = read_script("nice " * 32 + "apk add sudo; echo " + "a " * 15 + "sudo"
+                           " | xargs -I{} apk add {}", limits=limits)
+    assert limits.unread is None
+    assert ["apk", "add", "sudo"] in [command.argv for command in commands]

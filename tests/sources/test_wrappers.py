@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paracle_guard.sources.wrappers import unwrap
+from paracle_guard.sources.wrappers import MAX_WRAPPERS, unwrap
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,9 @@ def test_xargs_replace_string() -> None:
     assert unwrap(["xargs", "-I", "%", "apk", "add", "%"]).xargs_replace == "%"
     assert unwrap(["xargs", "-i", "apk", "add", "{}"]).xargs_replace == "{}"
     assert unwrap(["xargs", "apk", "add"]).xargs_replace is None
+
+
+def test_a_chain_longer_than_the_bound_says_so() -> None:
+    assert not unwrap(["nice"] * MAX_WRAPPERS + ["apk", "add", "x"]).exhausted
+    longer = unwrap(["nice"] * (MAX_WRAPPERS + 1) + ["apk", "add", "x"])
+    assert longer.exhausted and longer.argv[0] == "nice"
