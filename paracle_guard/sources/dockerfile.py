@@ -32,7 +32,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
@@ -48,6 +48,7 @@ from paracle_guard.sources.dockerfile_text import (
     read_dockerfile_text,
 )
 from paracle_guard.sources.dockerfile_words import (
+    ExpansionTooLarge,
     Mode,
     expand,
     expand_word,
@@ -59,6 +60,7 @@ from paracle_guard.sources.dockerfile_words import (
 from paracle_guard.sources.image_ref import parse_image_ref
 from paracle_guard.sources.run_facts import read_run
 from paracle_guard.sources.shell import SHELLS, shell_c_script
+from paracle_guard.sources.shell_words import EXPANSION_BUDGET, ExpansionBudget
 from paracle_guard.sources.suppressions import parse_ignore_comment
 from paracle_guard.subject import (
     BaseImage,
@@ -74,6 +76,8 @@ from paracle_guard.subject import (
 )
 
 __all__ = ["load_dockerfile", "parse_dockerfile"]
+
+_T = TypeVar("_T")
 
 KNOWN_INSTRUCTIONS = frozenset({
     "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY",
@@ -205,6 +209,7 @@ class _Builder:
         self.text = text
         self.escape = text.escape
         self.build_args = build_args
+        self.budget = ExpansionBudget(EXPANSION_BUDGET)
         self.problems: list[ParseProblem] = []
         self.dropped_problems = 0
         for line, message, fix in text.problems:
@@ -264,11 +269,13 @@ class _Builder:
             )
         for raw in instructions:
             if raw.keyword == "FROM":
-                self.stages.append(self._stage(raw))
+                stage = self._within_budget(raw, self._stage, raw)
+                if stage is not None:
+                    self.stages.append(stage)
             elif self.stages:
                 self.stages[-1].body.append(raw)
             elif raw.keyword == "ARG":
-                self._global_arg(raw)
+                self._within_budget(raw, self._global_arg, raw)
             elif raw.keyword not in KNOWN_INSTRUCTIONS:
                 self._problem(raw.start_line, f"unknown instruction {raw.keyword!r}")
             elif has_from:
@@ -330,10 +337,11 @@ class _Builder:
         location = self._location(raw)
         raw_flags, rest = split_flags(raw.value, self.escape)
         self._check_quotes(raw, "FROM", rest)
-        flags = {name: expand_word(value, self.global_args, self.escape)
+        flags = {name: expand_word(value, self.global_args, self.escape, budget=self.budget)
                  for name, value in raw_flags}
         raw_words = split_words(rest, self.escape)
-        words = [expand_word(word, self.global_args, self.escape) for word, _, _ in raw_words]
+        words = [expand_word(word, self.global_args, self.escape, budget=self.budget)
+                 for word, _, _ in raw_words]
         name: str | None = None
         if len(words) == 3 and words[1].lower() == "as":
             name = words[2].lower()
@@ -357,7 +365,8 @@ class _Builder:
             index=len(self.stages),
             name=name,
             location=location,
-            from_value=expand(rest, self.global_args, self.escape, Mode.DOCKER),
+            from_value=expand(rest, self.global_args, self.escape, Mode.DOCKER,
+                              budget=self.budget),
             flags=flags,
             image=image,
             parent=parent,
@@ -370,7 +379,7 @@ class _Builder:
         """The FROM image as written where ARGs have no value, and those ARGs' names."""
         unknown: list[str] = []
         shown = expand(word, self.global_args, self.escape, Mode.DOCKER_WORD, unknown,
-                       undeclared_empty=False) if word else ""
+                       undeclared_empty=False, budget=self.budget) if word else ""
         undeclared = [name for name in unknown if name not in self.global_args]
         return shown, (unknown, undeclared)
 
@@ -387,7 +396,18 @@ class _Builder:
         stage.instructions.append(self._instruction("FROM", stage.from_value, stage.flags,
                                                     stage, stage.location))
         for raw in stage.body:
-            self._dispatch(stage, raw)
+            self._within_budget(raw, self._dispatch, stage, raw)
+
+    def _within_budget(self, raw: RawInstruction, read: Callable[..., _T], *args: Any) -> _T | None:
+        """``read(*args)``, or a problem on ``raw``'s line when substitution outgrows the
+        file's budget (the instruction is then left out, as docker build cannot run it)."""
+        try:
+            return read(*args)
+        except ExpansionTooLarge as exc:
+            self._problem(raw.start_line, f"{raw.keyword}: {exc}, which docker build cannot "
+                                          "finish either",
+                          "Do not build values by substituting a variable into itself")
+            return None
 
     def _dispatch(self, stage: _Stage, raw: RawInstruction) -> None:
         keyword = raw.keyword
@@ -501,6 +521,7 @@ class _Builder:
         return read_run(
             None if argv is not None else script,
             argv=argv,
+            budget=self.budget,
             variables=variables,
             cwd=stage.workdir or "/",
             display=display,
@@ -557,7 +578,8 @@ class _Builder:
             if name in self.build_args:
                 value = self.build_args[name]
             elif stage is None:
-                value = expand_word(default, self.global_args, self.escape) if equals else None
+                value = (expand_word(default, self.global_args, self.escape, budget=self.budget)
+                         if equals else None)
             elif equals:
                 value, unknown = self._value(stage, default)
             else:
@@ -604,7 +626,7 @@ class _Builder:
             assumed_variables[name] = unknown.assumed
         missing: list[str] = []
         assumed = expand(text, assumed_variables, self.escape, mode, missing,
-                         undeclared_empty=not stage.on_image)
+                         undeclared_empty=not stage.on_image, budget=self.budget)
         return value, _Unknown(tuple(roots), None if missing else assumed)
 
     def _copy(
@@ -723,7 +745,7 @@ class _Builder:
     ) -> str:
         """Substitute the stage's ARG and ENV values into ``text``."""
         return expand(text, stage.variables, self.escape, mode, unknown,
-                      undeclared_empty=not stage.on_image)
+                      undeclared_empty=not stage.on_image, budget=self.budget)
 
     # -- facts -------------------------------------------------------------------
 

@@ -31,9 +31,13 @@ import json
 import re
 from collections.abc import Mapping
 
-from paracle_guard.sources.shell_words import closing_brace
+from paracle_guard.sources.shell_words import ExpansionBudget, closing_brace
 
 Variables = Mapping[str, "str | None"]
+
+
+class ExpansionTooLarge(ValueError):
+    """Substitution grew the file's text past its budget (see ``ExpansionBudget``)."""
 
 
 class Mode(enum.Enum):
@@ -102,18 +106,25 @@ def expand(
     unknown: list[str] | None = None,
     *,
     undeclared_empty: bool = True,
+    budget: ExpansionBudget | None = None,
 ) -> str:
-    """Substitute variables in ``text``; names with unknown values go to ``unknown``."""
+    """Substitute variables in ``text``; names with unknown values go to ``unknown``.
+
+    With a ``budget``, the characters substituted are taken from it, and
+    ``ExpansionTooLarge`` is raised when it runs out.
+    """
     if "$" not in text and (mode is not Mode.DOCKER_WORD or not _needs_unquoting(text, escape)):
         return text
-    return _Expander(variables, escape, mode, unknown, undeclared_empty).run(text)
+    return _Expander(variables, escape, mode, unknown, undeclared_empty, budget).run(text)
 
 
 def expand_word(
-    text: str, variables: Variables, escape: str, *, undeclared_empty: bool = True
+    text: str, variables: Variables, escape: str, *, undeclared_empty: bool = True,
+    budget: ExpansionBudget | None = None,
 ) -> str:
     """The value Docker would use for one word: substituted, quotes and escapes removed."""
-    return expand(text, variables, escape, Mode.DOCKER_WORD, undeclared_empty=undeclared_empty)
+    return expand(text, variables, escape, Mode.DOCKER_WORD, undeclared_empty=undeclared_empty,
+                  budget=budget)
 
 
 def _needs_unquoting(text: str, escape: str) -> bool:
@@ -128,8 +139,10 @@ class _Expander:
         mode: Mode,
         unknown: list[str] | None,
         undeclared_empty: bool,
+        budget: ExpansionBudget | None,
     ) -> None:
         self.variables = variables
+        self.budget = budget
         # A shell script may set its own variables: undeclared is never "" there.
         self.undeclared_empty = undeclared_empty and mode is not Mode.SHELL
         # Once Docker has joined the lines, a RUN script belongs to the shell, whose
@@ -206,7 +219,7 @@ class _Expander:
         if name in self.variables:
             value = self.variables[name]
             if value is not None:
-                return value
+                return self._spent(value)
         elif self.undeclared_empty:
             return ""
         elif self.mode is Mode.SHELL:
@@ -238,9 +251,9 @@ class _Expander:
             return raw
         is_set = declared and (value != "" or not colon)
         if operator == "?":
-            return value if is_set and value is not None else ""
+            return self._spent(value if is_set and value is not None else "")
         if operator == "-" and is_set:
-            return value or ""
+            return self._spent(value or "")
         if operator == "+" and not is_set:
             return ""
         # The word applies: the default of an unset "-", the alternative of a set "+".
@@ -249,6 +262,12 @@ class _Expander:
             return self.run(word)
         finally:
             self.nesting -= 1
+
+    def _spent(self, value: str) -> str:
+        if self.budget is not None and not self.budget.take(len(value)):
+            raise ExpansionTooLarge(f"variable substitution adds more than "
+                                    f"{self.budget.limit:,} characters to this file")
+        return value
 
     def _note_unknown(self, name: str) -> None:
         if self.unknown is not None and name not in self.unknown:

@@ -28,6 +28,7 @@ from paracle_guard.sources import file_commands
 from paracle_guard.sources.commands import account_changes, is_account_tool
 from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_call
 from paracle_guard.sources.shell import Command, ReadLimits, read_argv, read_script
+from paracle_guard.sources.shell_words import ExpansionBudget
 from paracle_guard.subject import (
     AccountChange,
     Download,
@@ -56,13 +57,15 @@ def read_run(
     stage: str = "0",
     final: bool = True,
     location: Location,
+    budget: ExpansionBudget | None = None,
 ) -> RunStep:
     """The RunStep of one RUN: ``script`` (or exec-form ``argv``) read with its facts.
 
     ``display`` is the script as reports show it (default: ``script``);
-    ``environment`` the ENV and ARG values in force (default: ``variables``).
+    ``environment`` the ENV and ARG values in force (default: ``variables``);
+    ``budget`` what expansion may add, shared with the rest of the file.
     """
-    limits = ReadLimits()
+    limits = ReadLimits() if budget is None else ReadLimits(budget=budget)
     if argv is not None:
         commands = read_argv(argv, variables, cwd=cwd, limits=limits)
     else:

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 
 from paracle_guard.sources.getopt import basename
 from paracle_guard.sources.shell_words import (
+    EXPANSION_BUDGET,
     SHELLS,
+    ExpansionBudget,
     closing_backtick,
     closing_brace,
     closing_paren,
@@ -150,10 +152,19 @@ class ReadLimits:
 
     too_deep: bool = False  # a nested script went deeper than MAX_NESTING
     unread: str | None = None  # the first reason commands were left unread
+    # Characters expansion may still add; shared with the rest of the file when given.
+    budget: ExpansionBudget = field(default_factory=lambda: ExpansionBudget(EXPANSION_BUDGET))
 
     def leave_unread(self, reason: str) -> None:
         if self.unread is None:
             self.unread = reason
+
+    def expands(self, value: str) -> bool:
+        """Whether expanding ``value`` fits the budget; when not, the value stays unknown."""
+        if self.budget.take(len(value)):
+            return True
+        self.leave_unread(f"expands variables to more than {self.budget.limit:,} characters")
+        return False
 
 
 @dataclass
@@ -479,6 +490,8 @@ class _Reader:
         return match.end()
 
     def _expansion(self, value: str | None, raw: str, split: bool, pieces: list[str]) -> None:
+        if value is not None and not self.limits.expands(value):
+            value = None
         if value is None:
             self.saw_unknown = True
             pieces.append(raw)
@@ -510,7 +523,7 @@ class _Reader:
         """The value of the word in ``${x:-word}``: quotes removed, variables expanded."""
         if self.nesting >= 16 or "`" in word or "$(" in word:
             return None
-        reader = _Reader(word, self.state, MAX_NESTING, ReadLimits())
+        reader = _Reader(word, self.state, MAX_NESTING, self.limits)
         reader.nesting = self.nesting + 1
         return reader.word_value()
 
@@ -837,10 +850,14 @@ class _Reader:
                 close = closing_brace(body, start + 2)
                 end = len(body) if close < 0 else close + 1
                 value = None if close < 0 else self._parameter(body[start + 2:close])
+                if value is not None and not self.limits.expands(value):
+                    value = None
                 pieces.append(body[start:end] if value is None else value)
                 position = end
             elif name is not None:
                 value = self.state.variables.get(name.group())
+                if value is not None and not self.limits.expands(value):
+                    value = None
                 pieces.append(body[start:name.end()] if value is None else value)
                 position = name.end()
             else:

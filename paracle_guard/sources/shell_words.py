@@ -17,6 +17,35 @@ _IFS = " \t\n"
 _ANSI_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 
 
+class ExpansionBudget:
+    """How many characters variable expansion may still add to one file's text.
+
+    ``ARG A=${A}${A}`` forty times, or ``A=$A$A`` in a script, asks for 2**40
+    characters: docker build cannot finish that either (no process takes an
+    argument or a variable over 128 KiB, Linux's MAX_ARG_STRLEN). One budget is
+    shared by every expansion of a file (Docker's and the shell reader's), so the
+    work is bounded for the whole file, however many instructions it has.
+    """
+
+    __slots__ = ("limit", "remaining")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.remaining = limit
+
+    def take(self, size: int) -> bool:
+        """Spend ``size`` characters; False (and nothing spent) when they are not left."""
+        if size > self.remaining:
+            self.remaining = -1  # once exhausted, stays exhausted
+            return False
+        self.remaining -= size
+        return True
+
+
+# What one file may add by expansion: real files add kilobytes.
+EXPANSION_BUDGET = 16 << 20
+
+
 def shell_c_script(argv: Sequence[str]) -> str | None:
     """The script of ``sh -c SCRIPT`` (any shell, bundled flags such as ``-ec``)."""
     saw_c, position = shell_options(argv)

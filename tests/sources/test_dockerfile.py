@@ -1053,3 +1053,38 @@ def test_scripts_nested_past_the_readers_depth_are_a_parse_problem() -> None:
     assert problem.location.line == 2
     assert "more than 6 levels deep" in problem.message
     assert problem.fix is not None
+
+
+# Forty self-doublings ask for 2**40 characters: before the expansion budget these
+# exhausted memory (MemoryError, or the process killed) instead of reporting.
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("FROM alpine:3.20\nARG A=xx\n" + "ARG A=${A}${A}\n" * 40 + "USER 1000\n", 24),
+        ("ARG A=xx\n" + "ARG A=$A$A\n" * 40 + "FROM alpine:3.20\nUSER 1000\n", 24),
+        ("FROM alpine:3.20\nENV A=xx\n" + "ENV A=$A$A\n" * 40 + "USER 1000\n", 24),
+        ("FROM alpine:3.20\nENV A=x\nENV B=" + "$A" * 10 + "\n" + "ENV A=$B$B$B$B$B$B$B$B\n"
+         "ENV B=$A$A$A$A$A$A$A$A\n" * 5 + "RUN echo $A\n", 10),
+    ],
+)
+def test_self_doubling_variables_are_a_parse_problem_not_a_crash(text: str, line: int) -> None:
+    subject = parse_dockerfile(text, "Dockerfile")
+    lines = [problem.location.line for problem in subject.parse_problems]
+    assert lines and lines[0] == line
+    assert "substitution adds more than" in subject.parse_problems[0].message
+
+
+def test_a_script_that_doubles_its_own_variables_is_left_unread_and_said() -> None:
+    subject = parse_dockerfile("FROM alpine:3.20\nRUN A=xx; " + "A=$A$A; " * 40
+                               + "apk add --no-cache $A\nUSER 1000\n", "Dockerfile")
+    (problem,) = subject.parse_problems
+    assert problem.location.line == 2
+    assert "expands variables to more than" in problem.message
+
+
+def test_ordinary_substitution_spends_little_of_the_budget() -> None:
+    subject = parse_dockerfile(
+        "FROM alpine:3.20\nENV P=/opt/a/bin\nENV P=/opt/b/bin:$P\n"
+        "ARG V=1.2\nRUN A=$V; echo ${A:-x} $P > /etc/motd\nUSER 1000\n", "Dockerfile")
+    assert subject.parse_problems == []
+    assert subject.run_steps[0].writes[0].content == "1.2 /opt/b/bin:/opt/a/bin\n"

@@ -14,6 +14,7 @@ from paracle_guard.sources.shell import (
     reads_script_from_stdin,
     shell_c_script,
 )
+from paracle_guard.sources.shell_words import ExpansionBudget
 
 
 def argvs(script: str, variables: dict[str, str] | None = None) -> list[list[str]]:
@@ -337,3 +338,10 @@ def test_the_longest_chains_within_the_bounds_are_read_whole() -> None:
                            " | xargs -I{} apk add {}", limits=limits)
     assert limits.unread is None
     assert ["apk", "add", "sudo"] in [command.argv for command in commands]
+
+
+def test_self_doubling_variables_stop_at_the_budget_and_say_so() -> None:
+    limits = ReadLimits(budget=ExpansionBudget(1 << 20))
+    commands = read_script("A=xx; " + "A=$A$A; " * 40 + "apk add $A", limits=limits)
+    assert limits.unread is not None and "expands variables" in limits.unread
+    assert commands[-1].argv == ["apk", "add", "$A"]  # unknown, not 2**41 characters
