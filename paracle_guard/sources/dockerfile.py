@@ -220,6 +220,9 @@ class _Builder:
         self.global_facts: list[EnvVar] = []
         self.arg_declarations: dict[str, Location] = {}
         self.stages: list[_Stage] = []
+        # The first stage of each name: stages look each other up by name, and a file
+        # of 20,000 stages must not cost 20,000 squared comparisons.
+        self.stage_names: dict[str, _Stage] = {}
 
     # -- the whole file ------------------------------------------------------
 
@@ -272,6 +275,8 @@ class _Builder:
                 stage = self._within_budget(raw, self._stage, raw)
                 if stage is not None:
                     self.stages.append(stage)
+                    if stage.name is not None:
+                        self.stage_names.setdefault(stage.name, stage)
             elif self.stages:
                 self.stages[-1].body.append(raw)
             elif raw.keyword == "ARG":
@@ -287,9 +292,8 @@ class _Builder:
     def _target_stage(self, target: str | None) -> _Stage:
         if target is None:
             return self.stages[-1]
-        for stage in self.stages:
-            if stage.name is not None and stage.name == target.lower():
-                return stage
+        if target.lower() in self.stage_names:
+            return self.stage_names[target.lower()]
         named = [stage.name for stage in self.stages if stage.name is not None]
         listing = ", ".join(named) if named else "none has a name"
         raise InputError(
@@ -316,9 +320,13 @@ class _Builder:
     def _stage_named(self, reference: str, user: _Stage) -> _Stage | None:
         """The stage a ``--from`` names (by name, or by index like BuildKit), if any."""
         wanted = reference.lower()
-        for stage in self.stages:
-            if stage.name == wanted and stage is not user:
-                return stage
+        named = self.stage_names.get(wanted)
+        if named is not None and named is not user:
+            return named
+        if named is user:  # a later stage of the same name (a duplicate, itself a problem)
+            for stage in self.stages:
+                if stage.name == wanted and stage is not user:
+                    return stage
         if _NUMBER.fullmatch(reference) and int(reference) < len(self.stages):
             return self.stages[int(reference)]
         return None
@@ -354,9 +362,9 @@ class _Builder:
         if name is not None:
             if not _STAGE_NAME.fullmatch(name):
                 self._problem(raw.start_line, f"invalid stage name {name!r}")
-            if any(stage.name == name for stage in self.stages):
+            if name in self.stage_names:
                 self._problem(raw.start_line, f"duplicate stage name {name!r}")
-        parent = next((stage for stage in self.stages if stage.name == image.lower()), None)
+        parent = self.stage_names.get(image.lower())
         external = None if parent is not None or image.lower() in ("scratch", "") else image
         if external is not None and unresolved[0]:
             external = shown  # "gcr.io/$PROJECT_ID/app", not Docker's "gcr.io//app"
@@ -644,7 +652,7 @@ class _Builder:
             if (
                 _NUMBER.fullmatch(source)
                 and int(source) >= len(self.stages)
-                and not any(s.name == source for s in self.stages)
+                and source not in self.stage_names
             ):
                 self._problem(raw.start_line, f"--from={source}: no stage has that index")
         arguments = json_array(rest)
