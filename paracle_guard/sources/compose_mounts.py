@@ -18,6 +18,10 @@ dockerd started by systemd, which is what is assumed.
 ``volumes_from: [service:X]`` (or ``[X]``) inherits X's mounts but not its
 tmpfs; ``container:X`` inherits the mounts of a container the compose file
 cannot show, kept as an unresolved mount that the rules fail closed on.
+
+``use_api_socket: true`` is a client-side transform of Docker Compose
+(pkg/compose/apiSocket.go): it adds a bind of ``/var/run/docker.sock`` to the
+service, and copies the user's registry credentials into it as a config.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from paracle_guard.sources.runtime_options import (
 from paracle_guard.subject import Mount, Setting
 
 _MOUNT_TYPES = frozenset({"bind", "volume", "tmpfs", "npipe", "cluster", "image"})
+# Where Compose binds the engine's socket for use_api_socket, on both sides.
+API_SOCKET = "/var/run/docker.sock"
 # The working directory of a dockerd started by systemd: where it resolves a relative
 # volume device that Compose passed on as written.
 ENGINE_WORKING_DIRECTORY = "/"
@@ -84,6 +90,12 @@ class MountReader:
                 found.mounts.append(Mount(type="tmpfs", target=target, read_only="ro" in flags,
                                           options=flags, location=location(item)))
         self._volumes_from(found, visiting | {self.name})
+        api_socket = self.keys.get("use_api_socket")
+        if api_socket is not None and api_socket.value is not None and boolean(api_socket):
+            socket = self._bind(api_socket, API_SOCKET, API_SOCKET, False, [])
+            socket.via = ("use_api_socket: true, which also copies your registry credentials "
+                          "into the container")
+            found.mounts.append(socket)
         return found
 
     def _volumes_from(self, found: ServiceMounts, visiting: frozenset[str]) -> None:

@@ -51,6 +51,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "pg305-joined-network": ({"PG305"}, 'network_mode: "service:helper"'),
     "pg307-sensitive-mount": ({"PG307"}, "- /var/run/docker.sock"),
     "pg307-volume-binds-root": ({"PG307"}, "- type: volume"),
+    "pg307-use-api-socket": ({"PG202", "PG307"}, "use_api_socket: true"),
     "pg308-device-access": ({"PG308"}, "- /dev/fuse"),
     "pg308-gpus": ({"PG308"}, "- driver: nvidia"),
     "pg309-unsafe-sysctl": ({"PG309"}, "net.core.somaxconn"),

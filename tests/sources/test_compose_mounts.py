@@ -130,3 +130,27 @@ def test_volumes_from_a_service_inherits_what_it_inherits(tmp_path: Path) -> Non
     assert [(s.value, s.location.line) for s in app.runtime.unresolved_mounts] == [
         ("service:relay, through container:legacy", 7)]
     assert [f[0] for f in findings(app) if f[0] == "PG307"] == ["PG307", "PG307"]
+
+
+def test_use_api_socket_binds_the_engine_socket(tmp_path: Path) -> None:
+    # A client-side transform of Docker Compose (pkg/compose/apiSocket.go): the socket
+    # is bound into the service, and into whatever takes its volumes.
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(textwrap.dedent("""\
+        services:
+          agent:
+            use_api_socket: true
+          helper:
+            volumes_from: [agent]
+          off:
+            use_api_socket: false
+    """))
+    agent, helper, off = load_compose(compose, environ={})
+    assert agent.runtime is not None and helper.runtime is not None and off.runtime is not None
+    assert [(m.type, m.host_path, m.target, m.read_only, m.location.line)
+            for m in agent.runtime.mounts] == [
+        ("bind", "/var/run/docker.sock", "/var/run/docker.sock", False, 3)]
+    assert "registry credentials" in (agent.runtime.mounts[0].via or "")
+    assert [m.host_path for m in helper.runtime.mounts] == ["/var/run/docker.sock"]
+    assert off.runtime.mounts == []
+    assert "PG307" in {f[0] for f in findings(agent)}
