@@ -31,6 +31,7 @@ from pathlib import Path
 from paracle_guard.location import Location
 from paracle_guard.sources.account_files import unknown_file
 from paracle_guard.sources.compose_engine import ASSUMED_CGROUP_V1, EngineDefaults
+from paracle_guard.sources.compose_hooks import hook_services, lines_of
 from paracle_guard.sources.compose_merge import prepared
 from paracle_guard.sources.compose_mounts import MountReader
 from paracle_guard.sources.compose_project import (
@@ -75,6 +76,7 @@ from paracle_guard.subject import (
     Sysctl,
     Ulimit,
     UserFact,
+    Whole,
 )
 
 _RESTART_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
@@ -127,13 +129,31 @@ def project_subjects(files: ProjectFiles,
         try:
             if isinstance(entry, ComposeError):
                 raise entry
-            subjects.append(_ServiceReader(project, name, entry, defaults).subject(target))
+            service = _ServiceReader(project, name, entry, defaults).subject(target)
+            subjects.append(service)
+            subjects.extend(_hook_subjects(project, name, entry, defaults, service))
         except ComposeError as problem:
             subjects.append(Subject(
                 kind="compose", target=target, label=f"service {name}",
                 parse_problems=[_problem(problem)], notices=list(files.notices),
                 metadata={"file": project.main, "files": list(files.files), "service": name},
             ))
+    return subjects
+
+
+def _hook_subjects(project: Project, name: str, entry: Node,
+                   defaults: Callable[[], EngineDefaults], service: Subject) -> list[Subject]:
+    """The hooks that run with settings of their own, each judged as what it runs in
+    (``compose_hooks``), reported as a part of the service."""
+    subjects = []
+    for hook in hook_services(name, prepared(entry)):
+        reader = _ServiceReader(project, f"{name}/{hook.name}", hook.service, defaults)
+        subject = reader.subject(f"{service.target}/{hook.name}")
+        subject.label = hook.label
+        subject.whole = Whole(target=service.target, label=service.label or name,
+                              path=hook.hook.file, part_lines=lines_of(hook.hook),
+                              metadata=service.metadata)
+        subjects.append(subject)
     return subjects
 
 
