@@ -44,6 +44,7 @@ from paracle_guard.sources.compose_project import (
 )
 from paracle_guard.sources.compose_project import _beside as beside
 from paracle_guard.sources.compose_values import boolean as _bool
+from paracle_guard.sources.compose_values import check_service_keys
 from paracle_guard.sources.compose_values import integer as _int
 from paracle_guard.sources.compose_values import location as _location
 from paracle_guard.sources.compose_values import mapping as _mapping
@@ -181,6 +182,7 @@ class _ServiceReader:
         self.project = project
         self.name = name
         self.node = prepared(node)
+        check_service_keys(self.node)
         self.keys = _mapping(self.node)
         self.defaults = defaults
         self.locations: dict[str, Location] = {}

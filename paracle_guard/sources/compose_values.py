@@ -214,3 +214,36 @@ def expand_user(path: str) -> str:
     if not path.startswith("~"):
         return path
     return os.path.join(os.path.expanduser("~"), path[1:].lstrip("/"))
+
+
+# Every key of a service in the Compose Specification's schema (compose-go
+# schema/compose-spec.json, $defs.service.properties, at e70e961c). Compose refuses
+# any other ("Additional property ... is not allowed"), and so does this reader: a
+# key it does not know might be one a newer Compose knows, and could grant what
+# nothing here checks. Besides these, "x-" keys are free-form extensions.
+SERVICE_KEYS = frozenset({
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup",
+    "cgroup_parent", "command", "configs", "container_name", "cpu_count", "cpu_percent",
+    "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus",
+    "cpuset", "credential_spec", "depends_on", "deploy", "develop", "device_cgroup_rules",
+    "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
+    "environment", "expose", "extends", "external_links", "extra_hosts", "gpus", "group_add",
+    "healthcheck", "hostname", "image", "init", "ipc", "isolation", "label_file", "labels",
+    "links", "logging", "mac_address", "mem_limit", "mem_reservation", "mem_swappiness",
+    "memswap_limit", "models", "network_mode", "networks", "oom_kill_disable",
+    "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_start",
+    "pre_stop", "privileged", "profiles", "provider", "pull_policy", "pull_refresh_after",
+    "read_only", "restart", "runtime", "scale", "secrets", "security_opt", "shm_size",
+    "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs",
+    "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes",
+    "volumes_from", "working_dir",
+})
+
+
+def check_service_keys(service: Node) -> None:
+    """Refuse a service key the Compose Specification does not define, as Compose does."""
+    for key, value in mapping(service).items():
+        if key not in SERVICE_KEYS and not key.startswith("x-"):
+            raise value.error(f"unknown service key {key!r}: docker compose refuses it "
+                              "(Additional property not allowed), and it cannot be checked")
+

@@ -191,6 +191,20 @@ def test_duplicate_keys_and_bad_yaml_are_parse_errors(tmp_path: Path) -> None:
     assert codes(subject) == {"PG901"}
 
 
+def test_a_service_key_compose_does_not_define_is_refused(tmp_path: Path) -> None:
+    # Compose refuses it (the schema allows no other property); a key this reader
+    # did not know used to pass unread, whatever a newer Compose makes of it.
+    subject = service(tmp_path, """
+        image: a:1
+        x-privileged: true
+        privilegd: true
+    """)
+    assert problems(subject) == [
+        (5, "services.app.privilegd: unknown service key 'privilegd': docker compose refuses "
+            "it (Additional property not allowed), and it cannot be checked")]
+    assert codes(subject) == {"PG901"}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
