@@ -601,6 +601,8 @@ class KubernetesFacts(BaseModel):
     image: str | None = None
     # As written on the pod (None: not set, so the ServiceAccount's setting, default true).
     automount_service_account_token: bool | None = None
+    # Projected volumes with a serviceAccountToken source: a token whatever the above says.
+    token_volumes: list[Setting] = Field(default_factory=list)
     # After merging pod and container securityContext, as the kubelet does.
     run_as_non_root: bool | None = None
     run_as_user: int | None = None

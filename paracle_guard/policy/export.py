@@ -117,6 +117,13 @@ def _not_unconfined(field: str) -> str:
             f"!({_pod_has(field)} && {_POD}.{field}.type == 'Unconfined')")
 
 
+def _no_projected_token(spec: str) -> str:
+    """No projected volume of the pod ``spec`` carries a service-account token."""
+    return (f"(!has({spec}.volumes) || {spec}.volumes.all(v, !has(v.projected) || "
+            "!has(v.projected.sources) || "
+            "v.projected.sources.all(s, !has(s.serviceAccountToken))))")
+
+
 def _image_names(entry: str) -> list[str]:
     """Ways an image reference can start and still be under ``entry`` (a registry or prefix)."""
     wanted = entry.strip().lower().rstrip("/")
@@ -260,8 +267,10 @@ def validations(policy: Policy) -> list[Validation]:
     found.append(Validation(
         "PG801", "service-account-token",
         "has(object.spec.automountServiceAccountToken) && "
-        "object.spec.automountServiceAccountToken == false",
-        "the pod must set automountServiceAccountToken: false"))
+        "object.spec.automountServiceAccountToken == false && "
+        + _no_projected_token("object.spec"),
+        "the pod must set automountServiceAccountToken: false and project no "
+        "serviceAccountToken volume"))
     if not controls.user.allow_root:
         found.append(Validation(
             "PG802", "run-as-non-root-not-set",
@@ -461,10 +470,12 @@ def agent_sandbox_validations(policy: Policy) -> list[Validation]:
             continue
         found.append(Validation(
             "PG801", "service-account-token",
-            f"has({spec}.automountServiceAccountToken) ? "
-            f"{spec}.automountServiceAccountToken == false : object.kind == 'SandboxTemplate'",
+            f"(has({spec}.automountServiceAccountToken) ? "
+            f"{spec}.automountServiceAccountToken == false : object.kind == 'SandboxTemplate')"
+            f" && {_no_projected_token(spec)}",
             "the pod template must set automountServiceAccountToken: false (a "
-            "SandboxTemplate may leave it unset: its controllers make it false)"))
+            "SandboxTemplate may leave it unset: its controllers make it false) and project "
+            "no serviceAccountToken volume"))
     if policy.controls.network.mode == "none":
         rules = "object.spec.networkPolicy"
         found.append(Validation(

@@ -25,25 +25,36 @@ from paracle_guard.subject import Subject
     name="service-account-token",
     severity=Severity.ERROR,
     kinds=("k8s",),
-    summary="The pod does not set automountServiceAccountToken: false",
-    fix="Set automountServiceAccountToken: false in the pod spec",
+    summary=("The pod gets a service-account token: automountServiceAccountToken is not "
+             "false, or a projected volume carries one"),
+    fix=("Set automountServiceAccountToken: false in the pod spec, and project no "
+         "serviceAccountToken volume"),
     rationale=(
         "Unless the pod says otherwise, the kubelet mounts a token of the pod's service "
         "account at /var/run/secrets/kubernetes.io/serviceaccount: credentials for the "
         "cluster's API server, handed to whatever code runs in the sandbox. A ServiceAccount "
         "may turn it off too, but the manifest cannot show that and the pod's own setting "
-        "wins, so only the pod's false counts."
+        "wins, so only the pod's false counts. A projected volume with a "
+        "serviceAccountToken source mounts a token whatever that setting says."
     ),
 )
 def service_account_token(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
-    if facts is None or facts.automount_service_account_token is False:
+    if facts is None:
         return
-    state = "true" if facts.automount_service_account_token else "not set"
-    yield Violation(
-        message=f"automountServiceAccountToken is {state}: the pod gets an API token",
-        location=facts.location_of("automount_service_account_token"),
-    )
+    if facts.automount_service_account_token is not False:
+        state = "true" if facts.automount_service_account_token else "not set"
+        yield Violation(
+            message=f"automountServiceAccountToken is {state}: the pod gets an API token",
+            location=facts.location_of("automount_service_account_token"),
+        )
+    for volume in facts.token_volumes:
+        yield Violation(
+            message=(f"{volume.value} projects a serviceAccountToken: the pod gets an API "
+                     "token whatever automountServiceAccountToken says"),
+            location=volume.location,
+            fix="Remove the serviceAccountToken source from the projected volume",
+        )
 
 
 @rule(

@@ -417,6 +417,7 @@ class _PodReader:
         # -- volumes, ports, resources, env --
         volumes = PodVolumes(self.workload, self.storage)
         facts.restricted_volumes = volumes.restricted
+        facts.token_volumes = volumes.token_volumes
         config.mounts = volumes.mounts(container)
         read_ports(container, config, facts)
         read_resources(container, config, locations)

@@ -2,7 +2,9 @@
 
 A ``hostPath`` is a bind of that node path; an ``emptyDir`` scratch space (memory
 when ``medium: Memory``); ``configMap``, ``secret``, ``projected`` and
-``downwardAPI`` are always mounted read-only; a claim (``persistentVolumeClaim``,
+``downwardAPI`` are always mounted read-only (a ``projected`` volume with a
+``serviceAccountToken`` source hands the pod an API token whatever
+``automountServiceAccountToken`` says: ``token_volumes``); a claim (``persistentVolumeClaim``,
 an ``ephemeral`` volume, the ``volumeClaimTemplates`` of a StatefulSet or an Agent
 Sandbox) reaches the node path of each ``hostPath``/``local`` PersistentVolume it
 may bind (``k8s_storage``). Claim templates take precedence over pod volumes of the
@@ -48,6 +50,8 @@ class PodVolumes:
         self.storage = storage
         # Volume types the restricted standard does not allow, as "type volume name".
         self.restricted: list[Setting] = []
+        # Projected volumes that carry a service-account token, at the token's source.
+        self.token_volumes: list[Setting] = []
         self.volumes = self._read()
 
     def _read(self) -> dict[str, tuple[str, Node]]:
@@ -65,6 +69,11 @@ class PodVolumes:
             if kind not in RESTRICTED_VOLUME_TYPES:
                 self.restricted.append(Setting(value=f"{kind} volume {volume_name}",
                                                location=_location(volume)))
+            if kind == "projected":
+                self.token_volumes.extend(
+                    Setting(value=f"projected volume {volume_name}", location=_location(item))
+                    for item in _sequence(_get(_mapping(volume)[kind], "sources"))
+                    if _get(item, "serviceAccountToken") is not None)
         for template in self.workload.claim_templates:
             name = _text(_require(_require(template, "metadata"), "name"))
             volumes[name] = ("volumeClaimTemplate", template)

@@ -92,6 +92,7 @@ ADMISSION_EXPECTED: dict[str, set[str]] = {
     "pg701-swap": {"PG701"},
     "pg701-zero-limits": {"PG701"},
     "pg801-service-account-token": {"PG801"},
+    "pg801-projected-token": {"PG801"},
     "pg802-run-as-non-root-not-set": {"PG802"},
     # The policy lists its uid, so the missing runAsUser is PG102's rejection.
     "pg803-unprovable-user": {"PG102"},
@@ -447,6 +448,25 @@ def test_templates_may_leave_the_token_to_their_controller(
     del unmanaged["spec"]["networkPolicyManagement"], unmanaged["spec"]["networkPolicy"]
     # Managed by default, with the controller's default policy: out to the internet.
     assert "PG702" in _codes(sandbox_admission.rejections(unmanaged))
+
+
+def test_a_projected_token_is_refused_in_a_template_too(
+        tmp_path: Path, sandbox_admission: SandboxAdmission) -> None:
+    from paracle_guard.sources.k8s import load_manifests
+    from tests.runtime_containers import sandbox_plan
+
+    for name in ("template.yaml", "sandbox.yaml"):
+        resource = sandbox_resource((AGENT_SANDBOX / "hardened" / name).read_text())
+        assert "PG801" not in _codes(sandbox_admission.rejections(resource))
+        spec = resource["spec"]["podTemplate"]["spec"]
+        spec.setdefault("volumes", []).append(
+            {"name": "api", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}})
+        assert "PG801" in _codes(sandbox_admission.rejections(resource))
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(resource))
+        assert any("projects a serviceAccountToken" in finding.message
+                   for subject in load_manifests([path]) if subject.runtime is not None
+                   for finding in sandbox_plan().evaluate(subject).findings)
 
 
 def test_the_agent_sandbox_policy_matches_both_kinds_in_every_served_version(

@@ -61,6 +61,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "pg307-pvc-hostpath": ({"PG307"}, "- name: state"),
     "pg702-network-not-isolated": ({"PG702"}, "spec:"),
     "pg801-service-account-token": ({"PG801"}, "automountServiceAccountToken: true"),
+    "pg801-projected-token": ({"PG801"}, "- serviceAccountToken:"),
     # Set by no container either: fixed in one line on the pod's securityContext.
     "pg802-run-as-non-root-not-set": ({"PG802"}, "securityContext:"),
     "pg803-unprovable-user": ({"PG102", "PG803"}, "runAsNonRoot: true"),
