@@ -97,7 +97,7 @@ _PREFIX_WORDS = frozenset({"!", "{", "}", "if", "then", "else", "elif", "do", "w
 _HEADER_WORDS = frozenset({"for", "select", "case", "function"})
 _PIPE_OPERATORS = frozenset({"|", "|&"})
 _EXPORTING = frozenset({"export", "readonly", "declare", "typeset", "local"})
-_STATEFUL = _EXPORTING | {"unset", "cd", "pushd"}
+_STATEFUL = _EXPORTING | {"unset", "cd", "pushd", "set"}
 
 
 @dataclass(eq=False, slots=True)
@@ -190,7 +190,7 @@ def read_script(
 
     ``limits.too_deep`` is set when a script nests deeper than the reader goes.
     """
-    state = ShellState(dict(variables or {}), cwd=cwd)
+    state = ShellState(_with_defaults(variables), cwd=cwd)
     return _Reader(script, state, 0, limits or ReadLimits()).run()
 
 
@@ -204,7 +204,8 @@ def read_argv(
     """The commands an exec-form argv runs: the argv itself, then any ``sh -c`` script."""
     if not argv:
         return []
-    reader = _Reader("", ShellState(dict(variables or {}), cwd=cwd), 0, limits or ReadLimits())
+    reader = _Reader("", ShellState(_with_defaults(variables), cwd=cwd), 0,
+                     limits or ReadLimits())
     unwrapped = reader._unwrap(argv)
     command = Command(
         argv=unwrapped.argv, wrappers=unwrapped.wrappers, environment=unwrapped.environment,
@@ -213,6 +214,12 @@ def read_argv(
     )
     reader.finish(command)
     return reader.commands
+
+
+def _with_defaults(variables: Mapping[str, str] | None) -> dict[str, str]:
+    """The variables a shell starts with: IFS is set to blank, tab, newline (POSIX), so
+    ``apk${IFS}add`` is two words, unless the caller's variables say otherwise."""
+    return {"IFS": " \t\n", **(variables or {})}
 
 
 class _PendingHeredoc:
@@ -389,11 +396,11 @@ class _Reader:
         elif target == "target":
             self.redirects.append((self.redirect[0], self.redirect[1], joined))
         elif not self.words:
-            self._command_word(pieces, joined)
+            self._command_word(pieces, splits, joined)
         else:
             self._arguments(pieces, splits, joined)
 
-    def _command_word(self, pieces: list[str], joined: str) -> None:
+    def _command_word(self, pieces: list[str], splits: list[bool] | None, joined: str) -> None:
         """The first words of a command: assignments, reserved words, then the program."""
         if (self.word_plain_start and not self.assignments and joined in _PREFIX_WORDS
                 and len(pieces) == 1):
@@ -404,7 +411,8 @@ class _Reader:
             name, _, value = joined.partition("=")
             self.assignments[name.rstrip("+")] = value
             return
-        self._arguments(pieces, self.splits, joined)
+        # "$INSTALL sudo" with INSTALL="apk add": the command word splits like any other.
+        self._arguments(pieces, splits, joined)
 
     def _arguments(self, pieces: list[str], splits: list[bool] | None, joined: str) -> None:
         if joined == "in" and len(self.words) == 2 and self.words[0] == "case":
@@ -421,6 +429,13 @@ class _Reader:
     def _double(self, position: int) -> int:
         """A double-quoted string from ``position`` (after the quote); where it ends."""
         text = self.text
+        for form in ('$@"', '${@}"'):
+            # "$@" is one field per positional parameter, quotes notwithstanding.
+            value = self.state.variables.get("@")
+            if text.startswith(form, position) and value is not None \
+                    and self.limits.expands(value):
+                self._add(value, split=True)
+                return position + len(form)
         pieces: list[str] = []
         while True:
             match = _DOUBLE_SPECIAL.search(text, position)
@@ -444,8 +459,8 @@ class _Reader:
                 position = start + 2
             elif char == "`":
                 end = closing_backtick(text, start + 1)
-                pieces.append(text[start:end + 1])
-                self._substitute(text[start + 1:end].replace("\\`", "`"))
+                printed = self._substitute(text[start + 1:end].replace("\\`", "`"))
+                self._expansion(printed, text[start:end + 1], False, pieces)
                 position = end + 1
             else:
                 position = self._dollar_into(start, pieces)
@@ -468,9 +483,10 @@ class _Reader:
         if following == "(":
             end = closing_paren(text, start + 2)
             inner = text[start + 2:end]
-            pieces.append("$(" + inner + ")")
-            if not inner.startswith("("):  # $((...)) is arithmetic, not a command
-                self._substitute(inner)
+            if inner.startswith("("):  # $((...)) is arithmetic, not a command
+                pieces.append("$(" + inner + ")")
+            else:
+                self._expansion(self._substitute(inner), "$(" + inner + ")", split, pieces)
             return min(end + 1, len(text))
         if following == "{":
             close = closing_brace(text, start + 2)
@@ -511,9 +527,14 @@ class _Reader:
             return value
         colon = rest.startswith(":")
         operator = rest[1:2] if colon else rest[:1]
-        if operator not in ("-", "=", "+", "?") or value is None:
+        if operator not in ("-", "=", "+", "?"):
             return None
         word = rest[2:] if colon else rest[1:]
+        if value is None:
+            # Unknown here: set in the base image, or not at all. A default is what runs
+            # when nothing sets it (an ARG given no --build-arg), so it is read as that:
+            # "apk add ${PKG:-sudo}" installs sudo unless told otherwise.
+            return self._word_value(word) if operator in ("-", "=") else None
         is_set = value != "" or not colon
         if operator in ("-", "=", "?"):
             return value if is_set else (None if operator == "?" else self._word_value(word))
@@ -553,8 +574,13 @@ class _Reader:
     def _backtick(self, position: int) -> int:
         end = closing_backtick(self.text, position)
         inner = self.text[position:end]
-        self._add("`" + inner + "`")
-        self._substitute(inner.replace("\\`", "`"))
+        pieces: list[str] = []
+        before = len(self.pieces)
+        self._expansion(self._substitute(inner.replace("\\`", "`")), "`" + inner + "`", True,
+                        pieces)
+        if len(self.pieces) == before:
+            for piece in pieces:
+                self._add(piece)
         return min(end + 1, len(self.text))
 
     def _process_substitution(self, opener: str, position: int) -> int:
@@ -562,19 +588,29 @@ class _Reader:
         inner = self.text[position:end]
         self._add(opener + inner + ")")
         self._substitute(inner)
+        self.opaque = True  # the argument is a path to a pipe, whatever is printed
         return min(end + 1, len(self.text))
 
-    def _substitute(self, script: str) -> None:
-        """A command substitution: its commands run first, its output is an argument."""
-        self.opaque = True
-        if not self.split_substitutions or not script.strip():
-            return
-        if self.depth >= MAX_NESTING:
-            self._too_deep()
-            return
+    def _substitute(self, script: str) -> str | None:
+        """A command substitution: its commands run first, its output is an argument.
+
+        Returns that output when the script alone decides it (``$(echo sudo)``), with
+        its trailing newlines removed as the shell removes them; None otherwise, and
+        the command being read is then opaque.
+        """
+        if not self.split_substitutions or not script.strip() or self.depth >= MAX_NESTING:
+            self.opaque = True
+            if self.depth >= MAX_NESTING and self.split_substitutions and script.strip():
+                self._too_deep()
+            return None
         child = _Reader(script, self.state.copy(), self.depth + 1, self.limits)
         self.inner.extend(child.run())
         self.captured.extend(child.outputs)
+        printed = [command.output for command in child.outputs]
+        if not printed or any(text is None for text in printed):
+            self.opaque = True
+            return None
+        return "".join(text for text in printed if text is not None).rstrip("\n")
 
     def _too_deep(self) -> None:
         self.limits.too_deep = True
@@ -686,6 +722,10 @@ class _Reader:
                     state.variables[name] = value
                 if exporting and name in state.variables:
                     state.exports[name] = state.variables[name]
+        elif program == "set":
+            positional = _set_positional(args)
+            if positional is not None:
+                _positional(state.variables, positional)
         elif program == "unset":
             for name in args:
                 state.variables.pop(name, None)
@@ -775,10 +815,9 @@ class _Reader:
             state = self.state.copy()
             state.cwd = command.cwd
             state.variables.update(command.environment)
-            for number, value in enumerate(positional):
-                state.variables[str(number)] = value
-            if len(positional) > 1:
-                state.variables["@"] = state.variables["*"] = " ".join(positional[1:])
+            if positional:
+                state.variables["0"] = positional[0]
+                _positional(state.variables, positional[1:])
         child = _Reader(script, state, self.depth + 1, self.limits,
                         split_substitutions=not command.opaque)
         self.commands.extend(child.run())
@@ -863,6 +902,27 @@ class _Reader:
             else:
                 pieces.append("$")
                 position = start + 1
+
+
+def _set_positional(args: list[str]) -> list[str] | None:
+    """The positional parameters ``set`` gives (``set -- a b``, ``set a b``); None when it
+    only sets options (``set -eux``, ``set -o pipefail``)."""
+    index = 0
+    while index < len(args) and args[index][:1] in ("-", "+") and args[index] not in ("-", "--"):
+        index += 2 if args[index] in ("-o", "+o") else 1
+    if index < len(args) and args[index] in ("-", "--"):
+        return args[index + 1:]
+    return args[index:] if index < len(args) else None
+
+
+def _positional(variables: dict[str, str], values: list[str]) -> None:
+    """Set $1, $2... and $@, $*, $# to ``values``, dropping the old ones."""
+    for name in [name for name in variables if name.isdigit() and name != "0"]:
+        del variables[name]
+    for number, value in enumerate(values, start=1):
+        variables[str(number)] = value
+    variables["@"] = variables["*"] = " ".join(values)
+    variables["#"] = str(len(values))
 
 
 def _known_output(command: Command) -> str | None:

@@ -84,9 +84,38 @@ def test_comments_are_skipped_but_a_hash_inside_a_word_is_kept() -> None:
 
 def test_known_variables_expand_and_split_unknown_ones_stay_as_written() -> None:
     variables = {"PKGS": "curl  sudo", "V": "1.2", "EMPTY": ""}
-    assert argvs('pip install $PKGS "$PKGS" ${V} x-$V $NOPE ${NOPE:-a b} $EMPTY', variables) == [
-        ["pip", "install", "curl", "sudo", "curl  sudo", "1.2", "x-1.2", "$NOPE", "${NOPE:-a b}"]
+    assert argvs('pip install $PKGS "$PKGS" ${V} x-$V $NOPE ${NOPE+a b} $EMPTY', variables) == [
+        ["pip", "install", "curl", "sudo", "curl  sudo", "1.2", "x-1.2", "$NOPE", "${NOPE+a b}"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        # An unknown variable's default is what runs when nothing sets it (an ARG given
+        # no --build-arg): it used to stay as written, hiding the package.
+        ("apk add ${NOPE:-sudo}", ["apk", "add", "sudo"]),
+        ("apk add ${NOPE-sudo doas}", ["apk", "add", "sudo", "doas"]),
+        ('apk add "${NOPE:=sudo}"', ["apk", "add", "sudo"]),
+        ("apk add ${NOPE:?missing}", ["apk", "add", "${NOPE:?missing}"]),
+        # IFS is blank, tab and newline unless the script sets it.
+        ("apk${IFS}add${IFS}sudo", ["apk", "add", "sudo"]),
+        # The command word splits too: INSTALL="apk add" makes "$INSTALL sudo" an install.
+        ("$INSTALL sudo", ["apk", "add", "sudo"]),
+        ('"$INSTALL" sudo', ["apk add", "sudo"]),
+        # A substitution whose output the script decides is that output.
+        ("apk add $(echo sudo)", ["apk", "add", "sudo"]),
+        ("apk add `printf '%s\\n' sudo doas`", ["apk", "add", "sudo", "doas"]),
+        ('apk add "$(echo sudo)"', ["apk", "add", "sudo"]),
+        ("apk add $(cat /etc/pkgs)", ["apk", "add", "$(cat /etc/pkgs)"]),
+        # set -- gives the positional parameters, and "$@" is one word per parameter.
+        ('set -- sudo doas; apk add "$@"', ["apk", "add", "sudo", "doas"]),
+        ("set -eu; set -o pipefail -- sudo; apk add $1", ["apk", "add", "sudo"]),
+        ('sh -c \'apk add "$@"\' _ sudo doas', ["apk", "add", "sudo", "doas"]),
+    ],
+)
+def test_expansions_that_used_to_hide_a_package(script: str, argv: list[str]) -> None:
+    assert argvs(script, {"INSTALL": "apk add"})[-1] == argv
 
 
 @pytest.mark.parametrize(
