@@ -27,6 +27,7 @@ the caller's error (``InputError``).
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import posixpath
 import re
@@ -62,6 +63,7 @@ from paracle_guard.sources.run_facts import read_run
 from paracle_guard.sources.shell import SHELLS, shell_c_script
 from paracle_guard.sources.shell_words import EXPANSION_BUDGET, ExpansionBudget
 from paracle_guard.sources.suppressions import parse_ignore_comment
+from paracle_guard.sources.wrappers import unwrap
 from paracle_guard.subject import (
     BaseImage,
     EnvVar,
@@ -524,8 +526,17 @@ class _Builder:
         """The shell reader on one RUN, through the stage's SHELL."""
         if argv is None and stage.shell is not None and shell_c_script(
                 [*stage.shell, script or ""]) is None:
-            # SHELL ["powershell", "-Command"]: not a POSIX shell, nothing to read.
+            # SHELL ["/usr/bin/env", "bash", "-c"]: read through its wrappers, as an argv.
             argv = [*stage.shell, script or ""]
+            unwrapped = unwrap(argv)
+            if unwrapped.script is None and shell_c_script(unwrapped.argv) is None:
+                # SHELL ["powershell", "-Command"]: nothing here reads its scripts, so the
+                # RUN is not checked, and a denied package would pass unseen. Say so.
+                self._problem(location.line, f"RUN runs through SHELL {json.dumps(stage.shell)}"
+                              ", which is not a shell paracle-guard reads; its commands are "
+                              "not checked",
+                              "Use a POSIX shell in SHELL (sh, bash, ash...), or check the "
+                              "built image with paracle-guard image")
         return read_run(
             None if argv is not None else script,
             argv=argv,

@@ -11,8 +11,12 @@ from collections.abc import Sequence
 
 from paracle_guard.sources.getopt import basename
 
-# Shells whose -c argument or stdin is itself a script worth reading.
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "yash"})
+# Shells whose -c argument or stdin is itself a script worth reading. csh, tcsh and
+# fish are not POSIX shells, but a simple command reads the same in them; reading
+# their scripts as sh is closer than not reading them at all.
+SHELLS = frozenset({"sh", "bash", "rbash", "dash", "ash", "hush", "zsh", "ksh", "ksh93",
+                    "mksh", "lksh", "pdksh", "oksh", "loksh", "posh", "yash", "csh", "tcsh",
+                    "fish"})
 _IFS = " \t\n"
 _ANSI_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 

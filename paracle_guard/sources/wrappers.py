@@ -9,8 +9,9 @@ which it runs no command at all (``command -v``, ``sudo -l``).
 
 Wrappers parse their own options up to the first operand (they all use POSIX
 order or getopt's "+"), so the command's options stay the command's.
-``su -c SCRIPT`` and ``runuser -c SCRIPT`` hand a script to a shell: the caller
-reads that script with the shell reader. ``xargs`` appends what it reads from
+``su -c SCRIPT``, ``runuser -c SCRIPT``, ``flock LOCK -c SCRIPT``, ``script -c
+SCRIPT`` and ``watch CMD ARGS`` hand a script to a shell: the caller reads that
+script with the shell reader. ``xargs`` appends what it reads from
 standard input: the caller knows that input when an earlier command of the
 pipeline printed it.
 """
@@ -32,6 +33,12 @@ class _Wrapper:
     # Options after which no command runs ("command -v x" only prints where x is).
     no_command: frozenset[str] = frozenset()
     assignments: bool = False  # NAME=value words before the command: sudo, env
+    # Options whose value is a script for sh -c: "flock LOCK -c CMD", "script -c CMD".
+    script_options: frozenset[str] = frozenset()
+    # The command and its arguments are joined into a script for sh -c ("watch CMD"),
+    # unless one of these options says to run them as they are.
+    joins_into_script: bool = False
+    runs_as_given: frozenset[str] = frozenset()
 
 
 _WRAPPERS: dict[str, _Wrapper] = {
@@ -69,6 +76,44 @@ _WRAPPERS: dict[str, _Wrapper] = {
     "gosu": _Wrapper(operands=1),
     "su-exec": _Wrapper(operands=1),
     "fakeroot": _Wrapper("lsib", frozenset({"--lib", "--faked"})),
+    # Programs that set something up and run the command: namespaces, locks, CPU and
+    # memory placement, scheduling, sessions, tracing. Each was a way to hide a command.
+    "unshare": _Wrapper(
+        "RwSG",
+        frozenset({"--propagation", "--setgroups", "--root", "--wd", "--setuid", "--setgid",
+                   "--map-user", "--map-group", "--map-users", "--map-groups", "--monotonic",
+                   "--boottime"}),
+    ),
+    "flock": _Wrapper("wEW", frozenset({"--timeout", "--conflict-exit-code"}), operands=1,
+                      script_options=frozenset({"-c", "--command"})),
+    "taskset": _Wrapper(operands=1, no_command=frozenset({"-p", "--pid"})),
+    "numactl": _Wrapper(
+        "imNCpPbw",
+        frozenset({"--interleave", "--membind", "--cpunodebind", "--physcpubind",
+                   "--preferred", "--preferred-many", "--weighted-interleave"}),
+        no_command=frozenset({"-s", "--show", "-H", "--hardware"}),
+    ),
+    "chrt": _Wrapper("TPD", frozenset({"--sched-runtime", "--sched-period",
+                                       "--sched-deadline"}),
+                     operands=1, no_command=frozenset({"-p", "--pid", "-m", "--max"})),
+    "setsid": _Wrapper(),
+    "cgexec": _Wrapper("g"),
+    "catchsegv": _Wrapper(),
+    "eatmydata": _Wrapper(),
+    "builtin": _Wrapper(),
+    "strace": _Wrapper(
+        "abeEIoOpPSsuUX",
+        frozenset({"--trace", "--signal", "--status", "--output", "--attach", "--user",
+                   "--env", "--string-limit", "--columns", "--trace-path", "--summary-sort-by",
+                   "--const-print-style", "--interruptible"}),
+        no_command=frozenset({"-p", "--attach"}),
+    ),
+    "script": _Wrapper("cEIOTBm", frozenset({"--command", "--echo", "--log-in", "--log-out",
+                                              "--log-timing", "--log-io", "--logging-format",
+                                              "--output-limit"}),
+                       script_options=frozenset({"-c", "--command"})),
+    "watch": _Wrapper("ndq", frozenset({"--interval", "--differences", "--equexit"}),
+                      joins_into_script=True, runs_as_given=frozenset({"-x", "--exec"})),
     # GNU xargs: -e, -i and -l take their optional value glued only.
     "xargs": _Wrapper(
         "EILnPsad",
@@ -131,7 +176,8 @@ def unwrap(words: Sequence[str]) -> Unwrapped:
 
 
 def _strip(result: Unwrapped, name: str, wrapper: _Wrapper) -> bool:
-    """Take one wrapper off ``result``; False when the wrapper runs no command."""
+    """Take one wrapper off ``result``; False when no further wrapper can follow: it runs
+    no command, or it runs a script (``result.script``) rather than a command."""
     options, rest = parse_options(result.argv[1:], wrapper.short_valued, wrapper.long_valued,
                                   stop_at_operand=True)
     if name == "nice":
@@ -140,7 +186,18 @@ def _strip(result: Unwrapped, name: str, wrapper: _Wrapper) -> bool:
         return False
     result.wrappers.append(name)
     rest = rest[wrapper.operands:]
+    scripts = [value for option, value in options if option in wrapper.script_options]
+    if rest[:1] and rest[0] in wrapper.script_options and len(rest) > 1:
+        scripts.append(rest[1])  # flock LOCK -c SCRIPT: -c comes after the lock file
+    if scripts and scripts[-1] is not None:
+        result.script, result.argv = scripts[-1], []
+        return False  # the script is the command; nothing else runs
+    if wrapper.joins_into_script and rest and not has_option(options, *wrapper.runs_as_given):
+        result.script, result.argv = " ".join(rest), []  # watch runs sh -c "CMD ARGS"
+        return False
     if name == "env":
+        if rest[:1] == ["-"]:
+            rest = rest[1:]  # "env -" is "env -i"
         rest = _split_string(options, rest)
     if wrapper.assignments:
         while rest and _ASSIGNMENT.match(rest[0]):

@@ -347,6 +347,17 @@ EXPECTED: dict[str, list[tuple[str, int, str]]] = {
     # Red team (after issue 13): bounds that dropped commands silently now fail closed.
     "bypass-long-wrapper-chain": [("PG901", 3, "chains more than 32 wrapper commands")],
     "bypass-xargs-fan-out": [("PG901", 3, "xargs -I for more than 16 items")],
+    "bypass-wrappers-and-shells": [
+        ("PG103", 3, "package sudo (apk) lets a user become root"),
+        ("PG403", 3, "package sudo (apk) is denied"),
+        ("PG103", 4, "package doas (apk) lets a user become root"),
+        ("PG403", 4, "package doas (apk) is denied"),
+        ("PG103", 5, "package gosu (apk) switches a process started as root"),
+        ("PG403", 5, "package gosu (apk) is denied"),
+        ("PG103", 7, "package su-exec (apk) switches a process started as root"),
+        ("PG403", 7, "package su-exec (apk) is denied"),
+    ],
+    "pg901-unread-shell": [("PG901", 4, "which is not a shell paracle-guard reads")],
     "bypass-expansions": [
         ("PG103", 5, "package doas (apk) lets a user become root"),
         ("PG403", 5, "package doas (apk) is denied"),

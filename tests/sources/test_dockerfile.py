@@ -1025,6 +1025,22 @@ def test_run_steps_start_in_the_workdir_and_follow_shell() -> None:
     assert [d.consumer for d in second.downloads] == ["bash"]  # bash -c, inherited from base
     assert [c.argv[0] for c in third.commands] == ["pwsh"]  # not a POSIX shell: nothing read
     assert third.package_calls == [] and subject.packages == []
+    # ...and so the RUN is not checked, which is said rather than passed in silence.
+    (problem,) = subject.parse_problems
+    assert problem.location.line == 8
+    assert problem.message == ('RUN runs through SHELL ["pwsh", "-Command"], which is not a '
+                               "shell paracle-guard reads; its commands are not checked")
+
+
+@pytest.mark.parametrize(
+    "shell",
+    ['["/bin/busybox", "sh", "-c"]', '["/usr/bin/env", "bash", "-c"]', '["/bin/rbash", "-c"]',
+     '["/usr/bin/fish", "-c"]', '["/bin/sh", "-e", "-c"]', '["sudo", "-E", "sh", "-c"]'],
+)
+def test_a_shell_reached_through_wrappers_or_by_another_name_is_read(shell: str) -> None:
+    subject = parse(f"FROM alpine:3.20\nSHELL {shell}\nRUN apk add --no-cache sudo\n")
+    assert subject.parse_problems == []
+    assert [p.name for p in subject.packages] == ["sudo"]
 
 
 @pytest.mark.parametrize(

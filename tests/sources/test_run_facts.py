@@ -70,6 +70,17 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("su-exec root apk add x", {"packages": APK_X, "wrappers": ["su-exec"]}),
     ("sudo env A=1 nice ionice -c2 timeout 9 apk add x",
      {"packages": APK_X, "wrappers": ["env", "ionice", "nice", "sudo", "timeout"]}),
+    # Red team: wrappers and shells the reader did not know hid the install.
+    ("unshare -r apk add x", {"packages": APK_X, "wrappers": ["unshare"]}),
+    ("flock /tmp/l -c 'apk add x'", {"packages": APK_X, "wrappers": ["flock"]}),
+    ("script -qc 'apk add x' /dev/null", {"packages": APK_X, "wrappers": ["script"]}),
+    ("watch -n1 apk add x", {"packages": APK_X, "wrappers": ["watch"]}),
+    ("taskset -c 0 chrt -o 0 setsid eatmydata apk add x",
+     {"packages": APK_X, "wrappers": ["chrt", "eatmydata", "setsid", "taskset"]}),
+    ("busybox hush -c 'apk add x'", {"packages": APK_X, "wrappers": ["busybox"]}),
+    ("rbash -c 'apk add x'", {"packages": APK_X}),
+    ("ksh93 -c 'apk add x'", {"packages": APK_X}),
+    ("fish -c 'apk add x'", {"packages": APK_X}),
     # --- every way the shell runs a command -------------------------------------------
     ("eval 'apk add x'", {"packages": APK_X}),
     ("sh -c 'apk add x'", {"packages": APK_X}),

@@ -37,6 +37,20 @@ from paracle_guard.sources.wrappers import MAX_WRAPPERS, unwrap
         ("xargs", "echo", ["xargs"]),
         ("runuser -u app -- apk add x", "apk add x", ["runuser"]),
         ("/usr/bin/sudo /sbin/apk add x", "/sbin/apk add x", ["sudo"]),
+        # Red team: each of these used to leave the wrapper as the program.
+        ("unshare -r --propagation slave apk add x", "apk add x", ["unshare"]),
+        ("flock -w 10 /tmp/lock apk add x", "apk add x", ["flock"]),
+        ("taskset -c 0,1 apk add x", "apk add x", ["taskset"]),
+        ("numactl --interleave all -- apk add x", "apk add x", ["numactl"]),
+        ("chrt -o 0 apk add x", "apk add x", ["chrt"]),
+        ("setsid -f apk add x", "apk add x", ["setsid"]),
+        ("cgexec -g cpu:grp apk add x", "apk add x", ["cgexec"]),
+        ("catchsegv apk add x", "apk add x", ["catchsegv"]),
+        ("eatmydata apt-get install x", "apt-get install x", ["eatmydata"]),
+        ("builtin command apk add x", "apk add x", ["builtin", "command"]),
+        ("strace -f -o /tmp/t apk add x", "apk add x", ["strace"]),
+        ("watch -x apk add x", "apk add x", ["watch"]),
+        ("env - PATH=/bin apk add x", "apk add x", ["env"]),
     ],
 )
 def test_unwrap(command: str, argv: str, wrappers: list[str]) -> None:
@@ -54,7 +68,8 @@ def test_env_keeps_its_assignments_and_splits_its_string() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["command -v apk", "sudo -l", "sudo -v", "ionice -p 1", "busybox --list", "sudo -e /etc/x"],
+    ["command -v apk", "sudo -l", "sudo -v", "ionice -p 1", "busybox --list", "sudo -e /etc/x",
+     "taskset -p 1", "chrt -p 1", "strace -p 1", "numactl --hardware"],
 )
 def test_wrappers_that_run_nothing(command: str) -> None:
     unwrapped = unwrap(command.split(" "))
@@ -90,3 +105,19 @@ def test_a_chain_longer_than_the_bound_says_so() -> None:
     assert not unwrap(["nice"] * MAX_WRAPPERS + ["apk", "add", "x"]).exhausted
     longer = unwrap(["nice"] * (MAX_WRAPPERS + 1) + ["apk", "add", "x"])
     assert longer.exhausted and longer.argv[0] == "nice"
+
+
+@pytest.mark.parametrize(
+    ("command", "script"),
+    [
+        ("flock /tmp/lock -c 'apk add x'", "apk add x"),
+        ("flock -n /tmp/lock --command 'apk add x'", "apk add x"),
+        ("script -q -c 'apk add x' /dev/null", "apk add x"),
+        ("watch -n1 apk add x", "apk add x"),
+    ],
+)
+def test_wrappers_that_hand_a_script_to_a_shell(command: str, script: str) -> None:
+    import shlex
+
+    unwrapped = unwrap(shlex.split(command))
+    assert (unwrapped.script, unwrapped.argv) == (script, [])
