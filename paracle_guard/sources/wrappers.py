@@ -237,7 +237,13 @@ def _xargs_replace(options: list[Option]) -> str | None:
 
 
 def _su(result: Unwrapped, name: str) -> None:
-    """su [options] [-] [user [shell args]]; runuser -u user [--] command."""
+    """su [options] [-] [user [shell args]]; runuser -u user [--] command.
+
+    util-linux su parses with GNU getopt, which permutes: options after the user are
+    still su's (``su root -s /bin/sh -c CMD``, ``su --login root --command=CMD``).
+    BusyBox su on musl stops at the user and hands the rest to the shell, which runs
+    ``-c CMD`` all the same. Either way CMD is the script.
+    """
     options, rest = parse_options(result.argv[1:], _SU_SHORT_VALUED + "u", _SU_LONG_VALUED |
                                   {"--user"}, stop_at_operand=True)
     result.wrappers.append(name)
@@ -245,13 +251,14 @@ def _su(result: Unwrapped, name: str) -> None:
     if name == "runuser" and user_option:
         result.argv = rest  # runs the command itself, no shell
         return
-    scripts = [value for option, value in options
-               if option in ("-c", "--command", "--session-command") and value is not None]
     if rest and rest[0] == "-":
         rest = rest[1:]
+    later, arguments = parse_options(rest[1:], _SU_SHORT_VALUED, _SU_LONG_VALUED)
+    scripts = [value for option, value in [*options, *later]
+               if option in ("-c", "--command", "--session-command") and value is not None]
     if scripts:
         result.script = scripts[-1]
         result.argv = []
         return
-    # Words after the user go to the user's shell: "su - app -c 'cmd'" is sh -c 'cmd'.
-    result.argv = ["sh", *rest[1:]] if len(rest) > 1 else []
+    # Other words after the user go to the user's shell: "su app x.sh" is sh x.sh.
+    result.argv = ["sh", *arguments] if arguments else []

@@ -81,9 +81,11 @@ def test_wrappers_that_run_nothing(command: str) -> None:
     ("command", "script", "argv"),
     [
         (["su", "-c", "apk add x", "app"], "apk add x", []),
-        (["su", "-", "app", "-c", "apk add x"], None, ["sh", "-c", "apk add x"]),
+        # GNU getopt permutes: -c after the user is su's own.
+        (["su", "-", "app", "-c", "apk add x"], "apk add x", []),
         (["su", "--command=apk add x"], "apk add x", []),
-        (["runuser", "-l", "app", "-c", "apk add x"], None, ["sh", "-c", "apk add x"]),
+        (["runuser", "-l", "app", "-c", "apk add x"], "apk add x", []),
+        (["su", "app", "setup.sh", "x"], None, ["sh", "setup.sh", "x"]),
         (["su", "app"], None, []),
     ],
 )
@@ -121,3 +123,16 @@ def test_wrappers_that_hand_a_script_to_a_shell(command: str, script: str) -> No
 
     unwrapped = unwrap(shlex.split(command))
     assert (unwrapped.script, unwrapped.argv) == (script, [])
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["su root -s /bin/sh -c 'apk add x'", "su --login root --command='apk add x'",
+     "su -l root --session-command 'apk add x'", "su - root -c 'apk add x'",
+     "su -c 'apk add x' root"],
+)
+def test_su_options_after_the_user_are_its_own(command: str) -> None:
+    import shlex
+
+    unwrapped = unwrap(shlex.split(command))
+    assert (unwrapped.script, unwrapped.argv, unwrapped.wrappers) == ("apk add x", [], ["su"])
