@@ -25,6 +25,7 @@ nothing here raises for any input.
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from paracle_guard.sources.getopt import basename
 from paracle_guard.sources.shell_words import (
     EXPANSION_BUDGET,
     SHELLS,
+    STDIN_FILES,
     ExpansionBudget,
     closing_backtick,
     closing_brace,
@@ -96,6 +98,10 @@ _PREFIX_WORDS = frozenset({"!", "{", "}", "if", "then", "else", "elif", "do", "w
 # Compound-command headers whose words are not a command at all.
 _HEADER_WORDS = frozenset({"for", "select", "case", "function"})
 _PIPE_OPERATORS = frozenset({"|", "|&"})
+# Programs that read a file or change its mode but never its content.
+_KEEPS_CONTENT = SHELLS | {".", "source", "cat", "chmod", "chown", "chgrp", "ls", "test",
+                           "[", "stat", "head", "tail", "grep", "wc", "file", "sha256sum",
+                           "md5sum", "echo", "printf"}
 _EXPORTING = frozenset({"export", "readonly", "declare", "typeset", "local"})
 _STATEFUL = _EXPORTING | {"unset", "cd", "pushd", "set"}
 
@@ -174,9 +180,13 @@ class ShellState:
     variables: dict[str, str]
     exports: dict[str, str] = field(default_factory=dict)  # set and exported by the script
     cwd: str | None = "/"
+    # Files the script wrote with content it decided, by absolute path: a script
+    # written and then run ("echo 'apk add x' > /tmp/i.sh && sh /tmp/i.sh") is read.
+    # One filesystem for every shell of the step, so copies share it.
+    files: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> ShellState:
-        return ShellState(dict(self.variables), dict(self.exports), self.cwd)
+        return ShellState(dict(self.variables), dict(self.exports), self.cwd, self.files)
 
 
 def read_script(
@@ -758,6 +768,10 @@ class _Reader:
         else:
             command.output = _known_output(command)
             self.commands.append(command)
+            if self.state.files and command.program not in _KEEPS_CONTENT:
+                self._forget_rewritten(command)
+            if command.redirects or command.program == "tee":
+                self._record_writes(command)
             self._nested(command)
         # The next command of the pipeline (finished after this one) reads what it prints,
         # unless a here-document or here-string of its own takes its standard input.
@@ -799,11 +813,19 @@ class _Reader:
                 script, positional = argv[position], argv[position + 1:]
             elif reads_script_from_stdin(argv):
                 script = command.stdin
+            elif position is not None and position < len(argv):  # "sh FILE ARGS"
+                script, positional = self._written(argv[position], command), argv[position:]
         elif program == "eval":
             script, state = " ".join(argv[1:]), self.state  # eval runs in this shell
+        elif program in (".", "source") and len(argv) > 1:
+            # Run in this shell, from standard input or from a file the step wrote.
+            script = command.stdin if argv[1] in STDIN_FILES else self._written(argv[1], command)
+            state = self.state
         elif program == "find":
             self._find_exec(command)
             return
+        elif script is None and "/" in (argv[0] if argv else ""):  # "./i.sh", "/tmp/i.sh"
+            script, positional = self._written(argv[0], command), argv
         if script is None or not script.strip():
             return
         if command.opaque and script.lstrip().startswith(("$(", "`")):
@@ -823,6 +845,35 @@ class _Reader:
         self.commands.extend(child.run())
         for output in child.outputs:
             output.output_to, output.flow = command, "forward"
+
+    def _written(self, path: str, command: Command) -> str | None:
+        """The content of ``path`` if this step wrote it with known text, within budget."""
+        content = self.state.files.get(resolve_path(path, command.cwd))
+        return content if content is not None and self.limits.expands(content) else None
+
+    def _forget_rewritten(self, command: Command) -> None:
+        """A file named to a program that may rewrite it (curl -o, cp, sed -i...) no
+        longer holds what the script wrote there."""
+        for arg in command.argv[1:]:
+            value = arg.partition("=")[2] if arg.startswith("--") else arg
+            self.state.files.pop(resolve_path(value, command.cwd), None)
+
+    def _record_writes(self, command: Command) -> None:
+        """What ``command`` writes with known content: its stdout redirect, and tee."""
+        files = self.state.files
+        targets = [(target, operator in (">>", "&>>")) for fd, operator, target in command.redirects
+                   if operator in (">", ">>", ">|", "&>", "&>>") and fd in ("", "1")]
+        text = command.output
+        if command.program == "tee":
+            append = any(arg in ("-a", "--append") for arg in command.argv[1:])
+            targets += [(arg, append) for arg in command.argv[1:] if not arg.startswith("-")]
+            text = command.stdin
+        for target, append in targets:
+            path = resolve_path(target, command.cwd)
+            if text is None or (append and path not in files):
+                files.pop(path, None)  # what it holds now is not known
+            else:
+                files[path] = files[path] + text if append else text
 
     def _find_exec(self, command: Command) -> None:
         """``find ... -exec CMD {} ;`` runs CMD once per file found."""
@@ -941,4 +992,11 @@ def _known_output(command: Command) -> str | None:
         return printf_output(args[0], args[1:])
     if program in ("cat", "tee") and (program == "tee" or all(a == "-" for a in args)):
         return command.stdin
+    if program == "base64" and command.stdin is not None and any(
+            arg in ("-d", "-D", "--decode") for arg in args):
+        # "echo YXBrIGFkZCBzdWRv | base64 -d | sh" runs what it decodes.
+        try:
+            return binascii.a2b_base64("".join(command.stdin.split())).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
     return None

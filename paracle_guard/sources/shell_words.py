@@ -64,8 +64,14 @@ def reads_script_from_stdin(argv: Sequence[str]) -> bool:
     if position is None or saw_c:
         return False
     # With -s the positionals are arguments for the script on stdin; without it
-    # the first positional is a script file, and stdin is just data.
-    return position >= len(argv) or "s" in _short_flags(argv, position) or argv[position] == "-"
+    # the first positional is a script file, and stdin is just data, unless that file
+    # is standard input itself ("sh /dev/stdin <<EOF").
+    return (position >= len(argv) or "s" in _short_flags(argv, position)
+            or argv[position] == "-" or argv[position] in STDIN_FILES)
+
+
+# Paths that name the reading process's standard input.
+STDIN_FILES = frozenset({"/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
 
 
 def shell_options(argv: Sequence[str]) -> tuple[bool, int | None]:

@@ -374,3 +374,38 @@ def test_self_doubling_variables_stop_at_the_budget_and_say_so() -> None:
     commands = read_script("A=xx; " + "A=$A$A; " * 40 + "apk add $A", limits=limits)
     assert limits.unread is not None and "expands variables" in limits.unread
     assert commands[-1].argv == ["apk", "add", "$A"]  # unknown, not 2**41 characters
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        # Standard input named as a file.
+        ". /dev/stdin <<EOF\napk add sudo\nEOF",
+        "source /dev/stdin <<<'apk add sudo'",
+        "sh /dev/stdin <<<'apk add sudo'",
+        "bash /proc/self/fd/0 <<<'apk add sudo'",
+        # A script the step writes, then runs: with sh, sourced, or by its path.
+        "echo 'apk add sudo' > /tmp/i.sh && sh /tmp/i.sh",
+        "cd /tmp && echo 'apk add $1' > i.sh && chmod +x i.sh && ./i.sh sudo",
+        "cat > /i.sh <<'EOF'\n#!/bin/sh\napk add sudo\nEOF\n. /i.sh",
+        "echo set -e > /i.sh; echo apk add sudo >> /i.sh; bash -e /i.sh",
+        "printf 'apk add sudo' | tee /t.sh >/dev/null; sh /t.sh",
+        # Encoded text the script decodes itself.
+        "echo YXBrIGFkZCBzdWRv | base64 -d | sh",
+    ],
+)
+def test_scripts_from_stdin_files_written_and_decoded_are_read(script: str) -> None:
+    assert argvs(script)[-1] == ["apk", "add", "sudo"]
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "sh /tmp/i.sh",  # not written here: its content is the build context's
+        "echo 'apk add sudo' > /tmp/i.sh; curl -o /tmp/i.sh https://x; sh /tmp/i.sh",
+        "echo 'apk add sudo' >> /tmp/i.sh; sh /tmp/i.sh",  # appended to what was there
+        "echo 'apk add sudo' > /tmp/a.sh; sh /tmp/b.sh",
+    ],
+)
+def test_a_file_the_step_did_not_decide_is_not_invented(script: str) -> None:
+    assert ["apk", "add", "sudo"] not in argvs(script)[1:]
