@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import binascii
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ from paracle_guard.sources.shell_words import (
     closing_backtick,
     closing_brace,
     closing_paren,
+    function_definitions,
     printf_output,
     reads_script_from_stdin,
     resolve_path,
@@ -90,6 +92,10 @@ _HEREDOC_SPECIAL = re.compile(r"[\\$]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]|[@*\#?$!-]")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _ANSI_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_EMPTY_PARENS = re.compile(r"[ \t]*\)")
+# A double-quoted string that is one variable and nothing else: "$p", "${p}", "$@".
+_WHOLE_QUOTED_VARIABLE = re.compile(
+    r'\$(?:([A-Za-z_][A-Za-z0-9_]*|@)|\{([A-Za-z_][A-Za-z0-9_]*|@)\})"')
 
 # Reserved words that only prefix the real command (``if cmd``, ``do cmd``...), and
 # words that close a compound command and carry no command of their own.
@@ -103,7 +109,7 @@ _KEEPS_CONTENT = SHELLS | {".", "source", "cat", "chmod", "chown", "chgrp", "ls"
                            "[", "stat", "head", "tail", "grep", "wc", "file", "sha256sum",
                            "md5sum", "echo", "printf"}
 _EXPORTING = frozenset({"export", "readonly", "declare", "typeset", "local"})
-_STATEFUL = _EXPORTING | {"unset", "cd", "pushd", "set"}
+_STATEFUL = _EXPORTING | {"unset", "cd", "pushd", "set", "alias"}
 
 
 @dataclass(eq=False, slots=True)
@@ -184,9 +190,17 @@ class ShellState:
     # written and then run ("echo 'apk add x' > /tmp/i.sh && sh /tmp/i.sh") is read.
     # One filesystem for every shell of the step, so copies share it.
     files: dict[str, str] = field(default_factory=dict)
+    # Functions (name -> body) and aliases (name -> text) the script defines. Shared by
+    # every shell of the step, which reads more than sh would (a child sh sees neither)
+    # but never less.
+    functions: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    # Loop variables ("for p in a b"): read as every item at once, so "$p" splits too.
+    lists: set[str] = field(default_factory=set)
 
     def copy(self) -> ShellState:
-        return ShellState(dict(self.variables), dict(self.exports), self.cwd, self.files)
+        return ShellState(dict(self.variables), dict(self.exports), self.cwd, self.files,
+                          self.functions, self.aliases, set(self.lists))
 
 
 def read_script(
@@ -302,6 +316,7 @@ class _Reader:
         text = self.text
         position = 0
         length = len(text)
+        self.state.functions.update(function_definitions(text))
         while position < length:
             match = _TOKEN.match(text, position)
             if match is None:  # unreachable (see _TOKEN); keeps the loop finite regardless
@@ -439,13 +454,16 @@ class _Reader:
     def _double(self, position: int) -> int:
         """A double-quoted string from ``position`` (after the quote); where it ends."""
         text = self.text
-        for form in ('$@"', '${@}"'):
-            # "$@" is one field per positional parameter, quotes notwithstanding.
-            value = self.state.variables.get("@")
-            if text.startswith(form, position) and value is not None \
+        whole = _WHOLE_QUOTED_VARIABLE.match(text, position)
+        if whole is not None:
+            # "$@" is one field per positional parameter, and "$p" of "for p in a b" one
+            # per item (every item at once), quotes notwithstanding.
+            name = whole.group(1) or whole.group(2)
+            value = self.state.variables.get(name)
+            if (name == "@" or name in self.state.lists) and value is not None \
                     and self.limits.expands(value):
                 self._add(value, split=True)
-                return position + len(form)
+                return whole.end()
         pieces: list[str] = []
         while True:
             match = _DOUBLE_SPECIAL.search(text, position)
@@ -641,10 +659,12 @@ class _Reader:
             self.pipe_from = self.pending[-1] if self.pending else None
             return position
         if operator == "(":
-            if len(self.words) == 1 and self.text[position:].lstrip(" \t").startswith(")"):
-                # "name() { ... }" defines a function: "name" is not a command.
+            empty = _EMPTY_PARENS.match(self.text, position) if len(self.words) == 1 else None
+            if empty is not None:
+                # "name() { ... }" defines a function (see function_definitions): "name"
+                # is not a command here.
                 self.words.clear()
-                return self.text.index(")", position) + 1
+                return empty.end()
             self._end_command()
             self.subshell_cwds.append(self.state.cwd)
         else:
@@ -666,6 +686,8 @@ class _Reader:
         opaque, self.opaque = self.opaque, False
         herestring, self.herestring = self.herestring, None
         if words and words[0] in _HEADER_WORDS:
+            if words[0] in ("for", "select") and len(words) > 1 and _NAME.fullmatch(words[1]):
+                self._loop_variable(words[1], words[3:] if words[2:3] == ["in"] else None)
             self.commands.extend(inner)
             return
         if not words:
@@ -708,6 +730,15 @@ class _Reader:
                                      "(env, nice, sudo...)")
         return unwrapped
 
+    def _loop_variable(self, name: str, items: list[str] | None) -> None:
+        """``for NAME in ITEMS`` (or over "$@"): NAME holds every item at once."""
+        value = " ".join(items) if items is not None else self.state.variables.get("@")
+        if value is None:
+            self.state.variables.pop(name, None)
+            return
+        self.state.variables[name] = value
+        self.state.lists.add(name)
+
     def _assign(self, assignments: dict[str, str]) -> None:
         for name, value in assignments.items():
             self.state.variables[name] = value
@@ -732,6 +763,11 @@ class _Reader:
                     state.variables[name] = value
                 if exporting and name in state.variables:
                     state.exports[name] = state.variables[name]
+        elif program == "alias":
+            for arg in args:
+                name, equals, value = arg.partition("=")
+                if equals and name:
+                    state.aliases[name] = value
         elif program == "set":
             positional = _set_positional(args)
             if positional is not None:
@@ -826,6 +862,16 @@ class _Reader:
             return
         elif script is None and "/" in (argv[0] if argv else ""):  # "./i.sh", "/tmp/i.sh"
             script, positional = self._written(argv[0], command), argv
+        elif script is None and program in self.state.functions:  # "f sudo" after "f() {"
+            body = self.state.functions[program]
+            script = body if self.limits.expands(body) else None
+            positional = [self.state.variables.get("0", "sh"), *argv[1:]]
+        elif script is None and program in self.state.aliases:
+            # "x sudo" after "alias x='apk add'": the alias text, then the words.
+            text = self.state.aliases[program]
+            if self.limits.expands(text):
+                script = " ".join([text, *(shlex.quote(arg) for arg in argv[1:])])
+                state = self.state
         if script is None or not script.strip():
             return
         if command.opaque and script.lstrip().startswith(("$(", "`")):
@@ -992,6 +1038,11 @@ def _known_output(command: Command) -> str | None:
         return printf_output(args[0], args[1:])
     if program in ("cat", "tee") and (program == "tee" or all(a == "-" for a in args)):
         return command.stdin
+    if (program == "which" and len(args) == 1) or (program == "command" and args[:1] == ["-v"]
+                                                   and len(args) == 2):
+        # The path of a program: its directory is the image's, its name is known, and
+        # the name is what the reader needs ('"$(which apk)" add sudo' runs apk).
+        return args[-1] + "\n"
     if program == "base64" and command.stdin is not None and any(
             arg in ("-d", "-D", "--decode") for arg in args):
         # "echo YXBrIGFkZCBzdWRv | base64 -d | sh" runs what it decodes.

@@ -233,3 +233,58 @@ def closing_backtick(text: str, start: int) -> int:
             return index
         index += 1
     return len(text)
+
+
+# "name() {", "name () (", "function name {", "function name() {": where a function is
+# defined. Every alternative starts at a command boundary and scans one name and a few
+# blanks, so the search is linear in the text.
+_FUNCTION = re.compile(
+    r"(?:^|(?<=[\n;&|({}]))[ \t]*(?:"
+    r"function[ \t]+([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*(?:\([ \t]*\))?"
+    r"|([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*\([ \t]*\))[ \t\n]*(?=[{(])"
+)
+
+
+def function_definitions(text: str) -> dict[str, str]:
+    """The functions ``text`` defines, each with its body (``{ ... }`` or ``( ... )``)."""
+    found: dict[str, str] = {}
+    if "(" not in text and "function" not in text:
+        return found
+    for match in _FUNCTION.finditer(text):
+        start = match.end()
+        end = closing_paren(text, start + 1) if text[start] == "(" else \
+            closing_group(text, start + 1)
+        found[match.group(1) or match.group(2)] = text[start:end + 1]
+    return found
+
+
+def closing_group(text: str, start: int) -> int:
+    """Index of the ``}`` word closing a ``{`` group opened just before ``start`` (or
+    len(text)): quotes, escapes and ``${...}`` skipped, nested groups counted. ``{`` and
+    ``}`` count only as words, so ``{a,b}`` and ``${x}`` do not."""
+    depth = 1
+    index = start
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "'" or char == '"':
+            close = text.find(char, index + 1)
+            index = length if close < 0 else close + 1
+            continue
+        if char == "$" and text[index + 1:index + 2] == "{":
+            close = closing_brace(text, index + 2)
+            index = length if close < 0 else close + 1
+            continue
+        before = text[index - 1] if index else " "
+        after = text[index + 1:index + 2] or " "
+        if char == "{" and before in " \t\n;&|(" and after in " \t\n":
+            depth += 1
+        elif char == "}" and before in " \t\n;&" and after in " \t\n;&|)":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return length

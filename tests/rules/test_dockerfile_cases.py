@@ -367,6 +367,16 @@ EXPECTED: dict[str, list[tuple[str, int, str]]] = {
         ("PG103", 8, "package su-exec (apk) switches a process started as root"),
         ("PG403", 8, "package su-exec (apk) is denied"),
     ],
+    "bypass-functions-aliases-loops": [
+        ("PG103", 3, "package sudo (apk) lets a user become root"),
+        ("PG403", 3, "package sudo (apk) is denied"),
+        ("PG103", 4, "package doas (apk) lets a user become root"),
+        ("PG403", 4, "package doas (apk) is denied"),
+        ("PG103", 8, "package gosu (apk) switches a process started as root"),
+        ("PG403", 8, "package gosu (apk) is denied"),
+        ("PG103", 9, "package su-exec (apk) switches a process started as root"),
+        ("PG403", 9, "package su-exec (apk) is denied"),
+    ],
     "pg901-unread-shell": [("PG901", 4, "which is not a shell paracle-guard reads")],
     "bypass-expansions": [
         ("PG103", 5, "package doas (apk) lets a user become root"),

@@ -158,8 +158,9 @@ def test_compound_keywords_are_dropped_from_the_front() -> None:
 
 
 def test_loop_headers_are_not_commands() -> None:
+    # The loop variable is every item at once (the body once, for all of them).
     script = "for p in a b; do pip install $p; done\nwhile read l; do echo $l; done"
-    assert argvs(script) == [["pip", "install", "$p"], ["read", "l"], ["echo", "$l"]]
+    assert argvs(script) == [["pip", "install", "a", "b"], ["read", "l"], ["echo", "$l"]]
 
 
 def test_case_patterns_are_not_commands() -> None:
@@ -172,9 +173,10 @@ def test_case_patterns_are_not_commands() -> None:
 
 def test_function_definitions_subshells_and_the_working_directory() -> None:
     commands = read_script("f() { echo hi; }; f\n(cd /src && make) || exit 1; make all")
-    assert [c.argv for c in commands] == [["echo", "hi"], ["f"], ["cd", "/src"], ["make"],
-                                          ["exit", "1"], ["make", "all"]]
-    assert [c.cwd for c in commands[3:]] == ["/src", "/", "/"]  # the subshell's cd ends with it
+    # The body as written, then the call, which runs the body again.
+    assert [c.argv for c in commands] == [["echo", "hi"], ["f"], ["echo", "hi"], ["cd", "/src"],
+                                          ["make"], ["exit", "1"], ["make", "all"]]
+    assert [c.cwd for c in commands[4:]] == ["/src", "/", "/"]  # the subshell's cd ends with it
 
 
 def test_cd_moves_relative_paths() -> None:
@@ -409,3 +411,34 @@ def test_scripts_from_stdin_files_written_and_decoded_are_read(script: str) -> N
 )
 def test_a_file_the_step_did_not_decide_is_not_invented(script: str) -> None:
     assert ["apk", "add", "sudo"] not in argvs(script)[1:]
+
+
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        # A function defined, then called: its body runs with the call's arguments.
+        ('f() { apk add --no-cache "$@"; }; f sudo doas', ["apk", "add", "--no-cache", "sudo",
+                                                          "doas"]),
+        ("function f { apk add $1; }; f sudo", ["apk", "add", "sudo"]),
+        ("function f() (apk add $1)\nf sudo", ["apk", "add", "sudo"]),
+        ("install_pkgs () {\n  apk add ${1:-x} {a,b}\n}\ninstall_pkgs sudo",
+         ["apk", "add", "sudo", "{a,b}"]),
+        # An alias, then its use.
+        ("alias x='apk add --no-cache'\nx sudo", ["apk", "add", "--no-cache", "sudo"]),
+        # A loop: its variable is every item at once.
+        ("for p in sudo doas; do apk add $p; done", ["apk", "add", "sudo", "doas"]),
+        ('for p in sudo doas; do apk add "$p"; done', ["apk", "add", "sudo", "doas"]),
+        ('set -- sudo; for p; do apk add "${p}"; done', ["apk", "add", "sudo"]),
+        # The path of a program names the program.
+        ('"$(which apk)" add sudo', ["apk", "add", "sudo"]),
+        ("$(command -v apk) add sudo", ["apk", "add", "sudo"]),
+    ],
+)
+def test_functions_aliases_and_loops_are_followed(script: str, argv: list[str]) -> None:
+    assert argvs(script)[-1] == argv
+
+
+def test_a_function_calling_itself_stops_at_the_depth_and_says_so() -> None:
+    limits = ReadLimits()
+    read_script("f() { f; apk add x; }; f", limits=limits)
+    assert limits.too_deep
