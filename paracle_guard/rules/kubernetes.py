@@ -27,8 +27,7 @@ from paracle_guard.subject import Subject
     kinds=("k8s",),
     summary=("The pod gets a service-account token: automountServiceAccountToken is not "
              "false, or a projected volume carries one"),
-    fix=("Set automountServiceAccountToken: false in the pod spec, and project no "
-         "serviceAccountToken volume"),
+    fix="Set automountServiceAccountToken: false in the pod spec",
     rationale=(
         "Unless the pod says otherwise, the kubelet mounts a token of the pod's service "
         "account at /var/run/secrets/kubernetes.io/serviceaccount: credentials for the "
