@@ -60,6 +60,9 @@ _RECOMMENDS = "apt::install-recommends"
 
 
 def _recommends_off(call: PackageCall) -> bool:
+    if call.tool == "aptitude" and ("-R" in call.options or
+                                    "--without-recommends" in call.options):
+        return True
     return "--no-install-recommends" in call.options or (
         call.settings.get(_RECOMMENDS, "").lower() in _FALSE
     )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from paracle_guard.sources.getopt import Option, basename, parse_options
-from paracle_guard.subject import PackageAction, PackageCall
+from paracle_guard.subject import PackageAction, PackageCall, RequestedPackage
 
 APT_LISTS = "/var/lib/apt/lists"
 APT_ARCHIVES = "/var/cache/apt/archives"
@@ -56,10 +56,25 @@ def _split_operator(token: str) -> tuple[str, str | None]:
     return name, version or None
 
 
-def _keep_name(token: str) -> tuple[str, str | None]:
-    # rpm names contain dashes and digits ("java-11-openjdk"), so "name-version"
-    # cannot be split safely; the whole word is the name.
-    return token, None
+def _split_rpm(token: str) -> tuple[str, str | None]:
+    """``sudo-1.9.5p2-9.el9`` -> sudo, 1.9.5p2-9.el9; ``java-11-openjdk`` stays whole.
+
+    dnf and yum take NAME, NAME-VERSION or NAME-VERSION-RELEASE; names contain dashes
+    and digits too, so only a dotted version that starts with a digit, after the last
+    dash (or the last two), is split off: what dnf would install as that name.
+    """
+    parts = token.split("-")
+    if len(parts) < 2 or not _rpm_version(parts[-1]):
+        return token, None
+    if len(parts) >= 3 and _rpm_version(parts[-2]):
+        return "-".join(parts[:-2]), "-".join(parts[-2:])
+    if "." not in parts[-1]:
+        return token, None
+    return "-".join(parts[:-1]), parts[-1]
+
+
+def _rpm_version(part: str) -> bool:
+    return part[:1].isascii() and part[:1].isdigit()
 
 
 # A PEP 508 name, extras, then the specifier; every part is a bounded, linear match.
@@ -107,7 +122,7 @@ _RPM_OPTIONS = frozenset({
 
 
 def _rpm(manager: str) -> _Syntax:
-    return _Syntax(manager, "cdex", _RPM_OPTIONS, _RPM_ACTIONS, _keep_name,
+    return _Syntax(manager, "cdex", _RPM_OPTIONS, _RPM_ACTIONS, _split_rpm,
                    frozenset({"group", "groups", "module"}))
 
 
@@ -120,6 +135,7 @@ _APT = _Syntax(
 _SYNTAX: dict[str, _Syntax] = {
     "apt-get": _APT,
     "apt": _APT,
+    "aptitude": _APT,  # the same verbs and package words; it too leaves the lists
     "apk": _Syntax(
         "apk", "Xpt",
         frozenset({"--repository", "--root", "--virtual", "--arch", "--cache-dir",
@@ -185,6 +201,22 @@ def is_package_manager(program: str) -> bool:
     return program in _SYNTAX or program.startswith(("pip", "python", "uv"))
 
 
+def package_calls(argv: Sequence[str], index: int) -> list[PackageCall]:
+    """Every package-manager call ``argv`` makes: ``package_call``, and for apt the
+    packages a removal installs ("apt-get remove x sudo+" installs sudo), as an install."""
+    call = package_call(argv, index)
+    if call is None:
+        return []
+    if call.manager != "apt" or call.action != "remove":
+        return [call]
+    installed = [RequestedPackage(name=name, version=version)
+                 for name, version in (_split_apt(token[:-1]) for token in call.arguments
+                                       if token.endswith("+") and _is_package_word(token[:-1]))]
+    if not installed:
+        return [call]
+    return [call, call.model_copy(update={"action": "install", "packages": installed})]
+
+
 def package_call(argv: Sequence[str], index: int) -> PackageCall | None:
     """The package-manager call ``argv`` makes (command ``index`` of its step), or None."""
     found = _tool(argv)
@@ -199,7 +231,7 @@ def package_call(argv: Sequence[str], index: int) -> PackageCall | None:
     if verb in syntax.two_word_verbs and arguments:
         verb, arguments = f"{verb} {arguments[0]}", arguments[1:]
     action = syntax.actions.get(verb, "other")
-    packages = _packages(syntax, arguments) if action in ("install", "remove") else []
+    packages = _packages(syntax, arguments, action) if action in ("install", "remove") else []
     if program == "apk" and action == "install":
         # --virtual NAME installs a meta package of that name, not a real one.
         virtual = _values(options, "-t", "--virtual")
@@ -250,7 +282,8 @@ def _tool(argv: Sequence[str]) -> tuple[str, str, list[str]] | None:
     return None
 
 
-def _packages(syntax: _Syntax, arguments: Sequence[str]) -> list[dict[str, str | None]]:
+def _packages(syntax: _Syntax, arguments: Sequence[str],
+              action: PackageAction) -> list[dict[str, str | None]]:
     """The packages named, as plain data: PackageCall builds them in one validation."""
     found = []
     skip_next = False
@@ -258,16 +291,27 @@ def _packages(syntax: _Syntax, arguments: Sequence[str]) -> list[dict[str, str |
         if skip_next or token == "@":  # pip "name @ url": the url is no package
             skip_next = token == "@"
             continue
-        # $VAR and `cmd` have no known value here; {} is find's and xargs's placeholder.
-        if not token or "$" in token or "`" in token or "{}" in token or _is_file_or_url(token):
+        if not _is_package_word(token):
             continue
         if syntax.manager == "pip" and "/" in token:  # a path such as "src/pkg"
             continue
+        if syntax is _APT and token.endswith(("-", "+")):
+            # "pkg-" asks apt to remove pkg, "pkg+" to install it, whatever the verb: an
+            # install installs "sudo+"; a removal's "+" packages are package_calls'.
+            if token.endswith("-" if action == "install" else "+"):
+                continue
+            token = token[:-1]
         name, version = syntax.split(token)
-        # "@core" is an rpm group; "pkg-" asks apt to remove pkg.
+        # "@core" is an rpm group.
         if name and not name.startswith("@") and not name.endswith(("-", "+")):
             found.append({"name": name, "version": version})
     return found
+
+
+def _is_package_word(token: str) -> bool:
+    # $VAR and `cmd` have no known value here; {} is find's and xargs's placeholder.
+    return bool(token) and "$" not in token and "`" not in token and "{}" not in token \
+        and not _is_file_or_url(token)
 
 
 def _is_file_or_url(token: str) -> bool:

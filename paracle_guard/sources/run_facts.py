@@ -26,7 +26,7 @@ from typing import Any
 from paracle_guard.location import Location
 from paracle_guard.sources import file_commands
 from paracle_guard.sources.commands import account_changes, is_account_tool
-from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_call
+from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_calls
 from paracle_guard.sources.shell import Command, ReadLimits, read_argv, read_script
 from paracle_guard.sources.shell_words import ExpansionBudget
 from paracle_guard.subject import (
@@ -145,9 +145,10 @@ class _Facts:
             self.apt_settings.update(file_commands.apt_settings(write))
 
     def _package(self, command: Command, index: int) -> None:
-        call = package_call(command.argv, index)
-        if call is None:
-            return
+        for call in package_calls(command.argv, index):
+            self._package_call(call, command, index)
+
+    def _package_call(self, call: PackageCall, command: Command, index: int) -> None:
         self.package_calls.append(call)
         how = f"{call.tool} {call.verb}"
         home = command.environment.get("HOME") or self.home

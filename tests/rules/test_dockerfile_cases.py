@@ -377,6 +377,14 @@ EXPECTED: dict[str, list[tuple[str, int, str]]] = {
         ("PG103", 9, "package su-exec (apk) switches a process started as root"),
         ("PG403", 9, "package su-exec (apk) is denied"),
     ],
+    "bypass-package-words": [
+        ("PG103", 3, "package sudo (apt) lets a user become root"),
+        ("PG403", 3, "package sudo (apt) is denied"),
+        ("PG310", 4, "package openssh-server (apt) installs an SSH server"),
+        ("PG403", 4, "package openssh-server (apt) is denied"),
+        ("PG103", 5, "package doas (dnf) lets a user become root"),
+        ("PG403", 5, "package doas 6.8.2-1.fc39 (dnf) is denied"),
+    ],
     "pg901-unread-shell": [("PG901", 4, "which is not a shell paracle-guard reads")],
     "bypass-expansions": [
         ("PG103", 5, "package doas (apk) lets a user become root"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paracle_guard.sources.package_calls import cleaned_paths, package_call
+from paracle_guard.sources.package_calls import cleaned_paths, package_call, package_calls
 
 
 def _call(command: str) -> tuple[str, str, str, list[tuple[str, str | None]]] | None:
@@ -70,10 +70,27 @@ def _call(command: str) -> tuple[str, str, str, list[tuple[str, str | None]]] | 
         ("python3 app.py", None),
         ("make install", None),
         ("apt-get", None),
+        # Red team: names that hid a denied package.
+        ("apt-get install -y curl+ sudo- x", ("apt", "install", "install", [("curl", None),
+                                                                          ("x", None)])),
+        ("aptitude install -y sudo", ("apt", "install", "install", [("sudo", None)])),
+        ("yum install -y sudo-1.9.5p2", ("yum", "install", "install", [("sudo", "1.9.5p2")])),
+        ("dnf install -y sudo-1.9.5p2-9.el9.x86_64 compat-libstdc++-33",
+         ("dnf", "install", "install", [("sudo", "1.9.5p2-9.el9.x86_64"),
+                                        ("compat-libstdc++-33", None)])),
     ],
 )
 def test_package_call(command: str, expected: object) -> None:
     assert _call(command) == expected
+
+
+def test_an_apt_removal_installs_what_it_marks_with_a_plus() -> None:
+    # "apt-get remove x sudo+" removes x and installs sudo (apt-get(8), install/remove).
+    calls = package_calls(["apt-get", "remove", "-y", "curl", "sudo+", "vim-"], 2)
+    assert [(c.verb, c.action, [p.name for p in c.packages]) for c in calls] == [
+        ("remove", "remove", ["curl", "vim"]), ("remove", "install", ["sudo"])]
+    assert package_calls(["apt-get", "remove", "curl"], 0)[0].action == "remove"
+    assert len(package_calls(["apt-get", "remove", "curl"], 0)) == 1
 
 
 def test_options_and_apt_settings_are_kept() -> None:
