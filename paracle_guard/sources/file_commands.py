@@ -234,6 +234,15 @@ def _special_bits(mode: str) -> tuple[bool, bool]:
         while position < len(clause) and clause[position] in "ugoa":
             who += clause[position]
             position += 1
+        operand = clause[position + 1:]
+        if not who and clause[position:position + 1] in ("+", "=") and operand.isascii() \
+                and operand.isdigit() and not any(char > "7" for char in operand):
+            # GNU chmod takes an octal number after the operator too: "=4755" sets
+            # and "+4000" adds the setuid bit (coreutils modechange.c).
+            value = int(operand, 8)
+            setuid = setuid or bool(value & 0o4000)
+            setgid = setgid or bool(value & 0o2000)
+            continue
         # The rest is one or more operator-and-permissions groups: "+s", "=rwx,+s".
         operator = ""
         for char in clause[position:]:

@@ -166,6 +166,11 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("chmod -R ug+rwxs,o= /usr/bin/x", {"modes": [("/usr/bin/x", True, True, False)]}),
     ("chmod a-s /usr/bin/x", {"modes": [("/usr/bin/x", False, False, False)]}),
     ("chmod 0755 /usr/bin/x", {"modes": [("/usr/bin/x", False, False, False)]}),
+    # GNU chmod takes an octal number after the operator: these set the bits too.
+    ("chmod =4755 /usr/bin/x", {"modes": [("/usr/bin/x", True, False, False)]}),
+    ("chmod +6000 /usr/bin/x", {"modes": [("/usr/bin/x", True, True, False)]}),
+    ("chmod -6000 /usr/bin/x", {"modes": [("/usr/bin/x", False, False, False)]}),
+    ("find / -name x -exec chmod =4755 {} +", {"modes": [("/srv/app/{}", True, False, False)]}),
     ("install -m 4755 tool /usr/local/bin/tool",
      {"writes": [("/usr/local/bin/tool", "install")],
       "modes": [("/usr/local/bin/tool", True, False, False)]}),
