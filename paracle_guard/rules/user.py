@@ -300,7 +300,7 @@ def gid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]
 # --- PG103 ---------------------------------------------------------------------
 
 # Setuid tools that let a non-root user run commands as root.
-ESCALATION_TOOLS = frozenset({"sudo", "doas", "opendoas"})
+ESCALATION_TOOLS = frozenset({"sudo", "sudo-rs", "sudo-ldap", "doas", "opendoas"})
 # Not setuid: they only switch user when already root. An image that ships one starts
 # its entrypoint as root and steps down; they grant nothing to a non-root user.
 STEP_DOWN_TOOLS = frozenset({"gosu", "su-exec"})
@@ -342,9 +342,13 @@ def _escalation_used(step: RunStep) -> set[str]:
     return used
 
 
+def _name_of(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _is_escalation_binary(path: str, mode: int, kind: str) -> bool:
     # /etc/pam.d/sudo and /usr/share/doc/sudo share the name but grant nothing.
-    name = path.rstrip("/").rsplit("/", 1)[-1]
+    name = _name_of(path)
     executable = kind == "symlink" or (kind == "file" and bool(mode & 0o111))
     return name in ESCALATION_TOOLS | STEP_DOWN_TOOLS and executable
 
@@ -400,9 +404,21 @@ def sudo(subject: Subject, controls: Controls) -> Iterator[Violation]:
     yield from _run_steps(subject, reported)
     for instruction in subject.instructions:
         destination = instruction.destination
-        if instruction.final and destination is not None and _is_sudoers(destination):
+        if not instruction.final or destination is None:
+            continue
+        if _is_sudoers(destination):
             yield Violation(
                 message=f"{instruction.keyword} writes {destination}",
+                location=instruction.location,
+            )
+            continue
+        # "COPY --from=other /usr/bin/sudo /usr/bin/sudo": the tool without its package.
+        copied = {_name_of(destination)} | {_name_of(source) for source in instruction.sources}
+        for name in sorted(copied & (ESCALATION_TOOLS | STEP_DOWN_TOOLS) - reported):
+            reported.add(name)
+            yield Violation(
+                message=f"{instruction.keyword} puts {name} in the image ({destination}); it "
+                        f"{_what_it_does(name)}",
                 location=instruction.location,
             )
 

@@ -156,7 +156,8 @@ STEPS_DOWN = (
 )
 
 
-@pytest.mark.parametrize("name", ["sudo", "doas", "opendoas", "gosu", "su-exec", "SUDO"])
+@pytest.mark.parametrize("name", ["sudo", "doas", "opendoas", "gosu", "su-exec", "SUDO",
+                                  "sudo-rs", "sudo-ldap"])
 def test_escalation_packages(name: str) -> None:
     (violation,) = check("PG103", dockerfile(packages=[package(name, line=3)]))
     assert name in violation.message
@@ -297,6 +298,40 @@ def test_copy_from_sudoers_or_elsewhere_is_fine() -> None:
         ]
     )
     assert check("PG103", subject) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "flags", "name"),
+    [
+        # The tool itself copied in, without its package: it used to pass.
+        ("/gosu /usr/local/bin/", {"from": "tianon/gosu:1.17"}, "gosu"),
+        ("/usr/bin/sudo /usr/bin/sudo", {"from": "debian:12"}, "sudo"),
+        ('["bin/doas", "/usr/bin/"]', {}, "doas"),
+        ("helper /usr/local/bin/su-exec", {}, "su-exec"),
+    ],
+)
+def test_copying_an_escalation_tool_in(value: str, flags: dict[str, str], name: str) -> None:
+    subject = dockerfile(instructions=[instruction("COPY", value, flags=flags, line=4)])
+    (violation,) = check("PG103", subject)
+    assert violation.message.startswith(f"COPY puts {name} in the image")
+    assert violation.location == loc(4)
+
+
+def test_an_escalation_tool_installed_and_copied_is_reported_once() -> None:
+    subject = dockerfile(packages=[package("sudo", line=3)],
+                         instructions=[instruction("COPY", "sudo /usr/bin/sudo", line=4)])
+    assert [v.location for v in check("PG103", subject)] == [loc(3)]
+    assert check("PG103", dockerfile(instructions=[
+        instruction("COPY", "docs/ /usr/share/doc/"),
+        instruction("COPY", "/usr/bin/sudo /usr/bin/sudo", final=False)])) == []
+
+
+def test_the_built_in_policies_deny_every_packaging_of_sudo_and_doas() -> None:
+    from paracle_guard.policy.loader import load_policy
+
+    for name in ("sandbox", "baseline"):
+        deny = load_policy(name).controls.packages.deny
+        assert {"sudo", "sudo-rs", "sudo-ldap", "doas", "opendoas"} <= set(deny), name
 
 
 def test_image_binaries_and_grants() -> None:
