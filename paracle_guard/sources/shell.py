@@ -137,6 +137,7 @@ class Command:
     opaque: bool = False
     through_xargs: bool = False
     xargs_replace: str | None = None
+    xargs_file: str | None = None  # xargs -a FILE: the items come from FILE
     script: str | None = None  # su -c: a script its shell runs
     inner: list[Command] = field(default_factory=list)  # substitutions, run first
     # The basename of argv[0]; xargs may add arguments later, never a program.
@@ -234,7 +235,8 @@ def read_argv(
     command = Command(
         argv=unwrapped.argv, wrappers=unwrapped.wrappers, environment=unwrapped.environment,
         cwd=cwd, through_xargs=unwrapped.through_xargs,
-        xargs_replace=unwrapped.xargs_replace, script=unwrapped.script,
+        xargs_replace=unwrapped.xargs_replace, xargs_file=unwrapped.xargs_file,
+        script=unwrapped.script,
     )
     reader.finish(command)
     return reader.commands
@@ -631,6 +633,10 @@ class _Reader:
             if self.depth >= MAX_NESTING and self.split_substitutions and script.strip():
                 self._too_deep()
             return None
+        if self.pending and not self.heredocs and self.pipe_from is None:
+            # "echo sudo > f && apk add $(cat f)": what ran before on this line is
+            # finished first, so that the substitution sees the files it wrote.
+            self._flush()
         child = _Reader(script, self.state.copy(), self.depth + 1, self.limits)
         self.inner.extend(child.run())
         self.captured.extend(child.outputs)
@@ -707,6 +713,7 @@ class _Reader:
                 opaque=opaque,
                 through_xargs=unwrapped.through_xargs,
                 xargs_replace=unwrapped.xargs_replace,
+                xargs_file=unwrapped.xargs_file,
                 script=unwrapped.script,
                 inner=inner,
             )
@@ -799,10 +806,14 @@ class _Reader:
         command.inner = []  # they point at it (output_to): no reference back
         if not (command.argv or command.redirects or command.wrappers or command.script):
             return  # "X=$(...)": only an assignment, whose substitution is recorded
+        if command.stdin is None and self.state.files:
+            command.stdin = self._stdin_file(command)
         if command.through_xargs and command.stdin is not None:
             self._xargs(command)
         else:
             command.output = _known_output(command)
+            if command.output is None and command.program == "cat" and self.state.files:
+                command.output = self._cat(command)
             self.commands.append(command)
             if self.state.files and command.program not in _KEEPS_CONTENT:
                 self._forget_rewritten(command)
@@ -896,6 +907,21 @@ class _Reader:
         """The content of ``path`` if this step wrote it with known text, within budget."""
         content = self.state.files.get(resolve_path(path, command.cwd))
         return content if content is not None and self.limits.expands(content) else None
+
+    def _stdin_file(self, command: Command) -> str | None:
+        """Standard input from a file the step wrote: "< FILE", or xargs -a FILE."""
+        sources = [target for fd, operator, target in command.redirects
+                   if operator == "<" and fd in ("", "0")]
+        if command.xargs_file is not None:
+            sources.append(command.xargs_file)
+        return self._written(sources[-1], command) if sources else None
+
+    def _cat(self, command: Command) -> str | None:
+        """What ``cat FILE...`` prints when the step wrote every file with known text."""
+        texts = [self._written(arg, command) for arg in command.argv[1:]]
+        if not texts or any(text is None for text in texts):
+            return None
+        return "".join(text for text in texts if text is not None)
 
     def _forget_rewritten(self, command: Command) -> None:
         """A file named to a program that may rewrite it (curl -o, cp, sed -i...) no

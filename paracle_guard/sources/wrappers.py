@@ -142,6 +142,7 @@ class Unwrapped:
     script: str | None = None  # su -c / runuser -c: a script for the shell
     through_xargs: bool = False
     xargs_replace: str | None = None  # xargs -I STRING
+    xargs_file: str | None = None  # xargs -a FILE: the items come from FILE, not stdin
     # The chain was longer than MAX_WRAPPERS: argv may still start with a wrapper.
     exhausted: bool = False
 
@@ -206,6 +207,8 @@ def _strip(result: Unwrapped, name: str, wrapper: _Wrapper) -> bool:
     elif name == "xargs":
         result.through_xargs = True
         result.xargs_replace = _xargs_replace(options)
+        files = [value for option, value in options if option in ("-a", "--arg-file")]
+        result.xargs_file = files[-1] if files else None
         if not rest:
             rest = ["echo"]  # xargs with no command runs echo
     result.argv = rest

@@ -394,6 +394,11 @@ def test_self_doubling_variables_stop_at_the_budget_and_say_so() -> None:
         "printf 'apk add sudo' | tee /t.sh >/dev/null; sh /t.sh",
         # Encoded text the script decodes itself.
         "echo YXBrIGFkZCBzdWRv | base64 -d | sh",
+        # A list the step wrote, read back: cat, xargs -a, a < redirect.
+        "echo sudo > /tmp/p && apk add $(cat /tmp/p)",
+        "echo sudo > /tmp/p; xargs -a /tmp/p apk add",
+        "echo sudo > /tmp/p; xargs apk add < /tmp/p",
+        "echo 'apk add sudo' > /tmp/i.sh; sh < /tmp/i.sh",
     ],
 )
 def test_scripts_from_stdin_files_written_and_decoded_are_read(script: str) -> None:
