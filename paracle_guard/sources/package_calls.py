@@ -198,7 +198,46 @@ _LOCAL_SUFFIXES = (".deb", ".rpm", ".apk", ".whl", ".tar.gz", ".tgz", ".zip", ".
 
 def is_package_manager(program: str) -> bool:
     """A cheap first test: most commands are not package managers."""
-    return program in _SYNTAX or program.startswith(("pip", "python", "uv"))
+    return program in _SYNTAX or program in _PACMAN or program.startswith(("pip", "python",
+                                                                            "uv"))
+
+
+# pacman (Arch) and the AUR helpers that take its options: the operation is an option
+# (-S sync, -R remove, -U install files), not a verb.
+_PACMAN = frozenset({"pacman", "yay", "paru"})
+_PACMAN_VALUED = frozenset({
+    "--config", "--dbpath", "--root", "--cachedir", "--gpgdir", "--hookdir", "--logfile",
+    "--arch", "--assume-installed", "--ignore", "--ignoregroup", "--overwrite", "--print-format",
+    "--sysroot",
+})
+
+
+def _pacman_call(tool: str, args: Sequence[str], index: int) -> PackageCall | None:
+    options, operands = parse_options(args, "br", _PACMAN_VALUED)
+    names = {name for name, _ in options}
+    letters = {name[1] for name in names if len(name) == 2}
+    if "S" in letters or "--sync" in names:
+        if operands:
+            verb, action = "-S", "install"
+        elif "c" in letters or "--clean" in names:
+            verb, action = "-Sc", "clean"
+        else:
+            verb, action = "-Sy", "upgrade" if "u" in letters else "refresh"
+    elif "R" in letters or "--remove" in names:
+        verb, action = "-R", "remove"
+    elif "U" in letters or "--upgrade" in names:
+        verb, action = "-U", "install"  # package files: no names to judge
+    else:
+        return None
+    packages = [{"name": name.split("/", 1)[-1], "version": None} for name in operands
+                if action in ("install", "remove") and _is_package_word(name)
+                and not name.endswith(_PACMAN_FILES)]
+    return PackageCall(command=index, manager="pacman", tool=tool, verb=verb, action=action,
+                       packages=packages, arguments=list(operands),
+                       options=[name for name, _ in options])
+
+
+_PACMAN_FILES = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar")
 
 
 def package_calls(argv: Sequence[str], index: int) -> list[PackageCall]:
@@ -219,6 +258,8 @@ def package_calls(argv: Sequence[str], index: int) -> list[PackageCall]:
 
 def package_call(argv: Sequence[str], index: int) -> PackageCall | None:
     """The package-manager call ``argv`` makes (command ``index`` of its step), or None."""
+    if argv and basename(argv[0]) in _PACMAN:
+        return _pacman_call(basename(argv[0]), argv[1:], index)
     found = _tool(argv)
     if found is None:
         return None

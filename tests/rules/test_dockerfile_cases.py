@@ -384,6 +384,8 @@ EXPECTED: dict[str, list[tuple[str, int, str]]] = {
         ("PG403", 4, "package openssh-server (apt) is denied"),
         ("PG103", 5, "package doas (dnf) lets a user become root"),
         ("PG403", 5, "package doas 6.8.2-1.fc39 (dnf) is denied"),
+        ("PG103", 6, "package sudo (pacman) lets a user become root"),
+        ("PG403", 6, "package sudo (pacman) is denied"),
     ],
     "pg901-unread-shell": [("PG901", 4, "which is not a shell paracle-guard reads")],
     "bypass-expansions": [

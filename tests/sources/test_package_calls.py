@@ -78,6 +78,14 @@ def _call(command: str) -> tuple[str, str, str, list[tuple[str, str | None]]] | 
         ("dnf install -y sudo-1.9.5p2-9.el9.x86_64 compat-libstdc++-33",
          ("dnf", "install", "install", [("sudo", "1.9.5p2-9.el9.x86_64"),
                                         ("compat-libstdc++-33", None)])),
+        ("pacman -Syu --noconfirm extra/sudo doas",
+         ("pacman", "-S", "install", [("sudo", None), ("doas", None)])),
+        ("yay -S --needed sudo", ("pacman", "-S", "install", [("sudo", None)])),
+        ("pacman -Rns sudo", ("pacman", "-R", "remove", [("sudo", None)])),
+        ("pacman -Sy", ("pacman", "-Sy", "refresh", [])),
+        ("pacman -Scc --noconfirm", ("pacman", "-Sc", "clean", [])),
+        ("pacman -U /tmp/sudo-1.9-1-x86_64.pkg.tar.zst", ("pacman", "-U", "install", [])),
+        ("pacman -Qi sudo", None),
     ],
 )
 def test_package_call(command: str, expected: object) -> None:
