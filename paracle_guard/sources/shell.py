@@ -878,11 +878,8 @@ class _Reader:
             script = body if self.limits.expands(body) else None
             positional = [self.state.variables.get("0", "sh"), *argv[1:]]
         elif script is None and program in self.state.aliases:
-            # "x sudo" after "alias x='apk add'": the alias text, then the words.
-            text = self.state.aliases[program]
-            if self.limits.expands(text):
-                script = " ".join([text, *(shlex.quote(arg) for arg in argv[1:])])
-                state = self.state
+            self._alias(command)
+            return
         if script is None or not script.strip():
             return
         if command.opaque and script.lstrip().startswith(("$(", "`")):
@@ -900,6 +897,27 @@ class _Reader:
         child = _Reader(script, state, self.depth + 1, self.limits,
                         split_substitutions=not command.opaque)
         self.commands.extend(child.run())
+        for output in child.outputs:
+            output.output_to, output.flow = command, "forward"
+
+    def _alias(self, command: Command) -> None:
+        """"x sudo" after "alias x='apk add'": the alias text, then the words, run in this
+        shell. As in sh, the alias is not expanded again inside its own text, so
+        "alias ls='ls -la'" is not a loop."""
+        name = command.program
+        text = self.state.aliases[name]
+        if not self.limits.expands(text):
+            return
+        if self.depth >= MAX_NESTING:
+            self._too_deep()
+            return
+        del self.state.aliases[name]
+        try:
+            child = _Reader(" ".join([text, *(shlex.quote(arg) for arg in command.argv[1:])]),
+                            self.state, self.depth + 1, self.limits)
+            self.commands.extend(child.run())
+        finally:
+            self.state.aliases[name] = text
         for output in child.outputs:
             output.output_to, output.flow = command, "forward"
 

@@ -447,3 +447,12 @@ def test_a_function_calling_itself_stops_at_the_depth_and_says_so() -> None:
     limits = ReadLimits()
     read_script("f() { f; apk add x; }; f", limits=limits)
     assert limits.too_deep
+
+
+def test_an_alias_is_not_expanded_inside_its_own_text() -> None:
+    # "alias ls='ls -la'" is common and no loop: sh does not expand ls again in it.
+    limits = ReadLimits()
+    assert argvs("alias ls='ls -la'\nls /tmp") == [["alias", "ls=ls -la"], ["ls", "/tmp"],
+                                                  ["ls", "-la", "/tmp"]]
+    read_script("alias ls='ls -la'\nls /tmp", limits=limits)
+    assert limits.unread is None
