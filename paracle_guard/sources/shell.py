@@ -110,6 +110,8 @@ _KEEPS_CONTENT = SHELLS | {".", "source", "cat", "chmod", "chown", "chgrp", "ls"
                            "md5sum", "echo", "printf"}
 _EXPORTING = frozenset({"export", "readonly", "declare", "typeset", "local"})
 _STATEFUL = _EXPORTING | {"unset", "cd", "pushd", "set", "alias"}
+# "command apt-get" and "builtin cd" run the program or builtin, never a function.
+_BYPASS_FUNCTIONS = frozenset({"command", "builtin"})
 
 
 @dataclass(eq=False, slots=True)
@@ -873,7 +875,8 @@ class _Reader:
             return
         elif script is None and "/" in (argv[0] if argv else ""):  # "./i.sh", "/tmp/i.sh"
             script, positional = self._written(argv[0], command), argv
-        elif script is None and program in self.state.functions:  # "f sudo" after "f() {"
+        elif script is None and program in self.state.functions \
+                and not _BYPASS_FUNCTIONS.intersection(command.wrappers):  # "f x" after "f() {"
             body = self.state.functions[program]
             script = body if self.limits.expands(body) else None
             positional = [self.state.variables.get("0", "sh"), *argv[1:]]

@@ -456,3 +456,12 @@ def test_an_alias_is_not_expanded_inside_its_own_text() -> None:
                                                   ["ls", "-la", "/tmp"]]
     read_script("alias ls='ls -la'\nls /tmp", limits=limits)
     assert limits.unread is None
+
+
+def test_command_and_builtin_run_the_program_not_the_function() -> None:
+    # A wrapper function around the real program is common and no recursion.
+    limits = ReadLimits()
+    commands = read_script('apt-get() { command apt-get -y "$@"; }; apt-get install x',
+                           limits=limits)
+    assert limits.unread is None
+    assert [c.argv for c in commands][-1] == ["apt-get", "-y", "install", "x"]
