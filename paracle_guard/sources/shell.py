@@ -37,6 +37,7 @@ from paracle_guard.sources.shell_words import (
     SHELLS,
     STDIN_FILES,
     ExpansionBudget,
+    FunctionDefinition,
     closing_backtick,
     closing_brace,
     closing_paren,
@@ -196,7 +197,7 @@ class ShellState:
     # Functions (name -> body) and aliases (name -> text) the script defines. Shared by
     # every shell of the step, which reads more than sh would (a child sh sees neither)
     # but never less.
-    functions: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, FunctionDefinition] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     # Loop variables ("for p in a b"): read as every item at once, so "$p" splits too.
     lists: set[str] = field(default_factory=set)
@@ -877,8 +878,7 @@ class _Reader:
             script, positional = self._written(argv[0], command), argv
         elif script is None and program in self.state.functions \
                 and not _BYPASS_FUNCTIONS.intersection(command.wrappers):  # "f x" after "f() {"
-            body = self.state.functions[program]
-            script = body if self.limits.expands(body) else None
+            script = self._function_body(program)
             positional = [self.state.variables.get("0", "sh"), *argv[1:]]
         elif script is None and program in self.state.aliases:
             self._alias(command)
@@ -902,6 +902,13 @@ class _Reader:
         self.commands.extend(child.run())
         for output in child.outputs:
             output.output_to, output.flow = command, "forward"
+
+    def _function_body(self, name: str) -> str | None:
+        """The body of the function ``name``, within the expansion budget."""
+        if self.limits.budget.remaining < 0:
+            return None  # spent: finding the body's end would be work for nothing
+        body = self.state.functions[name].body()
+        return body if self.limits.expands(body) else None
 
     def _alias(self, command: Command) -> None:
         """"x sudo" after "alias x='apk add'": the alias text, then the words, run in this

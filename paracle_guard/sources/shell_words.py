@@ -175,6 +175,19 @@ def unescape_ansi(match: re.Match[str]) -> str:
     return _ANSI_ESCAPES.get(match[1], match[0])
 
 
+_QUOTING = frozenset("\\'\"")
+
+
+def _past_quoted(text: str, index: int) -> int:
+    """Where the escape or quoted string at ``index`` (a character of ``_QUOTING``)
+    ends; len(text) when the quote is not closed."""
+    char = text[index]
+    if char == "\\":
+        return index + 2
+    close = text.find(char, index + 1)
+    return len(text) if close < 0 else close + 1
+
+
 def closing_paren(text: str, start: int) -> int:
     """Index of the ``)`` closing a ``(`` opened just before ``start`` (or len(text))."""
     depth = 1
@@ -182,12 +195,8 @@ def closing_paren(text: str, start: int) -> int:
     length = len(text)
     while index < length:
         char = text[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "'" or char == '"':
-            close = text.find(char, index + 1)
-            index = length if close < 0 else close + 1
+        if char in _QUOTING:
+            index = _past_quoted(text, index)
             continue
         if char == "(":
             depth += 1
@@ -245,16 +254,37 @@ _FUNCTION = re.compile(
 )
 
 
-def function_definitions(text: str) -> dict[str, str]:
-    """The functions ``text`` defines, each with its body (``{ ... }`` or ``( ... )``)."""
-    found: dict[str, str] = {}
+class FunctionDefinition:
+    """A function a script defines: where its body (``{ ... }`` or ``( ... )``) starts.
+
+    The body's end is found only when the function is called, once: a script that
+    defines thousands of functions (hostile, or nested ``f() { g() { ...``) costs one
+    pass over its text, not one per definition.
+    """
+
+    __slots__ = ("_body", "_start", "_text")
+
+    def __init__(self, text: str, start: int) -> None:
+        self._text = text
+        self._start = start
+        self._body: str | None = None
+
+    def body(self) -> str:
+        if self._body is None:
+            text, start = self._text, self._start
+            end = (closing_paren(text, start + 1) if text[start] == "("
+                   else closing_group(text, start + 1))
+            self._body = text[start:end + 1]
+        return self._body
+
+
+def function_definitions(text: str) -> dict[str, FunctionDefinition]:
+    """The functions ``text`` defines, by name (the last definition of a name wins)."""
+    found: dict[str, FunctionDefinition] = {}
     if "(" not in text and "function" not in text:
         return found
     for match in _FUNCTION.finditer(text):
-        start = match.end()
-        end = closing_paren(text, start + 1) if text[start] == "(" else \
-            closing_group(text, start + 1)
-        found[match.group(1) or match.group(2)] = text[start:end + 1]
+        found[match.group(1) or match.group(2)] = FunctionDefinition(text, match.end())
     return found
 
 
@@ -267,12 +297,8 @@ def closing_group(text: str, start: int) -> int:
     length = len(text)
     while index < length:
         char = text[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "'" or char == '"':
-            close = text.find(char, index + 1)
-            index = length if close < 0 else close + 1
+        if char in _QUOTING:
+            index = _past_quoted(text, index)
             continue
         if char == "$" and text[index + 1:index + 2] == "{":
             close = closing_brace(text, index + 2)
