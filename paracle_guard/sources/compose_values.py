@@ -246,4 +246,3 @@ def check_service_keys(service: Node) -> None:
         if key not in SERVICE_KEYS and not key.startswith("x-"):
             raise value.error(f"unknown service key {key!r}: docker compose refuses it "
                               "(Additional property not allowed), and it cannot be checked")
-

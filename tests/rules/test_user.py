@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from paracle_guard.policy.loader import load_policy
 from paracle_guard.severity import Severity
 from paracle_guard.subject import UserFact
 from tests.builders import (
@@ -327,8 +328,6 @@ def test_an_escalation_tool_installed_and_copied_is_reported_once() -> None:
 
 
 def test_the_built_in_policies_deny_every_packaging_of_sudo_and_doas() -> None:
-    from paracle_guard.policy.loader import load_policy
-
     for name in ("sandbox", "baseline"):
         deny = load_policy(name).controls.packages.deny
         assert {"sudo", "sudo-rs", "sudo-ldap", "doas", "opendoas"} <= set(deny), name
