@@ -9,7 +9,8 @@ archive is checked at the speed of its headers.
 It understands what image tooling writes: ustar (with its name prefix), PAX
 extended and global headers (long names, sizes, ids, ``SCHILY.xattr.*``), GNU
 long names and links, base-256 numbers; and gzip compression of the whole
-stream, detected from its first bytes.
+stream, detected from its first bytes. Every header is read as the engine's Go
+reader reads it (``tar_headers``): a layer is what the engine extracted.
 """
 
 from __future__ import annotations
@@ -21,17 +22,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-BLOCK = 512
+from paracle_guard.sources.tar_headers import (
+    BLOCK,
+    HEADER_DATA_LIMIT,
+    HEADER_ONLY_TYPES,
+    META_TYPES,
+    RawHeader,
+    TarFormatError,
+    parse_pax,
+    pax_int,
+    read_header,
+    sparse_name,
+    text,
+)
+
+__all__ = ["BLOCK", "Source", "StreamSource", "TarFormatError", "TarMember", "TarReader",
+           "open_tar"]
+
 SKIP_CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 REGULAR_TYPES = frozenset({b"0", b"\0", b"7"})
-# PAX records and GNU long names are a few hundred bytes; bound what a hostile archive
-# can make us hold.
-HEADER_DATA_LIMIT = 1 << 20
-
-
-class TarFormatError(Exception):
-    """The bytes are not a tar archive, or the archive ends too early."""
 
 
 class Source(Protocol):
@@ -132,63 +142,6 @@ def _read_exact(source: Source, count: int) -> bytes:
     return bytes(buffer[:filled])
 
 
-def _number(field_: bytes) -> int:
-    if field_ and field_[0] & 0x80:  # GNU base-256, for values octal cannot hold
-        value = int.from_bytes(field_[1:], "big")
-        return value - (1 << (8 * (len(field_) - 1))) if field_[0] == 0xFF else value
-    text = field_.split(b"\0", 1)[0].strip(b" ")
-    try:
-        return int(text, 8) if text else 0
-    except ValueError:
-        raise TarFormatError(f"invalid number {text!r} in a tar header") from None
-
-
-def _text(field_: bytes) -> str:
-    return field_.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _parse_pax(data: bytes) -> dict[str, str]:
-    records: dict[str, str] = {}
-    position = 0
-    while position < len(data) and data[position:position + 1] not in (b"\0", b""):
-        space = data.find(b" ", position)
-        if space < 0:
-            raise TarFormatError("malformed PAX header")
-        try:
-            length = int(data[position:space])
-        except ValueError:
-            raise TarFormatError("malformed PAX header") from None
-        if length <= 0:
-            raise TarFormatError("malformed PAX header")
-        record = data[space + 1:position + length]
-        key, _, value = record.rstrip(b"\n").partition(b"=")
-        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
-        position += length
-    return records
-
-
-def _valid_checksum(header: bytes) -> bool:
-    try:
-        stored = _number(header[148:156])
-    except TarFormatError:
-        return False
-    # The checksum is the byte sum of the header with its own field counted as spaces.
-    unsigned = sum(header) - sum(header[148:156]) + 8 * 32
-    if unsigned == stored:
-        return True
-    signed = unsigned - 256 * sum(1 for b in header[:148] + header[156:] if b > 127)
-    return signed == stored  # some old tars summed signed bytes
-
-
-def _pax_int(pax: dict[str, str], key: str, default: int) -> int:
-    if key not in pax:
-        return default
-    try:
-        return int(pax[key])
-    except ValueError:
-        raise TarFormatError(f"invalid {key} {pax[key]!r} in a PAX header") from None
-
-
 class TarReader:
     """Iterate members; while on one, ``read``/``readinto``/``data()`` give its bytes."""
 
@@ -197,7 +150,6 @@ class TarReader:
         self._pending = first_block  # a header block already read by open_tar
         self._remaining = 0  # unread data bytes of the current member
         self._padding = 0
-        self._globals: dict[str, str] = {}
 
     def __iter__(self) -> Iterator[TarMember]:
         while True:
@@ -222,54 +174,78 @@ class TarReader:
         return data
 
     def _next_member(self) -> TarMember | None:
-        extended: dict[str, str] = {}
-        long_name = long_link = None
+        """The next member, with the meta headers before it applied as Go applies them."""
+        pax: dict[str, str] = {}  # the last PAX header's records: a later one replaces them
+        long_name = long_link = ""
         while True:
-            header = self._block()
-            if not header or header == bytes(BLOCK):
-                return None  # end of archive (tools often omit the second zero block)
-            if len(header) < BLOCK:
-                raise TarFormatError("unexpected end of data")
-            if not _valid_checksum(header):
-                raise TarFormatError("bad checksum in a tar header")
-            kind = header[156:157]
-            size = _number(header[124:136])
-            if size < 0:
+            block = self._header_block()
+            if block is None:
+                return None
+            header = read_header(block)
+            if header.size < 0:
                 raise TarFormatError("negative size in a tar header")
-            if kind in (b"x", b"g", b"L", b"K") and size > HEADER_DATA_LIMIT:
-                raise TarFormatError(f"extended header of {size} bytes is implausibly large")
-            if kind == b"x":
-                extended.update(_parse_pax(self._data(size)))
-            elif kind == b"g":
-                self._globals.update(_parse_pax(self._data(size)))
-            elif kind == b"L":
-                long_name = _text(self._data(size))
-            elif kind == b"K":
-                long_link = _text(self._data(size))
-            else:
+            if header.type not in META_TYPES:
                 break
+            if header.size > HEADER_DATA_LIMIT:
+                raise TarFormatError(f"extended header of {header.size} bytes is implausibly "
+                                     "large")
+            data = self._data(header.size)
+            if header.type == b"x":
+                pax = parse_pax(data)
+            elif header.type == b"g":
+                # An entry of its own for Go, which the engine skips: its records apply to
+                # nothing, and the meta headers read before it went with it.
+                parse_pax(data)
+                pax, long_name, long_link = {}, "", ""
+            elif header.type == b"L":
+                long_name = text(data)
+            else:
+                long_link = text(data)
+        return self._member(header, pax, long_name, long_link)
 
-        name = _text(header[0:100])
-        if header[257:263] == b"ustar\0" and header[345:500].strip(b"\0"):
-            name = _text(header[345:500]) + "/" + name
-        pax = {**self._globals, **extended}
-        name = pax.get("path", long_name or name)
-        if kind in REGULAR_TYPES and name.endswith("/"):
+    def _header_block(self) -> bytes | None:
+        """The next header block; None at the end (no data, or two blocks of zeros)."""
+        block = self._block()
+        if not block:
+            return None
+        if len(block) < BLOCK:
+            raise TarFormatError("unexpected end of data")
+        if block != bytes(BLOCK):
+            return block
+        following = self._block()
+        if not following or following == bytes(BLOCK):
+            return None  # tools often omit the second block of zeros
+        raise TarFormatError("a header after a block of zeros (the archive had ended)")
+
+    def _member(self, header: RawHeader, pax: dict[str, str], long_name: str,
+                long_link: str) -> TarMember:
+        values = {key: value for key, value in pax.items() if value}  # empty: the header's
+        name = long_name or values.get("path", header.name)
+        kind = header.type
+        if kind == b"\0" and name.endswith("/"):
             kind = b"5"  # pre-POSIX tars mark directories only by the trailing slash
+        if kind == b"S":
+            raise TarFormatError("old GNU sparse files are not supported (the engine does "
+                                 "not extract them either)")
+        renamed = sparse_name(values)
+        if renamed is not None:
+            if kind in HEADER_ONLY_TYPES:
+                raise TarFormatError("a GNU sparse record on an entry that has no data")
+            name = renamed
         member = TarMember(
             name=name.rstrip("/") if kind == b"5" else name,
             type=kind,
-            mode=_number(header[100:108]),
-            uid=_pax_int(pax, "uid", _number(header[108:116])),
-            gid=_pax_int(pax, "gid", _number(header[116:124])),
-            size=_pax_int(pax, "size", size),
-            linkname=pax.get("linkpath", long_link or _text(header[157:257])),
-            pax_headers=pax,
+            mode=header.mode,
+            uid=pax_int(values["uid"], "uid") if "uid" in values else header.uid,
+            gid=pax_int(values["gid"], "gid") if "gid" in values else header.gid,
+            size=pax_int(values["size"], "size") if "size" in values else header.size,
+            linkname=long_link or values.get("linkpath", header.linkname),
+            pax_headers=values,
         )
         if member.size < 0:
             raise TarFormatError("negative size in a PAX header")
         # Links, directories and devices carry no data whatever their size field says.
-        data_size = member.size if kind not in (b"1", b"2", b"3", b"4", b"5", b"6") else 0
+        data_size = member.size if kind not in HEADER_ONLY_TYPES else 0
         self._remaining = data_size
         self._padding = -data_size % BLOCK
         return member

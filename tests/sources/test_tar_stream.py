@@ -16,6 +16,7 @@ from paracle_guard.sources.tar_stream import (
     TarReader,
     open_tar,
 )
+from tests.tar_bytes import HOSTILE_LAYERS, end, header, padded, pax
 
 LONG = "deep/" * 30 + "name.txt"  # past ustar's 100 bytes and its 155-byte prefix split
 
@@ -78,7 +79,9 @@ def test_ustar_prefix_field_joins_long_paths() -> None:
     assert [m.name for m in open_tar(StreamSource(io.BytesIO(buffer.getvalue())))] == [name]
 
 
-def test_pax_xattrs_and_global_headers() -> None:
+def test_pax_xattrs_apply_and_global_headers_do_not() -> None:
+    # Go's reader returns a global header as an entry of its own, which the engine skips:
+    # its records never reach the members after it.
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT,
                       pax_headers={"comment": "global"}) as tar:
@@ -87,7 +90,72 @@ def test_pax_xattrs_and_global_headers() -> None:
         tar.addfile(info, io.BytesIO(b""))
     (member,) = list(open_tar(StreamSource(io.BytesIO(buffer.getvalue()))))
     assert member.pax_headers["SCHILY.xattr.security.capability"] == "\x01\x00\x00\x02"
-    assert member.pax_headers["comment"] == "global"
+    assert "comment" not in member.pax_headers
+
+
+def entries(data: bytes) -> list[tuple[str, bytes, str]]:
+    return [(m.name, m.type, m.linkname) for m in open_tar(StreamSource(io.BytesIO(data)))]
+
+
+# What Go's archive/tar (and so the engine) reads from each hostile layer; the engine
+# tests in tests/sources/test_hostile_layers.py show the engine extracting exactly that.
+@pytest.mark.parametrize(("case", "expected"), [
+    ("size-after-nuls", [("a", b"0", ""), ("tmp", b"2", "/etc")]),
+    ("gnu-long-name-over-pax-path", [("tmp", b"2", "/etc")]),
+    ("global-pax-path", [("tmp", b"2", "/etc")]),
+    ("empty-pax-path", [("tmp", b"2", "/etc")]),
+    ("second-pax-header", [("tmp", b"2", "/etc")]),
+    ("star-prefix", [("/" * 131 + "/tmp", b"2", "/etc")]),
+    ("gnu-prefix-fallback", [("tmp/.", b"2", "/etc")]),
+    ("regular-file-with-slash", [("tmp/", b"0", "")]),
+    ("sparse-name", [("tmp", b"0", "")]),
+])
+def test_headers_are_read_as_go_reads_them(case: str, expected: list[object]) -> None:
+    data, _ = HOSTILE_LAYERS[case]
+    assert entries(data) == expected
+
+
+def test_a_pre_posix_entry_with_a_slash_is_a_folder() -> None:
+    (member,) = open_tar(StreamSource(io.BytesIO(header("tmp/", b"\0") + end())))
+    assert member.isdir() and member.name == "tmp"
+
+
+def test_a_pax_size_or_id_is_read_as_go_parses_integers() -> None:
+    data = pax(("uid", "+7"), ("size", "3")) + header("f", size=99) + padded(b"abc") + end()
+    reader = open_tar(StreamSource(io.BytesIO(data)))
+    (member,) = [(m.uid, m.size, reader.read(10)) for m in reader]
+    assert member == (7, 3, b"abc")
+
+
+@pytest.mark.parametrize("raw", [
+    b"12 path=tmp",  # no newline where the length says
+    b" 9 path=x\n",  # a space before the length
+    b"1_0 path=\n",  # Python's int() takes underscores; Go's ParseInt does not
+    b"11 pathtmp\n",  # no '='
+    b"10 =value\n",  # no key
+    b"14 path=a\0b\n",  # a NUL in a path
+    b"4 a=\n",  # shorter than any record can be
+    b"99 path=tmp\n",  # longer than what is left
+])
+def test_malformed_pax_records_are_refused_as_go_refuses_them(raw: bytes) -> None:
+    data = pax(raw=raw) + header("tmp", b"2", linkname="/etc") + end()
+    with pytest.raises(TarFormatError, match="PAX record"):
+        entries(data)
+
+
+@pytest.mark.parametrize(("size_field", "message"), [
+    (b"0000000008\0\0", "invalid number"),  # 8 is not octal
+    (b"\xff" * 11 + b"\xfe", "negative size"),  # base-256 -2
+    (b"\xbf" + b"\xff" * 11, "overflows"),
+])
+def test_numbers_go_refuses_are_refused(size_field: bytes, message: str) -> None:
+    with pytest.raises(TarFormatError, match=message):
+        entries(header("f", size_field=size_field) + end())
+
+
+def test_a_header_after_one_block_of_zeros_is_refused() -> None:
+    with pytest.raises(TarFormatError, match="block of zeros"):
+        entries(header("a") + b"\0" * 512 + header("tmp", b"2", linkname="/etc") + end())
 
 
 def test_gzip_streams_are_detected() -> None:

@@ -1,0 +1,59 @@
+"""Hostile image layers: what the engine extracts is what the image reader reads.
+
+Each layer here is loaded into the real engine with ``docker load`` (no build
+rewrites it), the engine's own view of the resulting filesystem is read back
+(``GET /containers/{id}/archive`` of a created, never started, container), and
+the image reader must agree: where the engine put a symlink ``/tmp -> /etc``,
+PG206 refuses the mount target, through the docker save stream and through
+the engine's layer store alike.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+
+from paracle_guard.docker_client import Engine
+from paracle_guard.sources.image import load_image
+from tests.docker_images import LABEL, TestImages
+from tests.tar_bytes import HOSTILE_LAYERS
+
+pytestmark = pytest.mark.docker
+
+docker_errors = importlib.import_module("docker.errors")
+SYMLINK_BIT = 1 << 27  # Go's os.ModeSymlink in the engine's path stat
+DIR_BIT = 1 << 31  # os.ModeDir
+
+
+def engine_view(client: Any, image_id: str, path: str, run_id: str) -> tuple[str, str]:
+    """(kind, symlink target) of ``path`` in ``image_id``, as the engine made its filesystem."""
+    created = client.api.create_container(image_id, ["/bin/busybox", "true"],
+                                          labels={LABEL: run_id}, network_disabled=True)
+    try:
+        try:
+            _, stat = client.api.get_archive(created["Id"], path)
+        except docker_errors.NotFound:
+            return "missing", ""
+        mode = int(stat["mode"])
+        kind = "symlink" if mode & SYMLINK_BIT else "dir" if mode & DIR_BIT else "file"
+        return kind, str(stat.get("linkTarget") or "")
+    finally:
+        client.api.remove_container(created["Id"], force=True)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_LAYERS))
+def test_tar_headers_the_engine_reads_its_own_way(case: str, docker_client: Any,
+                                                  engine: Engine,
+                                                  test_images: TestImages) -> None:
+    layer, kind = HOSTILE_LAYERS[case]
+    image = test_images.load_layers(f"tar-{case}", (layer,))
+    landed = engine_view(docker_client, image.id, "/tmp", test_images.run_id)
+    assert landed == (("symlink", "/etc") if kind == "symlink" else ("file", ""))
+
+    tree = load_image(image.ref, engine).image_tree
+    assert tree is not None
+    problem = tree.mount_target_problem("/tmp")
+    assert problem is not None and problem.path == "/tmp"
+    assert ("symlink to /etc" if kind == "symlink" else "not a directory") in problem.message
