@@ -106,3 +106,16 @@ HOSTILE_LAYERS: dict[str, tuple[bytes, str]] = {
     "regular-file-with-slash": (header("tmp/", b"0") + end(), "file"),
     "sparse-name": (_sparse_file("tmp") + end(), "file"),
 }
+
+
+# Layers whose entries go through a link the same layer made: the engine extracts each
+# entry with the kernel resolving its parent folders, so it lands where the link points.
+THROUGH_OWN_LINK: dict[str, bytes] = {
+    # x -> /, then x/tmp -> /etc: the engine makes /tmp -> /etc.
+    "symlink": (header("x", b"2", linkname="/") + header("x/tmp", b"2", linkname="/etc")
+                + end()),
+    # A hard link to a symlink is that symlink; an entry below it goes through it too.
+    "hard-link-to-symlink": (header("evil", b"2", linkname="/") + header("h", b"1",
+                                                                        linkname="evil")
+                             + header("h/tmp", b"2", linkname="/etc") + end()),
+}

@@ -175,12 +175,20 @@ def scan_layer(
     """Scan one layer tar (plain or gzip) as it streams past; ``wanted`` paths are kept
     with their content (a second scan asks for the files the account files link to)."""
     scan = LayerScan()
+    links = _OwnLinks()
     try:
         layer = open_tar(data)
         for info in layer:
             path = normalise(info.name)
             if path is None:
                 continue
+            through = links.through(path)
+            if through is not None:
+                raise InputError(
+                    f"{source}: layer {member} writes {path} through {through}, a link the "
+                    "same layer made: the engine would put it where the link points, and no "
+                    "build writes a layer like that")
+            links.note(path, info.issym() or info.islnk())
             name = posixpath.basename(path)
             if name.startswith(WHITEOUT_PREFIX):
                 parent = posixpath.dirname(path)
@@ -219,6 +227,43 @@ def _with_link_content(link: KeptFile, target: KeptFile | None) -> KeptFile:
     if target is None or (target.content is None and not target.truncated):
         return link
     return dataclasses.replace(link, content=target.content, truncated=target.truncated)
+
+
+class _OwnLinks:
+    """The symlinks and hard links a layer has made so far, and whether a path goes through one.
+
+    The engine extracts a layer entry by entry, into a folder of its own (overlay2),
+    with the kernel resolving each entry's parent folders there: an entry below a
+    symlink the same layer made earlier lands where that symlink points (``x -> /``
+    then ``x/tmp -> /etc`` makes ``/tmp``), and a hard link to a symlink is one. The
+    skeleton and the kept files name entries as written, so such a layer is refused.
+    """
+
+    def __init__(self) -> None:
+        self._links: set[str] = set()
+        self._clear: set[str] = {"/"}  # folders known to have no link of ours above them
+
+    def through(self, path: str) -> str | None:
+        """The link of this layer that ``path``'s parent folders go through, or None."""
+        if not self._links:
+            return None
+        walked = []
+        folder = posixpath.dirname(path)
+        while folder not in self._clear:
+            if folder in self._links:
+                return folder
+            walked.append(folder)
+            folder = posixpath.dirname(folder)
+        self._clear.update(walked)
+        return None
+
+    def note(self, path: str, is_link: bool) -> None:
+        if not is_link:
+            self._links.discard(path)
+            return
+        self._links.add(path)
+        if path in self._clear:  # a folder checked before now is a link: so is what is below
+            self._clear = {"/"}
 
 
 def read_saved_archive(

@@ -33,6 +33,7 @@ from paracle_guard.launcher.refusal import LaunchError
 from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
 from tests.docker_images import BuiltImage, ImageSpec, TestImages, busybox, directory, symlink
 from tests.launcher.conftest import LABELS, launcher_containers, marked, probe_spec, run_cli
+from tests.tar_bytes import THROUGH_OWN_LINK
 
 pytestmark = pytest.mark.docker
 
@@ -103,6 +104,20 @@ def test_an_image_that_redirects_a_writable_mount_is_refused_with_the_rule(
     assert created_from(docker_client, built.id, since) == []
     if with_workspace:
         assert list((tmp_path / "ws").iterdir()) == []
+
+
+def test_a_layer_that_writes_through_its_own_link_is_refused_before_create(
+    docker_client: Any, test_images: TestImages,
+) -> None:
+    # x -> / then x/tmp -> /etc, loaded as is: the engine makes /tmp -> /etc.
+    image = test_images.load_layers("through-symlink", (THROUGH_OWN_LINK["symlink"],))
+    since = time.time()
+    done = run_cli("run", "--image", image.ref, *marked(), "--",
+                   "sh", "-c", "echo owned > /etc/owned")
+    assert done.returncode == 125, done.stderr
+    assert b"writes /x/tmp through /x, a link the same layer made" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert created_from(docker_client, image.id, since) == []
 
 
 def test_paracle_guard_image_reports_the_same_rule(tmp_to_etc: BuiltImage) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from paracle_guard.docker_client import Engine
+from paracle_guard.errors import InputError
 from paracle_guard.sources.image import load_image
 from tests.docker_images import LABEL, TestImages
-from tests.tar_bytes import HOSTILE_LAYERS
+from tests.tar_bytes import HOSTILE_LAYERS, THROUGH_OWN_LINK, end, header
 
 pytestmark = pytest.mark.docker
 
@@ -57,3 +58,26 @@ def test_tar_headers_the_engine_reads_its_own_way(case: str, docker_client: Any,
     problem = tree.mount_target_problem("/tmp")
     assert problem is not None and problem.path == "/tmp"
     assert ("symlink to /etc" if kind == "symlink" else "not a directory") in problem.message
+
+
+@pytest.mark.parametrize("case", sorted(THROUGH_OWN_LINK))
+def test_a_layer_writing_through_its_own_link_is_refused(case: str, docker_client: Any,
+                                                         engine: Engine,
+                                                         test_images: TestImages) -> None:
+    image = test_images.load_layers(f"through-{case}", (THROUGH_OWN_LINK[case],))
+    assert engine_view(docker_client, image.id, "/tmp", test_images.run_id) == ("symlink",
+                                                                                "/etc")
+    with pytest.raises(InputError, match=r"writes /\w+/tmp through /\w+, a link the same "
+                                         "layer made"):
+        load_image(image.ref, engine)
+
+
+def test_a_hard_link_to_a_symlink_is_not_a_folder(docker_client: Any, engine: Engine,
+                                                  test_images: TestImages) -> None:
+    layer = header("evil", b"2", linkname="/etc") + header("tmp", b"1", linkname="evil") + end()
+    image = test_images.load_layers("hard-link-tmp", (layer,))
+    assert engine_view(docker_client, image.id, "/tmp", test_images.run_id) == ("symlink",
+                                                                                "/etc")
+    tree = load_image(image.ref, engine).image_tree
+    assert tree is not None and tree.mount_target_problem("/tmp") is not None
+

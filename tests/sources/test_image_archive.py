@@ -138,6 +138,13 @@ def test_opaque_dir_hides_lower_contents_but_keeps_its_own(tmp_path: Path) -> No
     assert paths(subject) == ["/cache/new/.env", "/other/.env"]
 
 
+def test_a_layer_writing_through_its_own_symlink_is_refused(tmp_path: Path) -> None:
+    # x -> /etc, then x/passwd: the engine writes /etc/passwd, not /x/passwd.
+    archive = saved_archive([(symlink("/x", "/etc"), file("/x/passwd", "app:x:0:0::/:/bin/sh\n"))])
+    with pytest.raises(InputError, match="writes /x/passwd through /x, a link the same layer"):
+        load(tmp_path, archive)
+
+
 def test_a_later_plain_version_replaces_a_setuid_file(tmp_path: Path) -> None:
     subject = load(tmp_path, saved_archive([
         (file("/usr/bin/tool", mode=0o4755), file("/usr/bin/kept", mode=0o4755)),
