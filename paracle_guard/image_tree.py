@@ -93,12 +93,19 @@ class LayerTree(BaseModel):
         return None
 
     def hides_below(self, path: str) -> bool:
-        """Whether this layer removes ``path`` of the layers below (when it has no entry there)."""
+        """Whether this layer removes ``path`` of the layers below (when it has no entry there).
+
+        A whiteout of a folder that the same layer then makes again as a plain folder
+        hides nothing below it: the engine's overlay2 extraction turns the whiteout into
+        a device and replaces it with the folder, and overlayfs merges a folder without
+        the opaque marker with the one below (only the marker makes a folder opaque).
+        """
         if path in self.whiteouts:
             return True
         parent = posixpath.dirname(path)
         while parent != "/":
-            if parent in self.whiteouts or parent in self.opaque_dirs:
+            if parent in self.opaque_dirs or (parent in self.whiteouts
+                                              and parent not in self.dirs):
                 return True
             if parent in self.symlinks or path_key(parent) in self.others:
                 return True  # a non-directory now stands where the directory was

@@ -99,6 +99,14 @@ def test_a_whiteout_removes_a_lower_symlink() -> None:
     assert image(BASE, bad, removed).lookup("/tmp") is None
 
 
+def test_a_whiteout_then_the_same_folder_again_merges_with_what_is_below() -> None:
+    # No opaque marker: the layer's new /home is a plain folder, merged by overlayfs.
+    bad = layer(("/home/app/.cache", "symlink", "/etc"))
+    remade = layer(("/home", "dir"), whiteouts=("/home",))
+    assert image(BASE, bad, remade).mount_target_problem("/home/app/.cache") is not None
+    assert image(BASE, bad, layer(whiteouts=("/home",))).lookup("/home/app") is None
+
+
 def test_an_opaque_directory_hides_what_is_below_it() -> None:
     bad = layer(("/srv", "dir"), ("/srv/out", "symlink", "/etc"))
     opaque = layer(("/srv", "dir"), opaque=("/srv",))

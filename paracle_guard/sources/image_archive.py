@@ -67,9 +67,10 @@ class LayerScan:
             return True
         parent = posixpath.dirname(path)
         while parent != "/":
-            if parent in self.whiteouts or parent in self.opaque_dirs:
-                return True
             key = path_key(parent)
+            # A whiteout of a folder this layer makes again hides nothing: see LayerTree.
+            if parent in self.opaque_dirs or (parent in self.whiteouts and key not in self.dirs):
+                return True
             if key in self.written and key not in self.dirs:
                 return True  # a file or symlink now stands where the directory was
             parent = posixpath.dirname(parent)

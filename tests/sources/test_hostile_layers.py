@@ -18,7 +18,7 @@ import pytest
 from paracle_guard.docker_client import Engine
 from paracle_guard.errors import InputError
 from paracle_guard.sources.image import load_image
-from tests.docker_images import LABEL, TestImages
+from tests.docker_images import LABEL, TestImages, directory, layer_tar, symlink
 from tests.tar_bytes import HOSTILE_LAYERS, THROUGH_OWN_LINK, end, header
 
 pytestmark = pytest.mark.docker
@@ -81,3 +81,18 @@ def test_a_hard_link_to_a_symlink_is_not_a_folder(docker_client: Any, engine: En
     tree = load_image(image.ref, engine).image_tree
     assert tree is not None and tree.mount_target_problem("/tmp") is not None
 
+
+def test_a_folder_whited_out_and_made_again_in_one_layer_keeps_what_is_below(
+    docker_client: Any, engine: Engine, test_images: TestImages,
+) -> None:
+    # Below: /home/app/.cache -> /etc. Above: .wh.home, then home/ again (no opaque
+    # marker). overlayfs merges the new /home with the old: the symlink is still there.
+    below = layer_tar((directory("/home/app"), symlink("/home/app/.cache", "/etc")))
+    above = header(".wh.home") + header("home/", b"5", mode=0o755) + end()
+    image = test_images.load_layers("whiteout-remade", (below, above))
+    assert engine_view(docker_client, image.id, "/home/app/.cache",
+                       test_images.run_id) == ("symlink", "/etc")
+    tree = load_image(image.ref, engine).image_tree
+    assert tree is not None
+    problem = tree.mount_target_problem("/home/app/.cache")
+    assert problem is not None and "symlink to /etc" in problem.message

@@ -138,6 +138,19 @@ def test_opaque_dir_hides_lower_contents_but_keeps_its_own(tmp_path: Path) -> No
     assert paths(subject) == ["/cache/new/.env", "/other/.env"]
 
 
+def test_a_folder_whited_out_and_made_again_in_one_layer_keeps_the_files_below(
+    tmp_path: Path,
+) -> None:
+    # overlay2 turns the whiteout into a device, which the folder entry then replaces: a
+    # plain folder, which overlayfs merges with the one below (the engine test of the same
+    # shape is in test_hostile_layers.py).
+    subject = load(tmp_path, saved_archive([
+        (file("/etc/sudoers.d/app", "app ALL=(ALL) NOPASSWD: ALL\n", mode=0o440),),
+        (file("/.wh.etc"), directory("/etc"), file("/etc/motd")),
+    ]))
+    assert paths(subject) == ["/etc/sudoers.d/app"]
+
+
 def test_a_layer_writing_through_its_own_symlink_is_refused(tmp_path: Path) -> None:
     # x -> /etc, then x/passwd: the engine writes /etc/passwd, not /x/passwd.
     archive = saved_archive([(symlink("/x", "/etc"), file("/x/passwd", "app:x:0:0::/:/bin/sh\n"))])
