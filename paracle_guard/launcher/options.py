@@ -12,7 +12,6 @@ can wait for), and the ways in for data are checked: host paths
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from paracle_guard.launcher.envfile import ENV_NAME, env_value, read_env_file
 from paracle_guard.launcher.hostpath import CheckedPath, check_host_path, overlapping
 from paracle_guard.launcher.refusal import PolicyViolation
 from paracle_guard.policy.models import Policy
+from paracle_guard.rules.filesystem import normalise_path
 
 WORKSPACE = "/workspace"
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -202,7 +202,10 @@ def check_options(
 
 
 def _writable_paths(policy: Policy) -> list[str]:
-    writable = [path.rstrip("/") or "/" for path in policy.controls.root_filesystem.writable_paths]
+    # In the one normal form the rules, runc and the host's mount table agree on: "//tmp/"
+    # and "/x/../proc" are /tmp and /proc, and are judged (and mounted) as such.
+    writable = list(dict.fromkeys(
+        normalise_path(path) for path in policy.controls.root_filesystem.writable_paths))
     for path in writable:
         if path in UNMOUNTABLE or path.startswith(("/proc/", "/sys/", "/dev/")):
             raise PolicyViolation(
@@ -253,7 +256,7 @@ def _read_only_mounts(
         spelled = f"--mount {mount.source}:{mount.target}:ro"
         if not mount.target.startswith("/"):
             raise InputError(f"{spelled}: the container path must be absolute")
-        target = posixpath.normpath(mount.target)
+        target = normalise_path(mount.target)
         if target in UNMOUNTABLE or target.startswith(("/proc/", "/sys/", "/dev/")):
             raise PolicyViolation(f"refused: {spelled}: {target} would hide the system or a "
                                   "kernel filesystem", key="--mount")

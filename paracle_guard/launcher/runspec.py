@@ -45,6 +45,7 @@ from paracle_guard.launcher.options import (
 )
 from paracle_guard.launcher.refusal import PolicyViolation
 from paracle_guard.policy.models import Policy
+from paracle_guard.rules.filesystem import normalise_path
 from paracle_guard.subject import UserFact
 
 __all__ = ["WORKSPACE", "PolicyViolation", "ReadOnlyMount", "RunSpec", "SandboxConfig",
@@ -183,7 +184,8 @@ def build_runspec(
     mounted = {mount.target for mount in tmpfs} | {bind.target for bind in binds}
     # An image VOLUME becomes a writable anonymous volume even under a read-only root;
     # a mount at the same place replaces it, so none is ever created.
-    for volume in sorted({v.rstrip("/") or "/" for v in image_volumes} - mounted):
+    # The engine cleans a VOLUME's path before it makes the volume, so the cover must too.
+    for volume in sorted({normalise_path(v) for v in image_volumes} - mounted):
         if volume in UNMOUNTABLE:
             raise PolicyViolation(f"the image declares VOLUME {volume}, which cannot be covered",
                                   key="controls.root_filesystem.read_only")

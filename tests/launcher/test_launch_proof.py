@@ -232,6 +232,25 @@ def test_a_running_command_is_proved_from_the_host(
     assert host.limits is not None and host.limits.memory == 512 << 20
 
 
+def test_a_writable_path_spelled_otherwise_is_mounted_and_proved_where_it_lands(
+    engine: Engine, probe_image: BuiltImage,
+) -> None:
+    # The engine (runc's securejoin) puts a tmpfs for "//tmp/" on /tmp, and the kernel's
+    # mount table says /tmp: the launcher mounts, and proves, the normal form.
+    from paracle_guard.policy.loader import load_policy
+
+    base = load_policy("sandbox")
+    spelled = base.model_copy(update={"controls": base.controls.model_copy(update={
+        "root_filesystem": base.controls.root_filesystem.model_copy(
+            update={"writable_paths": ["/workspace/", "//tmp/"]})})})
+    with Launcher(spelled, labels=LABELS, engine=engine) as launcher:
+        result = launcher.run(SandboxConfig(base_image=probe_image.ref),
+                              ["sh", "-c", "cat >/dev/null; echo x > /tmp/f; cat /tmp/f"],
+                              stdin="go\n")
+    assert result.exit_code == 0 and result.stdout == "x\n"
+    assert result.proof is not None and result.proof.startswith("proved from the host")
+
+
 def test_a_remote_engine_is_refused_before_anything_is_created(
     engine: Engine, probe_image: BuiltImage, docker_client: Any,
     monkeypatch: pytest.MonkeyPatch,

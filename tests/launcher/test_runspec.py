@@ -342,7 +342,24 @@ def test_workspace_needs_workspace_in_writable_paths(tmp_path: Path) -> None:
     assert refusal(excinfo)[1] == "controls.root_filesystem.writable_paths"
 
 
-@pytest.mark.parametrize("path", ["/", "/proc", "/dev/shm"])
+def test_writable_paths_are_mounted_in_the_form_runc_and_the_mount_table_use() -> None:
+    # "//tmp/" and "/workspace/../tmp" are /tmp for runc (securejoin) and in mountinfo: a
+    # target spelled otherwise was refused after start, or never checked at all.
+    pol = policy(root_filesystem={"writable_paths": ["/workspace/", "//tmp/",
+                                                     "/workspace/../tmp"]})
+    assert [mount.target for mount in spec(pol).tmpfs] == ["/tmp", "/workspace"]
+
+
+def test_image_volumes_are_covered_where_the_engine_makes_them() -> None:
+    # The engine cleans a VOLUME's path: a cover at "//data" would leave /data an
+    # anonymous, writable volume.
+    mounts = {mount.target: mount.options for mount in spec(volumes=("//data", "/x/../y/")).tmpfs}
+    assert mounts["/data"].startswith("ro,") and mounts["/y"].startswith("ro,")
+    assert "//data" not in mounts
+
+
+@pytest.mark.parametrize("path", ["/", "/proc", "/dev/shm", "//proc", "/x/..", "/tmp/../sys/fs",
+                                  "//"])
 def test_writable_paths_never_mask_the_system(path: str) -> None:
     with pytest.raises(PolicyViolation) as excinfo:
         spec(policy(root_filesystem={"writable_paths": [path]}))
@@ -424,6 +441,8 @@ def test_a_mount_must_say_read_only(text: str) -> None:
 
 @pytest.mark.parametrize(("target", "clash"), [
     ("/", "would hide the system"), ("/proc/x", "kernel filesystem"),
+    ("//proc", "kernel filesystem"), ("/x/../dev", "kernel filesystem"),
+    ("//", "would hide the system"),
     ("/tmp", "overlaps /tmp"), ("/workspace/in", "overlaps /workspace"),
 ])
 def test_a_mount_may_not_cover_the_system_or_a_writable_path(tmp_path: Path, target: str,
