@@ -389,14 +389,16 @@ class TestImages:
         self.built[spec.name] = built
         return built
 
-    def load_layers(self, name: str, layers: tuple[bytes, ...]) -> BuiltImage:
+    def load_layers(self, name: str, layers: tuple[bytes, ...],
+                    **config_fields: Any) -> BuiltImage:
         """An image of the busybox base and ``layers`` (raw tar bytes, any bytes the engine
-        accepts), loaded with ``docker load``, labelled for this run: no build rewrites them."""
+        accepts), loaded with ``docker load``, labelled for this run: no build rewrites them.
+        ``config_fields`` go into the image config (``WorkingDir="/app"``)."""
         known = self.built.get(name)
         if known is not None:
             return known
         ref = f"{REPOSITORY}/{name}:{self.run_id}"
-        config = {"User": "1000:1000", "Env": ["PATH=/bin"],
+        config = {"User": "1000:1000", "Env": ["PATH=/bin"], **config_fields,
                   "Labels": {LABEL: self.run_id, PID_LABEL: str(os.getpid())}}
         archive = load_archive(ref, (raw_base_layer(), *layers), config)
         loaded = self.client.images.load(archive)

@@ -112,13 +112,19 @@ def unsafe_workdir(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if not subject.workdir:
         return
     workdir = normalise_path(subject.workdir)
+    # runc changes into the working directory inside the container, following the image's
+    # symlinks: a WORKDIR /app that is a link to /proc/self/fd/7 is that path.
+    landing = subject.image_tree.resolve(workdir) if subject.image_tree is not None else None
     for root in UNSAFE_WORKDIR_ROOTS:
         if is_under(workdir, root):
-            yield Violation(
-                message=f"working directory {subject.workdir} is under {root}",
-                location=_workdir_location(subject),
-            )
-            return
+            message = f"working directory {subject.workdir} is under {root}"
+        elif landing is not None and is_under(landing, root):
+            message = (f"working directory {subject.workdir} leads to {landing} through a "
+                       f"symlink in the image, under {root}")
+        else:
+            continue
+        yield Violation(message=message, location=_workdir_location(subject))
+        return
 
 
 def _workdir_location(subject: Subject) -> Location | None:

@@ -64,6 +64,23 @@ def test_ordinary_workdirs_pass(workdir: str | None) -> None:
     assert check("PG204", image(workdir=workdir)) == []
 
 
+@pytest.mark.parametrize(("link", "landing"), [
+    ("/proc/self/fd/7", "/proc/self/fd/7"), ("../proc/self/cwd", "/proc/self/cwd"),
+    ("sys", "/sys"),
+])
+def test_a_workdir_that_is_a_symlink_into_the_kernel_filesystems(link: str,
+                                                                 landing: str) -> None:
+    # CVE-2024-21626's WORKDIR, one symlink away: runc follows it inside the container.
+    tree = _tree(("/app", "symlink", link), ("/sys", "dir", ""))
+    (violation,) = check("PG204", image(workdir="/app", image_tree=tree))
+    assert f"leads to {landing} through a symlink" in violation.message
+
+
+def test_a_workdir_symlink_to_an_ordinary_folder_passes() -> None:
+    tree = _tree(("/app", "symlink", "/srv/app"), ("/srv", "dir", ""))
+    assert check("PG204", image(workdir="/app", image_tree=tree)) == []
+
+
 def test_dockerfile_finding_points_at_the_last_final_workdir() -> None:
     subject = dockerfile(
         workdir="/proc/self/fd/7",

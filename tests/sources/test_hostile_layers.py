@@ -96,3 +96,21 @@ def test_a_folder_whited_out_and_made_again_in_one_layer_keeps_what_is_below(
     assert tree is not None
     problem = tree.mount_target_problem("/home/app/.cache")
     assert problem is not None and "symlink to /etc" in problem.message
+
+
+def test_a_workdir_symlink_into_proc_is_judged_where_runc_goes(docker_client: Any,
+                                                               engine: Engine,
+                                                               test_images: TestImages) -> None:
+    from paracle_guard.engine import Plan
+    from paracle_guard.policy.loader import load_policy
+
+    layer = header("app", b"2", linkname="/proc/self") + end()
+    image = test_images.load_layers("workdir-link", (layer,), WorkingDir="/app")
+    # The engine changes into /app and lands in /proc (CVE-2024-21626's shape, one link away).
+    landed = docker_client.containers.run(image.id, ["/bin/busybox", "realpath", "."],
+                                          remove=True, network_mode="none",
+                                          labels={LABEL: test_images.run_id})
+    assert landed == b"/proc/1\n"
+    result = Plan.compile(load_policy("sandbox")).evaluate(load_image(image.ref, engine))
+    (finding,) = [f for f in result.findings if f.rule == "PG204"]
+    assert "leads to /proc/self through a symlink" in finding.message
