@@ -8,7 +8,8 @@ container``.
   truth: whatever happened since create, a re-pointed tag, a default the
   plugin could not see, a user name that maps to uid 0), plus, for API
   versions before 1.24, the HostConfig a start body may still replace;
-- exec: the container as it would be for the exec's user and privilege;
+- exec: the container as it would be for the exec's user, privilege and working
+  directory;
 - update: the container with the new limits applied as the engine applies them;
 - network connect: the container with the network added;
 - copy into a container and commit: allowed or refused by the policy's switches.
@@ -178,6 +179,9 @@ def judge_exec(call: Call) -> Decision:
     changed = copy.deepcopy(container)
     if user:
         changed.setdefault("Config", {})["User"] = user
+    workdir = str(exec_config.get("WorkingDir") or "")
+    if workdir:  # docker exec -w: runc exec --cwd, CVE-2024-21626's other way in
+        changed.setdefault("Config", {})["WorkingDir"] = workdir
     if exec_config.get("Privileged"):
         changed.setdefault("HostConfig", {})["Privileged"] = True
     return call.verdict(container_subject(call.reader, changed), what)

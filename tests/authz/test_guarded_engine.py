@@ -188,6 +188,8 @@ def test_exec_update_and_cp_on_a_running_sandbox(guarded: SecondEngine, sandbox:
                    guarded, "PG303")
     assert refused(guarded.docker("exec", "-u", "0", sandbox, "/bin/busybox", "true"),
                    guarded, "PG101")
+    assert refused(guarded.docker("exec", "-w", "/proc/self/fd/7", sandbox, "/bin/busybox",
+                                  "true"), guarded, "PG204")
     assert refused(guarded.docker("update", "--memory", "1g", "--memory-swap", "1g", sandbox),
                    guarded, "PG701")
     lower = guarded.docker("update", "--pids-limit", "128", sandbox)
