@@ -11,7 +11,8 @@ plugins, builds and swarm services.
   devices, capabilities, host namespaces) is refused;
 - build: the options that loosen isolation of the build's RUN steps (host or
   another container's network, unconfined security options), judged by
-  PG305 and PG312;
+  PG305 and PG312; a build that sends a body (its context) is refused unless
+  the policy allows it, since options can hide in that body;
 - swarm service create and update: the engine creates a service's containers
   itself, never through the API, so the service's container spec is turned
   into the create request the engine's executor would make and judged as one.
@@ -144,7 +145,22 @@ def _plugin_verdict(call: Call, what: str, asked: list[str]) -> Decision:
 
 
 def judge_build(call: Call) -> Decision:
-    """The build's RUN steps run in containers the engine makes itself: judge their options."""
+    """The build's RUN steps run in containers the engine makes itself: judge their options.
+
+    The options are judged from the query. A request with a body the engine did not
+    pass on (the classic builder's context) may carry them too: Go's ParseForm reads a
+    form body when the *first* Content-Type header says so, while the plugin is shown
+    the *last* one, so ``Content-Type: application/x-www-form-urlencoded`` followed by
+    ``Content-Type: application/x-tar`` hides ``networkmode=host&remote=URL`` from it.
+    Such a build is allowed only when the policy says so (``authz.allow_build_context``).
+    """
+    if (call.request.body is None and not call.policy.authz.allow_build_context
+            and (call.request.header("Content-Length") or "").strip() != "0"):
+        raise Judgement(
+            f"policy {call.policy.metadata.name} does not allow builds that send a body "
+            "(authz.allow_build_context: false): the engine may read build options from "
+            "it that the plugin cannot see; docker load an image built elsewhere, or "
+            "build from a remote context")
     network = call.target.first("networkmode")
     options = []
     for index, raw in enumerate(call.target.query.get("securityopt", [])):

@@ -249,6 +249,9 @@ class Authz(_Section):
     allow_copy_into_containers: bool = False
     # docker commit: turns what a container wrote into an image.
     allow_commit: bool = False
+    # docker build with its context in the request body (the classic builder): the engine
+    # may read build options from such a body that the plugin is never shown.
+    allow_build_context: bool = False
     volume_drivers: list[NoSpaces] = Field(default_factory=lambda: ["local"])
     network_drivers: list[NoSpaces] = Field(default_factory=lambda: ["bridge", "overlay"])
     exemptions: list[AuthzExemption] = Field(default_factory=list)

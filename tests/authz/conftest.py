@@ -121,7 +121,9 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     policy = folder / "authz-test.yaml"
     policy.write_text(
         "apiVersion: paracle-guard/v1\nkind: Policy\nmetadata:\n  name: authz-test\n"
-        "extends: [sandbox]\nauthz:\n  exemptions:\n"
+        "extends: [sandbox]\nauthz:\n"
+        # The suite builds its images through the plugin (classic builds send a body).
+        "  allow_build_context: true\n  exemptions:\n"
         f"    - label: \"{ADMIN_LABEL}={RUN_ID}\"\n"
         "      reason: the test suite's own admin tooling\n      expires: 2099-12-31\n"
     )

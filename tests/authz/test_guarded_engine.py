@@ -240,14 +240,17 @@ def _dockerfile(text: str) -> Any:
 
 
 def raw(guarded: SecondEngine, method: str, path: str, body: bytes | None = None,
-        headers: dict[str, str] | None = None, chunked: bool = False) -> tuple[int, str]:
-    """One HTTP request to the guarded engine, as any client could send it.
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        chunked: bool = False) -> tuple[int, str]:
+    """One HTTP request to the guarded engine, as any client could send it (``headers``
+    as pairs may name one header twice).
 
     The engine may answer (403) and close before a large body is sent: the answer
     is read whatever happened to the rest of the body.
     """
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     lines = [f"{method} {path} HTTP/1.1", "Host: localhost", "Connection: close",
-             *(f"{k}: {v}" for k, v in (headers or {}).items())]
+             *(f"{k}: {v}" for k, v in pairs)]
     payload = body or b""
     if chunked:
         lines.append("Transfer-Encoding: chunked")
@@ -265,6 +268,42 @@ def raw(guarded: SecondEngine, method: str, path: str, body: bytes | None = None
         return response.status, response.read().decode("utf-8", "replace")
     finally:
         sock.close()
+
+
+@contextlib.contextmanager
+def plugin_policy(guarded: SecondEngine, text: str) -> Iterator[None]:
+    """The plugin restarted under the policy ``text`` for a while (the engine reconnects)."""
+    original = guarded.policy
+    swapped = guarded.base / "swapped-policy.yaml"
+    swapped.write_text(text)
+    guarded.stop_plugin()
+    guarded.policy = swapped
+    try:
+        guarded.start_plugin()
+        yield
+    finally:
+        guarded.stop_plugin()
+        guarded.policy = original
+        guarded.start_plugin()
+
+
+def test_build_options_hidden_in_a_form_body_are_refused(guarded: SecondEngine) -> None:
+    # The engine parses a form body when the first Content-Type says so, and tells the
+    # plugin the last one: networkmode=host (and a remote context) hide from the query.
+    # Against this engine, with the suite's opt-in, such a build ran its RUN steps in the
+    # host's network namespace. Under the sandbox policy it is refused as a whole.
+    form = ("pad=" + "&pad=" * 1200 + "&networkmode=host&remote=http%3A%2F%2F127.0.0.1"
+            "%3A9%2Fctx.tar").encode()
+    headers = [("Content-Type", "application/x-www-form-urlencoded"),
+               ("Content-Type", "application/x-tar")]
+    sandbox = ("apiVersion: paracle-guard/v1\nkind: Policy\nmetadata:\n  name: authz-default"
+               "\nextends: [sandbox]\n")
+    with plugin_policy(guarded, sandbox):
+        status, text = raw(guarded, "POST", "/v1.41/build", form, headers)
+        assert status == 403 and "authz.allow_build_context: false" in text, text
+        status, text = raw(guarded, "POST", "/v1.41/build?networkmode=host", b"",
+                           {"Content-Type": "application/x-tar"})
+        assert status == 403 and "PG305" in text, text
 
 
 def _hardened_body(image: str, **extra: Any) -> dict[str, Any]:

@@ -110,14 +110,34 @@ def test_a_plugins_privileges_are_read_from_its_config_and_settings() -> None:
     ("networkmode=none&t=app&buildargs=%7B%7D", None),
     ("networkmode=default", None),
 ])
-def test_build_options_that_loosen_isolation(offline_guard: Guard, query: str,
-                                             rule: str | None) -> None:
-    decision = offline_guard.decide(request("POST", f"/v1.41/build?{query}", None, headers={
-        "Content-Type": "application/x-tar", "Content-Length": "2048"}))
+@pytest.mark.parametrize("length", ["0", "2048"])
+def test_build_options_that_loosen_isolation(tmp_path: Path, query: str, rule: str | None,
+                                             length: str) -> None:
+    # Without a body (a remote context), or with one where the policy allows it.
+    guard = Guard(policy_with(allow_build_context=True),
+                  EngineReader(str(tmp_path / "no-engine.sock")))
+    decision = guard.decide(request("POST", f"/v1.41/build?{query}", None, headers={
+        "Content-Type": "application/x-tar", "Content-Length": length}))
     if rule is None:
         assert decision.allow, decision.message
     else:
         assert not decision.allow and decision.rules == [rule]
+
+
+def test_a_build_that_sends_a_body_is_refused_unless_the_policy_allows_it(
+    offline_guard: Guard,
+) -> None:
+    # The plugin is shown the last Content-Type; the engine parses a form body when the
+    # first says form-urlencoded: "networkmode=host&remote=URL" can hide in the body of a
+    # request whose query is clean (tests/authz/test_guarded_engine.py shows the engine).
+    hidden = request("POST", "/v1.41/build", None, headers={
+        "Content-Type": "application/x-tar", "Content-Length": "5000"})
+    decision = offline_guard.decide(hidden)
+    assert not decision.allow and "authz.allow_build_context: false" in decision.message
+    bodiless = request("POST", "/v1.41/build?remote=https%3A%2F%2Fexample.invalid%2Fc.tar",
+                       None, headers={"Content-Type": "application/x-tar",
+                                      "Content-Length": "0"})
+    assert offline_guard.decide(bodiless).allow
 
 
 SERVICE: dict[str, Any] = {
