@@ -402,6 +402,9 @@ class SecurityOption(BaseModel):
     key: str  # no-new-privileges, seccomp, apparmor, label, systempaths
     value: str
     location: Location
+    # For a custom seccomp profile the engine holds (its JSON): how it lets a process do
+    # more than the engine's default profile would, or None (sources.seccomp_profile).
+    weakness: str | None = None
 
 
 MountType = Literal["bind", "volume", "tmpfs", "npipe", "cluster", "image"]

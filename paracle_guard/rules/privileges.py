@@ -440,6 +440,9 @@ def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violati
             said = option.raw if subject.kind == "k8s" else f"security option {option.raw!r}"
             yield Violation(message=f"{said} turns the {profile} profile off",
                             location=option.location)
+        elif option is not None and option.weakness:
+            yield Violation(message=f"the custom {profile} profile ({len(option.value)} bytes) "
+                                    f"{option.weakness}", location=option.location)
     for option in config.security_opt:
         if option.key != "label":
             continue

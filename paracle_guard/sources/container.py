@@ -36,6 +36,7 @@ from paracle_guard.sources.runtime_options import (
     parse_security_opt,
     split_key_value,
 )
+from paracle_guard.sources.seccomp_profile import profile_weakness
 from paracle_guard.subject import (
     Capability,
     Device,
@@ -288,7 +289,10 @@ class _Builder:
                 # one was not made by an engine, and nothing in it can be trusted.
                 self.problems.append(ParseProblem(message=str(exc), location=where))
                 continue
-            options.append(SecurityOption(raw=str(item), key=key, value=value, location=where))
+            # The engine holds a custom seccomp profile's JSON itself (clients read the file).
+            weakness = profile_weakness(value) if key == "seccomp" else None
+            options.append(SecurityOption(raw=str(item), key=key, value=value, location=where,
+                                          weakness=weakness))
         return options
 
     def _unmasked_paths(self) -> list[str]:

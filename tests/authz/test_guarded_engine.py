@@ -131,6 +131,20 @@ def test_refused_through_the_docker_cli(guarded: SecondEngine, probe: str,
     assert _no_containers(guarded)
 
 
+def test_a_custom_seccomp_profile_that_lets_everything_through_is_refused(
+    guarded: SecondEngine, probe: str, tmp_path: Path,
+) -> None:
+    # docker run --security-opt seccomp=FILE sends the file's JSON. With an allow-all
+    # profile a capability-less sandbox could unshare -U -r into a namespace of its own.
+    profile = tmp_path / "allow-all.json"
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    result = guarded.docker("create", *launcher_flags("--security-opt", f"seccomp={profile}"),
+                            probe, "/bin/busybox", "true")
+    assert refused(result, guarded, "PG312"), result.stderr
+    assert "lets every call it does not name through" in result.stderr
+    assert _no_containers(guarded)
+
+
 def test_an_image_that_runs_as_root_without_user_is_refused(
     guard_root: tuple[SecondEngine, str],
 ) -> None:

@@ -233,6 +233,18 @@ def test_unconfined_profiles(raw: str, message: str) -> None:
     assert messages("PG312", subject(config)) == [message]
 
 
+def test_a_custom_seccomp_profile_weaker_than_the_default() -> None:
+    # The source reads the profile (sources.seccomp_profile); the rule names its weakness.
+    weak = SecurityOption(raw='seccomp={"defaultAction":"SCMP_ACT_ALLOW"}', key="seccomp",
+                          value='{"defaultAction":"SCMP_ACT_ALLOW"}', location=at(12),
+                          weakness="lets every call it does not name through")
+    assert messages("PG312", subject(hardened(security_opt=[NNP_TRUE, weak]))) == [
+        "the custom seccomp profile (34 bytes) lets every call it does not name through"]
+    # Only the last seccomp option counts, as the engine keeps the last one.
+    later = opt("seccomp=builtin", "seccomp", "builtin")
+    assert check("PG312", subject(hardened(security_opt=[NNP_TRUE, weak, later]))) == []
+
+
 @pytest.mark.parametrize(
     "raws",
     [
