@@ -381,8 +381,14 @@ class _Builder:
     def _with_realpath(self, mount: Mount) -> Mount:
         if mount.host_path is None or mount.type == "npipe":
             return mount
-        mount.host_realpath = differing_realpath(mount.host_path,
-                                                 self.realpaths.get(mount.host_path))
+        real = self.realpaths.get(mount.host_path)
+        if real == UNRESOLVABLE:
+            self.problems.append(ParseProblem(
+                message=f"host path {mount.host_path} cannot be resolved on this host: where "
+                        f"the mount at {mount.target} leads cannot be told",
+                location=mount.location))
+            return mount
+        mount.host_realpath = differing_realpath(mount.host_path, real)
         return mount
 
     def _devices(self) -> list[Device]:
@@ -504,10 +510,16 @@ def host_paths(container: Mapping[str, Any], volumes: Mapping[str, Mapping[str, 
     return paths
 
 
+# The real path of a host path this process cannot resolve: the rules cannot tell where
+# the mount leads, so the container is a parse problem (refused, as anything unreadable).
+UNRESOLVABLE = ""
+
+
 def resolve_realpaths(
     paths: Iterable[str], realpath: Callable[[str], str] = os.path.realpath
 ) -> dict[str, str]:
-    """Each path's real path on this host, for paths that exist here.
+    """Each path's real path on this host, for paths that exist here; ``UNRESOLVABLE``
+    for one whose links this process may not read (``/proc/1/cwd`` without ptrace rights).
 
     Only meaningful when the engine shares this machine's filesystem (a local
     socket); ``load_containers`` calls it only then.
@@ -515,7 +527,10 @@ def resolve_realpaths(
     resolved = {}
     for path in paths:
         if os.path.lexists(path):
-            resolved[path] = realpath(path)
+            try:
+                resolved[path] = realpath(path)
+            except OSError:
+                resolved[path] = UNRESOLVABLE
     return resolved
 
 

@@ -25,6 +25,7 @@ from paracle_guard.docker_client import Engine
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
 from paracle_guard.sources.container import (
+    UNRESOLVABLE,
     engine_is_local,
     host_paths,
     load_containers,
@@ -304,6 +305,27 @@ def test_host_paths_and_realpaths(tmp_path: Path) -> None:
     link.symlink_to("/etc")
     resolved = resolve_realpaths([str(link), str(tmp_path / "missing")])
     assert resolved == {str(link): "/etc"}
+
+
+def test_a_host_path_this_process_cannot_resolve_fails_closed(tmp_path: Path) -> None:
+    # /proc/1/cwd without ptrace rights: realpath raises. Refused, never a traceback.
+    def denied(path: str) -> str:
+        raise PermissionError(13, "Permission denied", path)
+
+    link = tmp_path / "link"
+    link.symlink_to("/etc")
+    assert resolve_realpaths([str(link)], realpath=denied) == {str(link): UNRESOLVABLE}
+    container, image = hardened_documents()
+    container["HostConfig"]["Binds"] = [f"{link}:/x:ro"]
+    container["Mounts"] = [{"Type": "bind", "Source": str(link), "Destination": "/x",
+                            "RW": False}]
+    subject = subject_from_inspect(container, image, target="c",
+                                   realpaths={str(link): UNRESOLVABLE})
+    assert codes(subject) == {"PG901"}
+    assert "cannot be resolved on this host" in subject.parse_problems[0].message
+
+
+def test_engine_is_local() -> None:
     assert engine_is_local("unix:///var/run/docker.sock")
     assert not engine_is_local("tcp://10.0.0.1:2376")
 
