@@ -31,7 +31,7 @@ from paracle_guard.launcher.hostpath import trusted_uids
 ENV_FILE_LIMIT = 1 << 20
 # bufio.Scanner's default token limit, which the Docker CLI reads env files with.
 LINE_LIMIT = 64 * 1024
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: "$" would take "FOO\n"
 _BOM = "\ufeff"
 
 

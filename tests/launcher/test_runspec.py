@@ -254,10 +254,13 @@ def test_env_forwards_only_what_is_named() -> None:
     assert spec(env={"MODE": "fast"}).env == (("MODE", "fast"),)
 
 
-@pytest.mark.parametrize("item", ["=x", "1BAD=x", "A B=c", ""])
+@pytest.mark.parametrize("item", ["=x", "1BAD=x", "A B=c", "", "FOO\n=x", "FOO\n"])
 def test_env_refuses_bad_names(item: str) -> None:
+    # "FOO\n": a regex "$" matches before a final newline; the engine then drops the variable.
     with pytest.raises(InputError, match="--env"):
         parse_env([item], {})
+    with pytest.raises(InputError, match="--env"):
+        spec(env={item.partition("=")[0]: "x"})
 
 
 # --- the workspace ---------------------------------------------------------------------
