@@ -17,11 +17,15 @@ deliberately strict: anything it cannot read as the engine would is a weakness.
 - the default action must refuse (``SCMP_ACT_ERRNO``, ``_KILL``, ``_KILL_THREAD``,
   ``_KILL_PROCESS``, ``_TRAP``); ``ALLOW``, ``LOG``, ``TRACE`` and ``NOTIFY`` let calls
   through (a tracer or a listener decides), and so does a name the engine does not know;
-- every rule that lets a call through, and applies without a capability, may name only
-  system calls the default profile allows without one, and ``clone`` and
-  ``personality`` only with the argument filters the default uses for them. A rule
-  that applies only with capabilities (``includes.caps``) is the capability rules'
-  concern (PG301, PG302): under a policy that drops them all it never applies.
+- every rule that lets a call through may name only system calls the default profile
+  allows without a capability, and ``clone`` and ``personality`` only with the argument
+  filters the default uses for them (``clone``'s second-argument form only on s390,
+  where the flags are that argument: elsewhere it leaves the flags unfiltered);
+- a rule that applies only with capabilities (``includes.caps``, all of which the
+  container must hold) may also name what the default allows with one of those
+  capabilities: it never applies where the default's rule would not. Anything more is a
+  weakness whichever capabilities the policy allows (a ``CAP_NET_BIND_SERVICE`` rule
+  allowing ``unshare`` is one).
 """
 
 from __future__ import annotations
@@ -97,10 +101,33 @@ DEFAULT_ALLOWED = frozenset(_DEFAULT_NAMES.split())
 # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID and NEWNET: none may be set.
 _CLONE_FLAGS = 2114060288
 DEFAULT_FILTERED: dict[str, tuple[tuple[tuple[int, int, int, str], ...], ...]] = {
-    "clone": (((0, _CLONE_FLAGS, 0, "SCMP_CMP_MASKED_EQ"),),
-              ((1, _CLONE_FLAGS, 0, "SCMP_CMP_MASKED_EQ"),)),
+    "clone": (((0, _CLONE_FLAGS, 0, "SCMP_CMP_MASKED_EQ"),),),
     "personality": tuple(((0, value, 0, "SCMP_CMP_EQ"),)
                          for value in (0, 8, 131072, 131080, 4294967295)),
+}
+# On s390 clone's flags are its second argument; the default filters that one there only.
+S390_ARCHES = frozenset({"s390", "s390x"})
+S390_CLONE = ((1, _CLONE_FLAGS, 0, "SCMP_CMP_MASKED_EQ"),)
+_SYS_ADMIN_NAMES = """
+    bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie mount
+    mount_setattr move_mount name_to_handle_at open_tree perf_event_open quotactl quotactl_fd
+    setdomainname sethostname setns syslog umount umount2 unshare
+"""
+# What the default allows only with a capability (its rules with includes.caps).
+DEFAULT_WITH_CAPABILITY: dict[str, frozenset[str]] = {
+    "CAP_DAC_READ_SEARCH": frozenset({"open_by_handle_at"}),
+    "CAP_SYS_ADMIN": frozenset(_SYS_ADMIN_NAMES.split()),
+    "CAP_SYS_BOOT": frozenset({"reboot"}),
+    "CAP_SYS_CHROOT": frozenset({"chroot"}),
+    "CAP_SYS_MODULE": frozenset({"delete_module", "init_module", "finit_module"}),
+    "CAP_SYS_PACCT": frozenset({"acct"}),
+    "CAP_SYS_PTRACE": frozenset({"kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv",
+                                 "process_vm_writev", "ptrace"}),
+    "CAP_SYS_RAWIO": frozenset({"iopl", "ioperm"}),
+    "CAP_SYS_TIME": frozenset({"settimeofday", "stime", "clock_settime"}),
+    "CAP_SYS_TTY_CONFIG": frozenset({"vhangup"}),
+    "CAP_SYS_NICE": frozenset({"get_mempolicy", "mbind", "set_mempolicy"}),
+    "CAP_SYSLOG": frozenset({"syslog"}),
 }
 
 _FILTER = Struct("Filter", {"Caps": STRINGS, "Arches": STRINGS, "MinKernel": ANY})
@@ -143,19 +170,30 @@ def profile_weakness(value: str) -> str | None:
 def _rule_weakness(rule: dict[str, Any]) -> str | None:
     if str(rule.get("Action") or "") in REFUSING_ACTIONS:
         return None
-    if (rule.get("Includes") or {}).get("Caps"):
-        return None  # applies only with those capabilities: the capability rules' concern
+    includes = rule.get("Includes") or {}
+    # A rule that needs capabilities applies only where the default grants their calls too.
+    granted = DEFAULT_ALLOWED.union(*(DEFAULT_WITH_CAPABILITY.get(str(cap), ())
+                                      for cap in includes.get("Caps") or []))
     names = [str(rule.get("Name") or ""), *(str(n) for n in rule.get("Names") or [])]
     arguments = _arguments(rule.get("Args") or [])
     for name in (n for n in names if n):
-        if name in DEFAULT_ALLOWED:
+        if name in granted:
             continue
-        if arguments is not None and arguments in DEFAULT_FILTERED.get(name, ()):
+        if arguments is not None and arguments in _default_filters(name, includes):
             continue
         how = "with other arguments than the default's" if name in DEFAULT_FILTERED else ""
         return (f"allows {name} {how}".rstrip() + " (the default profile does not, to a "
                 "process without capabilities)")
     return None
+
+
+def _default_filters(name: str, includes: dict[str, Any]) -> tuple[Any, ...]:
+    """The argument filters with which the default allows ``name`` where this rule applies."""
+    filters = DEFAULT_FILTERED.get(name, ())
+    arches = {str(arch) for arch in includes.get("Arches") or []}
+    if name == "clone" and arches and arches <= S390_ARCHES:
+        filters = (*filters, S390_CLONE)
+    return filters
 
 
 def _arguments(args: list[Any]) -> tuple[tuple[int, int, int, str], ...] | None:

@@ -24,9 +24,13 @@ DEFAULT_LIKE: dict[str, Any] = {
         *({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
            "args": [{"index": index, "value": 2114060288, "valueTwo": 0,
                      "op": "SCMP_CMP_MASKED_EQ"}],
-           "excludes": {"caps": ["CAP_SYS_ADMIN"]}} for index in (0, 1)),
+           "includes": {"arches": arches},
+           "excludes": {"caps": ["CAP_SYS_ADMIN"]}}
+          for index, arches in ((0, []), (1, ["s390", "s390x"]))),
         {"names": ["mount", "unshare"], "action": "SCMP_ACT_ALLOW",
          "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {"names": ["chroot"], "action": "SCMP_ACT_ALLOW",
+         "includes": {"caps": ["CAP_SYS_CHROOT"]}},
         {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"},
     ],
 }
@@ -58,6 +62,15 @@ def test_a_profile_that_allows_no_more_than_the_default_is_fine() -> None:
      "allows clone with other arguments"),
     (with_rule({"names": ["bpf"], "action": "SCMP_ACT_ALLOW",
                 "excludes": {"caps": ["CAP_SYS_ADMIN"]}}), "allows bpf"),
+    # On x86_64 clone's flags are its first argument: filtering the second filters nothing.
+    (with_rule({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 1, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}]}),
+     "allows clone with other arguments"),
+    # A capability the policy may allow (baseline keeps some) is no licence for unshare.
+    (with_rule({"names": ["unshare"], "action": "SCMP_ACT_ALLOW",
+                "includes": {"caps": ["CAP_NET_BIND_SERVICE"]}}), "allows unshare"),
+    (with_rule({"names": ["mount"], "action": "SCMP_ACT_ALLOW",
+                "includes": {"caps": ["CAP_SYS_CHROOT"]}}), "allows mount"),
     ('{"defaultAction": "SCMP_ACT_ERRNO", "DefaultAction": "SCMP_ACT_ALLOW"}',
      "cannot be read"),  # Go would keep the last; a reader should not guess
     ("/etc/docker/seccomp.json", "cannot be read"),
