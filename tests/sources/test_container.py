@@ -343,6 +343,10 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
                                                    "seccomp:unconfined"]}, {"PG312"}),
     ("apparmor-unconfined", {"security_opt": ["no-new-privileges:true",
                                               "apparmor=unconfined"]}, {"PG312"}),
+    # A custom profile travels as its JSON (the CLI reads the file), stored as sent.
+    ("seccomp-allow-all", {"security_opt": ["no-new-privileges:true",
+                                            'seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']},
+     {"PG312"}),
     ("pid-host", {"pid_mode": "host"}, {"PG305"}),
     ("ipc-host", {"ipc_mode": "host"}, {"PG305"}),
     ("uts-host", {"uts_mode": "host"}, {"PG305"}),
