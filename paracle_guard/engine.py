@@ -16,7 +16,7 @@ from paracle_guard.errors import InputError, did_you_mean
 from paracle_guard.location import Location
 from paracle_guard.policy.loader import PolicyValidationError
 from paracle_guard.policy.models import Policy, Waiver
-from paracle_guard.policy.yaml_lines import Problem, YamlPath
+from paracle_guard.policy.problems import Problem, YamlPath
 from paracle_guard.report.models import (
     Finding,
     Result,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from paracle_guard.exit_codes import ERROR
+
 
 class GuardError(Exception):
     """Base class for every error the user can act on (bad input, missing engine...)."""
 
-    exit_code = 2
+    exit_code = ERROR
 
 
 class PolicyError(GuardError):

@@ -9,6 +9,9 @@
 - ``GuardGroup`` gives every command and group below it these classes when the app
   is built, so a command declared with plain ``typer.Typer()`` anywhere in the
   package follows the house style without knowing about it.
+- ``LazyGroup`` names its commands by the module that declares each one and imports
+  that module only when the command runs (or help lists it): ``lint`` never pays
+  for building ``run``'s twenty options or importing the launcher.
 
 The one thing a command must still do is give each option a metavar (``FILE``,
 ``NAME``...); ``tests/cli/test_help.py`` checks that every option has one.
@@ -16,12 +19,15 @@ The one thing a command must still do is give each option a metavar (``FILE``,
 
 from __future__ import annotations
 
+import functools
+import importlib
 import inspect
 import sys
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import typer
+import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from paracle_guard.cli_kit import click_api as click
@@ -55,6 +61,40 @@ def report_guard_error(error: GuardError, ctx: click.Context | None = None) -> i
     """Print a GuardError in the house style; the exit code to leave with."""
     print_error(str(error), ctx, hint=isinstance(error, UsageError))
     return error.exit_code
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fails_cleanly(command: F) -> F:
+    """Turn a GuardError into the house's one line on stderr and its exit code (2).
+
+    Every command's class does this too; the decorator keeps the handling inside
+    the function for callers that invoke it directly.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GuardError as error:
+            context = click.get_current_context(silent=True)
+            raise typer.Exit(report_guard_error(error, context)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command_app(**settings: Any) -> typer.Typer:
+    """The Typer app a command module declares its one command on: no completion options
+    of its own (the root has them), plain help."""
+    return typer.Typer(add_completion=False, rich_markup_mode=None,
+                       pretty_exceptions_enable=False, **settings)
+
+
+def group_app(help: str, **settings: Any) -> typer.Typer:
+    """The Typer app a command module declares a group of subcommands on (``policy
+    show``, ``cache clear``), a group even while it has one subcommand."""
+    return command_app(cls=GuardGroup, help=help, **settings)
 
 
 def usage_error(message: str, ctx: click.Context | None = None) -> NoReturn:
@@ -302,29 +342,69 @@ class GuardGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def adopt(group: click.Command) -> None:
-    """Give every command and group below ``group`` the house classes and settings.
+class LazyGroup(GuardGroup):
+    """A group whose commands are imported when they run, or when help lists them.
+
+    ``lazy`` maps each command name, in the order help lists them, to the module that
+    declares it on a ``typer.Typer`` named ``app`` (one command, or a group).
+    """
+
+    lazy: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: dict[str, click.Command] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.lazy, *(name for name in super().list_commands(ctx)
+                              if name not in self.lazy)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.lazy.get(cmd_name)
+        if module is None:
+            return super().get_command(ctx, cmd_name)
+        if cmd_name not in self._loaded:
+            declared: typer.Typer = importlib.import_module(module).app
+            # typer makes an app of one command that command itself; group_app's are groups.
+            is_group = declared.info.cls is GuardGroup
+            command = (typer.main.get_group(declared) if is_group
+                       else typer.main.get_command(declared))
+            house_style(command)
+            self._loaded[cmd_name] = command
+        return self._loaded[cmd_name]
+
+
+def house_style(command: click.Command) -> None:
+    """Give ``command`` and everything below it the house classes and settings.
 
     typer builds plain ``TyperCommand``/``TyperGroup`` objects for commands declared
     without ``cls=``; they have the same state as ours, so switching their class
     changes only behaviour. A class someone chose on purpose is left alone.
     """
+    if type(command) is TyperCommand:
+        command.__class__ = GuardCommand
+    elif type(command) is TyperGroup:
+        command.__class__ = GuardGroup
+    command.context_settings = {**CONTEXT_SETTINGS, **command.context_settings}
+    adopt(command)
+
+
+def adopt(group: click.Command) -> None:
+    """Give every command and group below ``group`` the house style (``house_style``)."""
     commands: MutableMapping[str, click.Command] = getattr(group, "commands", {})
     for command in commands.values():
-        if type(command) is TyperCommand:
-            command.__class__ = GuardCommand
-        elif type(command) is TyperGroup:
-            command.__class__ = GuardGroup
-        command.context_settings = {**CONTEXT_SETTINGS, **command.context_settings}
-        adopt(command)
+        house_style(command)
 
 
 def iter_commands(group: click.Command, path: tuple[str, ...] = ()) -> Iterator[
     tuple[tuple[str, ...], click.Command]
 ]:
     """Every command and group below ``group``, with its path of names (for tests and
-    completion listings)."""
-    commands: MutableMapping[str, click.Command] = getattr(group, "commands", {})
-    for name, command in commands.items():
-        yield (*path, name), command
-        yield from iter_commands(command, (*path, name))
+    completion listings); a lazy group's commands are imported to be listed."""
+    if isinstance(group, TyperGroup):
+        ctx = click.Context(group, info_name=path[-1] if path else PROG)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            if command is not None:
+                yield (*path, name), command
+                yield from iter_commands(command, (*path, name))

@@ -1,11 +1,10 @@
 """Options that several commands share, built in one place.
 
 Each is a ``typer.Option`` with a readable metavar, a help text made from the same
-data it checks against, and shell completion. Every command that prints a report
-takes its ``--format`` from ``format_option`` over one map of format names (the
-reports' ``paracle_guard.report.FORMATS``, or ``TEXT_OR_JSON`` for doctor, sandbox
-test and run's refusal report), so the choices, the help and the completion
-never disagree.
+data it checks against, and shell completion. Every command that writes a report or
+a document takes its ``--format`` from ``format_option``, over the one map of
+formats (``paracle_guard.report.FORMATS``) narrowed to the kind of document it
+writes, so the choices, the help and the completion never disagree.
 
 Completions import what they list only when a shell asks: declaring these
 options costs nothing on a normal run.
@@ -14,15 +13,14 @@ options costs nothing on a normal run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from paracle_guard.cli_kit.house import usage_error
 from paracle_guard.errors import did_you_mean
+from paracle_guard.report import DOCUMENT, SCAN_REPORT, formats_for
 
-# What commands that print a small document of their own accept.
-TEXT_OR_JSON: dict[str, str] = {"text": "for people", "json": "for programs"}
 SEVERITIES: dict[str, str] = {
     "error": "only errors fail the run",
     "warning": "warnings and errors fail the run",
@@ -85,14 +83,18 @@ def choice_option(
 
 
 def format_option(
-    choices: Mapping[str, Any],
+    document: str | Mapping[str, Any],
     *,
     names: tuple[str, ...] = ("--format", "-f"),
     repeatable: bool = False,
     default: str = "text",
     what: str = "Output format",
 ) -> Any:
-    """``--format FORMAT`` over ``choices`` (format name -> anything with a description)."""
+    """``--format FORMAT`` over the formats that can write ``document`` (a kind named in
+    ``paracle_guard.report``), or over ``document`` itself when it is a map of choices
+    that are not report formats (``policy export``'s targets): name -> description."""
+    choices: Mapping[str, Any] = (formats_for(document) if isinstance(document, str)
+                                  else document)
     described = {name: _description_of(value) for name, value in choices.items()}
     more = ("Repeat it, each followed by its --output FILE, for several reports from one run."
             if repeatable else "")
@@ -206,3 +208,27 @@ def write_baseline_option() -> Any:
         help="Also write this run's findings as a baseline (a JSON report) to FILE.",
         show_default=False,
     )
+
+
+# --- the options as commands declare them ------------------------------------------------
+#
+# The scan skeleton (cli_commands/scan.py) reads the report options from the command's
+# context by these parameter names: output_format, output, color, baseline, write_baseline.
+
+PolicyOption = Annotated[str | None, policy_option()]
+FormatOption = Annotated[list[str] | None, format_option(SCAN_REPORT, repeatable=True)]
+OutputOption = Annotated[list[str] | None, output_option()]
+FailOnOption = Annotated[str | None, fail_on_option()]
+IgnoreOption = Annotated[list[str] | None, ignore_option()]
+ColorOption = Annotated[str | None, color_option()]
+BaselineOption = Annotated[str | None, baseline_option()]
+WriteBaselineOption = Annotated[str | None, write_baseline_option()]
+DocumentFormatOption = Annotated[str, format_option(DOCUMENT)]
+NoCacheOption = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Read every layer of the image again; neither use nor "
+                 "fill the cache of image facts."),
+]
+StdinNameOption = Annotated[str, typer.Option(
+    "--stdin-filename", metavar="NAME",
+    help="The name findings and waivers use for - (standard input).")]

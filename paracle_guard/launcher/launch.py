@@ -48,6 +48,7 @@ from pydantic import BaseModel, Field
 from paracle_guard import __version__
 from paracle_guard.docker_client import Engine
 from paracle_guard.engine import Plan
+from paracle_guard.exit_codes import TIMEOUT as TIMEOUT_EXIT
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
 from paracle_guard.launcher.gvisor import HostFact
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from paracle_guard.disk_cache import DiskCache
     from paracle_guard.progress import ReadProgress
 
-TIMEOUT_EXIT = 124
 # What the Python API keeps of each stream; the rest is dropped, so a command
 # that prints without end cannot exhaust the caller's memory.
 DEFAULT_OUTPUT_LIMIT = 16 << 20

@@ -20,11 +20,9 @@ import posixpath
 from collections.abc import Sequence
 
 from paracle_guard.errors import GuardError
+from paracle_guard.exit_codes import NOT_FOUND as NOT_FOUND_EXIT
 from paracle_guard.image_tree import ImageTree
 from paracle_guard.subject import Subject
-
-# What a shell answers for a command it cannot find; `run` exits with it too.
-NOT_FOUND_EXIT = 127
 
 
 class CommandNotFound(GuardError):

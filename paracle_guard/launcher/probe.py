@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from paracle_guard.errors import InputError
+from paracle_guard.exit_codes import NOT_FOUND as NOT_FOUND_EXIT
 from paracle_guard.launcher.gvisor import HostFact
 from paracle_guard.launcher.hostproof import ENGINE_MOUNTS, HostFacts, MountEntry
 from paracle_guard.policy.models import SANDBOX_PYTHON_PACKAGES, Policy
@@ -41,9 +42,8 @@ PACKAGES = tuple(SANDBOX_PYTHON_PACKAGES)
 HELLO = "Hello from sandbox"
 # How every probe output line starts, so nothing else the image prints is taken as a fact.
 PREFIX = "paracle-probe:"
-# A launched command that cannot be executed ends like this under the launcher's init
-# (docker-init reports "exec X failed" and exits 127), and a shell's "not found" alike.
-NOT_FOUND_EXIT = 127
+# NOT_FOUND_EXIT: a launched command that cannot be executed ends so under the launcher's
+# init (docker-init reports "exec X failed" and exits 127), and a shell's "not found" alike.
 PROBE_TIMEOUT = 60.0
 WRITABLE = ("/tmp", "/workspace")
 INSIDE = "(the image's own word)"

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from paracle_guard.errors import GuardError
+from paracle_guard.exit_codes import REFUSED
 from paracle_guard.report.models import Finding, Report
 
-REFUSED_EXIT = 125
+REFUSED_EXIT = REFUSED  # the code both exit with, from the one table in exit_codes
 
 
 class PolicyViolation(GuardError):

@@ -31,7 +31,8 @@ from paracle_guard.errors import PolicyError
 from paracle_guard.policy.models import Policy
 
 if TYPE_CHECKING:
-    from paracle_guard.policy.yaml_lines import LocatedDocument, Problem, YamlPath
+    from paracle_guard.policy.problems import Problem, YamlPath
+    from paracle_guard.policy.yaml_lines import LocatedDocument
 
 POLICY_FILENAMES = (".paracle-guard.yaml", ".paracle-guard.yml")
 DEFAULT_POLICY = "sandbox"
@@ -181,7 +182,7 @@ class _Layer:
         return [entry for entry in declared if isinstance(entry, str)]
 
     def error(self, path: YamlPath, message: str) -> PolicyError:
-        from paracle_guard.policy.yaml_lines import Problem
+        from paracle_guard.policy.problems import Problem
 
         problem = Problem(self.source.display, self.document.line_of(path), path, message)
         return PolicyError(str(problem))
@@ -385,7 +386,7 @@ def _check_rule_clash(
             first = f"{there[0]}:{there[1]}" if there is not None else "an extended policy"
             file, line = here if here is not None else ("policy", None)
             message = f"{attribute} {value!r} is already used by the custom rule at {first}"
-            from paracle_guard.policy.yaml_lines import Problem
+            from paracle_guard.policy.problems import Problem
 
             raise PolicyError(str(Problem(file, line, ("custom_rules", index), message)))
 
@@ -402,7 +403,7 @@ def _deep_merge(base: Any, over: Any) -> Any:
 def _pydantic_problems(
     exc: ValidationError, merged: _Merged, data: dict[str, Any], source: _Source
 ) -> list[Problem]:
-    from paracle_guard.policy.yaml_lines import Problem
+    from paracle_guard.policy.problems import Problem
 
     problems = []
     for error in exc.errors():

@@ -17,7 +17,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paracle_guard.policy.yaml_lines import LocatedDocument, Problem, YamlPath
+from paracle_guard.policy.problems import Problem, YamlPath
+from paracle_guard.policy.yaml_lines import LocatedDocument
 
 if TYPE_CHECKING:
     # jsonschema ships no type hints; the ignore stays quiet once types-jsonschema is installed.

@@ -21,7 +21,7 @@ The result holds only JSON types (dict, list, str, int, float, bool, None).
 
 from __future__ import annotations
 
-import re
+import re  # noqa: F401
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,46 +29,12 @@ from typing import Any
 import yaml
 
 from paracle_guard.errors import PolicyError
+from paracle_guard.policy.problems import Problem, YamlPath
 from paracle_guard.yaml12 import MAP, MERGE, SEQ, STR, Yaml12Loader, scalar_value
-
-YamlPath = tuple[str | int, ...]
 
 # Anchors let a small file expand into a huge tree ("billion laughs"); no honest
 # policy comes anywhere near this many nodes.
 _MAX_NODES = 100_000
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a policy, at a place a user can find."""
-
-    file: str
-    line: int | None
-    path: YamlPath
-    message: str
-
-    @property
-    def path_text(self) -> str:
-        return format_path(self.path)
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        if self.path:
-            where += f": {format_path(self.path)}"
-        return f"{where}: {self.message}"
-
-
-def format_path(path: YamlPath) -> str:
-    """``controls.user.allowed_uids[0]``; keys that are not plain words are quoted."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{part!r}]"
-    return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,82 @@
+"""Each command is imported only when it runs: lint pays for nothing of the others."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from paracle_guard.cli import COMMANDS
+from tests.cli_process import run_cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# What only other commands need: the engine client and the Docker SDK, the launcher, the
+# authz plugin, the readers of images, containers, compose and k8s, and PyYAML (a policy
+# already resolved is remembered; rich only colours a terminal).
+OTHERS_ONLY = (
+    "docker", "rich", "jsonschema", "yaml",
+    "paracle_guard.docker_client", "paracle_guard.launcher", "paracle_guard.authz",
+    "paracle_guard.sources.image", "paracle_guard.sources.container",
+    "paracle_guard.sources.compose", "paracle_guard.sources.k8s",
+    "paracle_guard.policy.export",
+)
+
+
+def _modules_after(*args: str) -> list[str]:
+    probe = textwrap.dedent(
+        f"""\
+        import json, sys
+        from paracle_guard.cli import main
+        sys.argv = ["paracle-guard", *{list(args)!r}]
+        try:
+            main()
+        except SystemExit:
+            pass
+        finally:
+            print("MODULES:" + json.dumps(sorted(sys.modules)))
+        """
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
+                         text=True)
+    line = next(line for line in ran.stdout.splitlines() if line.startswith("MODULES:"))
+    modules: list[str] = json.loads(line.removeprefix("MODULES:"))
+    return modules
+
+
+def test_lint_imports_no_module_of_another_command() -> None:
+    lint = ("lint", "docker/Dockerfile.sandbox", "--policy", "sandbox")
+    _modules_after(*lint)  # the first run resolves the policy (PyYAML) and remembers it
+    loaded = _modules_after(*lint)
+    assert "paracle_guard.cli_commands.lint" in loaded
+    other_commands = {module for name, module in COMMANDS.items() if name != "lint"}
+    assert sorted(other_commands & set(loaded)) == []
+    heavy = [module for module in loaded
+             if any(module == name or module.startswith(name + ".") for name in OTHERS_ONLY)]
+    assert heavy == []
+
+
+def test_a_command_imports_its_own_module_only() -> None:
+    loaded = set(_modules_after("policy", "list"))
+    assert "paracle_guard.cli_commands.policy" in loaded
+    assert sorted(loaded & set(COMMANDS.values())) == ["paracle_guard.cli_commands.policy"]
+
+
+def test_help_lists_every_command_with_its_help() -> None:
+    shown = run_cli("--help").stdout
+    listed = shown.split("Commands:")[1].split("Options:")[0]
+    names = [line.split()[0] for line in listed.splitlines()
+             if line.startswith("  ") and not line.startswith("   ")]
+    assert names == list(COMMANDS)
+    for line in listed.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            assert len(line.split(maxsplit=1)) == 2, line  # a name and its help
+
+
+def test_every_module_declares_the_command_it_is_named_for() -> None:
+    for name in COMMANDS:
+        ran = run_cli(name, "--help")
+        assert ran.code == 0, ran.stderr
+        assert ran.stdout.startswith(f"Usage: paracle-guard {name} ")
