@@ -14,7 +14,7 @@
   for building ``run``'s twenty options or importing the launcher.
 
 The one thing a command must still do is give each option a metavar (``FILE``,
-``NAME``...); ``tests/cli/test_help.py`` checks that every option has one.
+``NAME``...); ``tests/cli_kit/test_house.py`` checks that every option has one.
 """
 
 from __future__ import annotations
