@@ -1,4 +1,5 @@
-"""Built images as Subjects: through the Docker Engine, or from a ``docker save`` archive.
+"""Built images as Subjects: through the Docker Engine, or from a ``docker save`` archive
+or an OCI image layout.
 
 Both paths read the same thing, the layers of the image's ``docker save``
 archive, without starting a container, so they give the same facts for the same
@@ -101,12 +102,17 @@ def load_resolved_image(
     return subject
 
 
-def load_image_archive(path: str | Path, ref: str | None = None) -> Subject:
-    """Check an image from a ``docker save`` archive (plain or gzip), with no engine at all.
+def load_image_archive(
+    path: str | Path, ref: str | None = None, *, platform: str | None = None
+) -> Subject:
+    """Check an image from a ``docker save`` archive (plain or gzip) or an OCI image layout
+    (a directory or a tar of one), with no engine at all.
 
-    When the archive holds several images, ``ref`` picks one by tag or image ID.
+    When the archive holds several images, ``ref`` picks one by tag or image ID;
+    ``platform`` (``linux/arm64``) picks among a layout's platforms, this machine's
+    by default.
     """
-    archive, reread = _read_archive(str(path))
+    archive, reread = _read_archive(str(path), platform)
     if ref is None and len(archive.images) > 1:
         listing = "; ".join(_describe(image) for image in archive.images)
         raise InputError(f"{archive.source} holds {len(archive.images)} images ({listing}); "
@@ -115,14 +121,18 @@ def load_image_archive(path: str | Path, ref: str | None = None) -> Subject:
                          reread=reread)
 
 
-def load_archive_images(path: str, refs: Sequence[str] = ()) -> list[Subject]:
-    """The images ``refs`` name in a ``docker save`` archive, or every image it holds.
+def load_archive_images(
+    path: str, refs: Sequence[str] = (), *, platform: str | None = None
+) -> list[Subject]:
+    """The images ``refs`` name in a ``docker save`` archive or an OCI image layout (a
+    directory or a tar of one), or every image it holds.
 
-    ``path`` ``-`` reads the archive from standard input. Each image is its own
+    ``path`` ``-`` reads the archive from standard input. ``platform`` picks among a
+    layout's platforms (default: this machine's). Each image is its own
     target: its reference when named, the archive's name when it holds only one,
     else its first tag (or the archive and the image ID).
     """
-    archive, reread = _read_archive(path)
+    archive, reread = _read_archive(path, platform)
     if refs:
         return [image_subject(archive, _pick_by_ref(archive, ref), target=ref, reread=reread)
                 for ref in refs]
@@ -141,14 +151,19 @@ def _archive_target(archive: SavedArchive, image: SavedImage) -> str:
 ArchiveReread = Callable[[frozenset[str]], SavedArchive]
 
 
-def _read_archive(path: str) -> tuple[SavedArchive, ArchiveReread | None]:
-    """The archive read once, and a way to read it again (None for a pipe)."""
+def _read_archive(
+    path: str, platform: str | None = None
+) -> tuple[SavedArchive, ArchiveReread | None]:
+    """The archive (or OCI layout directory) read once, and a way to read it again (None for
+    a pipe). ``platform`` picks among an OCI layout's platforms."""
     if path == STDIN:
         if sys.stdin.isatty():
             raise InputError("--input -: standard input is a terminal; pipe an archive in "
                              "(docker save IMAGE | paracle-guard image --input -)")
         # A pipe is read front to back; nothing can be skipped with a seek.
-        return read_saved_archive(sys.stdin.buffer, source=STDIN_NAME), None
+        return read_saved_archive(sys.stdin.buffer, source=STDIN_NAME, platform=platform), None
+    if os.path.isdir(path):
+        return _read_layout_directory(path, platform)
     try:
         stream = open(path, "rb")  # noqa: SIM115 (closed below, after fstat)
         info = os.fstat(stream.fileno())
@@ -158,13 +173,24 @@ def _read_archive(path: str) -> tuple[SavedArchive, ArchiveReread | None]:
     seekable = stat.S_ISREG(info.st_mode)
     size = info.st_size if seekable else None
     with stream:
-        archive = read_saved_archive(stream, source=path, size=size)
+        archive = read_saved_archive(stream, source=path, size=size, platform=platform)
 
     def reread(wanted: frozenset[str]) -> SavedArchive:
         with open(path, "rb") as again:
-            return read_saved_archive(again, source=path, size=size, wanted=wanted)
+            return read_saved_archive(again, source=path, size=size, wanted=wanted,
+                                      platform=platform)
 
     return archive, reread if seekable else None
+
+
+def _read_layout_directory(path: str, platform: str | None) -> tuple[SavedArchive, ArchiveReread]:
+    """An OCI image layout kept as a directory, and a way to read it again."""
+    from paracle_guard.sources.oci_directory import read_layout_directory
+
+    def read(wanted: frozenset[str] = ACCOUNT_FILES) -> SavedArchive:
+        return read_layout_directory(Path(path), source=path, wanted=wanted, platform=platform)
+
+    return read(), read
 
 
 def _normalise_tag(ref: str) -> str:

@@ -33,6 +33,12 @@ from paracle_guard.sources.image_content import (
     examine,
     kind_of,
 )
+from paracle_guard.sources.oci_layout import (
+    LAYOUT_FILE,
+    HashingSource,
+    ScannedBlob,
+    images_from_layout,
+)
 from paracle_guard.sources.tar_stream import (
     Source,
     StreamSource,
@@ -274,19 +280,25 @@ def read_saved_archive(
     size: int | None = None,
     on_layer: Callable[[], None] | None = None,
     wanted: frozenset[str] = ACCOUNT_FILES,
+    platform: str | None = None,
 ) -> SavedArchive:
-    """Read a ``docker save`` stream once, scanning every layer as it passes.
+    """Read a ``docker save`` stream, or a tar of an OCI image layout, once, scanning every
+    layer as it passes.
 
     ``size`` is the byte size of a stream that is a real, seekable file: data
-    nobody needs is then skipped with a seek instead of being read. ``on_layer``
-    is called after each layer is scanned (for progress). ``wanted`` is passed to
-    every layer scan.
+    nobody needs is then skipped with a seek instead of being read (the layers of
+    ``blobs/`` are read whole, to verify their digests). ``on_layer`` is called
+    after each layer is scanned (for progress). ``wanted`` is passed to every
+    layer scan. ``platform`` picks among an OCI layout's platforms (default: this
+    machine's).
     """
     documents: dict[str, bytes] = {}
     scans: dict[str, LayerScan] = {}
     # Layers that could not be read, with why: an error only if the chosen image uses them.
     broken: dict[str, str] = {}
     links: dict[str, str] = {}
+    digests: dict[str, tuple[str, int]] = {}  # blobs/ layer -> sha256 (hex) and size
+    sizes: dict[str, int] = {}
     try:
         archive = open_tar(StreamSource(stream, size))
         for member in archive:
@@ -300,7 +312,9 @@ def read_saved_archive(
                 continue
             if not member.isreg():
                 continue
+            sizes[name] = member.size
             layer: Source | None = None
+            hashing: HashingSource | None = None
             if name.endswith("/layer.tar"):
                 layer = archive.data()
             elif name.startswith("blobs/"):
@@ -313,12 +327,15 @@ def read_saved_archive(
                                     "supported; save the image from an engine that stores "
                                     "layers uncompressed or gzip-compressed")
                 else:
-                    layer = _Prepend(head, archive.data())
-            elif name.endswith(".json") and "/" not in name and member.size <= JSON_LIMIT:
+                    layer = hashing = HashingSource(_Prepend(head, archive.data()))
+            elif ((name.endswith(".json") and "/" not in name) or name == LAYOUT_FILE) \
+                    and member.size <= JSON_LIMIT:
                 documents[name] = archive.read(member.size)
             if layer is not None:
                 try:
                     scans[name] = scan_layer(layer, source=source, member=name, wanted=wanted)
+                    if hashing is not None:
+                        digests[name] = hashing.finish()
                 except InputError as exc:
                     broken[name] = str(exc)
                 if on_layer is not None:
@@ -330,8 +347,70 @@ def read_saved_archive(
                          if isinstance(exc, OSError) else
                          f"{source} cannot be decompressed ({exc})") from exc
 
-    images = _images_from_manifest(documents, scans, broken, links, source)
+    if "manifest.json" not in documents and LAYOUT_FILE in sizes:
+        # No docker save manifest: an OCI layout, as containerd and podman load it.
+        blobs = _ArchiveBlobs(source, documents, scans, broken, links, digests, sizes)
+        images = images_from_layout(blobs, layout_image(source), platform=platform)
+    else:
+        images = _images_from_manifest(documents, scans, broken, links, source)
     return SavedArchive(source=source, images=images, scans=scans)
+
+
+@dataclass
+class _ArchiveBlobs:
+    """An OCI layout's files as a tar read front to back left them."""
+
+    source: str
+    documents: dict[str, bytes]
+    scans: dict[str, LayerScan]
+    broken: dict[str, str]
+    links: dict[str, str]
+    digests: dict[str, tuple[str, int]]
+    sizes: dict[str, int]
+
+    def top(self, name: str, limit: int) -> bytes | None:
+        return self.document(name, limit)
+
+    def document(self, name: str, limit: int) -> bytes | None:
+        name = _resolve(name, self.links)
+        if self.sizes.get(name, 0) > limit:
+            raise InputError(f"{self.source}: {name} is {self.sizes[name]} bytes, over the "
+                             f"{limit >> 20} MiB paracle-guard reads; refused")
+        if name in self.scans or name in self.broken:
+            raise InputError(f"{self.source}: {name} is a layer where a JSON document is "
+                             "expected")
+        return self.documents.get(name)
+
+    def layer(self, name: str) -> ScannedBlob | None:
+        name = _resolve(name, self.links)
+        if name in self.broken:
+            raise InputError(self.broken[name])
+        if name in self.documents:
+            raise InputError(f"{self.source}: layer {name} is a JSON document, not a tar")
+        if name not in self.scans:
+            return None
+        sha256, size = self.digests[name]
+        return ScannedBlob(self.scans[name], sha256, size, name)
+
+
+def layout_image(source: str) -> Callable[[bytes, tuple[str, ...], tuple[str, ...]], SavedImage]:
+    """Builds an OCI layout's image from its verified config and layer blob names."""
+
+    def make(raw: bytes, layers: tuple[str, ...], tags: tuple[str, ...]) -> SavedImage:
+        config_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+        try:
+            config = decode_image_config(raw)
+        except ConfigError as exc:
+            raise InputError(f"{source}: config {config_id} is not a JSON object the engine "
+                             f"would load ({exc})") from None
+        if len(config.diff_ids) != len(layers):
+            # containerd refuses such an image ("mismatched image rootfs and manifest layers").
+            raise InputError(f"{source}: config {config_id} lists {len(config.diff_ids)} "
+                             f"layers, its manifest {len(layers)}; refused")
+        return SavedImage(id=config_id, tags=tags, config=config, layers=layers,
+                          diff_ids=tuple(config.diff_ids))
+
+    return make
 
 
 class _Prepend:
@@ -371,7 +450,8 @@ def _images_from_manifest(
     source: str,
 ) -> list[SavedImage]:
     if "manifest.json" not in documents:
-        raise InputError(f"{source} is not a docker save archive (it has no manifest.json)")
+        raise InputError(f"{source} is not a docker save archive (it has no manifest.json) "
+                         f"nor an OCI image layout (it has no {LAYOUT_FILE})")
     try:
         manifest = json.loads(documents["manifest.json"])
     except ValueError as exc:
