@@ -1,4 +1,4 @@
-"""The one door to the Docker Engine.
+"""The one door to the Docker Engine: ``Engine`` implements ``engine_protocol.ContainerEngine``.
 
 Everything that talks to the engine goes through an ``Engine``; it turns the
 SDK's many failure modes into one-line ``GuardError``s. The Docker SDK is
@@ -9,6 +9,7 @@ Docker (``paracle-guard lint``) never pay for it. Nothing here ever pulls.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import importlib
 import io
@@ -20,11 +21,19 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
+from paracle_guard.engine_protocol import (
+    ContainerFile,
+    EngineNotFound,
+    EngineRefused,
+    ImageInfo,
+    ImageStore,
+)
 from paracle_guard.errors import EngineUnavailable, GuardError, ImageNotFound, InputError
+
+__all__ = ["ContainerFile", "Engine", "EngineReader", "ImageInfo", "connect", "resolve_image"]
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 # Connecting is a local socket or a nearby host: an engine that takes longer is not there.
@@ -33,35 +42,6 @@ CONNECT_TIMEOUT = 5.0
 # image on a slow disk needs minutes, not seconds.
 OPERATION_TIMEOUT = 600.0
 SAVE_CHUNK_SIZE = 1 << 20
-
-
-@dataclass(frozen=True)
-class ContainerFile:
-    """One path of a container's filesystem, as the engine's archive endpoint gives it."""
-
-    kind: Literal["file", "symlink", "other", "unreadable"]
-    content: bytes | None = None  # a regular file's bytes, when within the limit asked
-    link_target: str = ""  # a symlink's target, resolved inside the container's root
-    reason: str = ""  # unreadable: what the engine said
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """A local image as the engine describes it."""
-
-    id: str  # "sha256:..."
-    tags: tuple[str, ...]
-    repo_digests: tuple[str, ...]
-    os: str
-    architecture: str
-    # The image's run configuration (User, Env, ExposedPorts, Volumes, WorkingDir...).
-    config: dict[str, Any]
-    diff_ids: tuple[str, ...]  # layer diff IDs, bottom first
-    size: int
-    variant: str = ""
-    # The storage driver ("overlay2") and its folders (UpperDir, LowerDir...), where local.
-    graph_driver: str = ""
-    graph_data: dict[str, str] = field(default_factory=dict)
 
 
 def _sdk() -> tuple[ModuleType, ModuleType]:
@@ -271,6 +251,85 @@ class Engine:
             raise _unavailable(exc) from exc
         return archived_file(data, limit)
 
+    # --- running one container (the launcher's backend, the runtime probe) ---
+
+    @contextlib.contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        """The SDK's errors as the protocol's: refused (404: not found), or unreachable."""
+        docker, requests = _sdk()
+        try:
+            yield
+        except docker.errors.APIError as exc:
+            explanation = exc.explanation or str(exc)
+            if isinstance(explanation, bytes):
+                explanation = explanation.decode("utf-8", "replace")
+            kind = EngineNotFound if isinstance(exc, docker.errors.NotFound) else EngineRefused
+            raise kind(f"the Docker Engine at {self.host} could not {what}: {explanation}",
+                       status=exc.status_code, explanation=str(explanation).strip()) from exc
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            raise EngineUnavailable(f"lost the Docker Engine at {self.host}: {exc}") from exc
+
+    def version(self) -> dict[str, Any]:
+        with self._calling("report its version"):
+            return dict(self.client.api.version())
+
+    def create_container(self, body: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+        with self._calling("create a container"):
+            return dict(self.client.api.create_container_from_config(body, name=name))
+
+    def find_container(self, ref: str) -> dict[str, Any] | None:
+        try:
+            with self._calling(f"inspect container {ref}"):
+                return dict(self.client.api.inspect_container(ref))
+        except EngineNotFound:
+            return None
+
+    def attach(self, container: str, *, stdin: bool) -> Any:
+        params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": 1 if stdin else 0}
+        with self._calling(f"attach to container {container}"):
+            return self.client.api.attach_socket(container, params=params)
+
+    def start(self, container: str) -> None:
+        with self._calling(f"start container {container}"):
+            self.client.api.start(container)
+
+    def wait(self, container: str, timeout: float | None) -> dict[str, Any] | None:
+        _, requests = _sdk()
+        try:
+            with self._calling(f"wait for container {container}"):
+                # None here is "no timeout", not the client's operation timeout: a
+                # command may run for longer than any request should.
+                return dict(self.client.api.wait(container, timeout=timeout))
+        except EngineUnavailable as exc:
+            if isinstance(exc.__cause__, requests.exceptions.ReadTimeout):
+                return None
+            raise
+
+    def kill(self, container: str) -> None:
+        try:
+            with self._calling(f"kill container {container}"):
+                self.client.api.kill(container)
+        except EngineRefused as exc:
+            if exc.status not in (404, 409):  # gone, or not running any more
+                raise
+
+    def remove_container(self, container: str) -> None:
+        with self._calling(f"remove container {container}"):
+            self.client.api.remove_container(container, v=True, force=True)
+
+    def logs(self, container: str) -> bytes:
+        with self._calling(f"read the logs of container {container}"):
+            return bytes(self.client.api.logs(container))
+
+    def import_image(self, archive: bytes, *, changes: Sequence[str]) -> str:
+        with self._calling("import an image"):
+            answer = self.client.api.import_image_from_data(archive, changes=list(changes))
+        return _imported_id(answer)
+
+    def remove_image(self, image: str) -> None:
+        with self._calling(f"remove image {image}"):
+            self.client.api.remove_image(image, force=True)
+
     def _optional(self, call: Callable[[], Any], what: str) -> dict[str, Any] | None:
         docker, requests = _sdk()
         try:
@@ -283,9 +342,19 @@ class Engine:
             raise _unavailable(exc) from exc
 
     def _failed(self, what: str, exc: Any) -> GuardError:
-        return GuardError(
-            f"the Docker Engine at {self.host} could not {what}: {exc.explanation or exc}"
-        )
+        return EngineRefused(
+            f"the Docker Engine at {self.host} could not {what}: {exc.explanation or exc}",
+            status=exc.status_code, explanation=str(exc.explanation or exc))
+
+
+def _imported_id(response: Any) -> str:
+    """The image ID in the engine's answer to an import (a JSON line, or several)."""
+    text = response.decode() if isinstance(response, bytes) else str(response)
+    for line in reversed(text.splitlines()):
+        status = json.loads(line).get("status", "") if line.strip().startswith("{") else ""
+        if status.startswith("sha256:"):
+            return str(status)
+    raise GuardError(f"the engine did not say which image it imported: {text[:200]}")
 
 
 def archive_file(stat: Any, limit: int) -> ContainerFile | None:
@@ -359,7 +428,7 @@ class ChunkStream(io.RawIOBase):
         return count
 
 
-def open_save_stream(engine: Engine, image_id: str) -> io.BufferedReader:
+def open_save_stream(engine: ImageStore, image_id: str) -> io.BufferedReader:
     """The ``docker save`` archive of ``image_id`` as a buffered, forward-only binary file."""
     return io.BufferedReader(ChunkStream(engine.save_image(image_id)), buffer_size=SAVE_CHUNK_SIZE)
 

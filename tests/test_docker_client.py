@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from paracle_guard.docker_client import ChunkStream, Engine, open_save_stream, resolve_image
+from paracle_guard.docker_client import (
+    ChunkStream,
+    Engine,
+    _imported_id,
+    open_save_stream,
+    resolve_image,
+)
+from paracle_guard.engine_protocol import ContainerEngine, EngineNotFound
 from paracle_guard.errors import EngineUnavailable, GuardError, ImageNotFound, InputError
 from tests.docker_images import TestImages
 
@@ -104,3 +111,19 @@ def test_a_failed_save_is_one_line_with_the_engines_reason(engine: Engine) -> No
     message = str(caught.value)
     assert message.startswith("the Docker Engine at ")
     assert "could not save image sha256:000" in message and "\n" not in message
+
+
+def test_the_imported_image_id_in_the_engines_answer() -> None:
+    answer = b'{"status":"sha256:' + b"a" * 64 + b'"}\r\n'
+    assert _imported_id(answer) == "sha256:" + "a" * 64
+    with pytest.raises(GuardError, match="did not say"):
+        _imported_id(b'{"status":"working"}')
+
+
+def test_the_docker_engine_is_a_container_engine(engine: Engine) -> None:
+    typed: ContainerEngine = engine  # mypy checks the whole protocol here
+    assert typed.version()["ApiVersion"]
+    assert typed.find_container("paracle-guard-no-such-container") is None
+    with pytest.raises(EngineNotFound, match="could not remove container"):
+        typed.remove_container("paracle-guard-no-such-container")
+    typed.kill("paracle-guard-no-such-container")  # gone already: not an error

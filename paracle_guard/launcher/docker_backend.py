@@ -17,15 +17,14 @@ the kernel did from this host; an engine elsewhere (``DOCKER_HOST=tcp://``,
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from paracle_guard.docker_client import Engine
-from paracle_guard.errors import EngineUnavailable
+from paracle_guard.engine_protocol import ContainerEngine, EngineNotFound, EngineRefused
+from paracle_guard.errors import EngineUnavailable, GuardError
 from paracle_guard.launcher.backend import CheckedImage, Ended, Observation, Removal
 from paracle_guard.launcher.gvisor import (
     gofer_mounts,
@@ -67,6 +66,8 @@ if TYPE_CHECKING:
 # engine under load may still be finishing the create, or a kill, when asked.
 REMOVE_ATTEMPTS = 6
 REMOVE_BACKOFF = 0.2
+# A launch may wait on a busy engine's description (its runtimes) longer than doctor does.
+INFO_SECONDS = 60.0
 # How long a container whose first process could not be read may take to show as ended.
 ENDING_SECONDS = 2.0
 
@@ -214,13 +215,14 @@ def _env_dict(raw: object) -> dict[str, str]:
 
 
 class DockerBackend:
-    """One launch on the Docker Engine; every engine failure becomes a one-line error."""
+    """One launch on a Docker-API engine (``ContainerEngine``); every engine failure becomes a
+    one-line error."""
 
     name = "docker"
 
     def __init__(
         self,
-        engine: Engine,
+        engine: ContainerEngine,
         *,
         image_cache: dict[str, Subject] | None = None,
         facts_cache: DiskCache | None = None,
@@ -230,9 +232,6 @@ class DockerBackend:
         self._facts_cache = facts_cache
         self._progress = progress
         self.engine_host: str | None = engine.host
-        self.api = engine.client.api
-        self._errors = importlib.import_module("docker.errors")
-        self._requests = importlib.import_module("requests")
         self._image_cache = image_cache if image_cache is not None else {}
         self._image_documents: dict[str, dict[str, Any]] = {}
         self._warnings: dict[str, list[str]] = {}
@@ -243,15 +242,10 @@ class DockerBackend:
     def _call(self, what: str) -> Iterator[None]:
         try:
             yield
-        except self._errors.APIError as exc:
-            explanation = exc.explanation or str(exc)
-            if isinstance(explanation, bytes):
-                explanation = explanation.decode("utf-8", "replace")
-            raise LaunchError(f"{what}: the engine said: {explanation.strip()}") from exc
-        except (self._errors.DockerException, self._requests.RequestException, OSError) as exc:
-            raise EngineUnavailable(
-                f"{what}: lost the Docker Engine at {self.engine.host}: {exc}"
-            ) from exc
+        except EngineRefused as exc:
+            raise LaunchError(f"{what}: the engine said: {exc.explanation}") from exc
+        except EngineUnavailable as exc:
+            raise EngineUnavailable(f"{what}: {exc}") from exc
 
     def preflight(self) -> None:
         from paracle_guard.sources.container import engine_is_local
@@ -281,7 +275,8 @@ class DockerBackend:
         """The engine's registered runtimes by name, asked once per launch."""
         if self._runtimes is None:
             with self._call("asking the engine for its runtimes"):
-                self._runtimes = {r.name: r for r in engine_runtimes(self.api.info())}
+                self._runtimes = {r.name: r for r in engine_runtimes(
+                    self.engine.info(timeout=INFO_SECONDS))}
         return self._runtimes
 
     def _check_runtime(self, spec: RunSpec) -> None:
@@ -303,25 +298,30 @@ class DockerBackend:
     def create(self, spec: RunSpec) -> str:
         self._check_runtime(spec)
         with self._call(f"creating the container from image {spec.image_id}"):
-            created = self.api.create_container_from_config(create_config(spec), name=spec.name)
+            created = self.engine.create_container(create_config(spec), name=spec.name)
         handle = str(created["Id"])
         self._warnings[handle] = [str(w) for w in created.get("Warnings") or [] if w]
         return handle
 
     def find(self, spec: RunSpec) -> str | None:
-        try:
-            return str(self.api.inspect_container(spec.name)["Id"])
-        except self._errors.NotFound:
-            return None
+        found = self.engine.find_container(spec.name)
+        return None if found is None else str(found["Id"])
 
     def inspect(self, container: str) -> dict[str, Any]:
         with self._call(f"inspecting container {container}"):
-            return dict(self.api.inspect_container(container))
+            found = self.engine.find_container(container)
+        if found is None:
+            raise LaunchError(f"inspecting container {container}: the engine has no such "
+                              "container")
+        return found
 
     def _image_document(self, image_id: str) -> dict[str, Any]:
         if image_id not in self._image_documents:
             with self._call(f"inspecting image {image_id}"):
-                self._image_documents[image_id] = dict(self.api.inspect_image(image_id))
+                document = self.engine.inspect_image_document(image_id)
+            if document is None:
+                raise LaunchError(f"inspecting image {image_id}: the engine has no such image")
+            self._image_documents[image_id] = document
         return self._image_documents[image_id]
 
     def verify(self, handle: str, spec: RunSpec, *, started: bool) -> Observation:
@@ -383,11 +383,10 @@ class DockerBackend:
         observation.proof = problems
 
     def start(self, handle: str, spec: RunSpec) -> None:
-        params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": 1 if spec.open_stdin else 0}
         with self._call(f"attaching to container {handle}"):
-            self._attached = self.api.attach_socket(handle, params=params)
+            self._attached = self.engine.attach(handle, stdin=spec.open_stdin)
         with self._call(f"starting container {handle}"):
-            self.api.start(handle)
+            self.engine.start(handle)
 
     def stream(
         self, handle: str, spec: RunSpec, stdout: Sink, stderr: Sink,
@@ -423,15 +422,10 @@ class DockerBackend:
 
     def _wait_once(self, container: str, timeout: float | None) -> int | None:
         """The container's exit code, or None when it is still running after ``timeout``."""
-        try:
-            with self._call(f"waiting for container {container}"):
-                # None here is "no timeout", not the client's operation timeout: a
-                # command may run for longer than any request should.
-                status = self.api.wait(container, timeout=timeout)
-        except EngineUnavailable as exc:
-            if isinstance(exc.__cause__, self._requests.exceptions.ReadTimeout):
-                return None
-            raise
+        with self._call(f"waiting for container {container}"):
+            status = self.engine.wait(container, timeout)
+        if status is None:
+            return None
         error = (status.get("Error") or {}).get("Message")
         if error:
             raise LaunchError(f"container {container} ended with an engine error: {error}")
@@ -439,11 +433,9 @@ class DockerBackend:
 
     def stop(self, handle: str) -> None:
         try:
-            self.api.kill(handle)
-        except self._errors.APIError as exc:
-            if exc.status_code in (404, 409):  # gone, or not running any more
-                return
-            raise LaunchError(f"killing container {handle}: {exc.explanation or exc}") from exc
+            self.engine.kill(handle)  # gone, or not running any more, is not an error
+        except EngineRefused as exc:
+            raise LaunchError(f"killing container {handle}: {exc.explanation}") from exc
 
     def remove(self, handle: str) -> Removal:
         """Force-remove by ID, then ask again until the engine says 404; never raises."""
@@ -452,20 +444,17 @@ class DockerBackend:
         wait = REMOVE_BACKOFF
         for attempt in range(REMOVE_ATTEMPTS):
             try:
-                self.api.remove_container(handle, v=True, force=True)
-            except self._errors.NotFound:
+                self.engine.remove_container(handle)
+            except EngineNotFound:
                 pass
-            except self._errors.APIError as exc:  # 409: a removal already in progress
-                last = str(exc.explanation or exc)
-            except (self._errors.DockerException, self._requests.RequestException,
-                    OSError) as exc:
+            except EngineRefused as exc:  # 409: a removal already in progress
+                last = exc.explanation
+            except EngineUnavailable as exc:
                 last = f"lost the engine: {exc}"
             try:
-                self.api.inspect_container(handle)
-            except self._errors.NotFound:
-                return Removal(True, f"container {handle[:12]} was removed")
-            except (self._errors.DockerException, self._requests.RequestException,
-                    OSError) as exc:
+                if self.engine.find_container(handle) is None:
+                    return Removal(True, f"container {handle[:12]} was removed")
+            except GuardError as exc:
                 last = f"cannot ask the engine: {exc}"
             if attempt < REMOVE_ATTEMPTS - 1:
                 time.sleep(wait)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from paracle_guard.docker_client import Engine, engine_host
+from paracle_guard.engine_protocol import ContainerEngine
 from paracle_guard.errors import GuardError
 from paracle_guard.launcher.runtimes import (
     GVISOR,
@@ -257,8 +258,12 @@ def probed_runtimes(runtimes: list[Runtime], wanted: RuntimeControl) -> list[str
     return [r.name for r in runtimes if r.sandbox]
 
 
+# doctor asks once, and may have to wait on a busy engine for its description.
+INFO_SECONDS = 60.0
+
+
 def diagnose(
-    engine: Engine | None = None,
+    engine: ContainerEngine | None = None,
     *,
     runtime: RuntimeControl | None = None,
     policy_name: str | None = None,
@@ -270,8 +275,8 @@ def diagnose(
         if engine is None:
             with Engine.connect() as fresh:
                 return diagnose(fresh, runtime=runtime, policy_name=policy_name, probe=probe)
-        version = engine.client.api.version()
-        info = engine.client.api.info()
+        version = engine.version()
+        info = engine.info(timeout=INFO_SECONDS)
     except GuardError as error:
         return Diagnosis([Check("engine", "fail", str(error))], subject)
     except Exception as error:  # the SDK's many failures: all mean "cannot ask the engine"

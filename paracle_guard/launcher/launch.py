@@ -48,6 +48,7 @@ from pydantic import BaseModel, Field
 from paracle_guard import __version__
 from paracle_guard.docker_client import Engine
 from paracle_guard.engine import Plan
+from paracle_guard.engine_protocol import ContainerEngine
 from paracle_guard.exit_codes import TIMEOUT as TIMEOUT_EXIT
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
@@ -390,7 +391,7 @@ class Launcher:
         *,
         audit_log: str | Path | None = None,
         labels: Mapping[str, str] | None = None,
-        engine: Engine | None = None,
+        engine: ContainerEngine | None = None,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         cache: bool = True,
         progress: ReadProgress | None = None,
@@ -414,7 +415,7 @@ class Launcher:
         self.progress = progress
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> ContainerEngine:
         with self._lock:
             if self._engine is None:
                 self._engine = Engine.connect()

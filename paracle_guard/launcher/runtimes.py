@@ -14,7 +14,6 @@ network namespace". ``how_to_register`` and the probe's failure advice say so.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -27,8 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from paracle_guard.engine_protocol import EngineNotFound, EngineRefused
+
 if TYPE_CHECKING:
-    from paracle_guard.docker_client import Engine
+    from paracle_guard.engine_protocol import ContainerRunner
 
 GVISOR = "gVisor"
 KATA = "Kata Containers"
@@ -163,39 +164,41 @@ def _empty_image() -> bytes:
     return buffer.getvalue()
 
 
-def probe_runtime(engine: Engine, runtime: str) -> ProbeOutcome:
+def probe_runtime(engine: ContainerRunner, runtime: str) -> ProbeOutcome:
     """Run a trivial, hardened container under ``runtime`` and say whether it worked.
 
     Everything it makes (an empty image and one container) carries PROBE_LABEL and
     is removed before it returns, whatever happened.
     """
-    api = engine.client.api
-    errors = importlib.import_module("docker.errors")
     image_id = container = None
     started = time.monotonic()
     try:
-        imported = api.import_image_from_data(_empty_image(),
-                                              changes=[f"LABEL {PROBE_LABEL}=1"])
-        image_id = _imported_id(imported)
-        host_config = api.create_host_config(
-            runtime=runtime, network_mode="none", init=True, read_only=True,
-            cap_drop=["ALL"], security_opt=["no-new-privileges:true"], ipc_mode="none",
-            # gVisor's own threads on the host count against the pids limit (an idle
-            # sandbox has about 40), so the limit leaves room for them.
-            mem_limit="64m", memswap_limit="64m", pids_limit=128)
-        container = api.create_container(image_id, command=list(PROBE_COMMAND),
-                                         user="65534:65534", labels={PROBE_LABEL: "1"},
-                                         host_config=host_config)["Id"]
-        api.start(container)
-        status = api.wait(container, timeout=PROBE_TIMEOUT)
-        output = api.logs(container).decode("utf-8", "replace").strip()
-        recorded = (api.inspect_container(container).get("HostConfig") or {}).get("Runtime")
-    except errors.APIError as exc:
-        return ProbeOutcome(runtime, False, _advice(runtime, str(exc.explanation or exc)))
-    except Exception as exc:  # the SDK's many transport errors: the probe did not work
+        image_id = engine.import_image(_empty_image(), changes=[f"LABEL {PROBE_LABEL}=1"])
+        container = str(engine.create_container({
+            "Image": image_id, "Cmd": list(PROBE_COMMAND), "User": "65534:65534",
+            "Labels": {PROBE_LABEL: "1"},
+            "HostConfig": {
+                "Runtime": runtime, "NetworkMode": "none", "Init": True, "ReadonlyRootfs": True,
+                "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges:true"],
+                "IpcMode": "none",
+                # gVisor's own threads on the host count against the pids limit (an idle
+                # sandbox has about 40), so the limit leaves room for them.
+                "Memory": 64 << 20, "MemorySwap": 64 << 20, "PidsLimit": 128,
+            },
+        })["Id"])
+        engine.start(container)
+        status = engine.wait(container, PROBE_TIMEOUT)
+        if status is None:
+            raise TimeoutError(f"it was still running after {PROBE_TIMEOUT:g}s")
+        output = engine.logs(container).decode("utf-8", "replace").strip()
+        inspected = engine.find_container(container) or {}
+        recorded = (inspected.get("HostConfig") or {}).get("Runtime")
+    except EngineRefused as exc:
+        return ProbeOutcome(runtime, False, _advice(runtime, exc.explanation))
+    except Exception as exc:  # an engine's many transport errors: the probe did not work
         return ProbeOutcome(runtime, False, f"the trivial container did not run: {exc}")
     finally:
-        _remove(api, errors, container, image_id)
+        _remove(engine, container, image_id)
     seconds = time.monotonic() - started
     code = int(status.get("StatusCode", -1))
     if code != 0 or recorded != runtime:
@@ -206,16 +209,6 @@ def probe_runtime(engine: Engine, runtime: str) -> ProbeOutcome:
                                        f"in {seconds:.1f}s ({output.splitlines()[0]})")
 
 
-def _imported_id(response: Any) -> str:
-    """The image ID in the engine's answer to an import (a JSON line, or several)."""
-    text = response.decode() if isinstance(response, bytes) else str(response)
-    for line in reversed(text.splitlines()):
-        status = json.loads(line).get("status", "") if line.strip().startswith("{") else ""
-        if status.startswith("sha256:"):
-            return str(status)
-    raise RuntimeError(f"the engine did not say which image it imported: {text[:200]}")
-
-
 def _advice(runtime: str, error: str) -> str:
     if NETWORK_ERROR in error:
         return (f"{error.strip()}; add \"runtimeArgs\": [\"--network=none\"] to {runtime}'s "
@@ -223,10 +216,11 @@ def _advice(runtime: str, error: str) -> str:
     return error.strip()
 
 
-def _remove(api: Any, errors: Any, container: str | None, image_id: str | None) -> None:
+def _remove(engine: ContainerRunner, container: str | None, image_id: str | None) -> None:
     if container is not None:
-        with contextlib.suppress(errors.NotFound):
-            api.remove_container(container, force=True, v=True)
+        with contextlib.suppress(EngineNotFound):
+            engine.remove_container(container)
     if image_id is not None:
-        with contextlib.suppress(errors.NotFound):
-            api.remove_image(image_id, force=True)
+        with contextlib.suppress(EngineNotFound):
+            engine.remove_image(image_id)
+

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
@@ -55,7 +55,7 @@ from paracle_guard.subject import (
 )
 
 if TYPE_CHECKING:
-    from paracle_guard.docker_client import ContainerFile, Engine
+    from paracle_guard.engine_protocol import ContainerEngine, ContainerReader
 
 # Files read from a container to resolve a named user; bigger ones are not passwd files.
 ACCOUNT_FILE_LIMIT = 1 << 20
@@ -544,7 +544,7 @@ def load_containers(
     *,
     all: bool = False,
     labels: Sequence[str] = (),
-    engine: Engine | None = None,
+    engine: ContainerEngine | None = None,
 ) -> list[Subject]:
     """Subjects for the named containers, plus every container when ``all`` or ``labels``.
 
@@ -570,20 +570,6 @@ def load_containers(
         seen.add(container_id)
         subjects.append(container_subject(engine, container))
     return subjects
-
-
-class ContainerReader(Protocol):
-    """What gathering a container's facts needs from an engine (``Engine`` is one)."""
-
-    host: str
-
-    def inspect_image_document(self, image_id: str) -> dict[str, Any] | None: ...
-
-    def inspect_volume(self, name: str) -> dict[str, Any] | None: ...
-
-    def read_container_file(
-        self, container: str, path: str, limit: int
-    ) -> ContainerFile | None: ...
 
 
 def container_subject(engine: ContainerReader, container: Mapping[str, Any]) -> Subject:

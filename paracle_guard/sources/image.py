@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paracle_guard.disk_cache import DiskCache
-from paracle_guard.docker_client import Engine, ImageInfo
+from paracle_guard.engine_protocol import ImageInfo, ImageStore
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
 from paracle_guard.progress import ReadProgress
@@ -65,7 +65,7 @@ STDIN_NAME = "(stdin)"  # how reports name an archive read from standard input
 
 def load_image(
     ref: str,
-    engine: Engine | None = None,
+    engine: ImageStore | None = None,
     *,
     cache: DiskCache | None = None,
     progress: ReadProgress | None = None,
@@ -76,6 +76,8 @@ def load_image(
     diff IDs, are not read again; what is read is stored there.
     """
     if engine is None:
+        from paracle_guard.docker_client import Engine
+
         with Engine.connect() as fresh:
             return load_image(ref, fresh, cache=cache, progress=progress)
     return load_resolved_image(engine, engine.resolve_image(ref), ref, cache=cache,
@@ -83,7 +85,7 @@ def load_image(
 
 
 def load_resolved_image(
-    engine: Engine,
+    engine: ImageStore,
     info: ImageInfo,
     ref: str,
     *,

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from paracle_guard.disk_cache import DiskCache
-from paracle_guard.docker_client import SAVE_CHUNK_SIZE, Engine, ImageInfo, open_save_stream
+from paracle_guard.docker_client import SAVE_CHUNK_SIZE, open_save_stream
+from paracle_guard.engine_protocol import ImageInfo, ImageStore
 from paracle_guard.errors import InputError
 from paracle_guard.progress import REPORT_EVERY, ImageRead, ReadProgress
 from paracle_guard.sources.image_archive import (
@@ -52,7 +53,7 @@ NO_LAYER_STORE = "PARACLE_GUARD_NO_LAYER_STORE"
 
 
 def image_files(
-    engine: Engine,
+    engine: ImageStore,
     info: ImageInfo,
     ref: str,
     *,
@@ -92,7 +93,7 @@ def image_files(
 
 
 def _layer_scans(
-    engine: Engine,
+    engine: ImageStore,
     info: ImageInfo,
     ref: str,
     cache: DiskCache | None,
@@ -191,7 +192,7 @@ class _CountingStream(io.RawIOBase):
 
 
 def _from_docker_save(
-    engine: Engine,
+    engine: ImageStore,
     info: ImageInfo,
     ref: str,
     read: ImageRead,

@@ -273,7 +273,7 @@ def test_a_limit_raised_before_start_is_caught_after_start(
 
     def start_after_update(self: docker_backend.DockerBackend, container: str,
                            spec: RunSpec) -> None:
-        self.api.update_container(container, mem_limit="300m", memswap_limit="300m")
+        docker_client.api.update_container(container, mem_limit="300m", memswap_limit="300m")
         real_start(self, container, spec)
 
     monkeypatch.setattr(docker_backend.DockerBackend, "start", start_after_update)

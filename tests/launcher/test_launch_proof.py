@@ -414,7 +414,7 @@ def test_removal_is_verified_and_a_failure_is_said_as_it_is(
     backend = DockerBackend(engine)
     try:
         monkeypatch.setattr(docker_backend, "REMOVE_BACKOFF", 0.0)
-        monkeypatch.setattr(backend.api, "remove_container", lambda *a, **k: None)
+        monkeypatch.setattr(engine, "remove_container", lambda *a, **k: None)
         stuck = backend.remove(kept.container_id)
         assert not stuck.removed
         assert stuck.detail == (

@@ -12,7 +12,6 @@ from paracle_guard.launcher.runtimes import (
     NETWORK_ERROR,
     Runtime,
     _advice,
-    _imported_id,
     engine_runtimes,
     how_to_register,
     missing_runtime,
@@ -85,10 +84,3 @@ def test_probe_advice_for_runsc_without_network_none() -> None:
     error = f"OCI runtime start failed: {NETWORK_ERROR}: unknown"
     assert "--network=none" in _advice("runsc", error)
     assert _advice("runsc", "  something else ") == "something else"
-
-
-def test_the_imported_image_id_in_the_engines_answer() -> None:
-    answer = b'{"status":"sha256:' + b"a" * 64 + b'"}\r\n'
-    assert _imported_id(answer) == "sha256:" + "a" * 64
-    with pytest.raises(RuntimeError, match="did not say"):
-        _imported_id(b'{"status":"working"}')
