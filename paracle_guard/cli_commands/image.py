@@ -1,4 +1,5 @@
-"""``paracle-guard image``: built images, from the engine or a ``docker save`` archive."""
+"""``paracle-guard image``: built images, from the engine, a ``docker save`` archive or an OCI
+image layout."""
 
 from __future__ import annotations
 
@@ -39,8 +40,15 @@ def image(
     input_archive: Annotated[
         str | None,
         typer.Option("--input", "-i", metavar="FILE",
-                     help="Check a `docker save` archive instead (plain or gzip; - reads "
-                     "standard input); no daemon needed. Each image in it is its own target."),
+                     help="Check a `docker save` archive or an OCI image layout (a directory or a "
+                     "tar of one) instead (plain or gzip; - reads standard input); no daemon "
+                     "needed. Each image in it is its own target."),
+    ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", metavar="OS/ARCH[/VARIANT]",
+                     help="With --input, the platform to check in an OCI layout that holds "
+                     "several (default: this machine's)."),
     ] = None,
     policy: PolicyOption = None,
     output_format: FormatOption = None,
@@ -55,15 +63,19 @@ def image(
     """Check built images without running them: user, packages, setuid files, secrets."""
     if not refs and input_archive is None:
         raise UsageError("name an image (paracle-guard image REF) or an archive (--input FILE)")
-    subjects = (_archive_images(input_archive, refs or []) if input_archive is not None
+    if platform is not None and input_archive is None:
+        raise UsageError("--platform picks among an OCI layout's platforms: use it with --input "
+                         "(a local image is already one platform)")
+    subjects = (_archive_images(input_archive, refs or [], platform)
+                if input_archive is not None
                 else _engine_images(refs or [], no_cache, output_format))
     run_scan(subjects, policy=policy, ignore=ignore, fail_on=fail_on)
 
 
-def _archive_images(archive: str, refs: list[str]) -> Iterator[Subject]:
+def _archive_images(archive: str, refs: list[str], platform: str | None) -> Iterator[Subject]:
     from paracle_guard.sources.image import load_archive_images
 
-    yield from load_archive_images(archive, refs)
+    yield from load_archive_images(archive, refs, platform=platform)
 
 
 def _engine_images(refs: list[str], no_cache: bool,

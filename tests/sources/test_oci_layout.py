@@ -131,6 +131,19 @@ def test_the_platform_of_this_machine_is_picked_from_a_multi_platform_index(
     assert _env_files(stored, platform="linux/arm64") == ["/linux-arm64-v8/.env"]
 
 
+def test_the_cli_picks_a_platform_and_says_which_ones_a_layout_holds(tmp_path: Path) -> None:
+    stored = _multi_platform(["linux/ppc64le", "linux/s390x"]).tar(tmp_path / "multi.tar")
+    ran = run_cli("image", "--input", str(stored), "--platform", "linux/s390x", "-f", "json")
+    assert ran.code == 1, ran.stderr
+    (result,) = json.loads(ran.stdout)["results"]
+    assert "/linux-s390x/.env" in {f["location"]["path"] for f in result["findings"]}
+    ran = run_cli("image", "--input", str(stored), "--platform", "linux/riscv64")
+    assert ran.code == 2 and len(ran.error_lines) == 1, ran.stderr
+    assert "(it holds: linux/ppc64le, linux/s390x)" in ran.stderr
+    ran = run_cli("image", "busybox", "--platform", "linux/s390x")
+    assert ran.code == 2 and "use it with --input" in ran.stderr
+
+
 def test_several_platforms_and_none_for_this_machine_is_refused(tmp_path: Path) -> None:
     stored = _multi_platform(["linux/ppc64le", "linux/s390x"]).write(tmp_path / "layout")
     with pytest.raises(InputError, match=r"holds no image manifest for linux/riscv64 \(it "
