@@ -8,7 +8,7 @@ and returns one Result each, with suppressions and waivers applied.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -176,9 +176,6 @@ class Plan:
         result.suppressed.sort(key=finding_order)
         result.fill_fingerprints()
         return result
-
-    def evaluate_all(self, subjects: Iterable[Subject]) -> list[Result]:
-        return [self.evaluate(subject) for subject in subjects]
 
     def _finding(self, entry: _ActiveRule, violation: Violation, subject: Subject) -> Finding:
         whole = subject.whole

@@ -138,14 +138,3 @@ class AuditLog:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Every record of an audit log, for tests and tools; a torn line raises ValueError."""
-    records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as log:
-        for number, line in enumerate(log, start=1):
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not a JSON record: {exc}") from exc
-    return records

@@ -123,9 +123,6 @@ def _rule(code: str, info: RuleInfo | None, example: Finding) -> JSON:
     if info.rationale:
         descriptor["fullDescription"] = {"text": info.rationale}
     descriptor["help"] = {"text": _help_text(info), "markdown": _help_markdown(info)}
-    links = [ref for ref in info.references if ref.startswith(("https://", "http://"))]
-    if links:
-        descriptor["helpUri"] = links[0]
     descriptor["defaultConfiguration"] = {"level": LEVELS[info.severity]}
     descriptor["properties"] = {
         "tags": ["security"],

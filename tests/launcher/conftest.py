@@ -10,6 +10,7 @@ finaliser here removes every launcher container whose environment carries it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,11 @@ from tests.docker_images import (
 
 RUN_ENV = "PARACLE_GUARD_TEST_RUN"
 LABELS = {LABEL: RUN_ID, PID_LABEL: str(os.getpid())}
+
+
+def audit_lines(path: str | Path) -> list[dict[str, Any]]:
+    """An audit log read as its users read it: one JSON document a line (a torn line raises)."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 APPLETS = ("sh", "cat", "cp", "cut", "dd", "echo", "env", "grep", "head", "id", "ls", "pwd",
            "sed", "seq", "sleep", "sort", "touch", "tr", "true", "wc")
 

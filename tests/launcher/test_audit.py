@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from paracle_guard.errors import InputError
-from paracle_guard.launcher.audit import AuditLog, AuditRecord, read_records
+from paracle_guard.launcher.audit import AuditLog, AuditRecord
 from paracle_guard.location import Location
 from paracle_guard.report.models import Finding
 from paracle_guard.severity import Severity
+from tests.launcher.conftest import audit_lines
 
 STARTED = dt.datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
 
@@ -64,7 +65,7 @@ def test_records_append_and_the_file_is_private(tmp_path: Path) -> None:
         log.write(record(decision="completed", exit_code=0))
     with AuditLog(path) as log:
         log.write(record(decision="timed-out", exit_code=124))
-    assert [r["decision"] for r in read_records(path)] == ["completed", "timed-out"]
+    assert [r["decision"] for r in audit_lines(path)] == ["completed", "timed-out"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -92,7 +93,7 @@ def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
-    records = read_records(path)  # raises on any torn line
+    records = audit_lines(path)  # raises on any torn line
     assert len(records) == 80
     per_worker = sorted(r["reason"].split()[1] for r in records)
     assert per_worker == sorted(str(n) for n in range(8) for _ in range(10))

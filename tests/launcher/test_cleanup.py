@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from paracle_guard.launcher.audit import read_records
 from tests.docker_images import BuiltImage
-from tests.launcher.conftest import cli_command, launcher_containers, marked
+from tests.launcher.conftest import audit_lines, cli_command, launcher_containers, marked
 
 pytestmark = pytest.mark.docker
 
@@ -81,7 +80,7 @@ def test_sigint_at_any_moment_leaves_no_container(
     for (code, stderr), audit in zip(results, audits, strict=True):
         assert b"Traceback" not in stderr, stderr
         assert code in (0, 128 + signal.SIGINT), stderr
-        (record,) = read_records(audit)
+        (record,) = audit_lines(audit)
         if code == 0:
             assert record["decision"] == "completed"
             continue

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from paracle_guard.launcher.audit import read_records
 from tests.docker_images import BuiltImage
-from tests.launcher.conftest import marked, run_cli
+from tests.launcher.conftest import audit_lines, marked, run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -54,7 +53,7 @@ def test_a_missing_command_is_not_found_with_127_and_nothing_is_created(
         assert lines(done) == [f"paracle-guard: error: {command}: command not found in the "
                                f"image{where}; nothing was run"]
         assert b"tini" not in done.stderr
-    records = read_records(audit)
+    records = audit_lines(audit)
     assert [(r["exit_code"], r["container_id"]) for r in records] == [(127, None), (127, None)]
 
 
@@ -91,7 +90,7 @@ def test_the_audit_log_records_absolute_paths(probe_image: BuiltImage, tmp_path:
                    "inputs:/inputs:ro", "--audit-log", "audit.jsonl", *marked(), "--", "true",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    (record,) = read_records(tmp_path / "audit.jsonl")
+    (record,) = audit_lines(tmp_path / "audit.jsonl")
     assert record["workspace"] == str(workspace.resolve())
     assert record["mounts"] == [f"{(tmp_path / 'inputs').resolve()}:/inputs"]
     assert json.dumps(record).count(str(tmp_path.resolve())) == 2

@@ -25,7 +25,6 @@ from paracle_guard.cli import app
 from paracle_guard.engine import Plan
 from paracle_guard.errors import InputError
 from paracle_guard.launcher import k8s_backend, k8s_cluster
-from paracle_guard.launcher.audit import read_records
 from paracle_guard.launcher.k8s_backend import (
     build_manifests,
     judge,
@@ -39,6 +38,7 @@ from paracle_guard.launcher.launch import launch, open_audit
 from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
+from tests.launcher.conftest import audit_lines
 from tests.policy.test_export import KUBERNETES_VERSIONS, Admission
 
 DIGEST = "sha256:" + "7" * 64
@@ -245,7 +245,7 @@ def test_a_dry_run_writes_its_audit_line_too(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--backend", "kubernetes", "--dry-run", "-p", "sandbox",
                                  "--audit-log", str(audit), "--image", IMAGE, "--", "true"])
     assert result.exit_code == 0, result.output
-    (record,) = read_records(audit)
+    (record,) = audit_lines(audit)
     assert (record["backend"], record["decision"], record["exit_code"]) == (
         "kubernetes", "dry-run", 0)
     assert record["cleanup"] == "no container had been created"
@@ -436,7 +436,7 @@ def test_the_launch_verifies_the_stored_pod_before_releasing_it(
                                  "read Pod", "patch gate"]
     assert deletes(cluster) == ["delete Pod", "delete NetworkPolicy"]  # newest first
     assert cluster.objects == {}
-    (record,) = read_records(tmp_path / "audit.jsonl")
+    (record,) = audit_lines(tmp_path / "audit.jsonl")
     assert record["backend"] == "kubernetes" and record["decision"] == "completed"
     assert record["exit_code"] == 3 and record["image_id"] == IMAGE
     assert record["proof"].startswith("the pod runs on a cluster node")
@@ -455,7 +455,7 @@ def test_a_pod_changed_by_admission_is_refused_and_deleted(plan: Plan, tmp_path:
     assert "patch gate" not in cluster.calls
     assert deletes(cluster) == ["delete Pod", "delete NetworkPolicy"]
     assert cluster.objects == {}
-    (record,) = read_records(tmp_path / "audit.jsonl")
+    (record,) = audit_lines(tmp_path / "audit.jsonl")
     assert record["decision"] == "refused" and record["exit_code"] == 125
 
 

@@ -16,7 +16,6 @@ import pytest
 
 from paracle_guard.docker_client import Engine
 from paracle_guard.launcher import docker_backend
-from paracle_guard.launcher.audit import read_records
 from paracle_guard.launcher.backend import CheckedImage
 from paracle_guard.launcher.docker_backend import DockerBackend
 from paracle_guard.launcher.launch import Launcher, launch
@@ -30,6 +29,7 @@ from tests.docker_images import BuiltImage, ImageSpec, TestImages
 from tests.launcher.conftest import (
     LABELS,
     RUN_ENV,
+    audit_lines,
     cli_command,
     launcher_containers,
     marked,
@@ -378,7 +378,7 @@ def test_a_signal_mid_run_leaves_no_container(
         process.kill()
         process.wait()
     assert [c for c in launcher_containers(docker_client) if token in c.attrs["Args"]] == []
-    (record,) = read_records(audit)
+    (record,) = audit_lines(audit)
     assert record["decision"] == "interrupted"
     assert record["container_id"] == mine[0].id
 
@@ -399,7 +399,7 @@ def test_twenty_concurrent_launches_share_one_cache(
     for index, done in enumerate(results):
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"launch-{index}\n".encode()
-    records = read_records(audit)
+    records = audit_lines(audit)
     assert len(records) == 20
     assert {r["decision"] for r in records} == {"completed"}
     assert {r["exit_code"] for r in records} == {0}

@@ -25,14 +25,20 @@ import pytest
 from paracle_guard.docker_client import Engine
 from paracle_guard.image_tree import ImageTree
 from paracle_guard.launcher import docker_backend
-from paracle_guard.launcher.audit import read_records
 from paracle_guard.launcher.backend import CheckedImage
 from paracle_guard.launcher.docker_backend import DockerBackend
 from paracle_guard.launcher.launch import Launcher, launch
 from paracle_guard.launcher.refusal import LaunchError
 from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
 from tests.docker_images import BuiltImage, ImageSpec, TestImages, busybox, directory, symlink
-from tests.launcher.conftest import LABELS, launcher_containers, marked, probe_spec, run_cli
+from tests.launcher.conftest import (
+    LABELS,
+    audit_lines,
+    launcher_containers,
+    marked,
+    probe_spec,
+    run_cli,
+)
 from tests.tar_bytes import THROUGH_OWN_LINK
 
 pytestmark = pytest.mark.docker
@@ -166,7 +172,7 @@ def test_the_host_proof_kills_a_tmpfs_that_landed_on_etc(
     assert "the tmpfs declared at /tmp is not mounted there" in str(refused.value)
     assert "/etc is writable" in str(refused.value)
     assert launcher_containers(docker_client) == []
-    (record,) = read_records(audit)
+    (record,) = audit_lines(audit)
     assert record["decision"] == "refused" and record["exit_code"] == 125
     assert record["cleanup"].endswith("was removed")
 
@@ -377,7 +383,7 @@ def test_a_secret_on_the_command_line_is_refused_before_create_and_a_file_is_the
                    *marked("--env-file", str(secrets)), "--", "sh", "-c", 'echo "token=$API_TOKEN"')
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"token=s3cr3t\n"
-    (record,) = read_records(audit)
+    (record,) = audit_lines(audit)
     assert "API_TOKEN" in record["env"] and "s3cr3t" not in audit.read_text()
     # PG601 is waived for exactly the file's secret, so it is not among the findings.
     assert all(finding["rule"] != "PG601" for finding in record["findings"])
@@ -438,7 +444,7 @@ def test_the_audit_line_says_how_the_run_was_proved_and_cleaned_up(
     done = run_cli("run", "--image", probe_image.ref, "--audit-log", str(audit),
                    *marked("--stdin"), "--", "sh", "-c", "cat; echo ok", input=b"x\n")
     assert done.returncode == 0, done.stderr
-    (record,) = read_records(audit)
+    (record,) = audit_lines(audit)
     assert record["backend"] == "docker" and record["decision"] == "completed"
     assert record["proof"].startswith("proved from the host")
     assert record["cleanup"] == f"container {record['container_id'][:12]} was removed"

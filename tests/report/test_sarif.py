@@ -78,7 +78,6 @@ def test_rules_listed_are_those_in_results_with_their_metadata(report: Report) -
         assert "one kernel bug away" in help_text
         assert "CIS Docker 4.1" in help_text
     assert "<https://docs.docker.com/reference/dockerfile/#user>" in root["help"]["markdown"]
-    assert root["helpUri"] == "https://docs.docker.com/reference/dockerfile/#user"
     assert root["defaultConfiguration"]["level"] == "error"
     assert root["properties"]["tags"] == ["security"]
 
