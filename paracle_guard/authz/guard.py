@@ -35,7 +35,7 @@ from paracle_guard.errors import GuardError
 from paracle_guard.policy.models import AuthzExemption, Policy
 from paracle_guard.report.models import Finding, Result
 from paracle_guard.sources.compose_engine import defaults_from_info
-from paracle_guard.sources.create_request import CreateDefaults, compare_versions
+from paracle_guard.sources.create_request import CreateDefaults
 from paracle_guard.sources.go_json import GoJSONError
 from paracle_guard.subject import Subject
 
@@ -319,10 +319,6 @@ class Guard:
             if exemption.tls_user == user and exemption.label is None:
                 return exemption
         return None
-
-
-def version_at_least(version: str, reference: str) -> bool:
-    return compare_versions(version, reference) >= 0
 
 
 def _short(uri: str) -> str:

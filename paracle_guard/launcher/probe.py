@@ -424,7 +424,3 @@ def render(report: ProbeReport, output_format: str) -> str:
         return report.render_json()
     return report.render_text()
 
-
-def check_format(output_format: str, choices: Sequence[str] = ("text", "json")) -> None:
-    if output_format not in choices:
-        raise InputError(f"--format {output_format}: expected {' or '.join(choices)}")
