@@ -19,12 +19,8 @@ backend), ``sandbox test`` and the Python API. Each step fails closed:
 8. the sandbox is removed by its handle, and the removal verified, unless kept;
    one audit line records the decision.
 
-Exit codes (``paracle-guard run``, every backend)::
-
-    the command's   the command ran; its own exit code
-    124             it ran past --timeout and was killed
-    125             refused (the report, or one line, on stderr) or the launch failed
-    128+N           interrupted by signal N (SIGINT 130, SIGTERM 143); sandbox removed
+Its exit codes are ``run``'s in ``paracle_guard.exit_codes``: the command's own, TIMEOUT,
+REFUSED, NOT_FOUND, or SIGNALLED + N.
 """
 
 from __future__ import annotations
@@ -49,6 +45,7 @@ from paracle_guard import __version__
 from paracle_guard.docker_client import Engine
 from paracle_guard.engine import Plan
 from paracle_guard.engine_protocol import ContainerEngine
+from paracle_guard.exit_codes import SIGNALLED
 from paracle_guard.exit_codes import TIMEOUT as TIMEOUT_EXIT
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
@@ -192,7 +189,7 @@ def launch(
         state.interrupted = interruption
         raise
     except KeyboardInterrupt:  # the Python API in a main thread, without a SignalGuard
-        _record(state, "interrupted", "interrupted by SIGINT", 128 + signal.SIGINT)
+        _record(state, "interrupted", "interrupted by SIGINT", SIGNALLED + signal.SIGINT)
         raise
     except BaseException as error:
         _record(state, "error", str(error) or type(error).__name__, REFUSED_EXIT)

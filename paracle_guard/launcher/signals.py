@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from paracle_guard.exit_codes import SIGNALLED
+
 
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived during a launch; the container is removed before it propagates."""
@@ -29,7 +31,7 @@ class Interrupted(Exception):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum
+        return SIGNALLED + self.signum
 
 
 class SignalGuard:
