@@ -14,11 +14,13 @@ from fnmatch import fnmatchcase
 
 from paracle_guard.errors import InputError, did_you_mean
 from paracle_guard.location import Location
-from paracle_guard.policy.loader import PolicyValidationError
+from paracle_guard.policy.loader import PolicyValidationError, policy_digest
 from paracle_guard.policy.models import Policy, Waiver
 from paracle_guard.policy.problems import Problem, YamlPath
 from paracle_guard.report.models import (
     Finding,
+    PolicyRef,
+    Report,
     Result,
     RuleInfo,
     SuppressionInfo,
@@ -122,6 +124,15 @@ class Plan:
     @property
     def rules(self) -> list[Rule]:
         return [entry.rule for entry in self._active]
+
+    def new_report(self, fail_on: Severity | None = None) -> Report:
+        """The empty report every run under this plan fills: the policy, its rules and
+        its threshold (``fail_on`` overrides the policy's, as ``--fail-on`` does)."""
+        return Report.empty(
+            PolicyRef(name=self.policy.metadata.name, sha256=policy_sha256(self.policy)),
+            fail_on if fail_on is not None else self.policy.fail_on,
+            self.rule_info(),
+        )
 
     def rule_info(self) -> dict[str, RuleInfo]:
         return {
@@ -231,6 +242,11 @@ class Plan:
 
 
 # --- compiling a policy -----------------------------------------------------------
+
+
+def policy_sha256(policy: Policy) -> str:
+    """The digest a report and an audit line name the policy by: the loader's, else computed."""
+    return policy.sha256 or policy_digest(policy)
 
 
 def _problem(policy: Policy, path: YamlPath, message: str) -> Problem:

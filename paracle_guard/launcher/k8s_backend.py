@@ -35,7 +35,6 @@ from typing import Any, Literal
 
 import yaml
 
-from paracle_guard import __version__
 from paracle_guard.engine import Plan
 from paracle_guard.errors import InputError
 from paracle_guard.launcher.k8s_sandbox import FORMS as SANDBOX_FORMS
@@ -48,7 +47,7 @@ from paracle_guard.launcher.runspec import (
     build_runspec,
 )
 from paracle_guard.location import Location
-from paracle_guard.report.models import PolicyRef, Report, ToolInfo
+from paracle_guard.report.models import Report
 from paracle_guard.rules.base_image import registry_allowed
 from paracle_guard.sources.image_ref import parse_image_ref
 from paracle_guard.subject import BaseImage
@@ -264,9 +263,7 @@ def judge(plan: Plan, text: str, what: str) -> Report:
     """``text`` (manifests) judged exactly as ``paracle-guard k8s`` would judge it."""
     from paracle_guard.sources.k8s import load_manifest_texts
 
-    report = Report(tool=ToolInfo(version=__version__),
-                    policy=PolicyRef(name=plan.policy.metadata.name, sha256=plan.policy.sha256),
-                    fail_on=plan.policy.fail_on, rules=plan.rule_info())
+    report = plan.new_report()
     subjects = load_manifest_texts([(what, text)])
     if not subjects:
         raise PolicyViolation(f"{what}: no workload to verify")

@@ -41,9 +41,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from paracle_guard import __version__
 from paracle_guard.docker_client import Engine
-from paracle_guard.engine import Plan
+from paracle_guard.engine import Plan, policy_sha256
 from paracle_guard.engine_protocol import ContainerEngine
 from paracle_guard.exit_codes import SIGNALLED
 from paracle_guard.exit_codes import TIMEOUT as TIMEOUT_EXIT
@@ -59,7 +58,7 @@ from paracle_guard.launcher.signals import Interrupted, SignalGuard
 from paracle_guard.launcher.streams import Sink
 from paracle_guard.launcher.verdict import judge, judge_observation, prove_mount_targets
 from paracle_guard.policy.models import Policy
-from paracle_guard.report.models import Finding, PolicyRef, Report, ToolInfo
+from paracle_guard.report.models import Finding, Report
 from paracle_guard.subject import Subject
 
 if TYPE_CHECKING:
@@ -95,25 +94,6 @@ class Outcome:
     sandbox: list[HostFact] | None = None
     proof: str | None = None
     cleanup: str | None = None
-
-
-def new_report(plan: Plan) -> Report:
-    """The one report every backend's launch fills: the policy, its rules, its threshold."""
-    policy = plan.policy
-    return Report(
-        tool=ToolInfo(version=__version__),
-        policy=PolicyRef(name=policy.metadata.name, sha256=policy_sha256(policy)),
-        fail_on=policy.fail_on,
-        rules=plan.rule_info(),
-    )
-
-
-def policy_sha256(policy: Policy) -> str:
-    if policy.sha256:
-        return policy.sha256
-    from paracle_guard.policy.loader import policy_digest
-
-    return policy_digest(policy)
 
 
 @dataclass
@@ -170,7 +150,7 @@ def launch(
             mounts=[f"{os.path.abspath(mount.source)}:{mount.target}"
                     for mount in config.mounts],
         ),
-        report=new_report(plan),
+        report=plan.new_report(),
     )
     armed = signals.armed() if signals is not None else contextlib.nullcontext()
     try:

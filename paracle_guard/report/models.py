@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
+from paracle_guard import __version__
 from paracle_guard.location import Location
 from paracle_guard.severity import Severity
 
@@ -195,6 +196,16 @@ class Report(BaseModel):
     # Metadata of the rules the run could report; reporters look codes up here.
     # Kept out of the JSON report: it describes the tool, not this run's findings.
     rules: dict[str, RuleInfo] = Field(default_factory=dict, exclude=True)
+
+    @classmethod
+    def empty(cls, policy: PolicyRef, fail_on: Severity,
+              rules: dict[str, RuleInfo] | None = None) -> Report:
+        """A report of this paracle-guard version with no results yet, for a run to fill.
+
+        ``Plan.new_report`` builds it from a compiled policy: prefer that.
+        """
+        return cls(tool=ToolInfo(version=__version__), policy=policy, fail_on=fail_on,
+                   rules=dict(rules or {}))
 
     def add(self, result: Result) -> None:
         """Add a result; one for a target already here is merged into it (a Pod's
