@@ -5,12 +5,11 @@
 ``paracle-guard run`` (not re-exported here: the name would hide the module).
 """
 
-from paracle_guard.launcher.launch import Launcher, Outcome, RunResult
+from paracle_guard.launcher.launch import Launcher, RunResult
 from paracle_guard.launcher.runspec import PolicyViolation, RunSpec, SandboxConfig, build_runspec
 
 __all__ = [
     "Launcher",
-    "Outcome",
     "PolicyViolation",
     "RunResult",
     "RunSpec",

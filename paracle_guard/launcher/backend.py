@@ -56,6 +56,8 @@ class Observation:
 
 @dataclass(frozen=True)
 class Ended:
+    """How the command ended, as ``Backend.stream`` answers; ``launch`` makes it a RunResult."""
+
     exit_code: int
     timed_out: bool
 

@@ -23,7 +23,7 @@ from paracle_guard.errors import GuardError, InputError
 if TYPE_CHECKING:
     from paracle_guard.progress import ReadProgress
 from paracle_guard.launcher.backend import Backend
-from paracle_guard.launcher.launch import Outcome, launch, open_audit
+from paracle_guard.launcher.launch import RunResult, launch, open_audit
 from paracle_guard.launcher.lookpath import CommandNotFound
 from paracle_guard.launcher.options import (
     SandboxConfig,
@@ -186,7 +186,7 @@ def _check_unset_env(items: Sequence[str], *, strict: bool) -> None:
               "not get it (--strict-env makes this an error)")
 
 
-def _tell_how_it_ended(outcome: Outcome, *, timeout: float | None, keep: bool,
+def _tell_how_it_ended(outcome: RunResult, *, timeout: float | None, keep: bool,
                        backend: str) -> None:
     """What the command's own output cannot say: it was killed, or its sandbox kept."""
     if outcome.timed_out:

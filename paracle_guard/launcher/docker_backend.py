@@ -396,11 +396,11 @@ class DockerBackend:
         try:
             if stdin is not None:
                 feed_stdin(sock, stdin)
-            streamed = stream(sock, stdout, stderr, deadline=deadline,
-                              on_timeout=lambda: self.stop(handle))
+            timed_out = stream(sock, stdout, stderr, deadline=deadline,
+                               on_timeout=lambda: self.stop(handle))
         finally:
             self.close()
-        return self._wait(handle, deadline, streamed.timed_out)
+        return self._wait(handle, deadline, timed_out)
 
     def _wait(self, handle: str, deadline: float | None, timed_out: bool) -> Ended:
         """The exit code and whether the deadline passed.

@@ -35,7 +35,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -48,8 +48,6 @@ from paracle_guard.exit_codes import SIGNALLED
 from paracle_guard.exit_codes import TIMEOUT as TIMEOUT_EXIT
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
-from paracle_guard.launcher.gvisor import HostFact
-from paracle_guard.launcher.hostproof import HostFacts
 from paracle_guard.launcher.lookpath import CommandNotFound, check_command
 from paracle_guard.launcher.options import SandboxConfig, check_options
 from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
@@ -72,28 +70,40 @@ PROVED = "proved from the host: mounts, credentials, network and limits as speci
 PROVED_GVISOR = ("proved from the host under gVisor: the sandbox process, the spec runsc "
                  "enforces, the Sentry's processes, network and limits as specified")
 
-__all__ = ["REFUSED_EXIT", "TIMEOUT_EXIT", "Interrupted", "Launcher", "Outcome", "RunResult",
+__all__ = ["REFUSED_EXIT", "TIMEOUT_EXIT", "Interrupted", "Launcher", "RunResult",
            "SignalGuard", "launch"]
 
 
-@dataclass
-class Outcome:
-    """How a launch that was allowed to start ended."""
+class RunResult(BaseModel):
+    """What a sandboxed command did: the one result of a launch that was allowed to start.
+
+    ``launch`` (behind ``paracle-guard run``, every backend) returns it with
+    ``stdout`` and ``stderr`` empty, having written the output to its sinks as it
+    came; ``Launcher.run`` (the Python API) returns it with the output captured.
+    Below both, a backend's ``stream`` answers only ``backend.Ended``.
+    """
 
     exit_code: int
-    decision: Decision
+    stdout: str = ""
+    stderr: str = ""
+    duration: float  # seconds, from resolving the image to the end of the command
     image_id: str
     container_id: str
-    duration: float
-    timed_out: bool
+    decision: Decision
+    timed_out: bool = False
+    # True when a stream outgrew the launcher's output limit and its tail was dropped.
+    truncated: bool = False
     # Findings below fail_on (the launch went ahead), for the caller to see.
-    findings: list[Finding] = field(default_factory=list)
-    # The kernel's facts read from the host after start (None when they could not be).
-    host: HostFacts | None = None
-    # Under gVisor, the sandbox's promises from the host's records (``gvisor.promises``).
-    sandbox: list[HostFact] | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    # How the running sandbox was proved from the host, or why it was not.
     proof: str | None = None
-    cleanup: str | None = None
+    # The kernel's facts read from the host after start (``hostproof.HostFacts``; None
+    # when they could not be), for callers that judge them (sandbox test).
+    host: Any = Field(default=None, exclude=True)
+    # Under gVisor, the sandbox's promises from the host's records (``gvisor.promises``).
+    sandbox: Any = Field(default=None, exclude=True)
+    # What became of the sandbox (removed, kept, why not removed), as the audit line says.
+    cleanup: str | None = Field(default=None, exclude=True)
 
 
 @dataclass
@@ -106,7 +116,7 @@ class _Launch:
     spec: RunSpec | None = None
     creating: bool = False  # a create was asked for, whether or not it answered
     remove: bool = True
-    outcome: Outcome | None = None
+    outcome: RunResult | None = None
     interrupted: Interrupted | None = None
 
 
@@ -126,7 +136,7 @@ def launch(
     after_check: Callable[[CheckedImage], None] | None = None,
     dry_run: bool = False,
     warn: Callable[[str], None] | None = None,
-) -> Outcome:
+) -> RunResult:
     """Run ``command`` in a sandbox of ``config.image`` under ``plan``'s policy, on ``backend``.
 
     Raises PolicyViolation when refused, Interrupted on SIGINT/SIGTERM (with
@@ -189,7 +199,7 @@ def _run(
     *, stdout: Sink, stderr: Sink, stdin: bytes | IO[bytes] | None, keep: bool,
     labels: Mapping[str, str] | None, signals: SignalGuard | None,
     after_check: Callable[[CheckedImage], None] | None, dry_run: bool, clock: float,
-) -> Outcome:
+) -> RunResult:
     policy, report, record = plan.policy, state.report, state.record
     options = check_options(policy, config, home=os.path.expanduser("~"),
                             docker_host=backend.engine_host)
@@ -242,7 +252,7 @@ def _run(
     exit_code = TIMEOUT_EXIT if ended.timed_out else ended.exit_code
     _record(state, "timed-out" if ended.timed_out else "completed", None, exit_code)
     state.remove = not keep
-    state.outcome = Outcome(
+    state.outcome = RunResult(
         exit_code=exit_code,
         decision=record.decision,
         image_id=image.id,
@@ -296,40 +306,19 @@ def _warn(message: str) -> None:
 
 
 def _preview(plan: Plan, backend: Backend, spec: RunSpec, report: Report,
-             image: CheckedImage, out: Sink, clock: float) -> Outcome:
+             image: CheckedImage, out: Sink, clock: float) -> RunResult:
     if not isinstance(backend, Previewing):
         raise PolicyViolation(f"--dry-run: the {backend.name} backend has nothing to preview")
     text, subjects = backend.preview(spec)
     judge_observation(plan, report, spec, Observation(subjects=list(subjects)), "dry run")
     out.write(text.encode("utf-8"))
     out.flush()
-    return Outcome(exit_code=0, decision="dry-run", image_id=image.id, container_id="",
+    return RunResult(exit_code=0, decision="dry-run", image_id=image.id, container_id="",
                    duration=time.monotonic() - clock, timed_out=False,
                    findings=[f for result in report.results for f in result.findings])
 
 
 # --- the Python API ----------------------------------------------------------------
-
-
-class RunResult(BaseModel):
-    """What a sandboxed command did."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-    duration: float  # seconds, from resolving the image to the end of the command
-    image_id: str
-    container_id: str
-    decision: Decision
-    timed_out: bool = False
-    # True when a stream outgrew the launcher's output limit and its tail was dropped.
-    truncated: bool = False
-    findings: list[Finding] = Field(default_factory=list)
-    # How the running sandbox was proved from the host, or why it was not.
-    proof: str | None = None
-    # The kernel's facts after start, for callers that judge them (sandbox test).
-    host: Any = Field(default=None, exclude=True)
-    sandbox: Any = Field(default=None, exclude=True)  # under gVisor: gvisor.promises
 
 
 class _Capped(io.BytesIO):
@@ -432,21 +421,11 @@ class Launcher:
                 backend=self.backend(), stdout=out, stderr=err, stdin=data, keep=keep,
                 audit=audit, labels=self.labels,
             )
-        return RunResult(
-            exit_code=outcome.exit_code,
-            stdout=out.getvalue().decode("utf-8", "replace"),
-            stderr=err.getvalue().decode("utf-8", "replace"),
-            duration=outcome.duration,
-            image_id=outcome.image_id,
-            container_id=outcome.container_id,
-            decision=outcome.decision,
-            timed_out=outcome.timed_out,
-            truncated=out.truncated or err.truncated,
-            findings=outcome.findings,
-            proof=outcome.proof,
-            host=outcome.host,
-            sandbox=outcome.sandbox,
-        )
+        return outcome.model_copy(update={
+            "stdout": out.getvalue().decode("utf-8", "replace"),
+            "stderr": err.getvalue().decode("utf-8", "replace"),
+            "truncated": out.truncated or err.truncated,
+        })
 
     def close(self) -> None:
         if self._engine is not None and self._owns_engine:

@@ -15,7 +15,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from paracle_guard.launcher.refusal import LaunchError
@@ -31,11 +30,6 @@ class Sink(Protocol):
     def write(self, data: bytes, /) -> Any: ...
 
     def flush(self) -> Any: ...
-
-
-@dataclass
-class StreamResult:
-    timed_out: bool
 
 
 def raw_socket(attached: Any) -> socket.socket:
@@ -100,9 +94,10 @@ def stream(
     *,
     deadline: float | None,
     on_timeout: Callable[[], None],
-) -> StreamResult:
+) -> bool:
     """Copy the container's output to the sinks as it arrives, until the streams close.
 
+    True when the deadline passed (the command was killed), False when it ended.
     At ``deadline`` (a ``time.monotonic()`` value) ``on_timeout()`` is called once
     (it kills the container); output then drains for at most DRAIN_SECONDS.
     """
@@ -129,4 +124,4 @@ def stream(
         if not data:
             break
         demux.feed(data)
-    return StreamResult(timed_out=timed_out)
+    return timed_out
