@@ -146,7 +146,7 @@ def main() -> None:
         guarded: dict[str, list[float]] = {runtime: [] for runtime in runtimes}
         results: dict[str, list[dict[str, float]]] = {runtime: [] for runtime in runtimes}
         launchers = {"runc": Launcher("sandbox"), args.gvisor: Launcher("sandbox-gvisor")}
-        config = SandboxConfig(base_image=tiny)
+        config = SandboxConfig(image=tiny)
         for index in range(args.warmup + args.runs):
             for runtime in runtimes:
                 launch = timed(["docker", "run", "--rm", "--runtime", runtime, *HARDENING,

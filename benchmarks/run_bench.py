@@ -81,7 +81,7 @@ def cache_home(folder: Path) -> Iterator[None]:
 
 
 def launch_once(launcher: Launcher, image: str) -> None:
-    if launcher.run(SandboxConfig(base_image=image), ["true"]).exit_code != 0:
+    if launcher.run(SandboxConfig(image=image), ["true"]).exit_code != 0:
         sys.exit("Launcher.run(['true']) did not exit 0")
 
 

@@ -129,7 +129,7 @@ def test_launcher(spec: str, passwd: bytes, group: bytes) -> None:
     user = image_subject(saved, saved.images[0], target="fuzz").user
     for policy in ("sandbox", "baseline"):
         try:
-            spec_ = build_runspec(load_policy(policy), SandboxConfig(base_image="x"), ["true"],
+            spec_ = build_runspec(load_policy(policy), SandboxConfig(image="x"), ["true"],
                                   image_id="sha256:" + "0" * 64, image_user=user,
                                   image_volumes=(), name="fuzz", home="/nonexistent-home")
         except PolicyViolation:

@@ -111,7 +111,7 @@ def run_cli(
                 raise InputError(f"--report {report_format}: expected text or json")
             _check_unset_env(env, strict=strict_env)
             config = SandboxConfig(
-                base_image=image, memory=memory, cpus=cpus, pids=pids, timeout=timeout,
+                image=image, memory=memory, cpus=cpus, pids=pids, timeout=timeout,
                 network=network, workspace=workspace, env=parse_env(env, os.environ),
                 env_files=tuple(env_files), mounts=tuple(parse_mount(m) for m in mounts),
                 runtime=runtime,

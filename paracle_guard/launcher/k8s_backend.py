@@ -287,7 +287,7 @@ def prepare(plan: Plan, config: SandboxConfig, command: Sequence[str], *,
             name: str | None = None) -> tuple[RunSpec, list[dict[str, Any]]]:
     """The RunSpec and the verified manifests for ``command``; PolicyViolation when refused."""
     policy = plan.policy
-    image = pinned_image(config.base_image, policy.controls.base_image.allowed_registries)
+    image = pinned_image(config.image, policy.controls.base_image.allowed_registries)
     spec = build_runspec(
         policy, config, command,
         image_id=image,

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from paracle_guard import units
 from paracle_guard.errors import InputError
@@ -60,8 +62,9 @@ class SandboxConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # A tag, ID or digest of a local image; resolved to its ID once, never pulled.
-    base_image: str = Field(min_length=1)
+    # The image to run: a tag, ID or digest of a local image; resolved to its ID once,
+    # never pulled. ``base_image=`` is its old, deprecated name.
+    image: str = Field(min_length=1)
     memory: str | None = None  # Docker notation: 256m, 1g, 268435456
     cpus: float | None = Field(default=None, gt=0, le=MAX_CPUS, allow_inf_nan=False)
     pids: int | None = Field(default=None, ge=1, le=MAX_PIDS)
@@ -77,9 +80,25 @@ class SandboxConfig(BaseModel):
     # The engine runtime (runsc...): one of controls.runtime.allowed; None: the first of them.
     runtime: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_base_image(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or "base_image" not in data:
+            return data
+        warnings.warn("SandboxConfig(base_image=...) is deprecated: use image=",
+                      DeprecationWarning, stacklevel=2)
+        if "image" in data:
+            raise ValueError("give image= or its old name base_image=, not both")
+        renamed = {key: value for key, value in data.items() if key != "base_image"}
+        renamed["image"] = data["base_image"]
+        return renamed
+
     @property
-    def image(self) -> str:
-        return self.base_image
+    def base_image(self) -> str:
+        """Deprecated: ``image``."""
+        warnings.warn("SandboxConfig.base_image is deprecated: use image", DeprecationWarning,
+                      stacklevel=2)
+        return self.image
 
     @field_validator("timeout", mode="before")
     @classmethod

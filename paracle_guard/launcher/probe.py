@@ -378,7 +378,7 @@ def run_probe(
         raise InputError("--image: expected a local image reference")
     with Launcher(policy, labels=labels, cache=cache, progress=progress) as launcher:
         expect = Expectations.of(launcher.policy)
-        config = SandboxConfig(base_image=image, timeout=PROBE_TIMEOUT, env=dict(env or {}))
+        config = SandboxConfig(image=image, timeout=PROBE_TIMEOUT, env=dict(env or {}))
         for interpreter, command in probe_commands(expect.packages):
             nonce = secrets.token_hex(8)
             try:

@@ -52,7 +52,7 @@ def plan() -> Plan:
 
 
 def objects_for(plan: Plan, workload: str = "pod", **options: Any) -> list[dict[str, Any]]:
-    config = SandboxConfig(base_image=options.pop("image", IMAGE), **options)
+    config = SandboxConfig(image=options.pop("image", IMAGE), **options)
     _, objects = prepare(plan, config, ["python", "-c", "print(1)"],
                          workload="job" if workload == "job" else "pod", name="sbx-1")
     return objects
@@ -212,7 +212,7 @@ def test_quantities() -> None:
 
 
 def test_namespace_is_checked(plan: Plan) -> None:
-    config = SandboxConfig(base_image=IMAGE)
+    config = SandboxConfig(image=IMAGE)
     _, objects = prepare(plan, config, ["true"], namespace="agents", name="sbx-2")
     assert {o["metadata"]["namespace"] for o in objects} == {"agents"}
     with pytest.raises(InputError, match="not a valid namespace"):
@@ -220,7 +220,7 @@ def test_namespace_is_checked(plan: Plan) -> None:
 
 
 def _spec(plan: Plan) -> Any:
-    spec, _ = prepare(plan, SandboxConfig(base_image=IMAGE), ["true"], name="sbx-3")
+    spec, _ = prepare(plan, SandboxConfig(image=IMAGE), ["true"], name="sbx-3")
     return spec
 
 
@@ -300,7 +300,7 @@ def test_submission_against_a_real_cluster(plan: Plan, monkeypatch: pytest.Monke
         pytest.fail("PARACLE_GUARD_TEST_K8S_IMAGE must name a pullable image by digest "
                     "whose user is uid 1000")
     out = io.BytesIO()
-    outcome = launch(plan, SandboxConfig(base_image=image, timeout=120),
+    outcome = launch(plan, SandboxConfig(image=image, timeout=120),
                      ["sh", "-c", "echo hello; exit 3"], backend=KubernetesBackend(plan.policy),
                      stdout=out, stderr=io.BytesIO())
     assert outcome.exit_code == 3
@@ -421,7 +421,7 @@ def launch_on(cluster: FakeCluster, plan: Plan, audit: Path | None = None,
     out = io.BytesIO()
     backend = KubernetesBackend(plan.policy, client=lambda: cluster.module)
     with open_audit(audit) as log:
-        outcome = launch(plan, SandboxConfig(base_image=IMAGE, **options),
+        outcome = launch(plan, SandboxConfig(image=IMAGE, **options),
                          ["sh", "-c", "echo hello; exit 3"], backend=backend, stdout=out,
                          stderr=io.BytesIO(), audit=log)
     return outcome.exit_code, out.getvalue()

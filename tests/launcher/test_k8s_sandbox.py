@@ -38,7 +38,7 @@ def plan() -> Plan:
 
 
 def objects_for(plan: Plan, form: str, **options: Any) -> list[dict[str, Any]]:
-    _, objects = prepare(plan, SandboxConfig(base_image=IMAGE, **options),
+    _, objects = prepare(plan, SandboxConfig(image=IMAGE, **options),
                          ["python", "-c", "print(1)"], workload=form,  # type: ignore[arg-type]
                          name="sbx-1", namespace="agents")
     return objects
@@ -52,7 +52,7 @@ def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_the_pod_template_is_the_launcher_s_pod(plan: Plan, form: str) -> None:
     objects = objects_for(plan, form, timeout=30)
     assert [item["kind"] for item in objects] == KINDS[form]
-    _, (isolation, pod) = prepare(plan, SandboxConfig(base_image=IMAGE, timeout=30),
+    _, (isolation, pod) = prepare(plan, SandboxConfig(image=IMAGE, timeout=30),
                                   ["python", "-c", "print(1)"], name="sbx-1",
                                   namespace="agents")
     holder = by_kind(objects).get("Sandbox") or by_kind(objects)["SandboxTemplate"]

@@ -86,7 +86,7 @@ def test_the_probe_sees_the_hardened_sandbox(
     workspace.mkdir()
     os.chown(workspace, 1000, 1000)
     result = launcher.run(
-        SandboxConfig(base_image=probe_image.ref, workspace=workspace, env={"MODE": "fast"}),
+        SandboxConfig(image=probe_image.ref, workspace=workspace, env={"MODE": "fast"}),
         ["sh", "-c", PROBE],
     )
     assert result.exit_code == 0, result.stderr
@@ -123,7 +123,7 @@ def test_without_a_workspace_folder_the_workspace_tmpfs_runs_builds_and_tmp_does
               "cp /bin/busybox /tmp/x/busybox && /workspace/x/busybox true && "
               "echo workspace=exec; /tmp/x/busybox true 2>/dev/null || echo tmp=noexec; "
               "grep ' /workspace ' /proc/self/mountinfo")
-    result = launcher.run(SandboxConfig(base_image=probe_image.ref), ["sh", "-c", script])
+    result = launcher.run(SandboxConfig(image=probe_image.ref), ["sh", "-c", script])
     assert result.exit_code == 0, result.stderr
     assert "workspace=exec" in result.stdout and "tmp=noexec" in result.stdout
     mount_options = result.stdout.split(" /workspace ", 1)[1].split()[0].split(",")
@@ -133,7 +133,7 @@ def test_without_a_workspace_folder_the_workspace_tmpfs_runs_builds_and_tmp_does
 def test_the_memory_limit_kills_an_allocation_above_it(
     launcher: Launcher, probe_image: BuiltImage,
 ) -> None:
-    config = SandboxConfig(base_image=probe_image.ref, memory="32m")
+    config = SandboxConfig(image=probe_image.ref, memory="32m")
     above = launcher.run(config, ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
     assert above.exit_code == 137  # SIGKILL from the kernel's OOM killer
     below = launcher.run(config, ["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"])
@@ -142,7 +142,7 @@ def test_the_memory_limit_kills_an_allocation_above_it(
 
 def test_the_pids_limit_stops_a_fork_bomb(launcher: Launcher, probe_image: BuiltImage) -> None:
     result = launcher.run(
-        SandboxConfig(base_image=probe_image.ref, pids=16, timeout=60),
+        SandboxConfig(image=probe_image.ref, pids=16, timeout=60),
         ["sh", "-c", "for i in $(seq 64); do sleep 5 & done; wait"],
     )
     assert result.exit_code != 0
@@ -154,7 +154,7 @@ def test_a_command_beyond_the_timeout_ends_with_124(
     launcher: Launcher, probe_image: BuiltImage, docker_client: Any,
 ) -> None:
     started = time.monotonic()
-    result = launcher.run(SandboxConfig(base_image=probe_image.ref, timeout=2),
+    result = launcher.run(SandboxConfig(image=probe_image.ref, timeout=2),
                           ["sh", "-c", "echo before; sleep 60; echo after"])
     assert result.exit_code == 124
     assert result.timed_out and result.decision == "timed-out"
@@ -166,7 +166,7 @@ def test_a_command_beyond_the_timeout_ends_with_124(
 def test_output_streams_stdin_and_exit_codes_pass_through(
     launcher: Launcher, probe_image: BuiltImage,
 ) -> None:
-    result = launcher.run(SandboxConfig(base_image=probe_image.ref),
+    result = launcher.run(SandboxConfig(image=probe_image.ref),
                           ["sh", "-c", "cat; echo oops >&2; exit 7"], stdin="line 1\nline 2\n")
     assert (result.exit_code, result.stdout, result.stderr) == (7, "line 1\nline 2\n", "oops\n")
 
@@ -174,7 +174,7 @@ def test_output_streams_stdin_and_exit_codes_pass_through(
 def test_keep_leaves_the_container(
     launcher: Launcher, probe_image: BuiltImage, docker_client: Any,
 ) -> None:
-    result = launcher.run(SandboxConfig(base_image=probe_image.ref), ["true"], keep=True)
+    result = launcher.run(SandboxConfig(image=probe_image.ref), ["true"], keep=True)
     try:
         kept = docker_client.containers.get(result.container_id)
         assert kept.status == "exited"
@@ -194,7 +194,7 @@ def test_an_image_volume_stays_read_only_and_creates_no_volume(
         Waiver(rule="image-volume", target="*", reason="covered by the launcher"),
     ]})
     with Launcher(waived, labels=LABELS, engine=engine) as launcher:
-        result = launcher.run(SandboxConfig(base_image=built.ref),
+        result = launcher.run(SandboxConfig(image=built.ref),
                               ["sh", "-c", "touch /data/x || echo data=read-only"])
     assert result.exit_code == 0, result.stderr
     assert "data=read-only" in result.stdout
@@ -211,7 +211,7 @@ def test_an_image_breaking_the_policy_is_refused(
 ) -> None:
     built = test_images.get(image)
     with pytest.raises(PolicyViolation) as excinfo:
-        launcher.run(SandboxConfig(base_image=built.ref), ["true"])
+        launcher.run(SandboxConfig(image=built.ref), ["true"])
     assert rule in {finding.rule for finding in excinfo.value.findings}
     assert rule in str(excinfo.value)
     assert excinfo.value.report is not None
@@ -231,7 +231,7 @@ def test_a_loosening_option_is_refused_naming_the_key(
     options: dict[str, Any], named: str,
 ) -> None:
     with pytest.raises(PolicyViolation, match=named):
-        launcher.run(SandboxConfig(base_image=probe_image.ref, **options), ["true"])
+        launcher.run(SandboxConfig(image=probe_image.ref, **options), ["true"])
     no_launcher_containers(docker_client)
 
 
@@ -241,7 +241,7 @@ def test_a_symlinked_workspace_is_refused(
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(PolicyViolation, match="is a symlink"):
-        launcher.run(SandboxConfig(base_image=probe_image.ref, workspace=tmp_path / "link"),
+        launcher.run(SandboxConfig(image=probe_image.ref, workspace=tmp_path / "link"),
                      ["true"])
 
 
@@ -259,7 +259,7 @@ def test_a_container_the_engine_changed_is_refused_and_removed(
 
     monkeypatch.setattr(docker_backend, "create_config", tampered)
     with pytest.raises(PolicyViolation) as excinfo:
-        launcher.run(SandboxConfig(base_image=probe_image.ref), ["true"])
+        launcher.run(SandboxConfig(image=probe_image.ref), ["true"])
     assert "PG302" in {finding.rule for finding in excinfo.value.findings}
     assert "HostConfig.CapAdd" in str(excinfo.value)
     no_launcher_containers(docker_client)
@@ -278,7 +278,7 @@ def test_a_limit_raised_before_start_is_caught_after_start(
 
     monkeypatch.setattr(docker_backend.DockerBackend, "start", start_after_update)
     with pytest.raises(PolicyViolation, match=r"after start.*HostConfig.Memory"):
-        launcher.run(SandboxConfig(base_image=probe_image.ref, memory="256m"),
+        launcher.run(SandboxConfig(image=probe_image.ref, memory="256m"),
                      ["sh", "-c", "echo must-not-matter; sleep 5"])
     no_launcher_containers(docker_client)
 
@@ -298,7 +298,7 @@ def test_a_tag_re_pointed_after_the_check_changes_nothing(
 
     out, err = io.BytesIO(), io.BytesIO()
     try:
-        outcome = launch(launcher.plan, SandboxConfig(base_image=ref), ["cat", "/etc/marker"],
+        outcome = launch(launcher.plan, SandboxConfig(image=ref), ["cat", "/etc/marker"],
                          backend=DockerBackend(engine), stdout=out, stderr=err, labels=LABELS,
                          after_check=re_point)
     finally:
@@ -435,7 +435,7 @@ def test_a_launcher_reads_an_image_once_and_later_launchers_not_at_all(
     probe_image: BuiltImage, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    config = SandboxConfig(base_image=probe_image.ref)
+    config = SandboxConfig(image=probe_image.ref)
     recorder = _Recorder()
     with Launcher("sandbox", labels=LABELS, engine=engine, progress=recorder) as warm:
         assert warm.run(config, ["true"]).exit_code == 0

@@ -44,7 +44,7 @@ def test_run_starts_under_runsc_and_every_promise_holds(
     os.chown(workspace, 1000, 1000)
     # The probe waits a moment, so the host reads the running sandbox, not an ended one.
     result = gvisor_launcher.run(
-        SandboxConfig(base_image=probe_image.ref, workspace=workspace, env={"MODE": "fast"}),
+        SandboxConfig(image=probe_image.ref, workspace=workspace, env={"MODE": "fast"}),
         ["sh", "-c", "sleep 1; uname -r; " + PROBE],
     )
     assert result.exit_code == 0, result.stderr
@@ -71,7 +71,7 @@ def test_run_starts_under_runsc_and_every_promise_holds(
 
 def test_the_limits_hold_under_gvisor(gvisor_launcher: Launcher,
                                       probe_image: BuiltImage) -> None:
-    config = SandboxConfig(base_image=probe_image.ref, memory="32m")
+    config = SandboxConfig(image=probe_image.ref, memory="32m")
     above = gvisor_launcher.run(config, ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M",
                                          "count=1"])
     assert above.exit_code == 137  # the whole sandbox is in the container's memory cgroup
@@ -80,7 +80,7 @@ def test_the_limits_hold_under_gvisor(gvisor_launcher: Launcher,
     assert below.exit_code == 0, below.stderr
     # The pids limit counts gVisor's own threads too: 64 processes are never reached.
     bomb = gvisor_launcher.run(
-        SandboxConfig(base_image=probe_image.ref, pids=64, timeout=60),
+        SandboxConfig(image=probe_image.ref, pids=64, timeout=60),
         ["sh", "-c", "for i in $(seq 64); do sleep 5 & done; wait"])
     assert bomb.exit_code != 0 and not bomb.timed_out
 
@@ -89,7 +89,7 @@ def test_a_pids_limit_gvisor_cannot_start_with_is_refused_before_create(
     gvisor_launcher: Launcher, probe_image: BuiltImage, docker_client: Any,
 ) -> None:
     with pytest.raises(PolicyViolation) as refused:
-        gvisor_launcher.run(SandboxConfig(base_image=probe_image.ref, pids=32), ["true"])
+        gvisor_launcher.run(SandboxConfig(image=probe_image.ref, pids=32), ["true"])
     assert refused.value.key == "controls.resources.pids"
     assert "below 64" in str(refused.value)
     assert launcher_containers(docker_client) == []

@@ -144,7 +144,7 @@ def test_a_waiver_does_not_let_a_redirected_mount_through(
     since = time.time()
     with Launcher(waived, labels=LABELS, engine=engine) as launcher, \
             pytest.raises(PolicyViolation, match="PG206") as refused:
-        launcher.run(SandboxConfig(base_image=tmp_to_etc.ref), ["true"])
+        launcher.run(SandboxConfig(image=tmp_to_etc.ref), ["true"])
     assert refused.value.findings[0].rule == "PG206"
     assert created_from(docker_client, tmp_to_etc.id, since) == []
 
@@ -165,7 +165,7 @@ def test_the_host_proof_kills_a_tmpfs_that_landed_on_etc(
     audit = tmp_path / "audit.jsonl"
     with Launcher("sandbox", labels=LABELS, engine=launcher.engine, audit_log=audit) as sandbox, \
             pytest.raises(PolicyViolation) as refused:
-        sandbox.run(SandboxConfig(base_image=tmp_to_etc.ref),
+        sandbox.run(SandboxConfig(image=tmp_to_etc.ref),
                     ["sh", "-c", "sleep 5; echo owned > /etc/owned; echo wrote"])
     codes = {finding.rule for finding in refused.value.findings}
     assert codes == {"PG206", "PG202"}
@@ -183,7 +183,7 @@ def test_the_host_proof_kills_a_workspace_that_landed_on_the_path(
 ) -> None:
     folder = workspace(tmp_path)
     with pytest.raises(PolicyViolation) as refused:
-        launcher.run(SandboxConfig(base_image=workspace_to_bin.ref, workspace=folder),
+        launcher.run(SandboxConfig(image=workspace_to_bin.ref, workspace=folder),
                      ["sh", "-c", "sleep 5; echo '#!/bin/sh' > /usr/local/bin/ls"])
     assert {finding.rule for finding in refused.value.findings} == {"PG206", "PG202"}
     assert list(folder.iterdir()) == []  # killed before the command wrote a thing
@@ -203,7 +203,7 @@ def test_a_workspace_swapped_after_the_check_is_caught_before_the_command_writes
 
     with pytest.raises(PolicyViolation) as refused:
         launch(Launcher("sandbox").plan,
-               SandboxConfig(base_image=probe_image.ref, workspace=checked),
+               SandboxConfig(image=probe_image.ref, workspace=checked),
                ["sh", "-c", "sleep 5; echo leak > /workspace/leak"],
                backend=DockerBackend(engine), stdout=io.BytesIO(), stderr=io.BytesIO(),
                labels=LABELS, after_check=swap)
@@ -215,7 +215,7 @@ def test_a_workspace_swapped_after_the_check_is_caught_before_the_command_writes
 def test_a_command_that_ends_at_once_is_reported_as_unproved_not_refused(
     launcher: Launcher, probe_image: BuiltImage,
 ) -> None:
-    result = launcher.run(SandboxConfig(base_image=probe_image.ref), ["true"])
+    result = launcher.run(SandboxConfig(image=probe_image.ref), ["true"])
     assert result.exit_code == 0
     assert result.proof is not None
     assert (result.host is None) == result.proof.startswith("the command ended before")
@@ -225,7 +225,7 @@ def test_a_running_command_is_proved_from_the_host(
     launcher: Launcher, probe_image: BuiltImage, tmp_path: Path,
 ) -> None:
     folder = workspace(tmp_path)
-    result = launcher.run(SandboxConfig(base_image=probe_image.ref, workspace=folder),
+    result = launcher.run(SandboxConfig(image=probe_image.ref, workspace=folder),
                           ["sh", "-c", "cat >/dev/null; echo done"], stdin="go\n")
     assert result.exit_code == 0 and result.stdout == "done\n"
     assert result.proof == "proved from the host: mounts, credentials, network and limits " \
@@ -250,7 +250,7 @@ def test_a_writable_path_spelled_otherwise_is_mounted_and_proved_where_it_lands(
         "root_filesystem": base.controls.root_filesystem.model_copy(
             update={"writable_paths": ["/workspace/", "//tmp/"]})})})
     with Launcher(spelled, labels=LABELS, engine=engine) as launcher:
-        result = launcher.run(SandboxConfig(base_image=probe_image.ref),
+        result = launcher.run(SandboxConfig(image=probe_image.ref),
                               ["sh", "-c", "cat >/dev/null; echo x > /tmp/f; cat /tmp/f"],
                               stdin="go\n")
     assert result.exit_code == 0 and result.stdout == "x\n"
@@ -264,7 +264,7 @@ def test_a_remote_engine_is_refused_before_anything_is_created(
     monkeypatch.setattr(engine, "host", "tcp://10.0.0.7:2376")
     since = time.time()
     with pytest.raises(LaunchError, match="not on this machine"):
-        launch(Launcher("sandbox").plan, SandboxConfig(base_image=probe_image.ref), ["true"],
+        launch(Launcher("sandbox").plan, SandboxConfig(image=probe_image.ref), ["true"],
                backend=DockerBackend(engine), stdout=io.BytesIO(), stderr=io.BytesIO())
     assert created_from(docker_client, probe_image.id, since) == []
 
@@ -416,7 +416,7 @@ def test_removal_is_verified_and_a_failure_is_said_as_it_is(
     launcher: Launcher, probe_image: BuiltImage, engine: Engine, docker_client: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    kept = launcher.run(SandboxConfig(base_image=probe_image.ref), ["true"], keep=True)
+    kept = launcher.run(SandboxConfig(image=probe_image.ref), ["true"], keep=True)
     backend = DockerBackend(engine)
     try:
         monkeypatch.setattr(docker_backend, "REMOVE_BACKOFF", 0.0)

@@ -47,7 +47,7 @@ def spec(
 ) -> RunSpec:
     return build_runspec(
         pol or policy(),
-        SandboxConfig(base_image="img", **options),
+        SandboxConfig(image="img", **options),
         ["python", "x.py"],
         image_id=IMAGE_ID,
         image_user=image_user,
@@ -229,17 +229,28 @@ def check_workspace(path: Path | str, **where: Any) -> CheckedPath:
 
 def test_config_refuses_unknown_fields_and_non_positive_limits() -> None:
     with pytest.raises(ValueError, match="privileged"):
-        SandboxConfig.model_validate({"base_image": "x", "privileged": True})
+        SandboxConfig.model_validate({"image": "x", "privileged": True})
     with pytest.raises(ValueError, match="greater than 0"):
-        SandboxConfig(base_image="x", cpus=0)
-    assert SandboxConfig(base_image="paracle/sandbox:latest").image == "paracle/sandbox:latest"
+        SandboxConfig(image="x", cpus=0)
+    assert SandboxConfig(image="paracle/sandbox:latest").image == "paracle/sandbox:latest"
     with pytest.raises(ValueError, match="at least 1 character"):
-        SandboxConfig(base_image="")
+        SandboxConfig(image="")
+
+
+def test_base_image_is_the_deprecated_name_of_image() -> None:
+    # The README showed SandboxConfig(base_image=...) before the field was named image.
+    with pytest.warns(DeprecationWarning, match="use image="):
+        config = SandboxConfig(base_image="paracle/sandbox:latest", timeout=5)
+    assert config == SandboxConfig(image="paracle/sandbox:latest", timeout=5)
+    with pytest.warns(DeprecationWarning, match="use image"):
+        assert config.base_image == "paracle/sandbox:latest"
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="not both"):
+        SandboxConfig(image="a", base_image="b")
 
 
 def test_no_command_is_an_input_error() -> None:
     with pytest.raises(InputError, match="no command"):
-        build_runspec(policy(), SandboxConfig(base_image="x"), [], image_id=IMAGE_ID,
+        build_runspec(policy(), SandboxConfig(image="x"), [], image_id=IMAGE_ID,
                       image_user=APP_USER, image_volumes=(), name="n")
 
 
@@ -376,12 +387,12 @@ def test_writable_paths_never_mask_the_system(path: str) -> None:
                                      "inf", "nan"])
 def test_timeouts_no_backend_can_enforce_are_refused(timeout: Any) -> None:
     with pytest.raises(ValueError, match="more than 0 and at most 604800") as refused:
-        SandboxConfig(base_image="x", timeout=timeout)
+        SandboxConfig(image="x", timeout=timeout)
     assert "timeout" in str(refused.value)
 
 
 def test_a_week_is_the_longest_timeout_and_fractions_are_fine() -> None:
-    assert SandboxConfig(base_image="x", timeout=604_800).timeout == 604_800.0
+    assert SandboxConfig(image="x", timeout=604_800).timeout == 604_800.0
     assert spec(timeout=0.5).timeout == 0.5
 
 
@@ -390,7 +401,7 @@ def test_a_week_is_the_longest_timeout_and_fractions_are_fine() -> None:
 ])
 def test_limits_that_would_overflow_the_engine_are_refused(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
-        SandboxConfig.model_validate({"base_image": "x", field: value})
+        SandboxConfig.model_validate({"image": "x", field: value})
 
 
 def test_a_memory_above_what_the_engine_stores_is_refused() -> None:
