@@ -53,7 +53,9 @@ LIMIT_FEATURES = {
 
 
 @dataclass(frozen=True)
-class Check:
+class EngineCheck:
+    """One line of ``doctor``: a fact about the engine and whether it lets the policy hold."""
+
     name: str
     status: Status
     detail: str
@@ -61,7 +63,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    checks: list[Check]
+    checks: list[EngineCheck]
     policy: str = "the default policy"
 
     @property
@@ -118,137 +120,166 @@ def assess(
     *,
     runtime: RuntimeControl | None = None,
     versions: Mapping[str, str | None] | None = None,
-) -> list[Check]:
+) -> list[EngineCheck]:
     """Every check of an engine, from its /version and /info documents.
 
     ``runtime`` is the policy's runtime control (None: the default, any runtime);
     ``versions`` maps runtime names to their ``--version`` line, for the runtimes
     whose binary could be run on this host.
     """
-    checks: list[Check] = []
+    return [
+        *_engine_checks(version, host),
+        *_runtime_checks(engine_runtimes(info), runtime or RuntimeControl(), versions or {}),
+        _runc_check(version, info, runtime),
+        _init_check(version),
+        *_kernel_checks(info),
+        *_security_checks(_security_options(info), host),
+    ]
+
+
+def _engine_checks(version: Mapping[str, Any], host: str) -> list[EngineCheck]:
+    """The engine is reachable, speaks a recent enough API, and runs Linux containers."""
     engine_version = str(version.get("Version") or "unknown")
     api = str(version.get("ApiVersion") or "")
     platform = f"{version.get('Os') or '?'}/{version.get('Arch') or '?'}"
-    checks.append(Check("engine", "ok",
-                        f"reachable at {host}: Docker Engine {engine_version}, API {api or '?'}, "
-                        f"{platform}, kernel {version.get('KernelVersion') or '?'}"))
-
+    checks = [EngineCheck("engine", "ok",
+                          f"reachable at {host}: Docker Engine {engine_version}, "
+                          f"API {api or '?'}, {platform}, "
+                          f"kernel {version.get('KernelVersion') or '?'}")]
     api_tuple = version_tuple(api)
     if api_tuple is None or api_tuple < MIN_API:
-        checks.append(Check("api", "fail", f"API {api or 'unknown'} is older than "
-                            f"{'.'.join(map(str, MIN_API))}: a private cgroup namespace cannot "
-                            "be asked for"))
+        checks.append(EngineCheck("api", "fail",
+                                  f"API {api or 'unknown'} is older than "
+                                  f"{'.'.join(map(str, MIN_API))}: a private cgroup namespace "
+                                  "cannot be asked for"))
     if str(version.get("Os") or "linux") != "linux":
-        checks.append(Check("os", "fail", f"the engine runs {version.get('Os')} containers; "
-                            "the sandbox controls are Linux ones"))
+        checks.append(EngineCheck("os", "fail",
+                                  f"the engine runs {version.get('Os')} containers; the sandbox "
+                                  "controls are Linux ones"))
+    return checks
 
-    checks.extend(_runtime_checks(engine_runtimes(info), runtime or RuntimeControl(),
-                                  versions or {}))
+
+def _runc_check(version: Mapping[str, Any], info: Mapping[str, Any],
+                runtime: RuntimeControl | None) -> EngineCheck:
     runc = _component(version, "runc") or str((info.get("RuncCommit") or {}).get("ID") or "")
     runc_tuple = version_tuple(runc) if runc else None
     if runc_tuple is None:
-        checks.append(Check("runc", "warn",
-                            f"cannot tell the runc version ({runc or 'not reported'}); "
-                            "runc 1.1.12 or later fixes CVE-2024-21626"))
-    elif runc_tuple < RUNC_FIXED:
+        return EngineCheck("runc", "warn",
+                           f"cannot tell the runc version ({runc or 'not reported'}); "
+                           "runc 1.1.12 or later fixes CVE-2024-21626")
+    if runc_tuple < RUNC_FIXED:
         # A policy that allows only other runtimes never starts a sandbox with runc.
         spared = bool(runtime and runtime.allowed and "runc" not in runtime.allowed)
-        checks.append(Check("runc", "info" if spared else "warn",
-                            f"runc {runc} is older than 1.1.12, which fixes CVE-2024-21626 "
-                            "(container breakout through a working directory under "
-                            "/proc/self/fd); upgrade, or confirm your distribution backported "
-                            "the fix" + ("; this policy's sandboxes do not run under runc"
-                                         if spared else "")))
-    else:
-        checks.append(Check("runc", "ok", f"runc {runc} (CVE-2024-21626 fixed)"))
+        return EngineCheck("runc", "info" if spared else "warn",
+                           f"runc {runc} is older than 1.1.12, which fixes CVE-2024-21626 "
+                           "(container breakout through a working directory under "
+                           "/proc/self/fd); upgrade, or confirm your distribution backported "
+                           "the fix" + ("; this policy's sandboxes do not run under runc"
+                                        if spared else ""))
+    return EngineCheck("runc", "ok", f"runc {runc} (CVE-2024-21626 fixed)")
 
+
+def _init_check(version: Mapping[str, Any]) -> EngineCheck:
     init = _component(version, "docker-init")
     if init:
-        checks.append(Check("init", "ok", f"docker-init {init} (the sandbox's init process)"))
-    else:
-        checks.append(Check("init", "warn", "the engine does not report docker-init; "
-                            "launches ask for an init process and fail to start without one"))
+        return EngineCheck("init", "ok", f"docker-init {init} (the sandbox's init process)")
+    return EngineCheck("init", "warn", "the engine does not report docker-init; launches ask "
+                       "for an init process and fail to start without one")
 
+
+def _kernel_checks(info: Mapping[str, Any]) -> list[EngineCheck]:
+    """The cgroup setup, and whether the kernel enforces every limit the RunSpec sets."""
     cgroup = str(info.get("CgroupVersion") or "?")
-    checks.append(Check("cgroup", "info",
-                        f"cgroup v{cgroup}, driver {info.get('CgroupDriver') or '?'}"))
+    checks = [EngineCheck("cgroup", "info",
+                          f"cgroup v{cgroup}, driver {info.get('CgroupDriver') or '?'}")]
     missing = [what for key, what in LIMIT_FEATURES.items() if info.get(key) is False]
     if missing:
-        checks.append(Check("limits", "fail", "the kernel cannot enforce: " + ", ".join(missing)))
+        checks.append(EngineCheck("limits", "fail",
+                                  "the kernel cannot enforce: " + ", ".join(missing)))
     else:
-        checks.append(Check("limits", "ok", "memory, swap, pids and CPU limits are enforced"))
+        checks.append(EngineCheck("limits", "ok",
+                                  "memory, swap, pids and CPU limits are enforced"))
+    return checks
 
-    security = _security_options(info)
+
+def _security_checks(security: Mapping[str, Mapping[str, str]], host: str) -> list[EngineCheck]:
+    """The engine's security options (``SecurityOptions`` in /info), and the host proof."""
+    checks: list[EngineCheck] = []
     if "seccomp" in security:
         profile = security["seccomp"].get("profile", "default")
-        checks.append(Check("seccomp", "ok", f"active (profile {profile})"))
+        checks.append(EngineCheck("seccomp", "ok", f"active (profile {profile})"))
     else:
-        checks.append(Check("seccomp", "warn", "not active: containers run without a "
-                            "system-call filter"))
-    checks.append(Check("apparmor", "info", "active" if "apparmor" in security else "not active"))
+        checks.append(EngineCheck("seccomp", "warn",
+                                  "not active: containers run without a system-call filter"))
+    checks.append(EngineCheck("apparmor", "info",
+                              "active" if "apparmor" in security else "not active"))
     if "selinux" in security:
-        checks.append(Check("selinux", "info", "active"))
-    checks.append(Check("userns-remap", "info", "on (container root maps to an unprivileged "
-                        "host uid)" if "userns" in security else "off"))
-    checks.append(Check("rootless", "info", "on (the engine itself runs unprivileged)"
-                        if "rootless" in security else "off"))
+        checks.append(EngineCheck("selinux", "info", "active"))
+    checks.append(EngineCheck("userns-remap", "info",
+                              "on (container root maps to an unprivileged host uid)"
+                              if "userns" in security else "off"))
+    checks.append(EngineCheck("rootless", "info", "on (the engine itself runs unprivileged)"
+                              if "rootless" in security else "off"))
     checks.append(_host_proof(host, rootless="rootless" in security))
     return checks
 
 
-def _host_proof(host: str, *, rootless: bool) -> Check:
+def _host_proof(host: str, *, rootless: bool) -> EngineCheck:
     """Whether `run` can prove containers from this host, as it insists on doing."""
     from paracle_guard.sources.container import engine_is_local
 
     if not engine_is_local(host):
-        return Check("host-proof", "fail", f"the engine at {host} is not on this machine: run "
-                     "refuses, since it proves each container's mounts from the host's /proc")
+        return EngineCheck("host-proof", "fail",
+                           f"the engine at {host} is not on this machine: run refuses, since "
+                           "it proves each container's mounts from the host's /proc")
     if rootless:
-        return Check("host-proof", "warn", "a rootless engine: run proves containers through "
-                     "/proc only if their processes are visible here, and refuses otherwise")
-    return Check("host-proof", "ok", "run proves each container from this host "
-                 "(/proc/PID/mountinfo; bind inodes through /proc/PID/root, which needs root)")
+        return EngineCheck("host-proof", "warn",
+                           "a rootless engine: run proves containers through /proc only if "
+                           "their processes are visible here, and refuses otherwise")
+    return EngineCheck("host-proof", "ok",
+                       "run proves each container from this host (/proc/PID/mountinfo; bind "
+                       "inodes through /proc/PID/root, which needs root)")
 
 
 def _runtime_checks(runtimes: list[Runtime], wanted: RuntimeControl,
-                    versions: Mapping[str, str | None]) -> list[Check]:
-    checks = [Check("runtimes", "info",
-                    ", ".join(runtime.describe() for runtime in runtimes) or "none reported")]
+                    versions: Mapping[str, str | None]) -> list[EngineCheck]:
+    checks = [EngineCheck("runtimes", "info",
+                          ", ".join(runtime.describe() for runtime in runtimes) or "none reported")]
     sandboxes = [runtime for runtime in runtimes if runtime.sandbox]
     missing = missing_runtime(wanted.allowed, runtimes)
     if missing is not None:
-        checks.append(Check("sandbox-runtime", "fail", missing))
+        checks.append(EngineCheck("sandbox-runtime", "fail", missing))
     elif wanted.allowed:
         usable = [runtime for runtime in runtimes if runtime.name in wanted.allowed]
-        checks.append(Check("sandbox-runtime", "ok", "allowed and registered: " + ", ".join(
+        checks.append(EngineCheck("sandbox-runtime", "ok", "allowed and registered: " + ", ".join(
             f"{r.name} ({r.sandbox or 'shares the host kernel'})" for r in usable)))
     elif sandboxes:
-        checks.append(Check("sandbox-runtime", "info", ", ".join(
+        checks.append(EngineCheck("sandbox-runtime", "info", ", ".join(
             f"{r.name} ({r.sandbox})" for r in sandboxes) + " registered; a policy that "
             "allows it (sandbox-gvisor for runsc) runs every sandbox under it"))
     else:
-        checks.append(Check("sandbox-runtime", "info",
-                            "no sandboxed runtime is registered, so sandboxes share the host "
-                            f"kernel; for gVisor: {how_to_register('runsc')}"))
+        checks.append(EngineCheck("sandbox-runtime", "info",
+                                  "no sandboxed runtime is registered, so sandboxes share the host "
+                                  f"kernel; for gVisor: {how_to_register('runsc')}"))
     for runtime in sandboxes:
         if runtime.sandbox == GVISOR:
             checks.append(_gvisor_release(runtime, versions.get(runtime.name)))
     return checks
 
 
-def _gvisor_release(runtime: Runtime, version: str | None) -> Check:
+def _gvisor_release(runtime: Runtime, version: str | None) -> EngineCheck:
     minimum = release_text(RUNSC_MINIMUM)
     release = runsc_release(version) if version else None
     if release is None:
-        return Check(runtime.name, "warn",
-                     f"cannot tell which gVisor release {runtime.path} is "
-                     f"({version or 'could not run it here'}); {minimum} or later is tested")
+        return EngineCheck(runtime.name, "warn",
+                           f"cannot tell which gVisor release {runtime.path} is "
+                           f"({version or 'could not run it here'}); {minimum} or later is tested")
     if release < RUNSC_MINIMUM:
-        return Check(runtime.name, "warn",
-                     f"gVisor {release_text(release)} is older than {minimum}, the oldest "
-                     "release paracle-guard is tested with; gVisor fixes bugs only in new "
-                     "releases, so upgrade runsc")
-    return Check(runtime.name, "ok", f"gVisor {release_text(release)} (at least {minimum})")
+        return EngineCheck(runtime.name, "warn",
+                           f"gVisor {release_text(release)} is older than {minimum}, the oldest "
+                           "release paracle-guard is tested with; gVisor fixes bugs only in "
+                           "new releases, so upgrade runsc")
+    return EngineCheck(runtime.name, "ok", f"gVisor {release_text(release)} (at least {minimum})")
 
 
 def probed_runtimes(runtimes: list[Runtime], wanted: RuntimeControl) -> list[str]:
@@ -278,11 +309,10 @@ def diagnose(
         version = engine.version()
         info = engine.info(timeout=INFO_SECONDS)
     except GuardError as error:
-        return Diagnosis([Check("engine", "fail", str(error))], subject)
+        return Diagnosis([EngineCheck("engine", "fail", str(error))], subject)
     except Exception as error:  # the SDK's many failures: all mean "cannot ask the engine"
-        return Diagnosis([Check("engine", "fail",
-                                f"cannot query the Docker Engine at {engine_host()}: {error}")],
-                         subject)
+        detail = f"cannot query the Docker Engine at {engine_host()}: {error}"
+        return Diagnosis([EngineCheck("engine", "fail", detail)], subject)
     runtimes = engine_runtimes(info)
     from paracle_guard.sources.container import engine_is_local
 
@@ -296,18 +326,19 @@ def diagnose(
         names = probed_runtimes(runtimes, wanted)
         for name in names:
             outcome = probe_runtime(engine, name)
-            checks.append(Check(f"probe {name}", "ok" if outcome.works else "fail",
-                                outcome.detail))
+            checks.append(EngineCheck(f"probe {name}", "ok" if outcome.works else "fail",
+                                      outcome.detail))
         if not names:
-            checks.append(Check("probe", "info", "nothing to run: "
-                                + ("none of the policy's runtimes is registered"
-                                   if wanted.allowed else "no sandboxed runtime is registered")))
+            checks.append(EngineCheck("probe", "info", "nothing to run: "
+                                      + ("none of the policy's runtimes is registered"
+                                         if wanted.allowed
+                                         else "no sandboxed runtime is registered")))
     return Diagnosis(checks, subject)
 
 
-def _guard(info: Mapping[str, Any]) -> Check:
+def _guard(info: Mapping[str, Any]) -> EngineCheck:
     """Whether the engine enforces the policy for every client (paracle-guard authz serve)."""
     from paracle_guard.authz.status import authorization_plugins, guard_check, probe
 
     status, detail = guard_check(info, [probe(name) for name in authorization_plugins(info)])
-    return Check("guard", status, detail)
+    return EngineCheck("guard", status, detail)

@@ -129,7 +129,9 @@ class Expectations:
 
 
 @dataclass
-class Check:
+class PromiseCheck:
+    """One promise of the sandbox as ``sandbox test`` checked it: pass, fail or unchecked."""
+
     name: str
     promise: str
     status: Status
@@ -140,7 +142,7 @@ class Check:
 class ProbeReport:
     image: str
     interpreter: str  # python3, sh or none
-    checks: list[Check] = field(default_factory=list)
+    checks: list[PromiseCheck] = field(default_factory=list)
     # Why the probe could not run at all (refused by the policy, no interpreter).
     problem: str | None = None
 
@@ -205,14 +207,14 @@ def _all_same(values: Sequence[int]) -> str:
     return " ".join(str(value) for value in sorted(set(values)))
 
 
-def evaluate_host(host: HostFacts | None, expect: Expectations, why_not: str) -> list[Check]:
+def evaluate_host(host: HostFacts | None, expect: Expectations, why_not: str) -> list[PromiseCheck]:
     """The sandbox's promises, judged from what the host read; unchecked without it."""
     if host is None:
-        return [Check(name, "", "unchecked", why_not) for name in HOST_PROMISES]
-    checks: list[Check] = []
+        return [PromiseCheck(name, "", "unchecked", why_not) for name in HOST_PROMISES]
+    checks: list[PromiseCheck] = []
 
     def add(name: str, promise: str, holds: bool, observed: str) -> None:
-        checks.append(Check(name, promise, "pass" if holds else "fail", observed))
+        checks.append(PromiseCheck(name, promise, "pass" if holds else "fail", observed))
 
     processes = host.processes
     uids = [uid for process in processes for uid in process.uids]
@@ -259,7 +261,7 @@ def evaluate_host(host: HostFacts | None, expect: Expectations, why_not: str) ->
 
 
 def evaluate_sandbox(promised: Sequence[HostFact], host: HostFacts | None,
-                     expect: Expectations) -> list[Check]:
+                     expect: Expectations) -> list[PromiseCheck]:
     """Under gVisor: the promises from the host's records of the sandbox, and its limits.
 
     The sandbox's /proc on the host is gVisor's kernel, so user, capabilities,
@@ -267,12 +269,13 @@ def evaluate_sandbox(promised: Sequence[HostFact], host: HostFacts | None,
     (the Sentry's process table, the spec runsc enforces, the sandbox and gofer
     processes); the limits are the container's cgroup, as under runc.
     """
-    checks = [Check(fact.name, fact.promise, "pass" if fact.holds else "fail", fact.observed)
+    checks = [PromiseCheck(fact.name, fact.promise, "pass" if fact.holds else "fail", fact.observed)
               for fact in promised]
     if host is None:
-        return [*checks, Check("limits", "", "unchecked", "the host could not read the sandbox")]
+        return [*checks, PromiseCheck("limits", "", "unchecked",
+                                      "the host could not read the sandbox")]
     name, promise, holds, observed = _limits_check(host, expect)
-    return [*checks, Check(name, promise, "pass" if holds else "fail", observed)]
+    return [*checks, PromiseCheck(name, promise, "pass" if holds else "fail", observed)]
 
 
 def _writable_outside(host: HostFacts, allowed: Sequence[str]) -> list[str]:
@@ -315,13 +318,14 @@ def _limits_check(host: HostFacts, expect: Expectations) -> tuple[str, str, bool
 
 
 def evaluate_inside(facts: Mapping[str, str], nonce: str,
-                    expect: Expectations = Expectations()) -> list[Check]:
+                    expect: Expectations = Expectations()) -> list[PromiseCheck]:
     """What the image's own interpreter reports: Python and its packages (when the policy's
     sandbox_test asks for them), and the hello round trip."""
-    checks: list[Check] = []
+    checks: list[PromiseCheck] = []
 
     def add(name: str, promise: str, holds: bool, observed: str) -> None:
-        checks.append(Check(name, promise, "pass" if holds else "fail", f"{observed} {INSIDE}"))
+        checks.append(PromiseCheck(name, promise, "pass" if holds else "fail",
+                                   f"{observed} {INSIDE}"))
 
     python = facts.get("python", "missing")
     if expect.python:
@@ -344,7 +348,7 @@ def unchecked(image: str, reason: str, expect: Expectations = Expectations()) ->
     names = [*HOST_PROMISES, *expect.inside_promises]
     return ProbeReport(
         image=image, interpreter="none", problem=reason,
-        checks=[Check(name, "", "unchecked", reason) for name in names],
+        checks=[PromiseCheck(name, "", "unchecked", reason) for name in names],
     )
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from paracle_guard.cli import app
 from paracle_guard.docker_client import Engine
-from paracle_guard.launcher.doctor import Check, Diagnosis, assess, diagnose, version_tuple
+from paracle_guard.launcher.doctor import Diagnosis, EngineCheck, assess, diagnose, version_tuple
 from paracle_guard.launcher.runtimes import PROBE_LABEL, probe_runtime
 from paracle_guard.policy.models import RuntimeControl
 
@@ -40,7 +40,8 @@ INFO: dict[str, Any] = {
 }
 
 
-def checks(version: dict[str, Any] = VERSION, info: dict[str, Any] = INFO) -> dict[str, Check]:
+def checks(version: dict[str, Any] = VERSION,
+           info: dict[str, Any] = INFO) -> dict[str, EngineCheck]:
     return {check.name: check for check in assess(version, info, "unix:///var/run/docker.sock")}
 
 
@@ -100,7 +101,8 @@ def test_version_tuple() -> None:
 
 
 def test_reports_render() -> None:
-    diagnosis = Diagnosis([Check("engine", "ok", "fine"), Check("limits", "fail", "no pids")])
+    diagnosis = Diagnosis([EngineCheck("engine", "ok", "fine"),
+                           EngineCheck("limits", "fail", "no pids")])
     text = diagnosis.render_text()
     assert "fail  limits  no pids" in text
     assert text.endswith("cannot enforce the default policy (limits)\n")
