@@ -253,10 +253,14 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def render(objects: Sequence[Mapping[str, Any]]) -> str:
+def render_manifests(objects: Sequence[Mapping[str, Any]]) -> str:
     """Multi-document YAML, keys in the order built (apiVersion, kind, metadata, spec)."""
     return yaml.dump_all(objects, Dumper=_PlainDumper, sort_keys=False,
                          default_flow_style=False)
+
+
+# The old name, still imported by cli.py (house-cli's file) until it switches.
+render = render_manifests
 
 
 def judge(plan: Plan, text: str, what: str) -> Report:
@@ -298,5 +302,5 @@ def prepare(plan: Plan, config: SandboxConfig, command: Sequence[str], *,
         labels={LAUNCHER_LABEL: "kubernetes"},
     )
     objects = build_manifests(spec, image, workload=workload, namespace=namespace)
-    _verified(plan, render(objects), f"{spec.name}.yaml")
+    _verified(plan, render_manifests(objects), f"{spec.name}.yaml")
     return spec, objects

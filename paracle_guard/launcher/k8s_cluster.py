@@ -35,7 +35,7 @@ from paracle_guard.launcher.k8s_backend import (
     Workload,
     build_manifests,
     pinned_image,
-    render,
+    render_manifests,
 )
 from paracle_guard.launcher.k8s_sandbox import FORMS as SANDBOX_FORMS
 from paracle_guard.launcher.refusal import LaunchError
@@ -109,7 +109,7 @@ class KubernetesBackend:
         return build_manifests(spec, spec.image_id, workload=workload, namespace=self.namespace)
 
     def preview(self, spec: RunSpec) -> tuple[str, Sequence[Subject]]:
-        text = render(self.manifests(spec))
+        text = render_manifests(self.manifests(spec))
         return text, _subjects(text, f"{spec.name}.yaml")
 
     # --- the API server --------------------------------------------------------------
@@ -187,7 +187,7 @@ class KubernetesBackend:
             raise KubernetesError(f"reading pod {pod}: {_said(exc)}") from None
         serialised = self._client().client.ApiClient().sanitize_for_serialization(stored)
         policies = [item for item in self.manifests(spec) if item["kind"] == "NetworkPolicy"]
-        text = render([*policies, serialised])
+        text = render_manifests([*policies, serialised])
         return Observation(subjects=list(_subjects(text, f"{pod} (as stored)")),
                            unproved=UNPROVED if started else None)
 
@@ -295,7 +295,7 @@ def _said(exc: Exception) -> str:
 
 def _gated(item: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``item`` whose pods wait for the launcher's verification before scheduling."""
-    copy: dict[str, Any] = yaml.safe_load(render([item]))
+    copy: dict[str, Any] = yaml.safe_load(render_manifests([item]))
     if copy["kind"] == "Pod":
         copy["spec"]["schedulingGates"] = [{"name": VERIFY_GATE}]
     elif copy["kind"] == "Job":

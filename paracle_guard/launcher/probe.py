@@ -423,8 +423,12 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no error output"
 
 
-def render(report: ProbeReport, output_format: str) -> str:
+def render_probe_report(report: ProbeReport, output_format: str) -> str:
+    """``sandbox test``'s report as text (a table) or JSON."""
     if output_format == "json":
         return report.render_json()
     return report.render_text()
 
+
+# The old name, still imported by cli.py (house-cli's file) until it switches.
+render = render_probe_report

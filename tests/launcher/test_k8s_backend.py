@@ -31,7 +31,7 @@ from paracle_guard.launcher.k8s_backend import (
     pinned_image,
     prepare,
     quantity,
-    render,
+    render_manifests,
 )
 from paracle_guard.launcher.k8s_cluster import KubernetesBackend, KubernetesError
 from paracle_guard.launcher.launch import launch, open_audit
@@ -118,7 +118,7 @@ def test_user_options_only_tighten(plan: Plan) -> None:
 
 @pytest.mark.parametrize("workload", ["pod", "job"])
 def test_round_trip_the_generated_manifests_pass_the_rules(plan: Plan, workload: str) -> None:
-    report = judge(plan, render(objects_for(plan, workload)), "generated.yaml")
+    report = judge(plan, render_manifests(objects_for(plan, workload)), "generated.yaml")
     assert not report.failed
     assert [f.rule for r in report.results for f in r.findings] == ["PG808"]
 
@@ -157,7 +157,7 @@ def test_a_stored_pod_without_strict_groups_is_refused(plan: Plan) -> None:
     stores a Pod whose runtime merges the image's groups: the read-back refuses it."""
     objects = objects_for(plan)
     del objects[-1]["spec"]["securityContext"]["supplementalGroupsPolicy"]
-    report = judge(plan, render(objects), "stored.yaml")
+    report = judge(plan, render_manifests(objects), "stored.yaml")
     assert report.failed
     assert "PG811" in {f.rule for r in report.results for f in r.findings}
 
@@ -490,7 +490,7 @@ def test_the_gvisor_runtime_class_is_set_verified_and_admitted(gvisor_plan: Plan
     objects = objects_for(gvisor_plan, workload)
     pod = pod_of(objects)
     assert pod["spec"]["runtimeClassName"] == "gvisor"
-    report = judge(gvisor_plan, render(objects), "generated.yaml")
+    report = judge(gvisor_plan, render_manifests(objects), "generated.yaml")
     assert [f.rule for r in report.results for f in r.findings] == ["PG808"]
     assert Admission(gvisor_plan.policy).rejections(pod) == []
     for version in POD_KUBERNETES_VERSIONS:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from paracle_guard.cli import app
 from paracle_guard.engine import Plan
 from paracle_guard.launcher import k8s_backend
-from paracle_guard.launcher.k8s_backend import judge, prepare, render
+from paracle_guard.launcher.k8s_backend import judge, prepare, render_manifests
 from paracle_guard.launcher.k8s_sandbox import FORMS
 from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
 from paracle_guard.policy.loader import load_policy
@@ -73,7 +73,7 @@ def test_every_generated_object_matches_the_crd_schemas(plan: Plan, form: str) -
 
 @pytest.mark.parametrize("form", FORMS)
 def test_paracle_guard_k8s_finds_nothing_above_info(plan: Plan, form: str) -> None:
-    report = judge(plan, render(objects_for(plan, form)), "generated.yaml")
+    report = judge(plan, render_manifests(objects_for(plan, form)), "generated.yaml")
     assert not report.failed
     assert {f.rule for r in report.results for f in r.findings} == {"PG808"}
     judged = [r.target for r in report.results]
