@@ -49,7 +49,7 @@ from paracle_guard.exit_codes import TIMEOUT as TIMEOUT_EXIT
 from paracle_guard.launcher.audit import AuditLog, AuditRecord, Decision
 from paracle_guard.launcher.backend import Backend, CheckedImage, Observation, Previewing
 from paracle_guard.launcher.lookpath import CommandNotFound, check_command
-from paracle_guard.launcher.options import SandboxConfig, check_options
+from paracle_guard.launcher.options import CheckedOptions, SandboxConfig, check_options
 from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
 from paracle_guard.launcher.runspec import RunSpec, build_runspec
 from paracle_guard.launcher.signals import Interrupted, SignalGuard
@@ -146,43 +146,17 @@ def launch(
     for tests that re-point a tag there). ``dry_run`` (a backend that can
     preview) writes the verified objects to ``stdout`` instead of creating them.
     """
-    policy = plan.policy
     clock = time.monotonic()
-    state = _Launch(
-        record=AuditRecord(
-            started=dt.datetime.now(dt.timezone.utc), image_ref=config.image,
-            command=list(command), policy_name=policy.metadata.name,
-            policy_sha256=policy_sha256(policy), backend=backend.name,
-            env_names=sorted(config.env),
-            # Absolute: the log outlives the folder the launch was started in.
-            workspace=(os.path.abspath(config.workspace) if config.workspace is not None
-                       else None),
-            mounts=[f"{os.path.abspath(mount.source)}:{mount.target}"
-                    for mount in config.mounts],
-        ),
-        report=plan.new_report(),
-    )
+    state = _Launch(record=_first_record(plan.policy, config, command, backend.name),
+                    report=plan.new_report())
     armed = signals.armed() if signals is not None else contextlib.nullcontext()
     try:
         with armed:
             return _run(plan, config, command, backend, state, stdout=stdout, stderr=stderr,
                         stdin=stdin, keep=keep, labels=labels, signals=signals,
                         after_check=after_check, dry_run=dry_run, clock=clock)
-    except PolicyViolation as refusal:
-        _record(state, "refused", str(refusal), REFUSED_EXIT)
-        raise
-    except CommandNotFound as missing:
-        _record(state, "error", str(missing), missing.exit_code)
-        raise
-    except Interrupted as interruption:
-        _record(state, "interrupted", str(interruption), interruption.exit_code)
-        state.interrupted = interruption
-        raise
-    except KeyboardInterrupt:  # the Python API in a main thread, without a SignalGuard
-        _record(state, "interrupted", "interrupted by SIGINT", SIGNALLED + signal.SIGINT)
-        raise
     except BaseException as error:
-        _record(state, "error", str(error) or type(error).__name__, REFUSED_EXIT)
+        _record_failure(state, error)
         raise
     finally:
         state.record.findings = [f for result in state.report.results for f in result.findings]
@@ -194,31 +168,48 @@ def launch(
                 audit.write(state.record)
 
 
+def _first_record(policy: Policy, config: SandboxConfig, command: Sequence[str],
+                  backend: str) -> AuditRecord:
+    """The audit line as the caller asked, before anything is checked."""
+    return AuditRecord(
+        started=dt.datetime.now(dt.timezone.utc), image_ref=config.image,
+        command=list(command), policy_name=policy.metadata.name,
+        policy_sha256=policy_sha256(policy), backend=backend,
+        env_names=sorted(config.env),
+        # Absolute: the log outlives the folder the launch was started in.
+        workspace=(os.path.abspath(config.workspace) if config.workspace is not None
+                   else None),
+        mounts=[f"{os.path.abspath(mount.source)}:{mount.target}" for mount in config.mounts],
+    )
+
+
+def _record_failure(state: _Launch, error: BaseException) -> None:
+    """The audit line's decision for a launch that ``error`` ended."""
+    if isinstance(error, PolicyViolation):
+        _record(state, "refused", str(error), REFUSED_EXIT)
+    elif isinstance(error, CommandNotFound):
+        _record(state, "error", str(error), error.exit_code)
+    elif isinstance(error, Interrupted):
+        _record(state, "interrupted", str(error), error.exit_code)
+        state.interrupted = error
+    elif isinstance(error, KeyboardInterrupt):  # the Python API in a main thread, no SignalGuard
+        _record(state, "interrupted", "interrupted by SIGINT", SIGNALLED + signal.SIGINT)
+    else:
+        _record(state, "error", str(error) or type(error).__name__, REFUSED_EXIT)
+
+
 def _run(
     plan: Plan, config: SandboxConfig, command: Sequence[str], backend: Backend, state: _Launch,
     *, stdout: Sink, stderr: Sink, stdin: bytes | IO[bytes] | None, keep: bool,
     labels: Mapping[str, str] | None, signals: SignalGuard | None,
     after_check: Callable[[CheckedImage], None] | None, dry_run: bool, clock: float,
 ) -> RunResult:
-    policy, report, record = plan.policy, state.report, state.record
-    options = check_options(policy, config, home=os.path.expanduser("~"),
-                            docker_host=backend.engine_host)
-    record.env_names = sorted(options.env)  # --env-file's too; values are never logged
-    # The paths as checked: absolute, every symlink resolved.
-    if options.workspace is not None:
-        record.workspace = options.workspace.real
-    record.mounts = [f"{checked.real}:{target}" for checked, target in options.mounts]
+    """Steps 1-8 of the module's list, in order; ``launch`` records and cleans up."""
+    options = _check_options(plan.policy, config, backend, state.record)
     backend.preflight()
-    image = backend.image(config.image)
-    record.image_id = image.id
-    record.repo_digests = list(image.repo_digests)
-    if image.subject is not None:
-        judge(report, plan.evaluate(image.subject), f"image {config.image}")
-    if after_check is not None:
-        after_check(image)
-
-    spec = build_runspec(
-        policy, config, command,
+    image = _check_image(plan, config.image, backend, state, after_check)
+    spec = state.spec = build_runspec(
+        plan.policy, config, command,
         image_id=image.id,
         image_user=image.subject.user if image.subject is not None else None,
         image_volumes=image.subject.volumes if image.subject is not None else (),
@@ -227,26 +218,13 @@ def _run(
         open_stdin=stdin is not None,
         options=options,
     )
-    state.spec = spec
-    prove_mount_targets(image, spec, report)
+    prove_mount_targets(image, spec, state.report)
     check_command(image.subject, spec.command, run_env=spec.env,
                   working_dir=spec.working_dir)
     if dry_run:
         _record(state, "dry-run", None, 0)
-        return _preview(plan, backend, spec, report, image, stdout, clock)
-
-    state.creating = True
-    with signals.deferred() if signals is not None else contextlib.nullcontext():
-        state.handle = backend.create(spec)
-    handle = record.container_id = state.handle
-    judge_observation(plan, report, spec, backend.verify(handle, spec, started=False),
-                      "after create")
-    backend.start(handle, spec)
-    proved = backend.verify(handle, spec, started=True)
-    judge_observation(plan, report, spec, proved, "after start")
-    record.proof = proved.unproved or (
-        None if proved.host is None else PROVED_GVISOR if proved.sandbox is not None else PROVED)
-
+        return _preview(plan, backend, spec, state.report, image, stdout, clock)
+    handle, proved = _create_and_start(plan, backend, spec, state, signals)
     deadline = time.monotonic() + spec.timeout if spec.timeout is not None else None
     ended = backend.stream(handle, spec, stdout, stderr, stdin, deadline)
     exit_code = TIMEOUT_EXIT if ended.timed_out else ended.exit_code
@@ -254,17 +232,60 @@ def _run(
     state.remove = not keep
     state.outcome = RunResult(
         exit_code=exit_code,
-        decision=record.decision,
+        decision=state.record.decision,
         image_id=image.id,
         container_id=handle,
         duration=time.monotonic() - clock,
         timed_out=ended.timed_out,
-        findings=[f for result in report.results for f in result.findings],
+        findings=[f for result in state.report.results for f in result.findings],
         host=proved.host,
         sandbox=proved.sandbox,
-        proof=record.proof,
+        proof=state.record.proof,
     )
     return state.outcome
+
+
+def _check_options(policy: Policy, config: SandboxConfig, backend: Backend,
+                   record: AuditRecord) -> CheckedOptions:
+    """Step 1: every option against the policy; the audit line takes the checked values."""
+    options = check_options(policy, config, home=os.path.expanduser("~"),
+                            docker_host=backend.engine_host)
+    record.env_names = sorted(options.env)  # --env-file's too; values are never logged
+    # The paths as checked: absolute, every symlink resolved.
+    if options.workspace is not None:
+        record.workspace = options.workspace.real
+    record.mounts = [f"{checked.real}:{target}" for checked, target in options.mounts]
+    return options
+
+
+def _check_image(plan: Plan, ref: str, backend: Backend, state: _Launch,
+                 after_check: Callable[[CheckedImage], None] | None) -> CheckedImage:
+    """Step 3: the image resolved once (never pulled) and judged by the image rules."""
+    image = backend.image(ref)
+    state.record.image_id = image.id
+    state.record.repo_digests = list(image.repo_digests)
+    if image.subject is not None:
+        judge(state.report, plan.evaluate(image.subject), f"image {ref}")
+    if after_check is not None:
+        after_check(image)
+    return image
+
+
+def _create_and_start(plan: Plan, backend: Backend, spec: RunSpec, state: _Launch,
+                      signals: SignalGuard | None) -> tuple[str, Observation]:
+    """Steps 4-6: create (signals held), verify, start, verify again and prove from the host."""
+    state.creating = True
+    with signals.deferred() if signals is not None else contextlib.nullcontext():
+        state.handle = backend.create(spec)
+    handle = state.record.container_id = state.handle
+    judge_observation(plan, state.report, spec, backend.verify(handle, spec, started=False),
+                      "after create")
+    backend.start(handle, spec)
+    proved = backend.verify(handle, spec, started=True)
+    judge_observation(plan, state.report, spec, proved, "after start")
+    state.record.proof = proved.unproved or (
+        None if proved.host is None else PROVED_GVISOR if proved.sandbox is not None else PROVED)
+    return handle, proved
 
 
 def _record(state: _Launch, decision: Decision, reason: str | None, exit_code: int) -> None:
