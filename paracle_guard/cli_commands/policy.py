@@ -92,7 +92,7 @@ def policy_export(
         help="Write the objects to FILE instead of standard output.")] = None,
 ) -> None:
     """Export the policy for a cluster: PSA labels, NetworkPolicy, ValidatingAdmissionPolicy."""
-    from paracle_guard.launcher.k8s_backend import render
+    from paracle_guard.launcher.k8s_backend import render_manifests
     from paracle_guard.policy.export import export_kubernetes
     from paracle_guard.policy.loader import load_policy
 
@@ -102,10 +102,10 @@ def policy_export(
     except ValueError as error:
         raise InputError(f"--namespace {namespace}: {error}") from None
     if output is None or output == STDOUT:
-        typer.echo(render(objects), nl=False)
+        typer.echo(render_manifests(objects), nl=False)
     else:
         refuse_inputs([output], [loaded.source or ""], "--output")
-        write_file(output, render(objects))
+        write_file(output, render_manifests(objects))
 
 
 @app.command("schema")

@@ -28,10 +28,10 @@ def sandbox_test_command(
 
     Exits 0 when every promise holds, 1 when one is broken or could not be checked.
     """
-    from paracle_guard.launcher.probe import render, run_probe
+    from paracle_guard.launcher.probe import render_probe_report, run_probe
 
     report = run_probe(image, policy=policy, cache=not no_cache,
                        progress=progress([output_format]))
-    typer.echo(render(report, output_format), nl=False)
+    typer.echo(render_probe_report(report, output_format), nl=False)
     raise typer.Exit(verdict(not report.ok))
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from paracle_guard import __version__
 from paracle_guard.cli_kit.click_api import Context, get_current_context
 from paracle_guard.cli_kit.outputs import (
     Destination,
@@ -73,7 +72,6 @@ def _plan_and_report(
     """The compiled policy, the empty report its results go into, and the report options."""
     from paracle_guard.engine import Plan
     from paracle_guard.policy.loader import load_policy
-    from paracle_guard.report.models import PolicyRef, Report, ToolInfo
     from paracle_guard.severity import Severity
 
     params = ctx.params
@@ -86,12 +84,7 @@ def _plan_and_report(
     if params.get("baseline"):
         request.baseline = str(params["baseline"])
         request.known = _read_baseline(request.baseline)
-    report = Report(
-        tool=ToolInfo(version=__version__),
-        policy=PolicyRef(name=policy.metadata.name, sha256=policy.sha256),
-        fail_on=Severity(fail_on) if fail_on else policy.fail_on,
-        rules=plan.rule_info(),
-    )
+    report = plan.new_report(Severity(fail_on) if fail_on else None)
     return plan, report, request
 
 

@@ -259,10 +259,6 @@ def render_manifests(objects: Sequence[Mapping[str, Any]]) -> str:
                          default_flow_style=False)
 
 
-# The old name, still imported by cli.py (house-cli's file) until it switches.
-render = render_manifests
-
-
 def judge(plan: Plan, text: str, what: str) -> Report:
     """``text`` (manifests) judged exactly as ``paracle-guard k8s`` would judge it."""
     from paracle_guard.sources.k8s import load_manifest_texts

@@ -429,6 +429,3 @@ def render_probe_report(report: ProbeReport, output_format: str) -> str:
         return report.render_json()
     return report.render_text()
 
-
-# The old name, still imported by cli.py (house-cli's file) until it switches.
-render = render_probe_report
