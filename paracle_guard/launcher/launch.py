@@ -52,7 +52,7 @@ from paracle_guard.launcher.lookpath import CommandNotFound, check_command
 from paracle_guard.launcher.options import CheckedOptions, SandboxConfig, check_options
 from paracle_guard.launcher.refusal import REFUSED_EXIT, PolicyViolation
 from paracle_guard.launcher.runspec import RunSpec, build_runspec
-from paracle_guard.launcher.signals import Interrupted, SignalGuard
+from paracle_guard.launcher.signals import Interrupted, SignalGuard, interruption_in
 from paracle_guard.launcher.streams import Sink
 from paracle_guard.launcher.verdict import judge, judge_observation, prove_mount_targets
 from paracle_guard.policy.models import Policy
@@ -156,6 +156,10 @@ def launch(
                         stdin=stdin, keep=keep, labels=labels, signals=signals,
                         after_check=after_check, dry_run=dry_run, clock=clock)
     except BaseException as error:
+        interruption = interruption_in(error)
+        if interruption is not None and interruption is not error:
+            _record_failure(state, interruption)
+            raise interruption from None
         _record_failure(state, error)
         raise
     finally:

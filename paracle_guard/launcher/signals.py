@@ -34,6 +34,22 @@ class Interrupted(Exception):
         return SIGNALLED + self.signum
 
 
+def interruption_in(error: BaseException) -> Interrupted | None:
+    """The ``Interrupted`` behind ``error``, if any.
+
+    A signal can land inside an import or a class body; Python then reports
+    another exception caused by it (``RuntimeError: Error calling __set_name__``).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Interrupted):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class SignalGuard:
     """Turns SIGINT/SIGTERM into ``Interrupted``, but only inside ``armed()``."""
 
