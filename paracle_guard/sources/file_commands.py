@@ -12,7 +12,8 @@ from __future__ import annotations
 import posixpath
 
 from paracle_guard.sources.getopt import has_option, option_values, parse_options
-from paracle_guard.sources.shell import SHELLS, Command, resolve_path
+from paracle_guard.sources.shell import SHELLS, resolve_path
+from paracle_guard.sources.shell_command import Command
 from paracle_guard.subject import Download, FileWrite, ModeChange, PathRemoval
 
 # Redirect targets that are no file.

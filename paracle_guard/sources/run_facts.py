@@ -27,7 +27,9 @@ from paracle_guard.location import Location
 from paracle_guard.sources import file_commands
 from paracle_guard.sources.commands import account_changes, is_account_tool
 from paracle_guard.sources.package_calls import cleaned_paths, is_package_manager, package_calls
-from paracle_guard.sources.shell import Command, ReadLimits, read_argv, read_script
+from paracle_guard.sources.shell import read_argv, read_script
+from paracle_guard.sources.shell_command import Command
+from paracle_guard.sources.shell_state import ReadLimits
 from paracle_guard.sources.shell_words import ExpansionBudget
 from paracle_guard.subject import (
     AccountChange,

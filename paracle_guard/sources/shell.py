@@ -25,39 +25,42 @@ nothing here raises for any input.
 
 from __future__ import annotations
 
-import binascii
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from paracle_guard.sources.getopt import basename
+from paracle_guard.sources.shell_command import Command, known_output
+from paracle_guard.sources.shell_expand import PARAMETER_NAME, WordReader
+from paracle_guard.sources.shell_state import (
+    MAX_NESTING,
+    ReadLimits,
+    ShellState,
+    apply_builtin,
+    assign,
+    cat_output,
+    forget_rewritten,
+    record_writes,
+    set_loop_variable,
+    set_positional,
+    stdin_file,
+    written,
+)
 from paracle_guard.sources.shell_words import (
-    EXPANSION_BUDGET,
     SHELLS,
     STDIN_FILES,
-    ExpansionBudget,
-    FunctionDefinition,
-    closing_backtick,
-    closing_brace,
-    closing_paren,
     function_definitions,
-    printf_output,
     reads_script_from_stdin,
     resolve_path,
     shell_c_script,
     shell_options,
-    split_fields,
     unescape_ansi,
 )
 from paracle_guard.sources.wrappers import MAX_WRAPPERS, Unwrapped, is_wrapper, unwrap
 
-__all__ = ["MAX_NESTING", "SHELLS", "Command", "ReadLimits", "ShellState", "read_argv",
-           "read_script", "reads_script_from_stdin", "resolve_path", "shell_c_script"]
+__all__ = ["SHELLS", "read_argv", "read_script", "reads_script_from_stdin", "resolve_path",
+           "shell_c_script"]
 
-# Nested scripts (sh -c inside $(...) inside a heredoc...) are read this deep; past
-# it they stay opaque words, so hostile input cannot exhaust the stack.
-MAX_NESTING = 6
 # xargs fed by a known list runs at most this many commands.
 _MAX_XARGS_COMMANDS = 16
 
@@ -88,20 +91,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_DOUBLE_SPECIAL = re.compile(r'[\\$`"]')
-_HEREDOC_SPECIAL = re.compile(r"[\\$]")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]|[@*\#?$!-]")
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _ANSI_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _EMPTY_PARENS = re.compile(r"[ \t]*\)")
-# A double-quoted string that is one variable and nothing else: "$p", "${p}", "$@".
-_WHOLE_QUOTED_VARIABLE = re.compile(
-    r'\$(?:([A-Za-z_][A-Za-z0-9_]*|@)|\{([A-Za-z_][A-Za-z0-9_]*|@)\})"')
-
-# Reserved words that only prefix the real command (``if cmd``, ``do cmd``...), and
-# words that close a compound command and carry no command of their own.
-_PREFIX_WORDS = frozenset({"!", "{", "}", "if", "then", "else", "elif", "do", "while", "until",
-                           "fi", "done", "esac"})
 # Compound-command headers whose words are not a command at all.
 _HEADER_WORDS = frozenset({"for", "select", "case", "function"})
 _PIPE_OPERATORS = frozenset({"|", "|&"})
@@ -109,102 +100,8 @@ _PIPE_OPERATORS = frozenset({"|", "|&"})
 _KEEPS_CONTENT = SHELLS | {".", "source", "cat", "chmod", "chown", "chgrp", "ls", "test",
                            "[", "stat", "head", "tail", "grep", "wc", "file", "sha256sum",
                            "md5sum", "echo", "printf"}
-_EXPORTING = frozenset({"export", "readonly", "declare", "typeset", "local"})
-_STATEFUL = _EXPORTING | {"unset", "cd", "pushd", "set", "alias"}
 # "command apt-get" and "builtin cd" run the program or builtin, never a function.
 _BYPASS_FUNCTIONS = frozenset({"command", "builtin"})
-
-
-@dataclass(eq=False, slots=True)
-class Command:
-    """One simple command as it runs: wrappers off, words expanded, data flows known."""
-
-    argv: list[str]
-    wrappers: list[str] = field(default_factory=list)
-    environment: dict[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    # (fd, operator, target): ("", ">", "/etc/motd"), ("2", ">>", "log").
-    redirects: list[tuple[str, str, str]] = field(default_factory=list)
-    # Known text on its standard input: a here-document or here-string, or the known
-    # output of the command piped into it.
-    stdin: str | None = None
-    output: str | None = None  # known text it prints (echo, printf, cat of known input)
-    # Where its standard output goes when it is not redirected to a file: the next
-    # command of its pipeline ("pipe"), the command whose $(...) or <(...) captures
-    # it ("argument"), or the shell command that runs it, whose output it is ("forward").
-    # Links point forward only, so commands hold no reference cycles and are freed as
-    # soon as their facts are read (cycles would leave them all to the cyclic GC).
-    output_to: Command | None = None
-    flow: str = ""
-    # An argument holds the output of a command substitution, unknown here.
-    opaque: bool = False
-    through_xargs: bool = False
-    xargs_replace: str | None = None
-    xargs_file: str | None = None  # xargs -a FILE: the items come from FILE
-    script: str | None = None  # su -c: a script its shell runs
-    inner: list[Command] = field(default_factory=list)  # substitutions, run first
-    # The basename of argv[0]; xargs may add arguments later, never a program.
-    program: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.program = basename(self.argv[0]) if self.argv else ""
-
-    def stdout_file(self) -> str | None:
-        """The file its standard output is redirected to, if any."""
-        for fd, operator, target in self.redirects:
-            if operator in (">", ">>", ">|", "&>", "&>>") and fd in ("", "1"):
-                return target
-        return None
-
-
-@dataclass
-class ReadLimits:
-    """Shared by the readers of one script: what was left unread, and why.
-
-    Every bound the reader keeps against hostile input (nesting depth, wrapper chains,
-    xargs fan-out) says so here when it is reached, so that the caller fails closed
-    instead of judging a script it only read in part.
-    """
-
-    too_deep: bool = False  # a nested script went deeper than MAX_NESTING
-    unread: str | None = None  # the first reason commands were left unread
-    # Characters expansion may still add; shared with the rest of the file when given.
-    budget: ExpansionBudget = field(default_factory=lambda: ExpansionBudget(EXPANSION_BUDGET))
-
-    def leave_unread(self, reason: str) -> None:
-        if self.unread is None:
-            self.unread = reason
-
-    def expands(self, value: str) -> bool:
-        """Whether expanding ``value`` fits the budget; when not, the value stays unknown."""
-        if self.budget.take(len(value)):
-            return True
-        self.leave_unread(f"expands variables to more than {self.budget.limit:,} characters")
-        return False
-
-
-@dataclass
-class ShellState:
-    """What a shell carries from one command to the next."""
-
-    variables: dict[str, str]
-    exports: dict[str, str] = field(default_factory=dict)  # set and exported by the script
-    cwd: str | None = "/"
-    # Files the script wrote with content it decided, by absolute path: a script
-    # written and then run ("echo 'apk add x' > /tmp/i.sh && sh /tmp/i.sh") is read.
-    # One filesystem for every shell of the step, so copies share it.
-    files: dict[str, str] = field(default_factory=dict)
-    # Functions (name -> body) and aliases (name -> text) the script defines. Shared by
-    # every shell of the step, which reads more than sh would (a child sh sees neither)
-    # but never less.
-    functions: dict[str, FunctionDefinition] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
-    # Loop variables ("for p in a b"): read as every item at once, so "$p" splits too.
-    lists: set[str] = field(default_factory=set)
-
-    def copy(self) -> ShellState:
-        return ShellState(dict(self.variables), dict(self.exports), self.cwd, self.files,
-                          self.functions, self.aliases, set(self.lists))
 
 
 def read_script(
@@ -219,7 +116,7 @@ def read_script(
     ``limits.too_deep`` is set when a script nests deeper than the reader goes.
     """
     state = ShellState(_with_defaults(variables), cwd=cwd)
-    return _Reader(script, state, 0, limits or ReadLimits()).run()
+    return ScriptReader(script, state, 0, limits or ReadLimits()).run()
 
 
 def read_argv(
@@ -232,7 +129,7 @@ def read_argv(
     """The commands an exec-form argv runs: the argv itself, then any ``sh -c`` script."""
     if not argv:
         return []
-    reader = _Reader("", ShellState(_with_defaults(variables), cwd=cwd), 0,
+    reader = ScriptReader("", ShellState(_with_defaults(variables), cwd=cwd), 0,
                      limits or ReadLimits())
     unwrapped = reader._unwrap(argv)
     command = Command(
@@ -251,72 +148,13 @@ def _with_defaults(variables: Mapping[str, str] | None) -> dict[str, str]:
     return {"IFS": " \t\n", **(variables or {})}
 
 
-class _PendingHeredoc:
-    __slots__ = ("command", "delimiter", "quoted", "strip_tabs")
+class ScriptReader(WordReader):
+    """One pass over one script: its commands, pipelines and the scripts they run.
+    Nested scripts get their own reader."""
 
-    def __init__(self, delimiter: str, strip_tabs: bool, quoted: bool) -> None:
-        self.delimiter = delimiter
-        self.strip_tabs = strip_tabs
-        self.quoted = quoted
-        self.command: Command | None = None
+    __slots__ = ()
 
-
-class _Reader:
-    """One pass over one script; nested scripts get their own reader."""
-
-    # A reader is made for every RUN and every nested script: slots keep that cheap.
-    __slots__ = (
-        "assignments", "captured", "case_depth", "commands", "depth", "heredoc_strip_tabs",
-        "heredocs", "heredocs_here", "herestring", "in_case_pattern", "in_word", "inner",
-        "limits", "nesting", "next_word", "opaque", "outputs", "pending", "pieces",
-        "pipe_from", "redirect", "redirects", "saw_unknown", "split_substitutions", "splits",
-        "state", "subshell_cwds", "text", "word_plain_start", "word_quoted", "words",
-    )
-
-    def __init__(
-        self,
-        text: str,
-        state: ShellState,
-        depth: int,
-        limits: ReadLimits,
-        *,
-        split_substitutions: bool = True,
-    ) -> None:
-        self.text = text
-        self.state = state
-        self.depth = depth
-        self.limits = limits
-        self.split_substitutions = split_substitutions
-        self.commands: list[Command] = []  # finished, in order
-        self.outputs: list[Command] = []  # top-level commands whose output is the script's
-        self.pending: list[Command] = []  # ended on the current line, not finished yet
-        # The command being read.
-        self.words: list[str] = []
-        self.assignments: dict[str, str] = {}
-        self.redirects: list[tuple[str, str, str]] = []
-        self.heredocs_here: list[_PendingHeredoc] = []
-        self.captured: list[Command] = []
-        self.inner: list[Command] = []
-        self.opaque = False
-        # The word being read: pieces, which of them field-split, and how it started.
-        self.pieces: list[str] = []
-        self.splits: list[bool] | None = None
-        self.in_word = False
-        self.word_quoted = False
-        self.word_plain_start = False
-        self.next_word = "argument"  # or "target", "heredoc", "herestring"
-        self.redirect: tuple[str, str] = ("", "")
-        self.herestring: str | None = None
-        self.saw_unknown = False  # an expansion had no known value
-        self.heredoc_strip_tabs = False
-        self.heredocs: list[_PendingHeredoc] = []
-        self.pipe_from: Command | None = None
-        # Inside "case WORD in ... esac": between "in"/";;" and ")" words are patterns.
-        self.case_depth = 0
-        self.in_case_pattern = False
-        self.subshell_cwds: list[str | None] = []
-        self.nesting = 0  # ${a:-${b:-...}} depth
-
+    # One branch per token kind (see _TOKEN), kept together: the tokenizer reads in one place.
     def run(self) -> list[Command]:
         text = self.text
         position = 0
@@ -385,245 +223,6 @@ class _Reader:
         self._flush()
         return self.commands
 
-    # -- words -------------------------------------------------------------
-
-    def _add(self, piece: str, *, split: bool = False, quoted: bool = False,
-             plain: bool = False) -> None:
-        if not self.in_word:
-            self.word_plain_start = plain
-            self.word_quoted = False
-        self.word_quoted = self.word_quoted or quoted
-        if split:
-            if self.splits is None:
-                self.splits = [False] * len(self.pieces)
-            self.splits.append(True)
-        elif self.splits is not None:
-            self.splits.append(False)
-        self.pieces.append(piece)
-        self.in_word = True
-
-    def _end_word(self) -> None:
-        if not self.in_word:
-            return
-        pieces, splits = self.pieces, self.splits
-        self.pieces, self.splits = [], None
-        self.in_word = False
-        joined = "".join(pieces)
-        if self.in_case_pattern:
-            if joined == "esac":
-                self.case_depth -= 1
-                self.in_case_pattern = False
-            return
-        target = self.next_word
-        self.next_word = "argument"
-        if target == "heredoc":
-            heredoc = _PendingHeredoc(joined, self.heredoc_strip_tabs, self.word_quoted)
-            self.heredocs.append(heredoc)
-            self.heredocs_here.append(heredoc)
-        elif target == "herestring":
-            self.redirects.append(("", "<<<", joined))
-            self.herestring = joined + "\n"
-        elif target == "target":
-            self.redirects.append((self.redirect[0], self.redirect[1], joined))
-        elif not self.words:
-            self._command_word(pieces, splits, joined)
-        else:
-            self._arguments(pieces, splits, joined)
-
-    def _command_word(self, pieces: list[str], splits: list[bool] | None, joined: str) -> None:
-        """The first words of a command: assignments, reserved words, then the program."""
-        if (self.word_plain_start and not self.assignments and joined in _PREFIX_WORDS
-                and len(pieces) == 1):
-            if joined == "esac" and self.case_depth > 0:
-                self.case_depth -= 1
-            return
-        if self.word_plain_start and _ASSIGNMENT.match(pieces[0]):
-            name, _, value = joined.partition("=")
-            self.assignments[name.rstrip("+")] = value
-            return
-        # "$INSTALL sudo" with INSTALL="apk add": the command word splits like any other.
-        self._arguments(pieces, splits, joined)
-
-    def _arguments(self, pieces: list[str], splits: list[bool] | None, joined: str) -> None:
-        if joined == "in" and len(self.words) == 2 and self.words[0] == "case":
-            self.words.clear()
-            self.case_depth += 1
-            self.in_case_pattern = True
-        elif splits is None:
-            self.words.append(joined)
-        else:
-            self.words.extend(split_fields(pieces, splits, self.word_quoted))
-
-    # -- expansions ----------------------------------------------------------
-
-    def _double(self, position: int) -> int:
-        """A double-quoted string from ``position`` (after the quote); where it ends."""
-        text = self.text
-        whole = _WHOLE_QUOTED_VARIABLE.match(text, position)
-        if whole is not None:
-            # "$@" is one field per positional parameter, and "$p" of "for p in a b" one
-            # per item (every item at once), quotes notwithstanding.
-            name = whole.group(1) or whole.group(2)
-            value = self.state.variables.get(name)
-            if (name == "@" or name in self.state.lists) and value is not None \
-                    and self.limits.expands(value):
-                self._add(value, split=True)
-                return whole.end()
-        pieces: list[str] = []
-        while True:
-            match = _DOUBLE_SPECIAL.search(text, position)
-            if match is None:
-                pieces.append(text[position:])
-                position = len(text)
-                break
-            start = match.start()
-            if start > position:
-                pieces.append(text[position:start])
-            char = text[start]
-            if char == '"':
-                position = start + 1
-                break
-            if char == "\\":
-                following = text[start + 1:start + 2]
-                if following in ('"', "\\", "$", "`"):
-                    pieces.append(following)
-                elif following != "\n":
-                    pieces.append("\\" + following)
-                position = start + 2
-            elif char == "`":
-                end = closing_backtick(text, start + 1)
-                printed = self._substitute(text[start + 1:end].replace("\\`", "`"))
-                self._expansion(printed, text[start:end + 1], False, pieces)
-                position = end + 1
-            else:
-                position = self._dollar_into(start, pieces)
-        self._add("".join(pieces), quoted=True)
-        return min(position, len(text))
-
-    def _dollar(self, start: int, *, quoted: bool) -> int:
-        pieces: list[str] = []
-        before = len(self.pieces)
-        end = self._dollar_into(start, pieces, split=not quoted)
-        if len(self.pieces) == before:  # nothing was added by a splitting expansion
-            for piece in pieces:
-                self._add(piece, quoted=quoted)
-        return end
-
-    def _dollar_into(self, start: int, pieces: list[str], split: bool = False) -> int:
-        """Expand the ``$`` at ``start``; append to ``pieces`` (or, split, to the word)."""
-        text = self.text
-        following = text[start + 1:start + 2]
-        if following == "(":
-            end = closing_paren(text, start + 2)
-            inner = text[start + 2:end]
-            if inner.startswith("("):  # $((...)) is arithmetic, not a command
-                pieces.append("$(" + inner + ")")
-            else:
-                self._expansion(self._substitute(inner), "$(" + inner + ")", split, pieces)
-            return min(end + 1, len(text))
-        if following == "{":
-            close = closing_brace(text, start + 2)
-            if close < 0:
-                pieces.append(text[start:])
-                return len(text)
-            raw = text[start:close + 1]
-            value = self._parameter(text[start + 2:close])
-            self._expansion(value, raw, split, pieces)
-            return close + 1
-        match = _NAME.match(text, start + 1)
-        if match is None:
-            pieces.append("$")
-            return start + 1
-        value = self.state.variables.get(match.group())
-        self._expansion(value, text[start:match.end()], split, pieces)
-        return match.end()
-
-    def _expansion(self, value: str | None, raw: str, split: bool, pieces: list[str]) -> None:
-        if value is not None and not self.limits.expands(value):
-            value = None
-        if value is None:
-            self.saw_unknown = True
-            pieces.append(raw)
-        elif split:
-            self._add(value, split=True)
-        else:
-            pieces.append(value)
-
-    def _parameter(self, inner: str) -> str | None:
-        """The value of ``${inner}``, or None when it cannot be known."""
-        match = _NAME.match(inner)
-        if match is None:
-            return None  # ${#x}, ${!x}: lengths and indirection stay as written
-        value = self.state.variables.get(match.group())
-        rest = inner[match.end():]
-        if not rest:
-            return value
-        colon = rest.startswith(":")
-        operator = rest[1:2] if colon else rest[:1]
-        if operator not in ("-", "=", "+", "?"):
-            return None
-        word = rest[2:] if colon else rest[1:]
-        if value is None:
-            # Unknown here: set in the base image, or not at all. A default is what runs
-            # when nothing sets it (an ARG given no --build-arg), so it is read as that:
-            # "apk add ${PKG:-sudo}" installs sudo unless told otherwise.
-            return self._word_value(word) if operator in ("-", "=") else None
-        is_set = value != "" or not colon
-        if operator in ("-", "=", "?"):
-            return value if is_set else (None if operator == "?" else self._word_value(word))
-        return self._word_value(word) if is_set else ""
-
-    def _word_value(self, word: str) -> str | None:
-        """The value of the word in ``${x:-word}``: quotes removed, variables expanded."""
-        if self.nesting >= 16 or "`" in word or "$(" in word:
-            return None
-        reader = _Reader(word, self.state, MAX_NESTING, self.limits)
-        reader.nesting = self.nesting + 1
-        return reader.word_value()
-
-    def word_value(self) -> str | None:
-        """``text`` read as one word (quotes removed, variables expanded); None if unknown."""
-        text = self.text
-        position = 0
-        while position < len(text):
-            char = text[position]
-            if char == "'":
-                close = text.find("'", position + 1)
-                close = len(text) if close < 0 else close
-                self._add(text[position + 1:close], quoted=True)
-                position = close + 1
-            elif char == '"':
-                position = self._double(position + 1)
-            elif char == "$":
-                position = self._dollar(position, quoted=True)
-            elif char == "\\":
-                self._add(text[position + 1:position + 2], quoted=True)
-                position += 2
-            else:
-                self._add(char)
-                position += 1
-        return None if self.saw_unknown else "".join(self.pieces)
-
-    def _backtick(self, position: int) -> int:
-        end = closing_backtick(self.text, position)
-        inner = self.text[position:end]
-        pieces: list[str] = []
-        before = len(self.pieces)
-        self._expansion(self._substitute(inner.replace("\\`", "`")), "`" + inner + "`", True,
-                        pieces)
-        if len(self.pieces) == before:
-            for piece in pieces:
-                self._add(piece)
-        return min(end + 1, len(self.text))
-
-    def _process_substitution(self, opener: str, position: int) -> int:
-        end = closing_paren(self.text, position)
-        inner = self.text[position:end]
-        self._add(opener + inner + ")")
-        self._substitute(inner)
-        self.opaque = True  # the argument is a path to a pipe, whatever is printed
-        return min(end + 1, len(self.text))
-
     def _substitute(self, script: str) -> str | None:
         """A command substitution: its commands run first, its output is an argument.
 
@@ -640,7 +239,7 @@ class _Reader:
             # "echo sudo > f && apk add $(cat f)": what ran before on this line is
             # finished first, so that the substitution sees the files it wrote.
             self._flush()
-        child = _Reader(script, self.state.copy(), self.depth + 1, self.limits)
+        child = ScriptReader(script, self.state.copy(), self.depth + 1, self.limits)
         self.inner.extend(child.run())
         self.captured.extend(child.outputs)
         printed = [command.output for command in child.outputs]
@@ -649,10 +248,12 @@ class _Reader:
             return None
         return "".join(text for text in printed if text is not None).rstrip("\n")
 
+
     def _too_deep(self) -> None:
         self.limits.too_deep = True
         self.limits.leave_unread(f"nests scripts (sh -c, eval, $(...)) more than {MAX_NESTING} "
                                  "levels deep")
+
 
     # -- commands and pipelines ---------------------------------------------
 
@@ -695,12 +296,14 @@ class _Reader:
         opaque, self.opaque = self.opaque, False
         herestring, self.herestring = self.herestring, None
         if words and words[0] in _HEADER_WORDS:
-            if words[0] in ("for", "select") and len(words) > 1 and _NAME.fullmatch(words[1]):
-                self._loop_variable(words[1], words[3:] if words[2:3] == ["in"] else None)
+            if words[0] in ("for", "select") and len(words) > 1 \
+                    and PARAMETER_NAME.fullmatch(words[1]):
+                items = words[3:] if words[2:3] == ["in"] else None
+                set_loop_variable(self.state, words[1], items)
             self.commands.extend(inner)
             return
         if not words:
-            self._assign(assignments)
+            assign(self.state, assignments)
             if not redirects and not inner:
                 return
         environment = {**self.state.exports, **assignments} if self.state.exports else assignments
@@ -730,7 +333,7 @@ class _Reader:
         if self.pipe_from is not None:
             self.pipe_from.output_to, self.pipe_from.flow = command, "pipe"
             self.pipe_from = None
-        self._builtin(command)
+        apply_builtin(self.state, command)
         self.pending.append(command)
 
     def _unwrap(self, words: Sequence[str]) -> Unwrapped:
@@ -739,61 +342,6 @@ class _Reader:
             self.limits.leave_unread(f"chains more than {MAX_WRAPPERS} wrapper commands "
                                      "(env, nice, sudo...)")
         return unwrapped
-
-    def _loop_variable(self, name: str, items: list[str] | None) -> None:
-        """``for NAME in ITEMS`` (or over "$@"): NAME holds every item at once."""
-        value = " ".join(items) if items is not None else self.state.variables.get("@")
-        if value is None:
-            self.state.variables.pop(name, None)
-            return
-        self.state.variables[name] = value
-        self.state.lists.add(name)
-
-    def _assign(self, assignments: dict[str, str]) -> None:
-        for name, value in assignments.items():
-            self.state.variables[name] = value
-            if name in self.state.exports:
-                self.state.exports[name] = value
-
-    def _builtin(self, command: Command) -> None:
-        """What export, unset and cd change for the commands after them."""
-        program = command.program
-        if program not in _STATEFUL:
-            return
-        args = command.argv[1:]
-        state = self.state
-        if program in _EXPORTING:
-            exporting = program == "export" or any(arg.startswith("-") and "x" in arg
-                                                   for arg in args)
-            for arg in args:
-                name, equals, value = arg.partition("=")
-                if not _ASSIGNMENT.match(name + "="):
-                    continue
-                if equals:
-                    state.variables[name] = value
-                if exporting and name in state.variables:
-                    state.exports[name] = state.variables[name]
-        elif program == "alias":
-            for arg in args:
-                name, equals, value = arg.partition("=")
-                if equals and name:
-                    state.aliases[name] = value
-        elif program == "set":
-            positional = _set_positional(args)
-            if positional is not None:
-                _positional(state.variables, positional)
-        elif program == "unset":
-            for name in args:
-                state.variables.pop(name, None)
-                state.exports.pop(name, None)
-        elif program in ("cd", "pushd"):
-            targets = [arg for arg in args if arg == "-" or not arg.startswith("-")]
-            target = targets[0] if targets else state.variables.get("HOME")
-            if (target is None or target == "-" or "$" in target or target.startswith("~")
-                    or (state.cwd is None and not target.startswith("/"))):
-                state.cwd = None
-            else:
-                state.cwd = resolve_path(target, state.cwd)
 
     def _flush(self) -> None:
         """Finish the commands of the line just read, now that heredoc bodies are known."""
@@ -810,18 +358,18 @@ class _Reader:
         if not (command.argv or command.redirects or command.wrappers or command.script):
             return  # "X=$(...)": only an assignment, whose substitution is recorded
         if command.stdin is None and self.state.files:
-            command.stdin = self._stdin_file(command)
+            command.stdin = stdin_file(self.state, self.limits, command)
         if command.through_xargs and command.stdin is not None:
             self._xargs(command)
         else:
-            command.output = _known_output(command)
+            command.output = known_output(command)
             if command.output is None and command.program == "cat" and self.state.files:
-                command.output = self._cat(command)
+                command.output = cat_output(self.state, self.limits, command)
             self.commands.append(command)
             if self.state.files and command.program not in _KEEPS_CONTENT:
-                self._forget_rewritten(command)
+                forget_rewritten(self.state, command)
             if command.redirects or command.program == "tee":
-                self._record_writes(command)
+                record_writes(self.state, command)
             self._nested(command)
         # The next command of the pipeline (finished after this one) reads what it prints,
         # unless a here-document or here-string of its own takes its standard input.
@@ -834,7 +382,7 @@ class _Reader:
         items = (command.stdin or "").split()
         if command.xargs_replace is None:
             command.argv = command.argv + items
-            command.output = _known_output(command)
+            command.output = known_output(command)
             self.commands.append(command)
             self._nested(command)
             return
@@ -896,8 +444,8 @@ class _Reader:
             state.variables.update(command.environment)
             if positional:
                 state.variables["0"] = positional[0]
-                _positional(state.variables, positional[1:])
-        child = _Reader(script, state, self.depth + 1, self.limits,
+                set_positional(state.variables, positional[1:])
+        child = ScriptReader(script, state, self.depth + 1, self.limits,
                         split_substitutions=not command.opaque)
         self.commands.extend(child.run())
         for output in child.outputs:
@@ -923,7 +471,7 @@ class _Reader:
             return
         del self.state.aliases[name]
         try:
-            child = _Reader(" ".join([text, *(shlex.quote(arg) for arg in command.argv[1:])]),
+            child = ScriptReader(" ".join([text, *(shlex.quote(arg) for arg in command.argv[1:])]),
                             self.state, self.depth + 1, self.limits)
             self.commands.extend(child.run())
         finally:
@@ -932,48 +480,7 @@ class _Reader:
             output.output_to, output.flow = command, "forward"
 
     def _written(self, path: str, command: Command) -> str | None:
-        """The content of ``path`` if this step wrote it with known text, within budget."""
-        content = self.state.files.get(resolve_path(path, command.cwd))
-        return content if content is not None and self.limits.expands(content) else None
-
-    def _stdin_file(self, command: Command) -> str | None:
-        """Standard input from a file the step wrote: "< FILE", or xargs -a FILE."""
-        sources = [target for fd, operator, target in command.redirects
-                   if operator == "<" and fd in ("", "0")]
-        if command.xargs_file is not None:
-            sources.append(command.xargs_file)
-        return self._written(sources[-1], command) if sources else None
-
-    def _cat(self, command: Command) -> str | None:
-        """What ``cat FILE...`` prints when the step wrote every file with known text."""
-        texts = [self._written(arg, command) for arg in command.argv[1:]]
-        if not texts or any(text is None for text in texts):
-            return None
-        return "".join(text for text in texts if text is not None)
-
-    def _forget_rewritten(self, command: Command) -> None:
-        """A file named to a program that may rewrite it (curl -o, cp, sed -i...) no
-        longer holds what the script wrote there."""
-        for arg in command.argv[1:]:
-            value = arg.partition("=")[2] if arg.startswith("--") else arg
-            self.state.files.pop(resolve_path(value, command.cwd), None)
-
-    def _record_writes(self, command: Command) -> None:
-        """What ``command`` writes with known content: its stdout redirect, and tee."""
-        files = self.state.files
-        targets = [(target, operator in (">>", "&>>")) for fd, operator, target in command.redirects
-                   if operator in (">", ">>", ">|", "&>", "&>>") and fd in ("", "1")]
-        text = command.output
-        if command.program == "tee":
-            append = any(arg in ("-a", "--append") for arg in command.argv[1:])
-            targets += [(arg, append) for arg in command.argv[1:] if not arg.startswith("-")]
-            text = command.stdin
-        for target, append in targets:
-            path = resolve_path(target, command.cwd)
-            if text is None or (append and path not in files):
-                files.pop(path, None)  # what it holds now is not known
-            else:
-                files[path] = files[path] + text if append else text
+        return written(self.state, self.limits, path, command.cwd)
 
     def _find_exec(self, command: Command) -> None:
         """``find ... -exec CMD {} ;`` runs CMD once per file found."""
@@ -992,6 +499,7 @@ class _Reader:
                                     environment=unwrapped.environment, cwd=command.cwd,
                                     script=unwrapped.script))
             index = end + 1
+
 
     def _read_heredoc_bodies(self, position: int) -> int:
         """Consume the bodies of heredocs opened on the line just ended."""
@@ -1014,94 +522,3 @@ class _Reader:
         self.heredocs.clear()
         return min(position, len(text))
 
-    def _heredoc_text(self, body: str) -> str:
-        """An unquoted here-document: ``$VAR`` expands, ``\\$`` escapes; ``$(...)`` stays."""
-        if "$" not in body and "\\" not in body:
-            return body
-        pieces: list[str] = []
-        position = 0
-        while True:
-            match = _HEREDOC_SPECIAL.search(body, position)
-            if match is None:
-                pieces.append(body[position:])
-                return "".join(pieces)
-            start = match.start()
-            pieces.append(body[position:start])
-            if body[start] == "\\":
-                following = body[start + 1:start + 2]
-                if following in ("$", "`", "\\"):
-                    pieces.append(following)
-                elif following != "\n":
-                    pieces.append("\\" + following)
-                position = start + 2
-                continue
-            name = _NAME.match(body, start + 1)
-            if body.startswith("${", start):
-                close = closing_brace(body, start + 2)
-                end = len(body) if close < 0 else close + 1
-                value = None if close < 0 else self._parameter(body[start + 2:close])
-                if value is not None and not self.limits.expands(value):
-                    value = None
-                pieces.append(body[start:end] if value is None else value)
-                position = end
-            elif name is not None:
-                value = self.state.variables.get(name.group())
-                if value is not None and not self.limits.expands(value):
-                    value = None
-                pieces.append(body[start:name.end()] if value is None else value)
-                position = name.end()
-            else:
-                pieces.append("$")
-                position = start + 1
-
-
-def _set_positional(args: list[str]) -> list[str] | None:
-    """The positional parameters ``set`` gives (``set -- a b``, ``set a b``); None when it
-    only sets options (``set -eux``, ``set -o pipefail``)."""
-    index = 0
-    while index < len(args) and args[index][:1] in ("-", "+") and args[index] not in ("-", "--"):
-        index += 2 if args[index] in ("-o", "+o") else 1
-    if index < len(args) and args[index] in ("-", "--"):
-        return args[index + 1:]
-    return args[index:] if index < len(args) else None
-
-
-def _positional(variables: dict[str, str], values: list[str]) -> None:
-    """Set $1, $2... and $@, $*, $# to ``values``, dropping the old ones."""
-    for name in [name for name in variables if name.isdigit() and name != "0"]:
-        del variables[name]
-    for number, value in enumerate(values, start=1):
-        variables[str(number)] = value
-    variables["@"] = variables["*"] = " ".join(values)
-    variables["#"] = str(len(values))
-
-
-def _known_output(command: Command) -> str | None:
-    """What ``command`` prints when the script alone decides it."""
-    if command.opaque:
-        return None
-    program, args = command.program, command.argv[1:]
-    if program == "echo":
-        newline = "\n"
-        while args and args[0] in ("-n", "-e", "-E", "-ne", "-en"):
-            if "n" in args[0]:
-                newline = ""
-            args = args[1:]
-        return " ".join(args) + newline
-    if program == "printf" and args:
-        return printf_output(args[0], args[1:])
-    if program in ("cat", "tee") and (program == "tee" or all(a == "-" for a in args)):
-        return command.stdin
-    if (program == "which" and len(args) == 1) or (program == "command" and args[:1] == ["-v"]
-                                                   and len(args) == 2):
-        # The path of a program: its directory is the image's, its name is known, and
-        # the name is what the reader needs ('"$(which apk)" add sudo' runs apk).
-        return args[-1] + "\n"
-    if program == "base64" and command.stdin is not None and any(
-            arg in ("-d", "-D", "--decode") for arg in args):
-        # "echo YXBrIGFkZCBzdWRv | base64 -d | sh" runs what it decodes.
-        try:
-            return binascii.a2b_base64("".join(command.stdin.split())).decode()
-        except (ValueError, UnicodeDecodeError):
-            return None
-    return None

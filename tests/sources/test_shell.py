@@ -7,13 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paracle_guard.sources.shell import (
-    Command,
-    ReadLimits,
     read_argv,
     read_script,
     reads_script_from_stdin,
     shell_c_script,
 )
+from paracle_guard.sources.shell_command import Command
+from paracle_guard.sources.shell_state import ReadLimits
 from paracle_guard.sources.shell_words import ExpansionBudget
 
 
