@@ -31,6 +31,7 @@ from pathlib import Path
 from paracle_guard.location import Location
 from paracle_guard.sources.account_files import unknown_file
 from paracle_guard.sources.compose_engine import ASSUMED_CGROUP_V1, EngineDefaults
+from paracle_guard.sources.compose_env import parse_env_file
 from paracle_guard.sources.compose_hooks import hook_services, lines_of
 from paracle_guard.sources.compose_merge import prepared
 from paracle_guard.sources.compose_mounts import MountReader
@@ -54,9 +55,9 @@ from paracle_guard.sources.compose_values import port as _port_spec
 from paracle_guard.sources.compose_values import sequence as _sequence
 from paracle_guard.sources.compose_values import size as _size
 from paracle_guard.sources.compose_values import text as _text
-from paracle_guard.sources.compose_yaml import ComposeError, Node, parse_env_file
 from paracle_guard.sources.identity import resolve, user_fact
 from paracle_guard.sources.image_ref import parse_image_ref
+from paracle_guard.sources.located_yaml import LocatedError, Node
 from paracle_guard.sources.runtime_options import (
     SYSTEM_PATHS,
     normalise_capability,
@@ -101,7 +102,7 @@ def load_compose(path: str | Path, *, environ: Mapping[str, str] | None = None,
     env = os.environ if environ is None else environ
     try:
         files = files_in(str(path), env) if Path(path).is_dir() else files_given([str(path)], env)
-    except ComposeError as problem:
+    except LocatedError as problem:
         return [_broken(str(path), [str(path)], problem, [])]
     return project_subjects(files, engine)
 
@@ -112,7 +113,7 @@ def load_compose_files(paths: list[str], *, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     try:
         files = files_given(paths, env)
-    except ComposeError as problem:
+    except LocatedError as problem:
         return [_broken(paths[0], paths, problem, [])]
     return project_subjects(files, engine)
 
@@ -121,19 +122,19 @@ def project_subjects(files: ProjectFiles,
                      engine: Callable[[], EngineDefaults] | None = None) -> list[Subject]:
     try:
         project = load_project(files)
-    except ComposeError as problem:
+    except LocatedError as problem:
         return [_broken(files.files[0], files.files, problem, files.notices)]
     defaults = functools.cache(engine or (lambda: ASSUMED_CGROUP_V1))
     subjects = []
     for name, entry in project.services.items():
         target = f"{project.main}#{name}"
         try:
-            if isinstance(entry, ComposeError):
+            if isinstance(entry, LocatedError):
                 raise entry
             service = _ServiceReader(project, name, entry, defaults).subject(target)
             subjects.append(service)
             subjects.extend(_hook_subjects(project, name, entry, defaults, service))
-        except ComposeError as problem:
+        except LocatedError as problem:
             subjects.append(Subject(
                 kind="compose", target=target, label=f"service {name}",
                 parse_problems=[_problem(problem)], notices=list(files.notices),
@@ -158,12 +159,12 @@ def _hook_subjects(project: Project, name: str, entry: Node,
     return subjects
 
 
-def _problem(problem: ComposeError) -> ParseProblem:
+def _problem(problem: LocatedError) -> ParseProblem:
     return ParseProblem(message=problem.message,
                         location=Location(path=problem.file, line=problem.line))
 
 
-def _broken(target: str, files: list[str], problem: ComposeError,
+def _broken(target: str, files: list[str], problem: LocatedError,
             notices: list[str]) -> Subject:
     return Subject(kind="compose", target=target, parse_problems=[_problem(problem)],
                    notices=list(notices), metadata={"file": target, "files": list(files)})

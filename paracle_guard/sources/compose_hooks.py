@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from paracle_guard.sources.compose_values import boolean, mapping, sequence
-from paracle_guard.sources.compose_yaml import Node
+from paracle_guard.sources.located_yaml import Node
 
 _EXEC_HOOKS = ("post_start", "pre_stop")
 # What an exec hook may change about the process it runs.

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from paracle_guard.sources.compose_values import port_key, volume_target
-from paracle_guard.sources.compose_yaml import OVERRIDE, RESET, Node
+from paracle_guard.sources.located_yaml import OVERRIDE, RESET, Node
 
 Path = tuple[str, ...]
 
@@ -50,7 +50,7 @@ _EXTRA_HOSTS: frozenset[Path] = frozenset({("extra_hosts",), ("build", "extra_ho
 def merge(base: Node | None, over: Node, path: Path = ()) -> Node | None:
     """``over`` merged onto ``base`` (a service, or a value at ``path`` in one).
 
-    None when ``!reset`` removes the value. Raises ComposeError (through
+    None when ``!reset`` removes the value. Raises LocatedError (through
     ``Node.error``) where Compose refuses the merge.
     """
     if over.tag == RESET:

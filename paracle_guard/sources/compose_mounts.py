@@ -45,7 +45,7 @@ from paracle_guard.sources.compose_values import (
     strings,
     text,
 )
-from paracle_guard.sources.compose_yaml import ComposeError, Node
+from paracle_guard.sources.located_yaml import LocatedError, Node
 from paracle_guard.sources.runtime_options import (
     differing_realpath,
     local_volume_host_path,
@@ -117,7 +117,7 @@ class MountReader:
             other = self.project.services.get(name)
             if other is None:
                 raise item.error(f"volumes_from names unknown service {name!r}")
-            if isinstance(other, ComposeError):
+            if isinstance(other, LocatedError):
                 raise item.error(f"volumes_from names service {name!r}, which Compose "
                                  f"refuses: {other.message}")
             inherited = MountReader(self.project, name, prepared(other),

@@ -32,6 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paracle_guard.errors import InputError
+from paracle_guard.sources.compose_env import (
+    InterpolationError,
+    interpolate,
+    lookup_in,
+    parse_env_file,
+)
 from paracle_guard.sources.compose_merge import merge
 from paracle_guard.sources.compose_values import (
     TRUE,
@@ -42,15 +48,7 @@ from paracle_guard.sources.compose_values import (
     strings,
     text,
 )
-from paracle_guard.sources.compose_yaml import (
-    ComposeError,
-    InterpolationError,
-    Node,
-    interpolate,
-    load_yaml_documents,
-    lookup_in,
-    parse_env_file,
-)
+from paracle_guard.sources.located_yaml import LocatedError, Node, load_yaml_documents
 from paracle_guard.sources.runtime_options import parse_go_bool
 
 # In Compose's order of preference.
@@ -90,7 +88,7 @@ class Project:
     """The merged model: each service's definition, or why Compose would refuse it."""
 
     files: ProjectFiles
-    services: dict[str, Node | ComposeError] = field(default_factory=dict)
+    services: dict[str, Node | LocatedError] = field(default_factory=dict)
     volumes: dict[str, Volume] = field(default_factory=dict)
     lookup: Callable[[str], str | None] = lambda name: None
 
@@ -209,7 +207,7 @@ def read_text(path: Path, display: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ComposeError(display, data.count(b"\n", 0, exc.start) + 1,
+        raise LocatedError(display, data.count(b"\n", 0, exc.start) + 1,
                            "the file is not UTF-8 text") from None
 
 
@@ -217,7 +215,7 @@ def read_text(path: Path, display: str) -> str:
 
 
 def load_project(files: ProjectFiles, *, including: frozenset[str] = frozenset()) -> Project:
-    """The merged model of ``files``. Raises ComposeError when Compose would refuse the
+    """The merged model of ``files``. Raises LocatedError when Compose would refuse the
     project as a whole (bad YAML, a missing variable, a broken include)."""
     project = Project(files=files, lookup=lookup_in(files.environ))
     loader = _Loader(project, including | {os.path.abspath(files.files[0])})
@@ -230,14 +228,14 @@ def load_project(files: ProjectFiles, *, including: frozenset[str] = frozenset()
         # compose-go refuses a model with nothing in it ("empty compose file"); one
         # empty file among others is fine.
         if not read:
-            raise ComposeError(project.main, None, "the file is empty" if len(files.files) == 1
+            raise LocatedError(project.main, None, "the file is empty" if len(files.files) == 1
                                else "the files are empty")
         what = "the file defines" if len(files.files) == 1 else "none of the files defines"
-        raise ComposeError(project.main, None, f"{what} no services")
+        raise LocatedError(project.main, None, f"{what} no services")
     return project
 
 
-_ServiceEntry = Node | ComposeError
+_ServiceEntry = Node | LocatedError
 
 
 class _Loader:
@@ -257,7 +255,7 @@ class _Loader:
                 try:
                     return interpolate(value, self.project.lookup)
                 except InterpolationError as exc:
-                    raise ComposeError(node.file, node.line, f"{node.key_path}: {exc}") \
+                    raise LocatedError(node.file, node.line, f"{node.key_path}: {exc}") \
                         from None
 
             roots = [root for root in load_yaml_documents(content, display, substitute, base)
@@ -286,7 +284,7 @@ class _Loader:
             if name in defined:
                 try:
                     services[name] = self._extended(defined, name, root.file, ())
-                except ComposeError as problem:
+                except LocatedError as problem:
                     services[name] = problem
         for name, entry in services.items():
             self.project.services[name] = _merged(self.project.services.get(name), entry)
@@ -323,7 +321,7 @@ class _Loader:
             names = " -> ".join(n for _, n in (*chain, here, link))
             raise extends.error(f"extends cycle: {names}")
         if base_name not in base_services:
-            raise ComposeError(extends.file, extends.line,
+            raise LocatedError(extends.file, extends.line,
                                f"no service {base_name!r} in {base_file}")
         base = self._extended(base_services, base_name, base_file, (*chain, here))
         own = Node({k: v for k, v in keys.items() if k != "extends"},
@@ -378,13 +376,13 @@ class _Loader:
 
 def _merged(prior: _ServiceEntry | None, later: _ServiceEntry) -> _ServiceEntry:
     """``later`` merged onto ``prior``; a service Compose refuses stays refused."""
-    if prior is None or isinstance(later, ComposeError):
+    if prior is None or isinstance(later, LocatedError):
         return later
-    if isinstance(prior, ComposeError):
+    if isinstance(prior, LocatedError):
         return prior
     try:
         merged = merge(prior, later)
-    except ComposeError as problem:
+    except LocatedError as problem:
         return problem
     if merged is None:
         return later

@@ -1,6 +1,6 @@
 """Typed reading of located compose values, with Compose's casts.
 
-Every reader raises ComposeError (through ``Node.error``) naming the key and
+Every reader raises LocatedError (through ``Node.error``) naming the key and
 line, in the words Compose would use to refuse the value.
 """
 
@@ -10,7 +10,7 @@ import os
 import re
 
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import Node
+from paracle_guard.sources.located_yaml import Node
 from paracle_guard.sources.runtime_options import split_key_value
 from paracle_guard.units import parse_size
 

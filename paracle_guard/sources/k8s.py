@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import ComposeError, Node
 from paracle_guard.sources.image_ref import parse_image_ref
 from paracle_guard.sources.k8s_agent_sandbox import GROUPS as SANDBOX_GROUPS
 from paracle_guard.sources.k8s_agent_sandbox import AgentSandboxes, is_agent_sandbox
@@ -80,6 +79,7 @@ from paracle_guard.sources.k8s_objects import workload as _workload
 from paracle_guard.sources.k8s_runtime import add_runtime_class, read_runtime_class
 from paracle_guard.sources.k8s_storage import Storage, claim, persistent_volume
 from paracle_guard.sources.k8s_volumes import RESTRICTED_VOLUME_TYPES, PodVolumes
+from paracle_guard.sources.located_yaml import LocatedError, Node
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS
 from paracle_guard.subject import (
     BaseImage,
@@ -200,7 +200,7 @@ def load_manifest_texts(sources: Sequence[tuple[str, str]], *,
     for display, content in sources:
         try:
             found.add(display, documents(display, content))
-        except (ManifestError, ComposeError) as problem:
+        except (ManifestError, LocatedError) as problem:
             broken.append(_broken(problem.file, problem.line, problem.message))
     subjects = list(broken)
     for display, entry in [*found.workloads, *found.sandboxes.resolved()]:

@@ -33,7 +33,6 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from paracle_guard.sources.compose_yaml import Node
 from paracle_guard.sources.k8s_network import NetworkPolicy, policy_rules
 from paracle_guard.sources.k8s_objects import (
     Controlled,
@@ -50,6 +49,7 @@ from paracle_guard.sources.k8s_objects import (
     text,
     workload,
 )
+from paracle_guard.sources.located_yaml import Node
 
 SANDBOX_GROUP = "agents.x-k8s.io"
 EXTENSIONS_GROUP = "extensions.agents.x-k8s.io"

@@ -9,7 +9,6 @@ equal), since only Burstable pods may swap; an extended resource with a domain
 from __future__ import annotations
 
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import Node
 from paracle_guard.sources.k8s_objects import get as _get
 from paracle_guard.sources.k8s_objects import integer as _int
 from paracle_guard.sources.k8s_objects import location as _location
@@ -18,6 +17,7 @@ from paracle_guard.sources.k8s_objects import quantity as _quantity
 from paracle_guard.sources.k8s_objects import require as _require
 from paracle_guard.sources.k8s_objects import sequence as _sequence
 from paracle_guard.sources.k8s_objects import text as _text
+from paracle_guard.sources.located_yaml import Node
 from paracle_guard.subject import (
     DeviceRequest,
     EnvVar,

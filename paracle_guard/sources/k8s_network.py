@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import Node
 from paracle_guard.sources.k8s_objects import (
     Workload,
     fail,
@@ -29,6 +28,7 @@ from paracle_guard.sources.k8s_objects import (
     string_map,
     text,
 )
+from paracle_guard.sources.located_yaml import Node
 
 
 @dataclass

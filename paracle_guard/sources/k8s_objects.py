@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import Node, load_yaml_documents
+from paracle_guard.sources.located_yaml import Node, load_yaml_documents
 
 if TYPE_CHECKING:
     from paracle_guard.sources.k8s_network import NetworkPolicy

@@ -11,8 +11,8 @@ cannot be judged: which one the cluster has is not ours to guess.
 from __future__ import annotations
 
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import Node
 from paracle_guard.sources.k8s_objects import fail, get, location, require, text
+from paracle_guard.sources.located_yaml import Node
 from paracle_guard.subject import KubernetesFacts, RuntimeConfig
 
 

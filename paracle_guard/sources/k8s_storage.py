@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from paracle_guard.location import Location
-from paracle_guard.sources.compose_yaml import Node
 from paracle_guard.sources.k8s_network import selector_matches
 from paracle_guard.sources.k8s_objects import (
     get,
@@ -39,6 +38,7 @@ from paracle_guard.sources.k8s_objects import (
     string_map,
     text,
 )
+from paracle_guard.sources.located_yaml import Node
 from paracle_guard.sources.runtime_options import normalise_host_path
 
 _CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"

@@ -14,7 +14,6 @@ same name, as in the StatefulSet controller and the Sandbox controller
 
 from __future__ import annotations
 
-from paracle_guard.sources.compose_yaml import Node
 from paracle_guard.sources.k8s_objects import Workload
 from paracle_guard.sources.k8s_objects import boolean as _bool
 from paracle_guard.sources.k8s_objects import fail as _fail
@@ -31,6 +30,7 @@ from paracle_guard.sources.k8s_storage import (
     Storage,
     claim_from_spec,
 )
+from paracle_guard.sources.located_yaml import Node
 from paracle_guard.sources.runtime_options import normalise_host_path
 from paracle_guard.subject import Mount, Setting
 
