@@ -155,6 +155,12 @@ def test_findings_are_sorted_by_line() -> None:
     ]
 
 
+def test_one_plan_judges_each_subject_on_its_own() -> None:
+    plan = Plan.compile(policy(), today=TODAY)
+    results = [plan.evaluate(subject) for subject in (rooted(), non_root())]
+    assert [codes(r.findings) for r in results] == [["PG101"], []]
+
+
 # --- inline suppressions ----------------------------------------------------------
 
 

@@ -66,7 +66,7 @@ def load_located(text: str, filename: str) -> LocatedDocument:
         raise PolicyError(_syntax_message(exc, text, filename)) from None
     if root is None:
         return LocatedDocument(data=None, lines={})
-    builder = _Builder(filename)
+    builder = _LocatedDataBuilder(filename)
     data = builder.build(root, (), ())
     return LocatedDocument(data=data, lines=builder.lines)
 
@@ -94,7 +94,7 @@ def _syntax_message(exc: yaml.YAMLError, text: str, filename: str) -> str:
     return f"{filename}: invalid YAML: {exc}"
 
 
-class _Builder:
+class _LocatedDataBuilder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.lines: dict[YamlPath, int] = {}
@@ -145,7 +145,7 @@ class _Builder:
         # with several sources the first one listed wins.
         for source in merged_from:
             # Built apart so that keys the mapping overrides keep their own lines.
-            sub = _Builder(self.filename)
+            sub = _LocatedDataBuilder(self.filename)
             sub._count = self._count
             values = sub._mapping(source, path, inside)
             self._count = sub._count

@@ -111,7 +111,7 @@ def subject_from_inspect(
     """
     if not isinstance(container, Mapping) or not isinstance(container.get("HostConfig"), Mapping):
         raise InputError(f"{target}: not a container inspect document (no HostConfig)")
-    builder = _Builder(container, image, target, volumes or {}, realpaths or {})
+    builder = _ContainerSubjectBuilder(container, image, target, volumes or {}, realpaths or {})
     runtime = builder.runtime()
     runtime.engine_socket_gid = engine_socket_gid
     return Subject(
@@ -131,7 +131,7 @@ def subject_from_inspect(
     )
 
 
-class _Builder:
+class _ContainerSubjectBuilder:
     def __init__(
         self,
         container: Mapping[str, Any],

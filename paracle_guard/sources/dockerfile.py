@@ -143,7 +143,7 @@ def parse_dockerfile(
 ) -> Subject:
     """The Subject of one Dockerfile, for the ``target`` stage (default: the last)."""
     text = read_dockerfile_text(content)
-    return _Builder(path, text, dict(build_args or {})).build(target)
+    return _DockerfileSubjectBuilder(path, text, dict(build_args or {})).build(target)
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ class _Stage:
         self.label = self.name if self.name is not None else str(self.index)
 
 
-class _Builder:
+class _DockerfileSubjectBuilder:
     def __init__(self, path: str, text: DockerfileText, build_args: dict[str, str]) -> None:
         self.path = path
         self.text = text
