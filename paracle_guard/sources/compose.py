@@ -2,8 +2,8 @@
 
 The project is what ``docker compose config`` would produce (``compose_project``:
 which files, merged in Compose's order with its rules, ``include`` and
-``extends``; ``compose_yaml``: YAML 1.2 scalars, anchors, interpolation, the
-``.env``). Each service becomes the same RuntimeConfig the container source
+``extends``; ``located_yaml``: YAML 1.2 scalars, anchors; ``compose_env``:
+interpolation, the ``.env``). Each service becomes the same RuntimeConfig the container source
 builds from ``docker inspect``, its mounts resolved on this host
 (``compose_mounts``), and what the engine fills in left as the engine would:
 an absent ``cgroup:`` is the checked host's default (the host's cgroup
