@@ -37,12 +37,14 @@ from paracle_guard.subject_run import (
     ShellCommand,
 )
 from paracle_guard.subject_runtime import (
+    READ_ONLY_VOLUME_TYPES,
     Capability,
     Device,
     DeviceRequest,
     KubernetesFacts,
     Mount,
     MountType,
+    PodVolume,
     PublishedPort,
     RuntimeConfig,
     SecurityOption,
@@ -52,14 +54,24 @@ from paracle_guard.subject_runtime import (
 )
 
 # The model's public names, its parts included (subject_run, subject_runtime).
-__all__ = ["NOTABLE_NAMES", "AccountAction", "AccountChange", "BaseImage", "Capability", "Device",
-    "DeviceRequest", "Download", "EnvVar", "ExposedPort", "FileEntry", "FileTag", "FileWrite",
-    "GroupGrant", "Instruction", "KubernetesFacts", "ModeChange", "Mount", "MountType", "Package",
-    "PackageAction", "PackageCall", "ParseProblem", "PathRemoval", "PublishedPort",
-    "RequestedPackage", "RunStep", "RuntimeConfig", "SecurityOption", "Setting", "ShellCommand",
-    "Subject", "SubjectKind", "Suppression", "Sysctl", "Ulimit", "UserFact", "Whole"]
+__all__ = ["ALL_KINDS", "BUILD_KINDS", "IMAGE_NAMING_KINDS", "NOTABLE_NAMES",
+    "READ_ONLY_VOLUME_TYPES", "RUNTIME_KINDS", "AccountAction", "AccountChange", "BaseImage",
+    "Capability", "Device", "DeviceRequest", "Download", "EnvVar", "ExposedPort", "FileEntry",
+    "FileTag", "FileWrite", "GroupGrant", "Instruction", "KubernetesFacts", "ModeChange", "Mount",
+    "MountType", "Package", "PackageAction", "PackageCall", "ParseProblem", "PathRemoval",
+    "PodVolume", "PublishedPort", "RequestedPackage", "RunStep", "RuntimeConfig",
+    "SecurityOption", "Setting", "ShellCommand", "Subject", "SubjectKind", "Suppression",
+    "Sysctl", "Ulimit", "UserFact", "Whole"]
 
 SubjectKind = Literal["dockerfile", "image", "container", "compose", "k8s"]
+# The groups of kinds rules judge, named once. What an image is built from and what it
+# holds:
+BUILD_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "image")
+# How a container is run: the engine's record of one, a compose service, a Pod.
+RUNTIME_KINDS: tuple[SubjectKind, ...] = ("container", "compose", "k8s")
+# The inputs that name the image to build from or run (FROM, image:), not an image itself.
+IMAGE_NAMING_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "compose", "k8s")
+ALL_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "image", "container", "compose", "k8s")
 
 
 class GroupGrant(BaseModel):

@@ -219,6 +219,16 @@ class RuntimeConfig(BaseModel):
         return option is not None and option.value == "true"
 
 
+# Pod volume types whose content the kubelet always mounts read-only.
+READ_ONLY_VOLUME_TYPES = ("configMap", "secret", "downwardAPI", "projected")
+
+
+class PodVolume(BaseModel):
+    type: str  # the volume source's key: hostPath, emptyDir, persistentVolumeClaim...
+    name: str
+    location: Location
+
+
 class KubernetesFacts(BaseModel):
     """What only a Kubernetes Pod spec says, for the rules that only make sense there.
 
@@ -246,8 +256,8 @@ class KubernetesFacts(BaseModel):
     # Merge (the default when unset) or Strict: whether the runtime adds the groups the
     # image's /etc/group lists the user in.
     supplemental_groups_policy: str | None = None
-    # Volume types outside the Pod Security Standards' restricted list, as (type, name).
-    restricted_volumes: list[Setting] = Field(default_factory=list)
+    # Every volume of the pod, by type ("hostPath") and name, for the volume-type policy.
+    volumes: list[PodVolume] = Field(default_factory=list)
     host_ports: list[PublishedPort] = Field(default_factory=list)
     # Secrets put into the environment: envFrom secretRef and env valueFrom secretKeyRef.
     secret_env: list[Setting] = Field(default_factory=list)

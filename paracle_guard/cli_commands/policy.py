@@ -92,8 +92,8 @@ def policy_export(
         help="Write the objects to FILE instead of standard output.")] = None,
 ) -> None:
     """Export the policy for a cluster: PSA labels, NetworkPolicy, ValidatingAdmissionPolicy."""
+    from paracle_guard.admission import export_kubernetes
     from paracle_guard.launcher.k8s_backend import render_manifests
-    from paracle_guard.policy.export import export_kubernetes
     from paracle_guard.policy.loader import load_policy
 
     loaded = load_policy(name)

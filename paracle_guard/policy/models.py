@@ -93,10 +93,37 @@ class CapabilitiesControl(_Section):
     allowed_add: list[Capability] = Field(default_factory=list)
 
 
+# The sysctls Kubernetes' Pod Security Standards (baseline) allow: namespaced, and
+# harmless to other workloads on the host.
+PSS_SAFE_SYSCTLS = [
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_syncookies",
+]
+# The volume types the Pod Security Standards (restricted) allow a Pod.
+PSS_RESTRICTED_VOLUME_TYPES = [
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+    "projected", "secret",
+]
+# A sysctl as the kernel names it, dotted (runc also accepts "/" between the parts).
+SysctlName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+([./][A-Za-z0-9_-]+)+$")]
+# A Pod volume source as the API names it: the key beside the volume's name.
+VolumeType = Annotated[str, Field(pattern=r"^[a-z][A-Za-z0-9]*$")]
+
+
 class PrivilegesControl(_Section):
     privileged: bool = False
     no_new_privileges: bool = True
     host_namespaces: bool = False
+    # The sysctls a container may set (PG309); any other is a finding.
+    allowed_sysctls: list[SysctlName] = Field(default_factory=lambda: list(PSS_SAFE_SYSCTLS))
 
 
 class PackagesControl(_Section):
@@ -167,6 +194,14 @@ class RuntimeControl(_Section):
         return self
 
 
+class KubernetesControl(_Section):
+    """What only a Pod spec can say, beyond the container controls."""
+
+    # The volume types a Pod may use (PG805); any other is a finding.
+    allowed_volume_types: list[VolumeType] = Field(
+        default_factory=lambda: list(PSS_RESTRICTED_VOLUME_TYPES))
+
+
 class Controls(_Section):
     user: UserControl = Field(default_factory=UserControl)
     root_filesystem: RootFilesystemControl = Field(default_factory=RootFilesystemControl)
@@ -178,6 +213,7 @@ class Controls(_Section):
     resources: ResourcesControl = Field(default_factory=ResourcesControl)
     network: NetworkControl = Field(default_factory=NetworkControl)
     runtime: RuntimeControl = Field(default_factory=RuntimeControl)
+    kubernetes: KubernetesControl = Field(default_factory=KubernetesControl)
 
 
 class RuleOverride(_Section):

@@ -13,11 +13,14 @@ generic ``fix``; a check words its messages for ``subject.kind`` with
 
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from paracle_guard.cel import CelCheck
 from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
 from paracle_guard.severity import Severity
@@ -34,6 +37,24 @@ class Violation:
 
 
 CheckFn = Callable[[Subject, Controls], Iterable[Violation]]
+# A rule's CEL twin for the controls a policy sets; None: nothing to enforce under them.
+CelFn = Callable[[Controls], CelCheck | None]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """How the API server enforces a rule at admission (``policy export --format kubernetes``).
+
+    ``pod`` judges a Pod; ``pod_template`` the pod template of an Agent Sandbox
+    ``Sandbox`` or ``SandboxTemplate`` (None: the Pod's expression, read at
+    ``spec.podTemplate``). Validations are listed in rule-code order;
+    ``listed_after`` places this rule's right after another rule's instead (only to
+    keep the order earlier releases exported).
+    """
+
+    pod: CelFn | None = None
+    pod_template: CelFn | None = None
+    listed_after: str | None = None
 # Text worded for each kind of subject; a kind left out reads the default.
 ByKind = Mapping[SubjectKind, str]
 
@@ -58,6 +79,8 @@ class Rule:
     references: tuple[str, ...] = field(default_factory=tuple)
     # The fix worded for one kind of subject (may hold a short snippet over lines).
     fixes: ByKind = field(default_factory=lambda: _NO_FIXES, compare=False)
+    # Its translation for Kubernetes admission control, when a Pod spec can show it.
+    admission: Admission | None = field(default=None, compare=False)
 
     def fix_for(self, kind: SubjectKind) -> str:
         return worded(kind, self.fixes, self.fix)
@@ -71,20 +94,19 @@ RETIRED = MappingProxyType({
     "PG809": "PG502", "untrusted-image-registry": "PG502",
 })
 
-# The family modules; importing one registers its rules.
-FAMILIES = (
-    "user",
-    "filesystem",
-    "capabilities",
-    "privileges",
-    "packages",
-    "base_image",
-    "secrets",
-    "network",
-    "resources",
-    "parsing",
-    "kubernetes",
-)
+# Modules of this package that declare no rules: every other one is a control family,
+# and importing it registers its rules (a new family module needs no list of its own).
+NOT_FAMILIES = frozenset({"base", "custom"})
+
+
+@functools.cache
+def family_modules() -> tuple[str, ...]:
+    """The control family modules of ``paracle_guard.rules``, by name."""
+    package = importlib.import_module(__package__ or "paracle_guard.rules")
+    return tuple(sorted(
+        module.name for module in pkgutil.iter_modules(package.__path__)
+        if not module.ispkg and module.name not in NOT_FAMILIES
+    ))
 
 
 def rule(
@@ -98,6 +120,7 @@ def rule(
     rationale: str = "",
     references: Iterable[str] = (),
     fixes: ByKind | None = None,
+    admission: Admission | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
     """Register the decorated function as the check of a rule."""
 
@@ -111,6 +134,8 @@ def rule(
         unknown = set(fixes or {}) - judged
         if unknown:
             raise RuntimeError(f"rule {code} words a fix for kinds it never judges: {unknown}")
+        if admission is not None and "k8s" not in judged:
+            raise RuntimeError(f"rule {code} has an admission translation but never judges k8s")
         _REGISTRY[code] = Rule(
             code=code,
             name=name,
@@ -122,6 +147,7 @@ def rule(
             rationale=rationale,
             references=tuple(references),
             fixes=MappingProxyType(dict(fixes or {})),
+            admission=admission,
         )
         return check
 
@@ -130,8 +156,8 @@ def rule(
 
 def all_rules() -> list[Rule]:
     """Every built-in rule, ordered by code."""
-    for family in FAMILIES:
-        importlib.import_module(f"paracle_guard.rules.{family}")
+    for family in family_modules():
+        importlib.import_module(f"{__package__}.{family}")
     return sorted(_REGISTRY.values(), key=lambda r: r.code)
 
 

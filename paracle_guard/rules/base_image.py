@@ -7,12 +7,14 @@ binaries the final stage copies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 
+from paracle_guard.cel import CelCheck, cel, every_container
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import ByKind, Violation, rule, worded
+from paracle_guard.rules.base import Admission, ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import BaseImage, Download, Subject
+from paracle_guard.subject import IMAGE_NAMING_KINDS, BaseImage, Download, Subject
 
 # A Dockerfile's images are base images (FROM); a compose service or a Kubernetes
 # container names the image it runs, judged by the same rules.
@@ -58,11 +60,23 @@ def _pinning_problem(image: BaseImage, controls: Controls, what: str = "base ima
     return None
 
 
+def _pinned_on_admission(controls: Controls) -> CelCheck | None:
+    digest = "c.image.matches('@sha256:[0-9a-f]{64}$')"
+    if controls.base_image.require_digest:
+        return CelCheck(every_container(digest), "images must be pinned by digest (@sha256:...)")
+    if controls.base_image.forbid_latest:
+        return CelCheck(
+            every_container(f"{digest} || (c.image.matches(':[A-Za-z0-9_][A-Za-z0-9_.-]*$') && "
+                            "!c.image.endsWith(':latest'))"),
+            "images must have a tag other than latest, or a digest")
+    return None
+
+
 @rule(
     code="PG501",
     name="unpinned-base-image",
     severity=Severity.WARNING,
-    kinds=("dockerfile", "compose", "k8s"),
+    kinds=IMAGE_NAMING_KINDS,
     summary="An image is not pinned: no tag, :latest, or no digest when the policy wants one "
             "(FROM, a compose image:, a container's image)",
     fix=_PIN_FIX,
@@ -74,6 +88,7 @@ def _pinning_problem(image: BaseImage, controls: Controls, what: str = "base ima
         "what runs. A digest names exactly one image."
     ),
     references=("CIS Docker Benchmark v1.6.0 4.2",),
+    admission=Admission(pod=_pinned_on_admission, listed_after="PG805"),
 )
 def unpinned_base_image(subject: Subject, controls: Controls) -> Iterator[Violation]:
     what = worded(subject.kind, _IMAGE, "base image")
@@ -133,11 +148,51 @@ def registry_allowed(image: BaseImage, allowed: list[str]) -> bool:
     return False
 
 
+def _image_names(entry: str) -> list[str]:
+    """Ways an image reference can start and still be under ``entry`` (a registry or prefix)."""
+    wanted = entry.strip().lower().rstrip("/")
+    if "/" not in wanted:
+        return [wanted + "/"]
+    names = [wanted]
+    if wanted.startswith("docker.io/"):
+        short = wanted.removeprefix("docker.io/")
+        names.append(short)
+        if short.startswith("library/"):
+            names.append(short.removeprefix("library/"))
+    return names
+
+
+def _registry_test(allowed: Sequence[str]) -> str:
+    alternatives: list[str] = []
+    for entry in allowed:
+        wanted = entry.strip().lower().rstrip("/")
+        if wanted == "docker.io":
+            # A reference with no registry part is docker.io's, as the runtimes read it.
+            alternatives.append("!c.image.matches('^[^/]*[.:][^/]*/') && "
+                                "!c.image.startsWith('localhost/')")
+            alternatives.append("c.image.matches('^(index\\\\.|registry-1\\\\.)?docker\\\\.io/')")
+            continue
+        for name in _image_names(entry):
+            if name.endswith("/"):
+                alternatives.append(f"c.image.startsWith({cel(name)})")
+            else:
+                alternatives.append(f"c.image.matches({cel('^' + re.escape(name) + '([/:@]|$)')})")
+    return " || ".join(f"({alternative})" for alternative in alternatives)
+
+
+def _registry_on_admission(controls: Controls) -> CelCheck | None:
+    allowed = controls.base_image.allowed_registries
+    if not allowed:
+        return None
+    return CelCheck(every_container(_registry_test(allowed)),
+                    "images must come from " + ", ".join(allowed))
+
+
 @rule(
     code="PG502",
     name="untrusted-registry",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "compose", "k8s"),
+    kinds=IMAGE_NAMING_KINDS,
     summary="An image comes from a registry the policy does not allow (FROM, a compose "
             "image:, a container's image)",
     fix="Build from an image in one of the policy's allowed_registries (mirror it there first)",
@@ -153,6 +208,7 @@ def registry_allowed(image: BaseImage, allowed: list[str]) -> bool:
         "typosquatted and unreviewed images out."
     ),
     references=("CIS Docker Benchmark v1.6.0 4.2",),
+    admission=Admission(pod=_registry_on_admission, listed_after="PG805"),
 )
 def untrusted_registry(subject: Subject, controls: Controls) -> Iterator[Violation]:
     allowed = controls.base_image.allowed_registries

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from paracle_guard.cel import CelCheck, cel_list, container_has, every_container
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import ByKind, Violation, rule, worded
+from paracle_guard.rules.base import Admission, ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Subject
+from paracle_guard.subject import RUNTIME_KINDS, Subject
 
 ALL = "ALL"
 
@@ -25,11 +26,21 @@ _ADD: ByKind = {"container": "HostConfig.CapAdd", "compose": "cap_add",
                 "k8s": "securityContext.capabilities.add"}
 
 
+def _drop_all_on_admission(controls: Controls) -> CelCheck | None:
+    if not controls.capabilities.drop_all:
+        return None
+    return CelCheck(
+        every_container(f"{container_has('capabilities')} && "
+                        "has(c.securityContext.capabilities.drop) "
+                        "&& 'ALL' in c.securityContext.capabilities.drop"),
+        "every container must drop ALL capabilities")
+
+
 @rule(
     code="PG301",
     name="capabilities-not-dropped",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="The container keeps the engine's default capabilities (cap_drop does not include ALL)",
     fix=(
         "Drop every capability and add back only what the policy allows: "
@@ -52,6 +63,7 @@ _ADD: ByKind = {"container": "HostConfig.CapAdd", "compose": "cap_add",
         "CIS Docker Benchmark v1.6.0 5.4",
         "Kubernetes Pod Security Standards (restricted): capabilities drop ALL",
     ),
+    admission=Admission(pod=_drop_all_on_admission),
 )
 def capabilities_not_dropped(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -70,11 +82,20 @@ def capabilities_not_dropped(subject: Subject, controls: Controls) -> Iterator[V
     yield Violation(message=message, location=config.location_of("cap_drop"))
 
 
+def _added_on_admission(controls: Controls) -> CelCheck:
+    allowed = sorted({name.removeprefix("CAP_") for name in controls.capabilities.allowed_add})
+    return CelCheck(
+        every_container(f"!{container_has('capabilities')} || "
+                        "!has(c.securityContext.capabilities.add) || "
+                        f"c.securityContext.capabilities.add.all(a, a in {cel_list(allowed)})"),
+        "capabilities.add may only list " + (", ".join(allowed) or "nothing"))
+
+
 @rule(
     code="PG302",
     name="capability-added",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="A capability is added that the policy does not allow",
     fix="Remove it from cap_add (--cap-add), or list it in controls.capabilities.allowed_add",
     fixes={
@@ -95,6 +116,7 @@ def capabilities_not_dropped(subject: Subject, controls: Controls) -> Iterator[V
         "Kubernetes Pod Security Standards (restricted): capabilities add only NET_BIND_SERVICE",
         "Kubernetes Pod Security Standards (baseline): capabilities",
     ),
+    admission=Admission(pod=_added_on_admission),
 )
 def capability_added(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime

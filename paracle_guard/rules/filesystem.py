@@ -12,11 +12,19 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable, Iterator
 
+from paracle_guard.cel import CelCheck, cel, container_has, every_container
 from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import ByKind, Violation, rule, worded
+from paracle_guard.rules.base import Admission, ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Mount, Subject, SubjectKind
+from paracle_guard.subject import (
+    ALL_KINDS,
+    READ_ONLY_VOLUME_TYPES,
+    RUNTIME_KINDS,
+    Mount,
+    Subject,
+    SubjectKind,
+)
 
 # Kernel interfaces: a working directory there hands the process a handle on the
 # host (runc CVE-2024-21626 leaked a host fd through /proc/self/fd).
@@ -89,11 +97,17 @@ def image_volume(subject: Subject, controls: Controls) -> Iterator[Violation]:
         )
 
 
+def _unsafe_workdir_on_admission(controls: Controls) -> CelCheck:
+    return CelCheck(
+        every_container("!has(c.workingDir) || !c.workingDir.matches('^/(proc|sys|dev)(/|$)')"),
+        "workingDir must not be under /proc, /sys or /dev")
+
+
 @rule(
     code="PG204",
     name="unsafe-workdir",
     severity=Severity.ERROR,
-    kinds=("image", "dockerfile", "container", "compose", "k8s"),
+    kinds=ALL_KINDS,
     summary="The working directory is under /proc, /sys or /dev",
     fix="Set WORKDIR to a normal directory such as /workspace",
     fixes={
@@ -107,6 +121,7 @@ def image_volume(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "WORKDIR of /proc/self/fd/N reach the host filesystem."
     ),
     references=("CVE-2024-21626",),
+    admission=Admission(pod=_unsafe_workdir_on_admission),
 )
 def unsafe_workdir(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if not subject.workdir:
@@ -217,11 +232,19 @@ def unsafe_mount_target(subject: Subject, controls: Controls) -> Iterator[Violat
 # --- run-time filesystem (containers and compose services) --------------------------
 
 
+def _writable_rootfs_on_admission(controls: Controls) -> CelCheck | None:
+    if not controls.root_filesystem.read_only:
+        return None
+    return CelCheck(every_container(f"{container_has('readOnlyRootFilesystem')} && "
+                                    "c.securityContext.readOnlyRootFilesystem == true"),
+                    "every container must set readOnlyRootFilesystem: true")
+
+
 @rule(
     code="PG201",
     name="writable-rootfs",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="The root filesystem is writable while the policy requires it read-only",
     fix="Run with a read-only root filesystem: docker run --read-only, compose read_only: true",
     fixes={
@@ -236,6 +259,7 @@ def unsafe_mount_target(subject: Subject, controls: Controls) -> Iterator[Violat
         "space only where the policy says, keeps the running container equal to the image."
     ),
     references=("CIS Docker Benchmark v1.6.0 5.13",),
+    admission=Admission(pod=_writable_rootfs_on_admission),
 )
 def writable_rootfs(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -283,11 +307,27 @@ def _describe_pod_volume(mount: Mount) -> str:
     return f"{kind} volume {name}"
 
 
+def _writable_path_on_admission(controls: Controls) -> CelCheck | None:
+    if not controls.root_filesystem.read_only:
+        return None
+    paths = [path.rstrip("/") or "/" for path in controls.root_filesystem.writable_paths]
+    under = " || ".join(f"m.mountPath == {cel(p)} || m.mountPath.startsWith({cel(p + '/')})"
+                        for p in paths) or "false"
+    read_only_volume = " || ".join(f"has(v.{kind})" for kind in READ_ONLY_VOLUME_TYPES)
+    return CelCheck(
+        every_container(
+            "!has(c.volumeMounts) || c.volumeMounts.all(m, "
+            "(has(m.readOnly) && m.readOnly == true) || "
+            "(has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == m.name "
+            f"&& ({read_only_volume}))) || {under})"),
+        "writable volume mounts must be under " + (", ".join(paths) or "no path"))
+
+
 @rule(
     code="PG202",
     name="writable-path",
     severity=Severity.WARNING,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="A writable bind, volume or tmpfs is mounted outside the policy's writable paths",
     fix=(
         "Mount it read-only (:ro, read_only: true), move it under one of "
@@ -308,6 +348,7 @@ def _describe_pod_volume(mount: Mount) -> str:
         "policy lists the few paths where writing is expected."
     ),
     references=("CIS Docker Benchmark v1.6.0 5.13",),
+    admission=Admission(pod=_writable_path_on_admission),
 )
 def writable_path(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -376,7 +417,7 @@ def _sensitive_pipe(pipe: str) -> str | None:
     code="PG307",
     name="sensitive-mount",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary=(
         "A sensitive host path is mounted: a runtime socket, /, /proc, /sys, /dev, /etc, "
         "/boot, /root, /run, /var/run, /var/lib/docker"

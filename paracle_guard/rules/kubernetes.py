@@ -14,10 +14,47 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from paracle_guard.cel import (
+    POD,
+    POD_TEMPLATE,
+    CelCheck,
+    container_has,
+    effective_required,
+    every_container,
+    pod_has,
+)
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import Admission, Violation, rule
+from paracle_guard.rules.network import no_host_port_on_admission
 from paracle_guard.severity import Severity
 from paracle_guard.subject import Subject
+
+
+def _no_projected_token(spec: str) -> str:
+    """No projected volume of the pod ``spec`` carries a service-account token."""
+    return (f"(!has({spec}.volumes) || {spec}.volumes.all(v, !has(v.projected) || "
+            "!has(v.projected.sources) || "
+            "v.projected.sources.all(s, !has(s.serviceAccountToken))))")
+
+
+def _token_on_admission(controls: Controls) -> CelCheck:
+    return CelCheck("has(object.spec.automountServiceAccountToken) && "
+                    "object.spec.automountServiceAccountToken == false && "
+                    + _no_projected_token("object.spec"),
+                    "the pod must set automountServiceAccountToken: false and project no "
+                    "serviceAccountToken volume")
+
+
+def _template_token_on_admission(controls: Controls) -> CelCheck:
+    # As paracle-guard k8s reads a template: its controllers make the token false.
+    spec = f"{POD_TEMPLATE}.spec"
+    return CelCheck(
+        f"(has({spec}.automountServiceAccountToken) ? "
+        f"{spec}.automountServiceAccountToken == false : object.kind == 'SandboxTemplate')"
+        f" && {_no_projected_token(spec)}",
+        "the pod template must set automountServiceAccountToken: false (a "
+        "SandboxTemplate may leave it unset: its controllers make it false) and project "
+        "no serviceAccountToken volume")
 
 
 @rule(
@@ -36,6 +73,7 @@ from paracle_guard.subject import Subject
         "wins, so only the pod's false counts. A projected volume with a "
         "serviceAccountToken source mounts a token whatever that setting says."
     ),
+    admission=Admission(pod=_token_on_admission, pod_template=_template_token_on_admission),
 )
 def service_account_token(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
@@ -56,6 +94,13 @@ def service_account_token(subject: Subject, controls: Controls) -> Iterator[Viol
         )
 
 
+def _non_root_on_admission(controls: Controls) -> CelCheck | None:
+    if controls.user.allow_root:
+        return None
+    return CelCheck(every_container(effective_required("runAsNonRoot", "{} == true")),
+                    "runAsNonRoot must be true for every container")
+
+
 @rule(
     code="PG802",
     name="run-as-non-root-not-set",
@@ -70,6 +115,7 @@ def service_account_token(subject: Subject, controls: Controls) -> Iterator[Viol
         "enforces restricted."
     ),
     references=("Kubernetes Pod Security Standards (restricted): runAsNonRoot",),
+    admission=Admission(pod=_non_root_on_admission),
 )
 def run_as_non_root_not_set(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
@@ -78,6 +124,14 @@ def run_as_non_root_not_set(subject: Subject, controls: Controls) -> Iterator[Vi
     state = "false" if facts.run_as_non_root is False else "not set"
     yield Violation(message=f"runAsNonRoot is {state}: nothing stops uid 0 at start",
                     location=facts.location_of("run_as_non_root"))
+
+
+def _proven_user_on_admission(controls: Controls) -> CelCheck | None:
+    # With allowed uids, uid-not-allowed (PG102) already requires runAsUser.
+    if controls.user.allow_root or controls.user.allowed_uids:
+        return None
+    return CelCheck(every_container(effective_required("runAsUser", "{} > 0")),
+                    "runAsUser must be set, so the uid is proven without the image")
 
 
 @rule(
@@ -95,6 +149,7 @@ def run_as_non_root_not_set(subject: Subject, controls: Controls) -> Iterator[Vi
         "so file ownership and the policy's allowed uids cannot be checked."
     ),
     references=("Kubernetes Pod Security Standards (restricted): runAsUser",),
+    admission=Admission(pod=_proven_user_on_admission),
 )
 def unprovable_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
@@ -106,6 +161,12 @@ def unprovable_user(subject: Subject, controls: Controls) -> Iterator[Violation]
                     "be proven non-root by the kubelet",
             location=facts.location_of("run_as_non_root"),
         )
+
+
+def _seccomp_on_admission(controls: Controls) -> CelCheck:
+    return CelCheck(
+        every_container(f"{container_has('seccompProfile')} || {pod_has('seccompProfile')}"),
+        "a seccompProfile (RuntimeDefault or Localhost) must be set")
 
 
 @rule(
@@ -121,6 +182,7 @@ def unprovable_user(subject: Subject, controls: Controls) -> Iterator[Violation]
         "show). The restricted Pod Security Standard requires RuntimeDefault or Localhost."
     ),
     references=("Kubernetes Pod Security Standards (restricted): seccomp",),
+    admission=Admission(pod=_seccomp_on_admission),
 )
 def seccomp_not_set(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
@@ -128,6 +190,15 @@ def seccomp_not_set(subject: Subject, controls: Controls) -> Iterator[Violation]
         return
     yield Violation(message="no seccompProfile is set, and the kubelet's default is unconfined",
                     location=facts.location_of("seccomp_profile"))
+
+
+def _volume_types_on_admission(controls: Controls) -> CelCheck:
+    allowed = sorted(controls.kubernetes.allowed_volume_types)
+    volume_types = " || ".join(f"has(v.{kind})" for kind in allowed)
+    return CelCheck(
+        f"!has(object.spec.volumes) || object.spec.volumes.all(v, {volume_types or 'false'})",
+        "only " + (", ".join(allowed) or "no") + " volumes are allowed (no "
+        "hostPath: PG307's sensitive paths included)")
 
 
 @rule(
@@ -142,18 +213,29 @@ def seccomp_not_set(subject: Subject, controls: Controls) -> Iterator[Violation]
     rationale=(
         "hostPath exposes the node's filesystem; the in-tree network and block volume types "
         "mount storage with the node's credentials, outside the cluster's storage policy. "
-        "The restricted standard allows only the types listed in the fix."
+        "The restricted standard allows only the types listed in the fix; the policy's "
+        "controls.kubernetes.allowed_volume_types holds that list."
     ),
     references=("Kubernetes Pod Security Standards (restricted): volume types",
                 "Kubernetes Pod Security Standards (baseline): HostPath volumes"),
+    admission=Admission(pod=_volume_types_on_admission),
 )
 def restricted_volume_type(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
     if facts is None:
         return
-    for volume in facts.restricted_volumes:
-        yield Violation(message=f"{volume.value} is not allowed by the restricted standard",
-                        location=volume.location)
+    allowed = set(controls.kubernetes.allowed_volume_types)
+    for volume in facts.volumes:
+        if volume.type not in allowed:
+            yield Violation(
+                message=f"{volume.type} volume {volume.name} is not allowed by the restricted "
+                        "standard",
+                location=volume.location)
+
+
+def _host_port_on_admission(controls: Controls) -> CelCheck | None:
+    # Under network mode none a hostPort is published-port's (PG311) to refuse.
+    return None if controls.network.mode == "none" else no_host_port_on_admission(controls)
 
 
 @rule(
@@ -169,6 +251,7 @@ def restricted_volume_type(subject: Subject, controls: Controls) -> Iterator[Vio
         "policy allows no network, published-port (PG311) reports it instead."
     ),
     references=("Kubernetes Pod Security Standards (baseline): host ports",),
+    admission=Admission(pod=_host_port_on_admission, listed_after="PG311"),
 )
 def host_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
@@ -205,6 +288,14 @@ def pids_limit_not_in_manifest(subject: Subject, controls: Controls) -> Iterator
     )
 
 
+def _secret_as_env_on_admission(controls: Controls) -> CelCheck:
+    return CelCheck(
+        every_container(
+            "(!has(c.envFrom) || c.envFrom.all(e, !has(e.secretRef))) && "
+            "(!has(c.env) || c.env.all(e, !has(e.valueFrom) || !has(e.valueFrom.secretKeyRef)))"),
+        "Secrets must be mounted as files, not put into the environment")
+
+
 @rule(
     code="PG810",
     name="secret-as-env",
@@ -220,6 +311,7 @@ def pids_limit_not_in_manifest(subject: Subject, controls: Controls) -> Iterator
         "the one program that needs it."
     ),
     references=("CIS Docker Benchmark v1.6.0 4.10",),
+    admission=Admission(pod=_secret_as_env_on_admission),
 )
 def secret_as_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes
@@ -228,6 +320,14 @@ def secret_as_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
     for secret in facts.secret_env:
         yield Violation(message=f"{secret.value} is put into the environment",
                         location=secret.location)
+
+
+def _strict_groups_on_admission(controls: Controls) -> CelCheck | None:
+    if controls.user.allow_root_group:
+        return None
+    return CelCheck(f"{pod_has('supplementalGroupsPolicy')} && "
+                    f"{POD}.supplementalGroupsPolicy == 'Strict'",
+                    "supplementalGroupsPolicy must be Strict, so no group comes from the image")
 
 
 @rule(
@@ -247,6 +347,7 @@ def secret_as_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "the groups the pod names; a node whose runtime cannot honour it refuses the pod "
         "(Kubernetes KEP-3619)."
     ),
+    admission=Admission(pod=_strict_groups_on_admission, listed_after="PG105"),
 )
 def supplemental_groups_merged(subject: Subject, controls: Controls) -> Iterator[Violation]:
     facts = subject.kubernetes

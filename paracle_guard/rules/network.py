@@ -11,10 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from paracle_guard.cel import CelCheck, every_container
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import Admission, Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import KubernetesFacts, RuntimeConfig, Setting, Subject
+from paracle_guard.subject import (
+    BUILD_KINDS,
+    RUNTIME_KINDS,
+    KubernetesFacts,
+    RuntimeConfig,
+    Setting,
+    Subject,
+)
 
 SSH_PORT = 22
 SSH_SERVER_BINARIES = frozenset({"sshd", "dropbear"})
@@ -26,7 +34,7 @@ SSH_SERVER_PACKAGES = frozenset({"openssh-server", "openssh", "dropbear", "dropb
     code="PG310",
     name="exposed-ssh",
     severity=Severity.ERROR,
-    kinds=("image", "dockerfile"),
+    kinds=BUILD_KINDS,
     summary="The image exposes port 22 or ships an SSH server",
     fix=(
         "Remove the SSH server and EXPOSE 22; use docker exec (or kubectl exec) to get into "
@@ -61,11 +69,22 @@ def exposed_ssh(subject: Subject, controls: Controls) -> Iterator[Violation]:
 # --- run-time networking (containers and compose services) ---------------------------
 
 
+def no_host_port_on_admission(controls: Controls) -> CelCheck:
+    return CelCheck(
+        every_container("!has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0)"),
+        "hostPort must not be set")
+
+
+def _published_port_on_admission(controls: Controls) -> CelCheck | None:
+    # Under another network mode a hostPort is host-port's (PG806) to refuse.
+    return no_host_port_on_admission(controls) if controls.network.mode == "none" else None
+
+
 @rule(
     code="PG311",
     name="published-port",
     severity=Severity.WARNING,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="Ports are published while the policy's network mode is none",
     fix="Remove -p/--publish/-P (compose ports:), or change controls.network.mode",
     fixes={
@@ -83,6 +102,7 @@ def exposed_ssh(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "CIS Docker Benchmark v1.6.0 5.9",
         "Kubernetes Pod Security Standards (baseline): host ports",
     ),
+    admission=Admission(pod=_published_port_on_admission),
 )
 def published_port(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -139,11 +159,39 @@ def _allowed(network: str, mode: str) -> bool:
     return network in (mode, "none") or (mode == "bridge" and network in ("bridge", "default"))
 
 
+def _labelled_pods_only(rules: str) -> str:
+    """Every ingress rule of ``rules`` admits only pods picked by a label selector."""
+    selects = ("((has(p.podSelector.matchLabels) && size(p.podSelector.matchLabels) > 0) || "
+               "(has(p.podSelector.matchExpressions) && "
+               "size(p.podSelector.matchExpressions) > 0))")
+    return (f"(!has({rules}.ingress) || {rules}.ingress.all(r, has(r.from) && "
+            f"size(r.from) > 0 && r.from.all(p, !has(p.ipBlock) && has(p.podSelector) && "
+            f"{selects})))")
+
+
+def _template_network_on_admission(controls: Controls) -> CelCheck | None:
+    """A SandboxTemplate's managed networkPolicy, read as ``paracle-guard k8s`` reads it.
+
+    A Pod has nothing to show here: the namespace's default-deny NetworkPolicy,
+    which the export writes under network mode none, isolates it.
+    """
+    if controls.network.mode != "none":
+        return None
+    rules = "object.spec.networkPolicy"
+    return CelCheck(
+        "object.kind != 'SandboxTemplate' || (has(object.spec.networkPolicyManagement) "
+        "&& object.spec.networkPolicyManagement == 'Unmanaged') || "
+        f"(has({rules}) && (!has({rules}.egress) || size({rules}.egress) == 0) && "
+        f"{_labelled_pods_only(rules)})",
+        "a SandboxTemplate's networkPolicy must allow no egress and let in only pods "
+        "picked by labels (or be Unmanaged, under the namespace's deny-all)")
+
+
 @rule(
     code="PG702",
     name="network-not-isolated",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="The container uses a network other than the policy's network mode",
     fix=(
         "Run with the policy's network (docker run --network none, compose network_mode: "
@@ -165,6 +213,7 @@ def _allowed(network: str, mode: str) -> bool:
         "as the sandbox router that drives it."
     ),
     references=("CIS Docker Benchmark v1.6.0 5.30",),
+    admission=Admission(pod_template=_template_network_on_admission, listed_after="PG810"),
 )
 def network_not_isolated(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime

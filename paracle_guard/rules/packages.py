@@ -17,7 +17,7 @@ from paracle_guard.policy.models import Controls, SeverityOrOff
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.rules.filesystem import is_under
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Package, PackageCall, RunStep, Subject
+from paracle_guard.subject import BUILD_KINDS, Package, PackageCall, RunStep, Subject
 
 # --- facts of a step ----------------------------------------------------------------
 
@@ -290,7 +290,7 @@ def _deny_table(
     code="PG403",
     name="denied-package",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image"),
+    kinds=BUILD_KINDS,
     summary="A package the policy denies is installed",
     fix="Remove the package from the image, or change the policy's packages.deny with a reason",
     rationale=(

@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Subject, SubjectKind
-
-ALL_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "image", "container", "compose", "k8s")
+from paracle_guard.subject import ALL_KINDS, Subject
 
 
 @rule(

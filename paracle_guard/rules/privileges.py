@@ -2,10 +2,10 @@
 
 For Dockerfiles: setuid, setgid and file capabilities given at build time (chmod,
 install -m, setcap, COPY --chmod). For images: setuid files. For containers, compose
-services and Pods: privileged mode, no-new-privileges, host namespaces, confinement
-profiles, devices and sysctls, judged on the options as the engine applies them (the
-last of repeated security options wins; ``seccomp:unconfined`` is ``seccomp=unconfined``),
-and the OCI runtime that stands between the container and the host kernel.
+services and Pods: privileged mode, no-new-privileges, host namespaces, devices and
+sysctls, judged on the options as the engine applies them (the last of repeated
+security options wins). Confinement profiles and the OCI runtime are in
+``confinement.py``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from paracle_guard.location import Location
+from paracle_guard.cel import POD, CelCheck, cel_list, container_has, every_container, pod_has
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import ByKind, Violation, rule, worded
+from paracle_guard.rules.base import Admission, ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import FileEntry, ModeChange, RuntimeConfig, Subject
+from paracle_guard.subject import (
+    BUILD_KINDS,
+    RUNTIME_KINDS,
+    FileEntry,
+    ModeChange,
+    Subject,
+)
 
 SETUID = 0o4000
 SETGID = 0o2000
@@ -66,7 +72,7 @@ def _build_time_grants(subject: Subject) -> Iterator[Violation]:
     code="PG306",
     name="setuid-file",
     severity=Severity.WARNING,
-    kinds=("image", "dockerfile"),
+    kinds=BUILD_KINDS,
     summary="A file is setuid, setgid or carries file capabilities",
     fix=(
         "Strip the bits in the Dockerfile (find / -xdev -perm /6000 -type f -exec chmod a-s "
@@ -102,11 +108,19 @@ def setuid_file(subject: Subject, controls: Controls) -> Iterator[Violation]:
 # --- run-time privileges (containers and compose services) ---------------------------
 
 
+def _privileged_on_admission(controls: Controls) -> CelCheck | None:
+    if controls.privileges.privileged:
+        return None
+    return CelCheck(
+        every_container(f"!{container_has('privileged')} || c.securityContext.privileged == false"),
+        "privileged must not be true")
+
+
 @rule(
     code="PG303",
     name="privileged",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="The container runs in privileged mode",
     fix="Remove --privileged (privileged: true); add the one capability or device it needs",
     fixes={
@@ -126,6 +140,7 @@ def setuid_file(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "CIS Docker Benchmark v1.6.0 5.5",
         "Kubernetes Pod Security Standards (baseline): privileged containers",
     ),
+    admission=Admission(pod=_privileged_on_admission),
 )
 def privileged(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -140,11 +155,19 @@ def privileged(subject: Subject, controls: Controls) -> Iterator[Violation]:
     )
 
 
+def _escalation_on_admission(controls: Controls) -> CelCheck | None:
+    if not controls.privileges.no_new_privileges:
+        return None
+    return CelCheck(every_container(f"{container_has('allowPrivilegeEscalation')} && "
+                                    "c.securityContext.allowPrivilegeEscalation == false"),
+                    "every container must set allowPrivilegeEscalation: false")
+
+
 @rule(
     code="PG304",
     name="new-privileges-allowed",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="no-new-privileges is not in force (absent, or turned off by a later option)",
     fix="Add the security option no-new-privileges:true, and no later option turning it off",
     fixes={
@@ -164,6 +187,7 @@ def privileged(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "CIS Docker Benchmark v1.6.0 5.26",
         "Kubernetes Pod Security Standards (restricted): allowPrivilegeEscalation false",
     ),
+    admission=Admission(pod=_escalation_on_admission),
 )
 def new_privileges_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -221,11 +245,19 @@ def shares_namespace(mode: str) -> bool:
     return mode == "host" or mode.startswith(JOIN_PREFIXES)
 
 
+def _host_namespace_on_admission(controls: Controls) -> CelCheck | None:
+    if controls.privileges.host_namespaces:
+        return None
+    return CelCheck(" && ".join(f"!(has(object.spec.{key}) && object.spec.{key} == true)"
+                                for key in ("hostPID", "hostIPC", "hostNetwork", "hostUsers")),
+                    "hostPID, hostIPC, hostNetwork and hostUsers must not be true")
+
+
 @rule(
     code="PG305",
     name="host-namespace",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary=(
         "The container shares a namespace with the host (pid, ipc, uts, userns, cgroupns, "
         "network) or joins another container's"
@@ -258,6 +290,7 @@ def shares_namespace(mode: str) -> bool:
         "CIS Docker Benchmark v1.6.0 5.31",
         "Kubernetes Pod Security Standards (baseline): host namespaces",
     ),
+    admission=Admission(pod=_host_namespace_on_admission),
 )
 def host_namespace(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -283,11 +316,20 @@ def host_namespace(subject: Subject, controls: Controls) -> Iterator[Violation]:
         yield Violation(message=message, location=config.location_of(field))
 
 
+def _devices_on_admission(controls: Controls) -> CelCheck:
+    return CelCheck(
+        every_container(
+            "!has(c.resources) || !has(c.resources.limits) || c.resources.limits.all(k, "
+            "!k.contains('/') || k.startsWith('kubernetes.io/') || k.startsWith('requests.') "
+            "|| k.startsWith('hugepages-'))"),
+        "device-plugin resources (nvidia.com/gpu...) must not be requested")
+
+
 @rule(
     code="PG308",
     name="device-access",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="Host devices are exposed: devices, device requests (GPUs) or device cgroup rules",
     fix="Remove devices, gpus / device requests and device_cgroup_rules from the container",
     fixes={
@@ -304,6 +346,7 @@ def host_namespace(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "it can create a node for."
     ),
     references=("CIS Docker Benchmark v1.6.0 5.18",),
+    admission=Admission(pod=_devices_on_admission),
 )
 def device_access(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
@@ -334,28 +377,20 @@ def device_access(subject: Subject, controls: Controls) -> Iterator[Violation]:
         )
 
 
-# The sysctls Kubernetes' Pod Security Standards (baseline) allow: namespaced, and
-# harmless to other workloads on the host.
-SAFE_SYSCTLS = frozenset({
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-})
+def _sysctls_on_admission(controls: Controls) -> CelCheck:
+    allowed = sorted({name.replace("/", ".") for name in controls.privileges.allowed_sysctls})
+    return CelCheck(f"!{pod_has('sysctls')} || {POD}.sysctls.all(s, s.name in "
+                    f"{cel_list(allowed)})",
+                    "only the Pod Security Standards' safe sysctls may be set")
 
 
 @rule(
     code="PG309",
     name="unsafe-sysctl",
     severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
-    summary="A sysctl is set outside the safe list of Kubernetes' Pod Security Standards",
+    kinds=RUNTIME_KINDS,
+    summary="A sysctl is set outside the policy's safe list (the Pod Security Standards' "
+            "by default)",
     fix="Remove the sysctl, or set it on the host if the host really needs it",
     fixes={
         "container": "Recreate the container without that --sysctl, or set it on the host if "
@@ -371,197 +406,16 @@ SAFE_SYSCTLS = frozenset({
         "Only the handful the Pod Security Standards list are known to be safe."
     ),
     references=("Kubernetes Pod Security Standards (baseline): sysctls",),
+    admission=Admission(pod=_sysctls_on_admission),
 )
 def unsafe_sysctl(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime
     if config is None:
         return
+    # The kernel (and runc) accept "/" as well as "." between the parts of a name.
+    allowed = {name.replace("/", ".") for name in controls.privileges.allowed_sysctls}
     for sysctl in config.sysctls:
-        # The kernel (and runc) accept "/" as well as "." between the parts of a name.
         name = sysctl.name.strip().replace("/", ".")
-        if name not in SAFE_SYSCTLS:
+        if name not in allowed:
             yield Violation(message=f"sysctl {sysctl.name}={sysctl.value} is not on the safe list",
                             location=sysctl.location)
-
-
-# SELinux types that run a process unconfined.
-UNCONFINED_SELINUX_TYPES = frozenset({"spc_t", "unconfined_t"})
-
-
-def _engine_disables_labels(config: RuntimeConfig) -> bool:
-    # The engine itself stores label=disable for privileged containers and for host
-    # PID or IPC namespaces; those are PG303's and PG305's findings, not this rule's.
-    return config.privileged or config.pid_mode == "host" or config.ipc_mode == "host"
-
-
-@rule(
-    code="PG312",
-    name="unconfined-profile",
-    severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
-    summary=(
-        "A confinement profile is turned off: seccomp or AppArmor unconfined, SELinux "
-        "labels disabled, or /proc and /sys unmasked (systempaths=unconfined)"
-    ),
-    fix=(
-        "Remove the security option; keep the engine's default seccomp and AppArmor "
-        "profiles, or use a custom profile that is stricter"
-    ),
-    fixes={
-        "container": "Recreate the container without that --security-opt; keep the engine's "
-                     "default seccomp and AppArmor profiles, or a stricter custom one",
-        "compose": "Remove the entry from the service's security_opt:; keep the engine's "
-                   "default seccomp and AppArmor profiles, or a stricter custom one",
-        "k8s": "Set seccompProfile and appArmorProfile type RuntimeDefault (or Localhost), no "
-               "unconfined SELinux type, and no procMount: Unmasked",
-    },
-    rationale=(
-        "The default seccomp profile blocks about 40 dangerous system calls (kernel "
-        "keyrings, bpf, userfaultfd, mount...) that many container escapes rely on; "
-        "AppArmor and SELinux confine file and capability use; the masked /proc and /sys "
-        "paths hide kernel interfaces. Turning any of them off widens the kernel attack "
-        "surface for no gain at run time."
-    ),
-    references=(
-        "CIS Docker Benchmark v1.6.0 5.2",
-        "CIS Docker Benchmark v1.6.0 5.3",
-        "CIS Docker Benchmark v1.6.0 5.22",
-        "Kubernetes Pod Security Standards (restricted): seccomp",
-        "Kubernetes Pod Security Standards (baseline): AppArmor, SELinux, /proc mount type",
-    ),
-)
-def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violation]:
-    config = subject.runtime
-    if config is None:
-        return
-    for key, profile in (("seccomp", "seccomp"), ("apparmor", "AppArmor")):
-        option = config.last_security_option(key)
-        if option is not None and option.value == "unconfined":
-            said = option.raw if subject.kind == "k8s" else f"security option {option.raw!r}"
-            yield Violation(message=f"{said} turns the {profile} profile off",
-                            location=option.location)
-        elif option is not None and option.weakness:
-            yield Violation(message=f"the custom {profile} profile ({len(option.value)} bytes) "
-                                    f"{option.weakness}", location=option.location)
-    for option in config.security_opt:
-        if option.key != "label":
-            continue
-        if option.value == "disable" and not _engine_disables_labels(config):
-            yield Violation(message=f"security option {option.raw!r} disables SELinux labels",
-                            location=option.location)
-        selinux_type = option.value.removeprefix("type:")
-        if option.value.startswith("type:") and selinux_type in UNCONFINED_SELINUX_TYPES:
-            said = option.raw if subject.kind == "k8s" else f"security option {option.raw!r}"
-            yield Violation(message=f"{said} runs the container as the unconfined SELinux type "
-                                    f"{selinux_type}", location=option.location)
-    if config.unmasked_system_paths and not config.privileged:
-        paths = ", ".join(config.unmasked_system_paths)
-        how = worded(subject.kind, {"k8s": "procMount: Unmasked"}, "systempaths=unconfined")
-        yield Violation(
-            message=f"kernel paths are left unmasked or writable ({how}): {paths}",
-            location=config.location_of("unmasked_system_paths"),
-        )
-
-
-def _runtime_problem(subject: Subject, controls: Controls) -> str | None:
-    """Why the container's runtime is not one the policy allows, or None."""
-    wanted = controls.runtime
-    allowed = ", ".join(wanted.allowed)
-    config = subject.runtime
-    facts = subject.kubernetes
-    if facts is not None:
-        if facts.runtime_class is None:
-            if not wanted.required:
-                return None
-            classes = [name for name, handler in sorted(wanted.runtime_classes.items())
-                       if handler in wanted.allowed]
-            hint = f" (runtimeClassName: {classes[0]})" if classes else ""
-            return (f"runtimeClassName is not set: the node's default runtime runs the pod, "
-                    f"not {allowed}{hint}")
-        name = facts.runtime_class
-        if facts.runtime_class_handler is not None:
-            handler, source = facts.runtime_class_handler, "the RuntimeClass in these files"
-        elif name in wanted.runtime_classes:
-            handler, source = wanted.runtime_classes[name], "controls.runtime.runtime_classes"
-        else:
-            return (f"RuntimeClass {name} is not among the checked files and "
-                    "controls.runtime.runtime_classes does not name its handler, so the "
-                    f"runtime cannot be proven to be {allowed}")
-        if handler in wanted.allowed:
-            return None
-        return (f"RuntimeClass {name} selects the handler {handler} ({source}), which "
-                f"controls.runtime.allowed does not list ({allowed})")
-    if config is None:
-        return None
-    if config.oci_runtime is None:
-        if not wanted.required:
-            return None
-        return f"no runtime is named, so the engine's default runs it, not {allowed}"
-    if config.oci_runtime in wanted.allowed:
-        return None
-    return f"runtime {config.oci_runtime} is not allowed: controls.runtime.allowed is {allowed}"
-
-
-@rule(
-    code="PG313",
-    name="runtime-not-allowed",
-    severity=Severity.ERROR,
-    kinds=("container", "compose", "k8s"),
-    summary=(
-        "The container does not run under a runtime the policy allows (runsc, gVisor's "
-        "kernel, under sandbox-gvisor)"
-    ),
-    fix=(
-        "Run it with an allowed runtime: docker run --runtime runsc, compose runtime: runsc, "
-        "or a Pod's runtimeClassName naming a RuntimeClass whose handler is runsc"
-    ),
-    fixes={
-        "container": "Recreate the container with an allowed runtime (docker run --runtime "
-                     "runsc); paracle-guard run chooses it from the policy",
-        "compose": "Add runtime: with an allowed runtime (runtime: runsc) to the service",
-        "k8s": "Set runtimeClassName on the pod to a RuntimeClass whose handler is an allowed "
-               "runtime (runtimeClassName: gvisor for runsc)",
-    },
-    rationale=(
-        "Under runc the container's system calls go straight to the host kernel: one kernel "
-        "or runc bug (CVE-2024-21626, CVE-2019-5736) and untrusted code owns the host. A "
-        "sandboxed runtime such as gVisor answers them with a kernel of its own. The rule "
-        "judges the runtime's name as the engine records it (a Pod's RuntimeClass by its "
-        "handler); `paracle-guard doctor --probe` and `sandbox test` prove what the name "
-        "runs on the host."
-    ),
-    references=(
-        "CVE-2024-21626 (runc: a working directory under /proc/self/fd reaches the host)",
-        "CVE-2019-5736 (runc: the container overwrites the host's runc binary)",
-    ),
-)
-def runtime_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
-    if not controls.runtime.allowed:
-        return
-    problem = _runtime_problem(subject, controls)
-    if problem is None:
-        return
-    yield Violation(message=problem, location=_runtime_location(subject),
-                    fix=_runtime_fix(subject, controls))
-
-
-def _runtime_location(subject: Subject) -> Location | None:
-    if subject.kubernetes is not None:
-        return subject.kubernetes.location_of("runtime_class")
-    return subject.runtime.location_of("oci_runtime") if subject.runtime is not None else None
-
-
-def _runtime_fix(subject: Subject, controls: Controls) -> str:
-    """The fix in the subject's own terms, naming the policy's first allowed runtime."""
-    wanted = controls.runtime
-    runtime = wanted.allowed[0]
-    if subject.kind == "k8s":
-        classes = sorted(name for name, handler in wanted.runtime_classes.items()
-                         if handler in wanted.allowed)
-        named = f"runtimeClassName: {classes[0]}" if classes else "a runtimeClassName"
-        return (f"Set {named} on the pod, naming a RuntimeClass whose handler is "
-                f"{runtime} on the nodes")
-    if subject.kind == "compose":
-        return f"Add runtime: {runtime} to the service"
-    return (f"Recreate the container with docker run --runtime {runtime} (paracle-guard run "
-            "chooses it from the policy)")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from paracle_guard.cel import CelCheck, cel, every_container
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule
+from paracle_guard.rules.base import Admission, Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import RuntimeConfig, Subject, SubjectKind
+from paracle_guard.subject import RUNTIME_KINDS, RuntimeConfig, Subject, SubjectKind
 from paracle_guard.units import format_size, parse_size
 
 
@@ -61,11 +62,40 @@ def _memory(config: RuntimeConfig, limit: int, kind: SubjectKind) -> Iterator[Vi
         )
 
 
+def _limits_on_admission(controls: Controls) -> CelCheck | None:
+    limits = controls.resources
+    tests: list[str] = []
+    described: list[str] = []
+    if limits.memory is not None:
+        ceiling = parse_size(limits.memory)
+        tests.append(
+            "has(c.resources) && has(c.resources.limits) && has(c.resources.limits.memory) && "
+            f"quantity(c.resources.limits.memory).compareTo(quantity({cel(str(ceiling))})) <= 0 "
+            # The kubelet reads a limit of 0 as no limit at all.
+            "&& quantity(c.resources.limits.memory).compareTo(quantity('0')) > 0 "
+            "&& (!has(c.resources.requests) || !has(c.resources.requests.memory) || "
+            "quantity(c.resources.requests.memory).compareTo("
+            "quantity(c.resources.limits.memory)) == 0)")
+        described.append(f"a memory limit of at most {limits.memory} with the request equal "
+                         "to it (no swap)")
+    if limits.cpus is not None:
+        millis = round(limits.cpus * 1000)
+        tests.append(
+            "has(c.resources) && has(c.resources.limits) && has(c.resources.limits.cpu) && "
+            f"quantity(c.resources.limits.cpu).compareTo(quantity({cel(f'{millis}m')})) <= 0 "
+            "&& quantity(c.resources.limits.cpu).compareTo(quantity('0')) > 0")
+        described.append(f"a CPU limit of at most {limits.cpus:g}")
+    if not tests:
+        return None
+    return CelCheck(every_container(" && ".join(f"({t})" for t in tests)),
+                    "every container needs " + " and ".join(described))
+
+
 @rule(
     code="PG701",
     name="missing-limits",
     severity=Severity.WARNING,
-    kinds=("container", "compose", "k8s"),
+    kinds=RUNTIME_KINDS,
     summary="A memory, swap, CPU or pids limit is missing or above the policy's",
     fix=(
         "Set the limits the policy asks for: --memory 512m --memory-swap 512m --cpus 1 "
@@ -90,6 +120,7 @@ def _memory(config: RuntimeConfig, limit: int, kind: SubjectKind) -> Iterator[Vi
         "CIS Docker Benchmark v1.6.0 5.12",
         "CIS Docker Benchmark v1.6.0 5.29",
     ),
+    admission=Admission(pod=_limits_on_admission),
 )
 def missing_limits(subject: Subject, controls: Controls) -> Iterator[Violation]:
     config = subject.runtime

@@ -10,10 +10,11 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
+from paracle_guard.cel import CelCheck, cel, every_container
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import Violation, rule, worded
+from paracle_guard.rules.base import Admission, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import EnvVar, FileEntry, Subject, SubjectKind
+from paracle_guard.subject import ALL_KINDS, EnvVar, FileEntry, Subject, SubjectKind
 
 # --- PG601 ------------------------------------------------------------------------
 
@@ -51,11 +52,20 @@ def _value_note(variable: EnvVar) -> str:
     return f"set ({length} character{'' if length == 1 else 's'})"
 
 
+def _secret_env_on_admission(controls: Controls) -> CelCheck | None:
+    patterns = controls.secrets.env_name_patterns
+    if not patterns:
+        return None
+    names_clean = " && ".join(f"!e.name.matches({cel(p)})" for p in patterns)
+    return CelCheck(every_container(f"!has(c.env) || c.env.all(e, {names_clean})"),
+                    "environment variable names must not look like secrets")
+
+
 @rule(
     code="PG601",
     name="secret-in-env",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose", "k8s"),
+    kinds=ALL_KINDS,
     summary="An environment variable or build argument is named like a secret",
     fix=(
         "Pass secrets at build time with RUN --mount=type=secret, and at run time through "
@@ -75,6 +85,7 @@ def _value_note(variable: EnvVar) -> str:
         "k8s": "Mount the value from a Secret volume (readOnly) and let the program read the "
                "file, instead of env:",
     },
+    admission=Admission(pod=_secret_env_on_admission),
 )
 def secret_in_env(subject: Subject, controls: Controls) -> Iterator[Violation]:
     patterns = [_compiled(p) for p in controls.secrets.env_name_patterns]

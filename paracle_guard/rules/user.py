@@ -11,11 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from paracle_guard.cel import (
+    CelCheck,
+    cel_list,
+    effective_if_set,
+    effective_required,
+    every_container,
+    pod_if_set,
+    pod_list_all,
+)
 from paracle_guard.policy.models import Controls
-from paracle_guard.rules.base import ByKind, Violation, rule
+from paracle_guard.rules.base import Admission, ByKind, Violation, rule
 from paracle_guard.rules.filesystem import is_under, normalise_path
 from paracle_guard.severity import Severity
-from paracle_guard.subject import RunStep, Subject, UserFact
+from paracle_guard.subject import ALL_KINDS, BUILD_KINDS, RunStep, Subject, UserFact
 
 # --- PG101 ------------------------------------------------------------------------
 
@@ -76,11 +85,18 @@ def _root_message(user: UserFact | None, kind: str) -> str:
     return f"{source} sets {how}, which is root"
 
 
+def _root_user_on_admission(controls: Controls) -> CelCheck | None:
+    if controls.user.allow_root:
+        return None
+    return CelCheck(every_container(effective_if_set("runAsUser", "{} != 0")),
+                    "runAsUser must not be 0")
+
+
 @rule(
     code="PG101",
     name="root-user",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose", "k8s"),
+    kinds=ALL_KINDS,
     summary="The container runs as root",
     fix="Create an unprivileged user (useradd -u 1000 app) and end the final stage with USER 1000",
     fixes=RUNTIME_USER_FIXES,
@@ -94,6 +110,7 @@ def _root_message(user: UserFact | None, kind: str) -> str:
         "CIS Docker Benchmark v1.6.0 4.1",
         "Kubernetes Pod Security Standards (restricted): runAsNonRoot, runAsUser != 0",
     ),
+    admission=Admission(pod=_root_user_on_admission),
 )
 def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
     if controls.user.allow_root:
@@ -122,11 +139,19 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
 # --- PG102 ------------------------------------------------------------------------
 
 
+def _uid_on_admission(controls: Controls) -> CelCheck | None:
+    uids = controls.user.allowed_uids
+    if not uids:
+        return None
+    return CelCheck(every_container(effective_required("runAsUser", "{} in " + cel_list(uids))),
+                    "runAsUser must be set to one of " + ", ".join(map(str, uids)))
+
+
 @rule(
     code="PG102",
     name="uid-not-allowed",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose", "k8s"),
+    kinds=ALL_KINDS,
     summary="The container's uid is not one the policy allows",
     fix="Run as one of the policy's allowed_uids, with a numeric USER (USER 1000:1000)",
     fixes={
@@ -144,6 +169,7 @@ def root_user(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "cannot be proven safe."
     ),
     references=("Kubernetes Pod Security Standards (restricted): runAsUser",),
+    admission=Admission(pod=_uid_on_admission),
 )
 def uid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
     allowed = controls.user.allowed_uids
@@ -199,11 +225,21 @@ def _unprovable_severity(subject: Subject) -> Severity:
     return Severity.INFO if subject.kind == "dockerfile" else Severity.WARNING
 
 
+def _root_group_on_admission(controls: Controls) -> CelCheck | None:
+    if controls.user.allow_root_group:
+        return None
+    return CelCheck(
+        every_container(effective_if_set("runAsGroup", "{} != 0")) + " && "
+        + pod_list_all("supplementalGroups", "{} != 0") + " && "
+        + pod_if_set("fsGroup", "{} != 0"),
+        "runAsGroup, supplementalGroups and fsGroup must not be 0")
+
+
 @rule(
     code="PG104",
     name="root-group",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose", "k8s"),
+    kinds=ALL_KINDS,
     summary="The container runs with group 0 (root), as its primary or a supplementary group",
     fix="Name a group that is not 0 with the user (USER 1000:1000): an explicit group also "
         "stops /etc/group adding memberships",
@@ -221,6 +257,7 @@ def _unprovable_severity(subject: Subject) -> Severity:
         "Kubernetes Pod Security Standards: runAsGroup, supplementalGroups and fsGroup are "
         "left to policy (restricted constrains only the user)",
     ),
+    admission=Admission(pod=_root_group_on_admission),
 )
 def root_group(subject: Subject, controls: Controls) -> Iterator[Violation]:
     user = subject.user
@@ -250,11 +287,24 @@ def root_group(subject: Subject, controls: Controls) -> Iterator[Violation]:
                         location=user.location, severity=_unprovable_severity(subject))
 
 
+def _gid_on_admission(controls: Controls) -> CelCheck | None:
+    gids = controls.user.allowed_gids
+    if not gids:
+        return None
+    allowed = cel_list(gids)
+    return CelCheck(
+        every_container(effective_required("runAsGroup", "{} in " + allowed)) + " && "
+        + pod_list_all("supplementalGroups", "{} in " + allowed) + " && "
+        + pod_if_set("fsGroup", "{} in " + allowed),
+        f"runAsGroup must be set to one of {', '.join(map(str, gids))}, and "
+        "supplementalGroups and fsGroup may hold only those")
+
+
 @rule(
     code="PG105",
     name="gid-not-allowed",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image", "container", "compose", "k8s"),
+    kinds=ALL_KINDS,
     summary="The container holds a gid the policy does not allow",
     fix="Run with one of the policy's allowed_gids as the only group: USER 1000:1000",
     fixes={
@@ -272,6 +322,7 @@ def root_group(subject: Subject, controls: Controls) -> Iterator[Violation]:
         "one) keeps it out of groups such as the host's docker group or a volume's owners."
     ),
     references=("Kubernetes Pod Security Standards: runAsGroup (left to policy)",),
+    admission=Admission(pod=_gid_on_admission),
 )
 def gid_not_allowed(subject: Subject, controls: Controls) -> Iterator[Violation]:
     allowed = controls.user.allowed_gids
@@ -357,7 +408,7 @@ def _is_escalation_binary(path: str, mode: int, kind: str) -> bool:
     code="PG103",
     name="sudo",
     severity=Severity.ERROR,
-    kinds=("dockerfile", "image"),
+    kinds=BUILD_KINDS,
     summary=(
         "A privilege-escalation tool (sudo, doas), a user-switching tool (gosu, su-exec) or "
         "a sudoers grant is present"

@@ -78,7 +78,7 @@ from paracle_guard.sources.k8s_objects import text as _text
 from paracle_guard.sources.k8s_objects import workload as _workload
 from paracle_guard.sources.k8s_runtime import add_runtime_class, read_runtime_class
 from paracle_guard.sources.k8s_storage import Storage, claim, persistent_volume
-from paracle_guard.sources.k8s_volumes import RESTRICTED_VOLUME_TYPES, PodVolumes
+from paracle_guard.sources.k8s_volumes import PodVolumes
 from paracle_guard.sources.located_yaml import LocatedError, Node
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS
 from paracle_guard.subject import (
@@ -96,7 +96,7 @@ from paracle_guard.subject import (
     Whole,
 )
 
-__all__ = ["RESTRICTED_VOLUME_TYPES", "load_manifest_texts", "load_manifests", "parse_quantity"]
+__all__ = ["load_manifest_texts", "load_manifests", "parse_quantity"]
 
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _UNCONFINED_SELINUX = frozenset({"spc_t", "unconfined_t"})
@@ -416,7 +416,7 @@ class _PodReader:
             facts.network_policy_owner = controlled.owner
         # -- volumes, ports, resources, env --
         volumes = PodVolumes(self.workload, self.storage)
-        facts.restricted_volumes = volumes.restricted
+        facts.volumes = volumes.declared
         facts.token_volumes = volumes.token_volumes
         config.mounts = volumes.mounts(container)
         read_ports(container, config, facts)

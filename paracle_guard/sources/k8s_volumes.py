@@ -32,15 +32,8 @@ from paracle_guard.sources.k8s_storage import (
 )
 from paracle_guard.sources.located_yaml import Node
 from paracle_guard.sources.runtime_options import normalise_host_path
-from paracle_guard.subject import Mount, Setting
+from paracle_guard.subject import READ_ONLY_VOLUME_TYPES, Mount, PodVolume, Setting
 
-# The Pod Security Standards (restricted) allow only these volume types.
-RESTRICTED_VOLUME_TYPES = frozenset({
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-    "projected", "secret",
-})
-# Volume types whose content the kubelet always mounts read-only.
-_READ_ONLY_VOLUME_TYPES = frozenset({"configMap", "secret", "downwardAPI", "projected"})
 _VOLUME_FIELDS = frozenset({"name"})
 
 
@@ -48,8 +41,8 @@ class PodVolumes:
     def __init__(self, workload: Workload, storage: Storage) -> None:
         self.workload = workload
         self.storage = storage
-        # Volume types the restricted standard does not allow, as "type volume name".
-        self.restricted: list[Setting] = []
+        # Every volume of the pod by type, for the policy's allowed volume types.
+        self.declared: list[PodVolume] = []
         # Projected volumes that carry a service-account token, at the token's source.
         self.token_volumes: list[Setting] = []
         self.volumes = self._read()
@@ -66,9 +59,8 @@ class PodVolumes:
                             f"has {', '.join(types) or 'none'}")
             kind = types[0]
             volumes[volume_name] = (kind, _mapping(volume)[kind])
-            if kind not in RESTRICTED_VOLUME_TYPES:
-                self.restricted.append(Setting(value=f"{kind} volume {volume_name}",
-                                               location=_location(volume)))
+            self.declared.append(PodVolume(type=kind, name=volume_name,
+                                           location=_location(volume)))
             if kind == "projected":
                 self.token_volumes.extend(
                     Setting(value=f"projected volume {volume_name}", location=_location(item))
@@ -115,7 +107,7 @@ class PodVolumes:
             else:
                 mounts.append(Mount(
                     type="volume", source=named, target=target,
-                    read_only=read_only or kind in _READ_ONLY_VOLUME_TYPES,
+                    read_only=read_only or kind in READ_ONLY_VOLUME_TYPES,
                     volume_driver=kind, location=where))
         return mounts
 

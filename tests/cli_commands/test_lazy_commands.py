@@ -21,7 +21,7 @@ OTHERS_ONLY = (
     "paracle_guard.docker_client", "paracle_guard.launcher", "paracle_guard.authz",
     "paracle_guard.sources.image", "paracle_guard.sources.container",
     "paracle_guard.sources.compose", "paracle_guard.sources.k8s",
-    "paracle_guard.policy.export",
+    "paracle_guard.admission",
 )
 
 

@@ -39,7 +39,7 @@ from paracle_guard.launcher.runspec import PolicyViolation, SandboxConfig
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
 from tests.launcher.conftest import audit_lines
-from tests.policy.test_export import KUBERNETES_VERSIONS, Admission
+from tests.test_admission import KUBERNETES_VERSIONS, Admission
 
 DIGEST = "sha256:" + "7" * 64
 IMAGE = f"ghcr.io/acme/sandbox:1.0@{DIGEST}"

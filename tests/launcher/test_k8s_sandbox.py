@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.policy.test_export import SandboxAdmission
 from typer.testing import CliRunner
 
 from paracle_guard.cli import app
@@ -25,7 +26,6 @@ from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
 from tests.agent_sandbox_crds import validate
 from tests.launcher.test_k8s_backend import IMAGE
-from tests.policy.test_export import SandboxAdmission
 
 KINDS = {"sandbox": ["NetworkPolicy", "Sandbox"], "sandbox-template": ["SandboxTemplate"],
          "sandbox-claim": ["SandboxTemplate", "SandboxWarmPool", "SandboxClaim"]}

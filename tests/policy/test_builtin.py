@@ -60,7 +60,19 @@ def test_sandbox_is_exactly_what_the_images_promise() -> None:
         "privileged": False,
         "no_new_privileges": True,
         "host_namespaces": False,
+        # The Pod Security Standards' safe sysctls, as the rule's list was before it
+        # moved into the policy.
+        "allowed_sysctls": [
+            "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
+            "net.ipv4.ip_local_reserved_ports", "net.ipv4.ip_unprivileged_port_start",
+            "net.ipv4.ping_group_range", "net.ipv4.tcp_fin_timeout",
+            "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
+            "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_syncookies",
+        ],
     }
+    assert controls.kubernetes.allowed_volume_types == [
+        "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+        "projected", "secret"]
     packages = controls.packages
     assert packages.max_installed == 250
     assert packages.no_install_recommends is True

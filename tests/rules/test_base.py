@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
-from paracle_guard.rules.base import FAMILIES, all_rules, find_rule, rule
+import paracle_guard.rules
+from paracle_guard.rules import base
+from paracle_guard.rules.base import NOT_FAMILIES, all_rules, family_modules, find_rule, rule
 from paracle_guard.severity import Severity
 
 EXPECTED = {
@@ -108,10 +112,37 @@ def test_a_fix_worded_for_a_kind_the_rule_never_judges_is_refused() -> None:
         decorate(lambda subject, controls: iter(()))
 
 
-def test_every_family_module_is_listed() -> None:
-    for family in ("user", "filesystem", "capabilities", "privileges", "packages", "base_image",
-                   "secrets", "network", "resources", "parsing", "kubernetes"):
-        assert family in FAMILIES
+def test_every_module_that_declares_a_rule_is_discovered() -> None:
+    # The registry finds family modules by listing the package: each one it finds
+    # declares rules, and every rule's check lives in a module it finds.
+    package = Path(paracle_guard.rules.__file__).parent
+    on_disk = {path.stem for path in package.glob("*.py")} - {"__init__"} - NOT_FAMILIES
+    assert set(family_modules()) == on_disk
+    declaring = {r.check.__module__.rsplit(".", 1)[1] for r in all_rules()}
+    assert declaring == on_disk
+
+
+def test_a_new_family_module_registers_without_a_list(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # A module dropped into the package is found by name, as a contributor adds one.
+    family = tmp_path / "zz_probe_family.py"
+    family.write_text(
+        "from paracle_guard.rules.base import rule\n"
+        "from paracle_guard.severity import Severity\n"
+        "@rule(code='PG989', name='probe-family', severity=Severity.INFO, kinds=('k8s',),\n"
+        "      summary='a probe', fix='none')\n"
+        "def probe(subject, controls):\n"
+        "    return iter(())\n")
+    monkeypatch.setattr(paracle_guard.rules, "__path__", [*paracle_guard.rules.__path__,
+                                                          str(tmp_path)])
+    family_modules.cache_clear()
+    try:
+        assert "zz_probe_family" in family_modules()
+        assert find_rule("probe-family") is not None
+    finally:
+        family_modules.cache_clear()
+        base._REGISTRY.pop("PG989", None)
+        sys.modules.pop("paracle_guard.rules.zz_probe_family", None)
 
 
 def test_registering_a_code_or_name_twice_fails() -> None:

@@ -28,16 +28,15 @@ import yaml
 from celpy import celtypes
 from typer.testing import CliRunner
 
-from paracle_guard.cli import app
-from paracle_guard.policy.export import (
-    CONTAINERS,
+from paracle_guard.admission import (
     Validation,
     agent_sandbox_validations,
     export_kubernetes,
-    on_pod_template,
     pss_level,
     validations,
 )
+from paracle_guard.cel import CONTAINERS, on_pod_template
+from paracle_guard.cli import app
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
 from paracle_guard.sources.k8s import parse_quantity
@@ -47,7 +46,7 @@ from tests.sources.test_k8s import EXPECTED, SPLIT
 LINT_EXPECTED = {**{case: rules for case, (rules, _) in EXPECTED.items()},
                  **{case: set(lines) for case, lines in SPLIT.items()}}
 
-CASES = Path(__file__).resolve().parents[1] / "sources" / "k8s_cases"
+CASES = Path(__file__).resolve().parent / "sources" / "k8s_cases"
 # Two minor versions the exported objects must be valid for: the first with
 # ValidatingAdmissionPolicy v1 (GA in 1.30) and the newest the validator ships.
 KUBERNETES_VERSIONS = ("1.30", "1.37")
