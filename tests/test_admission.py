@@ -17,6 +17,8 @@ shipped by kubernetes-validate, for two minor versions.
 
 from __future__ import annotations
 
+import ast
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from paracle_guard.cel import CONTAINERS, on_pod_template
 from paracle_guard.cli import app
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
+from paracle_guard.rules.base import all_rules, find_rule
 from paracle_guard.sources.k8s import parse_quantity
 from tests.sources.test_k8s import EXPECTED, SPLIT
 
@@ -503,3 +506,43 @@ def test_agent_sandbox_resources_need_the_gvisor_runtime_class(form: str) -> Non
     assert _codes(checks.rejections(resource)) == {"PG313"}
     resource["spec"]["podTemplate"]["spec"]["runtimeClassName"] = "gvisor"
     assert checks.rejections(resource) == []
+
+
+# --- the translations come from the registry ---------------------------------------------
+
+
+def test_the_export_names_no_rule_itself() -> None:
+    # Every code and name in the exported policy comes from a rule's registration.
+    import paracle_guard.admission as admission_module
+    source = Path(admission_module.__file__).read_text()
+    assert not re.findall(r"PG[0-9]{3}", source.split('"""', 2)[2])
+    # ("privileged" is also a Pod Security Standard's level, which the export names.)
+    names = {rule.name for rule in all_rules() if "-" in rule.name}
+    assert not [name for name in names if f'"{name}"' in source]
+    for check in validations(load_policy("sandbox")):
+        found = find_rule(check.code)
+        assert found is not None and found.name == check.name and found.admission is not None
+
+
+def test_the_policy_package_reads_no_rule_and_no_source() -> None:
+    policy_package = Path(__file__).resolve().parents[1] / "paracle_guard" / "policy"
+    for module in policy_package.glob("*.py"):
+        imported = [node.module or "" for node in ast.walk(ast.parse(module.read_text()))
+                    if isinstance(node, ast.ImportFrom)]
+        assert not [name for name in imported
+                    if name.startswith(("paracle_guard.rules", "paracle_guard.sources"))], module
+
+
+def test_the_policy_s_own_lists_reach_the_admission_policy() -> None:
+    policy = Policy.model_validate({"controls": {
+        "privileges": {"allowed_sysctls": ["kernel.msgmax"]},
+        "kubernetes": {"allowed_volume_types": ["emptyDir", "nfs"]}}})
+    checks = Admission(policy)
+    pod = pod_of(CASES / "hardened.yaml")
+    pod["spec"]["securityContext"]["sysctls"] = [{"name": "kernel.msgmax", "value": "1"}]
+    pod["spec"]["volumes"].append({"name": "shared", "nfs": {"server": "n", "path": "/"}})
+    assert codes_of(checks.rejections(pod)) == set()
+    pod["spec"]["securityContext"]["sysctls"] = [{"name": "net.ipv4.tcp_syncookies",
+                                                  "value": "1"}]
+    pod["spec"]["volumes"].append({"name": "config", "configMap": {"name": "c"}})
+    assert codes_of(checks.rejections(pod)) == {"PG309", "PG805"}

@@ -46,7 +46,8 @@ def parse_error(subject: Subject, controls: Controls) -> Iterator[Violation]:
     code="PG902",
     name="suppression-without-reason",
     severity=Severity.WARNING,
-    kinds=ALL_KINDS,
+    # Only a Dockerfile's reader reads inline ignore comments.
+    kinds=("dockerfile",),
     summary="An inline ignore comment gives no reason",
     fix='Add reason="..." to the comment: say why this finding is acceptable here',
     rationale="A waiver nobody can explain is a waiver nobody can review or retire.",

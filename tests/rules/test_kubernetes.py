@@ -106,3 +106,15 @@ def test_groups_from_the_image_are_the_policy_s_business() -> None:
     assert facts is not None and facts.supplemental_groups_policy is None
     strict = subject("hardened").kubernetes
     assert strict is not None and strict.supplemental_groups_policy == "Strict"
+
+
+def test_the_allowed_volume_types_are_the_policy_s() -> None:
+    # The nfs volume of the case is refused under the built-in list, and admitted by a
+    # policy that lists it; a policy that drops emptyDir refuses the hardened pod's.
+    assert "PG805" in codes("pg805-restricted-volume-type")
+    with_nfs = {"kubernetes": {"allowed_volume_types": [
+        "configMap", "emptyDir", "nfs", "projected", "secret"]}}
+    assert "PG805" not in codes("pg805-restricted-volume-type", with_nfs)
+    assert "PG805" not in codes("hardened")
+    no_empty_dir = {"kubernetes": {"allowed_volume_types": ["configMap", "secret"]}}
+    assert "PG805" in codes("hardened", no_empty_dir)
