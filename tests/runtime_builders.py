@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from paracle_guard.location import Location
+from paracle_guard.sources.runtime_options import parse_security_opt
 from paracle_guard.subject import (
     Capability,
     Mount,
@@ -34,6 +35,18 @@ def cap(name: str, line: int = 10) -> Capability:
 
 def opt(raw: str, key: str, value: str, line: int = 11) -> SecurityOption:
     return SecurityOption(raw=raw, key=key, value=value, location=at(line))
+
+
+NNP_TRUE = opt("no-new-privileges:true", "no-new-privileges", "true")
+
+
+def options(*raws: str) -> list[SecurityOption]:
+    """Security options parsed the way the sources parse them, one line each."""
+    parsed = []
+    for line, raw in enumerate(raws, start=20):
+        key, value = parse_security_opt(raw)
+        parsed.append(SecurityOption(raw=raw, key=key, value=value, location=at(line)))
+    return parsed
 
 
 def tmpfs(target: str, line: int = 12, **extra: Any) -> Mount:

@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from paracle_guard.sources.runtime_options import parse_security_opt
 from paracle_guard.subject import (
     Device,
     DeviceRequest,
-    SecurityOption,
     Setting,
     Sysctl,
 )
 from tests.builders import check, controls, messages
-from tests.runtime_builders import at, hardened, opt, subject
-
-NNP_TRUE = opt("no-new-privileges:true", "no-new-privileges", "true")
-
-
-def options(*raws: str) -> list[SecurityOption]:
-    """Security options parsed the way the sources parse them, one line each."""
-    parsed = []
-    for line, raw in enumerate(raws, start=20):
-        key, value = parse_security_opt(raw)
-        parsed.append(SecurityOption(raw=raw, key=key, value=value, location=at(line)))
-    return parsed
-
+from tests.runtime_builders import at, hardened, opt, options, subject
 
 # --- PG303 --------------------------------------------------------------------------
 
