@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.policy.test_export import SandboxAdmission
+from tests.test_admission import SandboxAdmission
 from typer.testing import CliRunner
 
 from paracle_guard.cli import app
