@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.test_admission import SandboxAdmission
 from typer.testing import CliRunner
 
 from paracle_guard.cli import app
@@ -26,6 +25,7 @@ from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
 from tests.agent_sandbox_crds import validate
 from tests.launcher.test_k8s_backend import IMAGE
+from tests.test_admission import SandboxAdmission
 
 KINDS = {"sandbox": ["NetworkPolicy", "Sandbox"], "sandbox-template": ["SandboxTemplate"],
          "sandbox-claim": ["SandboxTemplate", "SandboxWarmPool", "SandboxClaim"]}
