@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS
-from paracle_guard.subject import (
-    KubernetesFacts,
-    SubjectKind,
-)
+from paracle_guard.subject import KubernetesFacts, SecurityOption, SubjectKind
 from tests.builders import check, controls, messages
-from tests.runtime_builders import NNP_TRUE, at, hardened, options, subject
+from tests.runtime_builders import NNP_TRUE, at, hardened, opt, options, subject
 
 # --- PG312 --------------------------------------------------------------------------
 
