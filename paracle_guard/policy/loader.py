@@ -13,6 +13,9 @@ Every file is parsed with line numbers (``yaml_lines``) and checked against
 ``file:line: yaml.path``. Built-in policies are trusted (the test suite
 validates them) and a user's file that passed once is remembered by the hash of
 its bytes, so the common run never imports jsonschema.
+
+The ``extends`` chain is merged by ``merging``, which keeps each value's file
+and line.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from paracle_guard.errors import PolicyError
+from paracle_guard.policy.merging import Merged, merge, pydantic_problems
 from paracle_guard.policy.models import Policy
 
 if TYPE_CHECKING:
@@ -44,9 +48,6 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BUILTIN_DIR = DATA_DIR / "policies"
 SCHEMA_FILE = DATA_DIR / "schemas" / "policy.schema.json"
 
-# Lists that add up through `extends` instead of replacing the inherited list:
-# a team's waivers must not erase the organisation's.
-_ACCUMULATED = ("exceptions", "custom_rules")
 # Keys that describe one file and are never inherited.
 _PER_FILE = ("apiVersion", "kind", "metadata", "extends")
 _BUILTIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -188,19 +189,6 @@ class _Layer:
         return PolicyError(str(problem))
 
 
-@dataclass
-class _Merged:
-    """A document merged from several files, and which file and line each value came from."""
-
-    data: dict[str, Any] = field(default_factory=dict)
-    origins: dict[YamlPath, tuple[str, int]] = field(default_factory=dict)
-
-    def origin(self, path: YamlPath) -> tuple[str, int] | None:
-        for end in range(len(path), -1, -1):
-            found = self.origins.get(path[:end])
-            if found is not None:
-                return found
-        return None
 
 
 class _Loader:
@@ -209,7 +197,7 @@ class _Loader:
     def __init__(self, *, always_validate: bool) -> None:
         self._always_validate = always_validate
         self._layers: dict[str, _Layer] = {}
-        self._effective: dict[str, _Merged] = {}
+        self._effective: dict[str, Merged] = {}
 
     def files(self) -> list[Path]:
         """Every file read so far: a policy and its whole extends chain."""
@@ -230,26 +218,27 @@ class _Loader:
             policy = Policy.model_validate(data)
         except ValidationError as exc:
             # The schema should have caught this; say where anyway, never a traceback.
-            raise PolicyValidationError(_pydantic_problems(exc, merged, data, source)) from None
+            problems = pydantic_problems(exc, merged, data, source.display)
+            raise PolicyValidationError(problems) from None
         policy.source = source.display
         policy.sha256 = policy_digest(policy)
         policy._origins = dict(merged.origins)
         return policy
 
-    def _merge_chain(self, source: _Source, chain: tuple[_Source, ...]) -> _Merged:
+    def _merge_chain(self, source: _Source, chain: tuple[_Source, ...]) -> Merged:
         cached = self._effective.get(source.key)
         if cached is not None:
             return cached
         layer = self._read(source)
-        merged = _Merged()
+        merged = Merged()
         for index, entry in enumerate(layer.extends):
             base = self._base_source(entry, layer, index, (*chain, source))
-            merged = _merge(merged, self._merge_chain(base, (*chain, source)))
-        own = _Merged(
+            merged = merge(merged, self._merge_chain(base, (*chain, source)))
+        own = Merged(
             data={k: v for k, v in layer.data.items() if k not in _PER_FILE},
             origins={path: (source.display, line) for path, line in layer.document.lines.items()},
         )
-        merged = _merge(merged, own)
+        merged = merge(merged, own)
         self._effective[source.key] = merged
         return merged
 
@@ -324,112 +313,6 @@ class _Loader:
         if marker is not None:
             _remember(marker)
 
-
-def _merge(base: _Merged, over: _Merged) -> _Merged:
-    """``over`` applied on ``base``: mappings merge, lists replace, but waivers and
-    custom rules add up."""
-    data = dict(base.data)
-    origins = dict(base.origins)
-    for key, value in over.data.items():
-        if key in _ACCUMULATED and isinstance(value, list):
-            data[key] = _accumulate(key, list(data.get(key) or []), value, over, origins)
-        else:
-            data[key] = _deep_merge(data.get(key), value)
-    # Items of accumulated lists were placed (and their origins moved) by _accumulate.
-    origins.update(
-        (path, origin)
-        for path, origin in over.origins.items()
-        if len(path) < 2 or path[0] not in _ACCUMULATED
-    )
-    return _Merged(data, origins)
-
-
-def _accumulate(
-    key: str,
-    items: list[Any],
-    added: list[Any],
-    over: _Merged,
-    origins: dict[YamlPath, tuple[str, int]],
-) -> list[Any]:
-    """Append ``added`` to ``items``, moving each item's origins to its new position."""
-    for index, item in enumerate(added):
-        if item in items:
-            continue  # the same waiver reached twice (diamond extends) is one waiver
-        if key == "custom_rules" and isinstance(item, dict):
-            _check_rule_clash(item, index, over.origin((key, index)), items, origins)
-        position = len(items)
-        items.append(item)
-        origins.update(
-            ((key, position, *path[2:]), origin)
-            for path, origin in over.origins.items()
-            if path[:2] == (key, index)
-        )
-    return items
-
-
-def _check_rule_clash(
-    rule: dict[str, Any],
-    index: int,
-    here: tuple[str, int] | None,
-    items: list[Any],
-    origins: dict[YamlPath, tuple[str, int]],
-) -> None:
-    """Two different custom rules with one code or name would make waivers ambiguous."""
-    for position, other in enumerate(items):
-        if not isinstance(other, dict):
-            continue
-        for attribute in ("code", "name"):
-            value = rule.get(attribute)
-            if value is None or other.get(attribute) != value:
-                continue
-            there = origins.get(("custom_rules", position))
-            first = f"{there[0]}:{there[1]}" if there is not None else "an extended policy"
-            file, line = here if here is not None else ("policy", None)
-            message = f"{attribute} {value!r} is already used by the custom rule at {first}"
-            from paracle_guard.policy.problems import Problem
-
-            raise PolicyError(str(Problem(file, line, ("custom_rules", index), message)))
-
-
-def _deep_merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        merged = dict(base)
-        for key, value in over.items():
-            merged[key] = _deep_merge(base.get(key), value)
-        return merged
-    return over
-
-
-def _pydantic_problems(
-    exc: ValidationError, merged: _Merged, data: dict[str, Any], source: _Source
-) -> list[Problem]:
-    from paracle_guard.policy.problems import Problem
-
-    problems = []
-    for error in exc.errors():
-        path = _existing_prefix(tuple(error["loc"]), data)
-        origin = merged.origin(path)
-        file, line = origin if origin is not None else (source.display, None)
-        message = error["msg"]
-        if error["type"] == "value_error":  # a model's own check: its words, not pydantic's
-            message = str(error.get("ctx", {}).get("error", message))
-        if "input" in error and not isinstance(error["input"], (dict, list)):
-            message += f" (got {error['input']!r})"
-        problems.append(Problem(file, line, path, message[:1].lower() + message[1:]))
-    return problems
-
-
-def _existing_prefix(loc: tuple[Any, ...], data: Any) -> YamlPath:
-    """The part of a pydantic error location that names real keys (not union branch tags)."""
-    path: list[str | int] = []
-    for part in loc:
-        in_mapping = isinstance(data, dict) and part in data
-        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
-        if not (in_mapping or in_list):
-            break
-        data = data[part]
-        path.append(part)
-    return tuple(path)
 
 
 def _source_for_spec(spec: str | None, cwd: Path) -> _Source:
