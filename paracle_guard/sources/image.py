@@ -272,46 +272,8 @@ def subject_from_facts(
     did not keep; without it such a user is reported as unprovable.
     """
     at_target = Location(path=target)
-
-    entries: list[FileEntry] = []
-    packages: list[Package] = []
-    managers: set[str] = set()
-    unread: set[str] = set()
-    for final in facts.files:
-        kept = final.file
-        if kept.manager == "rpm":
-            unread.add("rpm")
-        elif kept.manager is not None:
-            managers.add(kept.manager)
-        packages.extend(
-            Package(
-                name=record.name,
-                manager=record.manager,
-                version=record.version,
-                size_bytes=record.size_bytes,
-                location=Location(path=kept.path, line=record.line, layer=final.layer),
-            )
-            for record in kept.packages
-        )
-        if kept.reported:
-            entries.append(_file_entry(final))
-
-    metadata: dict[str, str | list[str]] = {
-        "id": image_id,
-        "tags": list(tags),
-        "repo_digests": [],
-        "os": run_config.os,
-        "architecture": run_config.architecture,
-        "package_databases": sorted(managers),
-    }
-    if run_config.variant:
-        metadata["variant"] = run_config.variant
-    if run_config.entrypoint:
-        # What runs first whatever command a container is given (the launcher checks it exists).
-        metadata["entrypoint"] = list(run_config.entrypoint)
-    if unread:
-        metadata["unread_package_databases"] = sorted(unread)
-
+    entries, packages, managers, unread = _final_files(facts)
+    metadata = _metadata(run_config, image_id, tags, managers, unread)
     passwd, group = _account_files(facts, reread)
     identity = resolve(run_config.user, passwd, group)
     return Subject(
@@ -338,6 +300,56 @@ def subject_from_facts(
               for ambiguity in run_config.ambiguities),
         ],
     )
+
+
+def _final_files(
+    facts: ImageFacts,
+) -> tuple[list[FileEntry], list[Package], set[str], set[str]]:
+    """The reported files, the installed packages, the package databases read, and
+    those that could not be read (rpm's)."""
+    entries: list[FileEntry] = []
+    packages: list[Package] = []
+    managers: set[str] = set()
+    unread: set[str] = set()
+    for final in facts.files:
+        kept = final.file
+        if kept.manager == "rpm":
+            unread.add("rpm")
+        elif kept.manager is not None:
+            managers.add(kept.manager)
+        packages.extend(
+            Package(
+                name=record.name,
+                manager=record.manager,
+                version=record.version,
+                size_bytes=record.size_bytes,
+                location=Location(path=kept.path, line=record.line, layer=final.layer),
+            )
+            for record in kept.packages
+        )
+        if kept.reported:
+            entries.append(_file_entry(final))
+    return entries, packages, managers, unread
+
+
+def _metadata(run_config: ImageConfig, image_id: str, tags: Sequence[str],
+              managers: set[str], unread: set[str]) -> dict[str, str | list[str]]:
+    metadata: dict[str, str | list[str]] = {
+        "id": image_id,
+        "tags": list(tags),
+        "repo_digests": [],
+        "os": run_config.os,
+        "architecture": run_config.architecture,
+        "package_databases": sorted(managers),
+    }
+    if run_config.variant:
+        metadata["variant"] = run_config.variant
+    if run_config.entrypoint:
+        # What runs first whatever command a container is given (the launcher checks it exists).
+        metadata["entrypoint"] = list(run_config.entrypoint)
+    if unread:
+        metadata["unread_package_databases"] = sorted(unread)
+    return metadata
 
 
 def _account_files(facts: ImageFacts, reread: Reread | None) -> tuple[AccountFile, AccountFile]:

@@ -115,30 +115,12 @@ def examine(
         or name in NOTABLE_NAMES
     )
 
-    manager: str | None = None
-    packages: tuple[PackageRecord, ...] = ()
-    content: bytes | None = None
-    tags: tuple[FileTag, ...] = ()
-    truncated = False
-    if info.isreg():
-        manager = package_manager_for(path)
-        if path in wanted:
-            content = read(ACCOUNTS_LIMIT)
-            truncated = info.size > ACCOUNTS_LIMIT
-        elif manager is not None:
-            limit = PYTHON_METADATA_LIMIT if manager == "python" else PACKAGE_DB_LIMIT
-            packages = tuple(parse_packages(manager, read(limit)))
-        elif path in RPM_DATABASES:
-            manager = "rpm"
-        elif wants_content(path, name, info.size):
-            tags = content_tags(path, name, read(SNIFF_LIMIT))
-        else:
-            tags = name_tags(path, name)
-        reported = reported or bool(tags)
+    regular = _read_regular(path, name, info, read, wanted) if info.isreg() else _RegularFile()
+    reported = reported or bool(regular.tags)
 
     hardlink = info.islnk() and path in wanted
     link = posixpath.normpath("/" + info.linkname.lstrip("/")) if hardlink else ""
-    if not reported and manager is None and content is None and not hardlink:
+    if not reported and regular.manager is None and regular.content is None and not hardlink:
         return None
     return KeptFile(
         path=path,
@@ -148,15 +130,44 @@ def examine(
         gid=info.gid,
         size=info.size,
         capabilities=capabilities,
-        tags=tags,
+        tags=regular.tags,
         reported=reported,
-        manager=manager,
-        packages=packages,
-        content=content,
-        truncated=truncated,
+        manager=regular.manager,
+        packages=regular.packages,
+        content=regular.content,
+        truncated=regular.truncated,
         link=link,
         hardlink=hardlink,
     )
+
+
+@dataclass(frozen=True)
+class _RegularFile:
+    """What a regular file's data says: its package database, account content or tags."""
+
+    manager: str | None = None
+    packages: tuple[PackageRecord, ...] = ()
+    content: bytes | None = None
+    tags: tuple[FileTag, ...] = ()
+    truncated: bool = False
+
+
+def _read_regular(
+    path: str, name: str, info: TarMember, read: Callable[[int], bytes], wanted: frozenset[str]
+) -> _RegularFile:
+    manager = package_manager_for(path)
+    if path in wanted:
+        return _RegularFile(manager=manager, content=read(ACCOUNTS_LIMIT),
+                            truncated=info.size > ACCOUNTS_LIMIT)
+    if manager is not None:
+        limit = PYTHON_METADATA_LIMIT if manager == "python" else PACKAGE_DB_LIMIT
+        return _RegularFile(manager=manager,
+                            packages=tuple(parse_packages(manager, read(limit))))
+    if path in RPM_DATABASES:
+        return _RegularFile(manager="rpm")
+    if wants_content(path, name, info.size):
+        return _RegularFile(tags=content_tags(path, name, read(SNIFF_LIMIT)))
+    return _RegularFile(tags=name_tags(path, name))
 
 
 def is_sudoers(path: str) -> bool:
