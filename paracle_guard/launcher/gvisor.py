@@ -153,29 +153,38 @@ def prove_gvisor(container: Mapping[str, Any], runtime: Runtime, *,
     facts.append(HostFact("host no_new_privs", "the sandbox cannot gain privileges (1)",
                           status is not None and status.no_new_privs == 1,
                           str(status.no_new_privs) if status is not None else "not readable"))
-    uids = status.uids if status is not None else ()
-    # Compared with this process's own (the host's, where a launcher runs); one that
-    # cannot be read is not taken for a namespace of its own.
-    sandbox_userns = _identity(here / "ns" / "user")
-    own_userns = sandbox_userns is not None and sandbox_userns != _identity(
-        proc / "self" / "ns" / "user")
-    facts.append(HostFact(
-        "host user", "the sandbox is not root on the host (a non-root uid or its own user "
-        "namespace)", len(uids) > 1 and (uids[1] != 0 or own_userns),
-        f"uid {uids[1] if len(uids) > 1 else '?'}, "
-        f"{'own' if own_userns else 'the host'} user namespace"))
+    facts.append(_host_user(proc, pid, status.uids if status is not None else ()))
     interfaces = parse_interfaces(_read(here / "net" / "dev") or "")
     facts.append(HostFact("host network", "the sandbox's network namespace has only loopback",
                           interfaces == ["lo"], ",".join(interfaces) or "not readable"))
     if host.get("ReadonlyRootfs") is True:
-        mounts = gofer_mounts(proc, pid, container_id)
-        roots = [entry for entry in mounts or [] if entry.mount_point == "/"]
-        facts.append(HostFact(
-            "read-only root", "the gofer serves the root filesystem from a read-only mount",
-            bool(roots) and roots[-1].read_only,
-            ("/ mounted " + ("read-only" if roots[-1].read_only else "read-write")
-             if roots else "no gofer found for the container")))
+        facts.append(_gofer_root(proc, pid, container_id))
     return facts
+
+
+def _host_user(proc: Path, pid: int, uids: Sequence[int]) -> HostFact:
+    """Whether the sandbox process is root on the host: its uid, or its own user namespace."""
+    # Compared with this process's own (the host's, where a launcher runs); one that
+    # cannot be read is not taken for a namespace of its own.
+    sandbox_userns = _identity(proc / str(pid) / "ns" / "user")
+    own_userns = sandbox_userns is not None and sandbox_userns != _identity(
+        proc / "self" / "ns" / "user")
+    return HostFact(
+        "host user", "the sandbox is not root on the host (a non-root uid or its own user "
+        "namespace)", len(uids) > 1 and (uids[1] != 0 or own_userns),
+        f"uid {uids[1] if len(uids) > 1 else '?'}, "
+        f"{'own' if own_userns else 'the host'} user namespace")
+
+
+def _gofer_root(proc: Path, pid: int, container_id: str) -> HostFact:
+    """Whether the gofer serves the container's root filesystem from a read-only mount."""
+    mounts = gofer_mounts(proc, pid, container_id)
+    roots = [entry for entry in mounts or [] if entry.mount_point == "/"]
+    return HostFact(
+        "read-only root", "the gofer serves the root filesystem from a read-only mount",
+        bool(roots) and roots[-1].read_only,
+        ("/ mounted " + ("read-only" if roots[-1].read_only else "read-write")
+         if roots else "no gofer found for the container"))
 
 
 # --- what runsc was told, and what its kernel says (root only) ------------------------------
@@ -273,9 +282,28 @@ def promises(
     the Sentry's process table, either None when not readable (not root): a promise
     that needs them is then not proven. Limits are the cgroup's, as under runc.
     """
-    spec_note = "runsc's OCI spec not readable (root only)"
-    process = (oci or {}).get("process") or {}
-    user = process.get("user") or {}
+    found = _identity_promises(proof, oci, processes, uid=uid, gid=gid)
+    found += _privilege_promises(proof, oci)
+    found += _filesystem_promises(proof, oci, uid=uid, writable=writable)
+    network = _fact(proof, "host network")
+    if network is not None:
+        found.append(HostFact("network", "only the loopback interface", network.holds,
+                              network.observed))
+    return found
+
+
+_SPEC_NOTE = "runsc's OCI spec not readable (root only)"
+
+
+def _process(oci: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (oci or {}).get("process") or {}
+
+
+def _identity_promises(proof: Sequence[HostFact], oci: Mapping[str, Any] | None,
+                       processes: Sequence[SentryProcess] | None, *,
+                       uid: int, gid: int) -> list[HostFact]:
+    """The runtime, the user every process runs as, and no supplementary groups."""
+    user = _process(oci).get("user") or {}
     found: list[HostFact] = []
     runtime, sandbox = _fact(proof, "runtime"), _fact(proof, "sandbox process")
     found.append(_both("runtime", "gVisor's kernel runs the sandbox (the engine's record and "
@@ -288,37 +316,52 @@ def promises(
         "user", f"every process runs as uid {uid}, gid {gid}",
         (bool(processes) and all(p.uid == uid for p in processes or []), live),
         (oci is not None and user.get("uid") == uid and user.get("gid") == gid,
-         f"spec uid {user.get('uid')} gid {user.get('gid')}" if oci else spec_note)))
+         f"spec uid {user.get('uid')} gid {user.get('gid')}" if oci else _SPEC_NOTE)))
     extra = [g for g in user.get("additionalGids") or [] if g != gid]
     found.append(HostFact("groups", "only the primary group, no supplementary groups",
                           oci is not None and not extra,
                           f"spec additionalGids {user.get('additionalGids')}" if oci
-                          else spec_note))
+                          else _SPEC_NOTE))
+    return found
+
+
+def _privilege_promises(proof: Sequence[HostFact],
+                        oci: Mapping[str, Any] | None) -> list[HostFact]:
+    """No capabilities, no new privileges, and gVisor's kernel under seccomp."""
+    process = _process(oci)
+    found: list[HostFact] = []
     capabilities = process.get("capabilities") or {}
     host_user = _fact(proof, "host user")
     found.append(_both(
         "capabilities", "no capability inside, none on the host",
         (oci is not None and not any(capabilities.values()),
          "spec capability sets empty" if oci and not any(capabilities.values())
-         else f"spec capabilities {capabilities}" if oci else spec_note),
+         else f"spec capabilities {capabilities}" if oci else _SPEC_NOTE),
         *([(host_user.holds, host_user.observed)] if host_user else [])))
     nnp = _fact(proof, "host no_new_privs")
     found.append(_both(
         "NoNewPrivs", "no new privileges, inside (the spec) and on the host",
         (oci is not None and process.get("noNewPrivileges") is True,
-         f"spec noNewPrivileges {process.get('noNewPrivileges')}" if oci else spec_note),
+         f"spec noNewPrivileges {process.get('noNewPrivileges')}" if oci else _SPEC_NOTE),
         *([(nnp.holds, f"host {nnp.observed}")] if nnp else [])))
     seccomp = _fact(proof, "host seccomp")
     if seccomp is not None:
         found.append(HostFact("Seccomp", "every system call is gVisor's, whose kernel runs "
                               "under a seccomp filter on the host (2)", seccomp.holds,
                               f"host {seccomp.observed}"))
+    return found
+
+
+def _filesystem_promises(proof: Sequence[HostFact], oci: Mapping[str, Any] | None, *,
+                         uid: int, writable: Sequence[str]) -> list[HostFact]:
+    """A read-only root, and each writable path a tmpfs of the sandbox user."""
+    found: list[HostFact] = []
     gofer = _fact(proof, "read-only root")
     found.append(_both(
         "read-only root", "/ is read-only (the spec, and the gofer's mount)",
         (oci is not None and (oci.get("root") or {}).get("readonly") is True,
          f"spec root readonly {(oci.get('root') or {}).get('readonly')}" if oci
-         else spec_note),
+         else _SPEC_NOTE),
         *([(gofer.holds, gofer.observed)] if gofer else [(False, "not proven")])))
     for path in writable:
         options = _tmpfs(oci or {}, path)
@@ -326,11 +369,7 @@ def promises(
         found.append(HostFact(f"{path} writable", f"{path} is a writable tmpfs of the "
                               "sandbox user (in gVisor's memory)", holds,
                               f"spec tmpfs {','.join(options)}" if options is not None
-                              else (f"no tmpfs at {path} in the spec" if oci else spec_note)))
-    network = _fact(proof, "host network")
-    if network is not None:
-        found.append(HostFact("network", "only the loopback interface", network.holds,
-                              network.observed))
+                              else (f"no tmpfs at {path} in the spec" if oci else _SPEC_NOTE)))
     return found
 
 

@@ -116,6 +116,35 @@ def _network_refusal(spec: RunSpec) -> None:
 
 def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
     """The PodSpec of ``spec``: what the Docker backend's create config says, in Pod terms."""
+    _refuse_unportable(spec)
+    identity = {"runAsNonRoot": True, "runAsUser": spec.uid, "runAsGroup": spec.gid,
+                "seccompProfile": {"type": "RuntimeDefault"}}
+    volumes, mounts = _scratch_volumes(spec)
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        # Service links put every Service of the namespace into the environment.
+        "enableServiceLinks": False,
+        "hostNetwork": False,
+        "hostPID": False,
+        "hostIPC": False,
+        "restartPolicy": "Never",
+        # Only the groups named here: without Strict, containerd and CRI-O add those the
+        # image's /etc/group lists the user in (Kubernetes 1.31+, on by default in 1.33).
+        "securityContext": {**identity, "supplementalGroupsPolicy": "Strict"},
+        "containers": [_container(spec, image, identity, mounts)],
+        "volumes": volumes,
+    }
+    if spec.runtime_class is not None:
+        # The policy's runtime, as the nodes name it; with none mapped, the rules refuse
+        # the Pod (PG313) when the policy requires one.
+        pod["runtimeClassName"] = spec.runtime_class
+    if spec.timeout is not None:
+        pod["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
+    return pod
+
+
+def _refuse_unportable(spec: RunSpec) -> None:
+    """Refuse what a Pod cannot carry as the Docker backend would, or what is not hardened."""
     if spec.binds:
         raise PolicyViolation(
             "--workspace and --mount mount paths of this host, which a cluster node does not "
@@ -133,8 +162,10 @@ def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
         raise PolicyViolation("the run specification is not hardened (read-only root, drop ALL)",
                               key="controls")
     _network_refusal(spec)
-    identity = {"runAsNonRoot": True, "runAsUser": spec.uid, "runAsGroup": spec.gid,
-                "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _scratch_volumes(spec: RunSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each tmpfs of ``spec`` as a memory-backed, size-limited emptyDir and its mount."""
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     for index, mount in enumerate(spec.tmpfs):
@@ -150,6 +181,12 @@ def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
         if "ro" in mount.options.split(","):
             entry["readOnly"] = True
         mounts.append(entry)
+    return volumes, mounts
+
+
+def _container(spec: RunSpec, image: str, identity: Mapping[str, Any],
+               mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one container of the Pod: the command, its security context and its limits."""
     limits: dict[str, str] = {}
     if spec.memory_bytes is not None:
         limits["memory"] = quantity(spec.memory_bytes)
@@ -179,27 +216,7 @@ def pod_spec(spec: RunSpec, image: str) -> dict[str, Any]:
     if spec.open_stdin:
         container["stdin"] = True
         container["stdinOnce"] = True
-    pod: dict[str, Any] = {
-        "automountServiceAccountToken": False,
-        # Service links put every Service of the namespace into the environment.
-        "enableServiceLinks": False,
-        "hostNetwork": False,
-        "hostPID": False,
-        "hostIPC": False,
-        "restartPolicy": "Never",
-        # Only the groups named here: without Strict, containerd and CRI-O add those the
-        # image's /etc/group lists the user in (Kubernetes 1.31+, on by default in 1.33).
-        "securityContext": {**identity, "supplementalGroupsPolicy": "Strict"},
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if spec.runtime_class is not None:
-        # The policy's runtime, as the nodes name it; with none mapped, the rules refuse
-        # the Pod (PG313) when the policy requires one.
-        pod["runtimeClassName"] = spec.runtime_class
-    if spec.timeout is not None:
-        pod["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout))
-    return pod
+    return container
 
 
 def build_manifests(spec: RunSpec, image: str, *, workload: Workload = "pod",

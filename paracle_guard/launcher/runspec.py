@@ -89,6 +89,14 @@ class Ulimit(BaseModel):
     hard: int
 
 
+# No core dumps, no POSIX message queues, a bounded file-descriptor count.
+_ULIMITS = (
+    Ulimit(name="core", soft=0, hard=0),
+    Ulimit(name="msgqueue", soft=0, hard=0),
+    Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
+)
+
+
 class RunSpec(BaseModel):
     """Everything a backend needs to create one hardened sandbox, and nothing more."""
 
@@ -165,38 +173,9 @@ def build_runspec(
         options = check_options(policy, config, home=home, docker_host=docker_host)
     uid, gid = _run_as(policy, image_user)
 
-    tmpfs: list[TmpfsMount] = []
-    binds: list[BindMount] = []
-    if options.workspace is not None:
-        _require_writable_by(options.workspace, uid, gid)
-        binds.append(_bind(options.workspace, WORKSPACE, read_only=False))
-    binds.extend(_bind(source, target, read_only=True) for source, target in options.mounts)
-    for path in options.writable:
-        if options.workspace is not None and path == WORKSPACE:
-            continue
-        # /tmp is where droppers land: nothing written there may be executed. The agent's
-        # own builds run from /workspace; "exec" is explicit because the engine adds
-        # noexec to every --tmpfs that does not say otherwise.
-        flags = "rw,noexec,nosuid,nodev" if path != WORKSPACE else "rw,exec,nosuid,nodev"
-        tmpfs.append(TmpfsMount(
-            target=path, options=f"{flags},size={TMPFS_SIZE},uid={uid},gid={gid},mode=0700",
-        ))
+    tmpfs, binds = _mounts(options, uid, gid)
     mounted = {mount.target for mount in tmpfs} | {bind.target for bind in binds}
-    # An image VOLUME becomes a writable anonymous volume even under a read-only root;
-    # a mount at the same place replaces it, so none is ever created.
-    # The engine cleans a VOLUME's path before it makes the volume, so the cover must too.
-    for volume in sorted({normalise_path(v) for v in image_volumes} - mounted):
-        if volume in UNMOUNTABLE:
-            raise PolicyViolation(f"the image declares VOLUME {volume}, which cannot be covered",
-                                  key="controls.root_filesystem.read_only")
-        for _, target in options.mounts:
-            if is_under(target, volume) or is_under(volume, target):
-                raise PolicyViolation(
-                    f"refused: --mount at {target} overlaps the image's VOLUME {volume}",
-                    key="--mount")
-        tmpfs.append(TmpfsMount(target=volume,
-                                options=f"ro,noexec,nosuid,nodev,size={COVER_SIZE}"))
-
+    tmpfs.extend(_volume_covers(image_volumes, mounted, options))
     all_labels = dict(labels or {})
     all_labels[LAUNCHER_LABEL] = "1"
     all_labels[POLICY_LABEL] = policy.sha256 or policy.metadata.name
@@ -216,11 +195,7 @@ def build_runspec(
         memory_bytes=options.memory_bytes,
         nano_cpus=options.nano_cpus,
         pids_limit=options.pids_limit,
-        ulimits=(
-            Ulimit(name="core", soft=0, hard=0),
-            Ulimit(name="msgqueue", soft=0, hard=0),
-            Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
-        ),
+        ulimits=_ULIMITS,
         labels=tuple(sorted(all_labels.items())),
         open_stdin=open_stdin,
         timeout=options.timeout,
@@ -237,9 +212,56 @@ def runtime_class_for(policy: Policy, runtime: str | None) -> str | None:
     return classes[0] if runtime is not None and classes else None
 
 
+def _mounts(options: CheckedOptions, uid: int,
+            gid: int) -> tuple[list[TmpfsMount], list[BindMount]]:
+    """The tmpfs mounts and host binds the options and the policy's writable paths give."""
+    tmpfs: list[TmpfsMount] = []
+    binds: list[BindMount] = []
+    if options.workspace is not None:
+        _require_writable_by(options.workspace, uid, gid)
+        binds.append(_bind(options.workspace, WORKSPACE, read_only=False))
+    binds.extend(_bind(source, target, read_only=True) for source, target in options.mounts)
+    for path in options.writable:
+        if options.workspace is not None and path == WORKSPACE:
+            continue
+        # /tmp is where droppers land: nothing written there may be executed. The agent's
+        # own builds run from /workspace; "exec" is explicit because the engine adds
+        # noexec to every --tmpfs that does not say otherwise.
+        flags = "rw,noexec,nosuid,nodev" if path != WORKSPACE else "rw,exec,nosuid,nodev"
+        tmpfs.append(TmpfsMount(
+            target=path, options=f"{flags},size={TMPFS_SIZE},uid={uid},gid={gid},mode=0700",
+        ))
+    return tmpfs, binds
+
+
+def _volume_covers(image_volumes: Sequence[str], mounted: set[str],
+                   options: CheckedOptions) -> list[TmpfsMount]:
+    """A read-only tmpfs over each image VOLUME that no other mount already covers.
+
+    An image VOLUME becomes a writable anonymous volume even under a read-only root;
+    a mount at the same place replaces it, so none is ever created.
+    The engine cleans a VOLUME's path before it makes the volume, so the cover must too.
+    """
+    covers: list[TmpfsMount] = []
+    for volume in sorted({normalise_path(v) for v in image_volumes} - mounted):
+        if volume in UNMOUNTABLE:
+            raise PolicyViolation(f"the image declares VOLUME {volume}, which cannot be covered",
+                                  key="controls.root_filesystem.read_only")
+        for _, target in options.mounts:
+            if is_under(target, volume) or is_under(volume, target):
+                raise PolicyViolation(
+                    f"refused: --mount at {target} overlaps the image's VOLUME {volume}",
+                    key="--mount")
+        covers.append(TmpfsMount(target=volume,
+                                 options=f"ro,noexec,nosuid,nodev,size={COVER_SIZE}"))
+    return covers
+
+
 def _bind(source: CheckedPath, target: str, *, read_only: bool) -> BindMount:
     return BindMount(source=source.real, target=target, identity=source.identity,
                      read_only=read_only, is_dir=source.is_dir)
+
+
 def _run_as(policy: Policy, image_user: UserFact | None) -> tuple[int, int]:
     """The uid and gid to run as: numeric, never 0, and always both given.
 
