@@ -131,21 +131,26 @@ def run_cli(
             )
             _tell_how_it_ended(outcome, timeout=timeout, keep=keep, backend=backend)
             return outcome.exit_code
-        except PolicyViolation as refusal:
-            _print_refusal(refusal, report_format)
-            return REFUSED_EXIT
-        except CommandNotFound as missing:
-            _error(f"{missing}; nothing was run")
-            return missing.exit_code
-        except Interrupted as interruption:
-            _error(f"{interruption}; {interruption.cleanup}")
-            return interruption.exit_code
-        except GuardError as error:
-            _error(str(error))
-            return REFUSED_EXIT
-        except ValidationError as error:  # SandboxConfig's checks of the options
-            _error(one_line(error))
-            return REFUSED_EXIT
+        except (GuardError, Interrupted, ValidationError) as failure:
+            return _failed(failure, report_format)
+
+
+def _failed(failure: GuardError | Interrupted | ValidationError, report_format: str) -> int:
+    """Say why nothing (more) was run, in one line or a refusal report; the exit code."""
+    if isinstance(failure, PolicyViolation):
+        _print_refusal(failure, report_format)
+        return REFUSED_EXIT
+    if isinstance(failure, CommandNotFound):
+        _error(f"{failure}; nothing was run")
+        return failure.exit_code
+    if isinstance(failure, Interrupted):
+        _error(f"{failure}; {failure.cleanup}")
+        return failure.exit_code
+    if isinstance(failure, GuardError):
+        _error(str(failure))
+        return REFUSED_EXIT
+    _error(one_line(failure))  # SandboxConfig's checks of the options
+    return REFUSED_EXIT
 
 
 def _backend(name: str, plan: Plan, stack: contextlib.ExitStack, *, stdin: bool,

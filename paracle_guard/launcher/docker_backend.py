@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -71,6 +71,9 @@ INFO_SECONDS = 60.0
 # How long a container whose first process could not be read may take to show as ended.
 ENDING_SECONDS = 2.0
 
+# Records one difference between what the container has and what the spec asked for.
+_Expect = Callable[[str, object, object], None]
+
 
 def create_config(spec: RunSpec) -> dict[str, Any]:
     """The Engine API ``POST /containers/create`` body for ``spec``."""
@@ -88,18 +91,7 @@ def create_config(spec: RunSpec) -> dict[str, Any]:
         "UsernsMode": "",
         "CgroupnsMode": spec.cgroupns_mode,
         "Tmpfs": {mount.target: mount.options for mount in spec.tmpfs},
-        "Mounts": [
-            {
-                "Type": "bind",
-                "Source": bind.source,
-                "Target": bind.target,
-                "ReadOnly": bind.read_only,
-                # Only the folder itself: mounts below it on the host (a USB stick, a
-                # FUSE folder) would otherwise come along, writable.
-                "BindOptions": {"Propagation": "rprivate", "NonRecursive": True},
-            }
-            for bind in spec.binds
-        ],
+        "Mounts": _bind_mounts(spec),
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits],
         "Init": spec.init,
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
@@ -136,6 +128,21 @@ def create_config(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def _bind_mounts(spec: RunSpec) -> list[dict[str, Any]]:
+    return [
+        {
+            "Type": "bind",
+            "Source": bind.source,
+            "Target": bind.target,
+            "ReadOnly": bind.read_only,
+            # Only the folder itself: mounts below it on the host (a USB stick, a
+            # FUSE folder) would otherwise come along, writable.
+            "BindOptions": {"Propagation": "rprivate", "NonRecursive": True},
+        }
+        for bind in spec.binds
+    ]
+
+
 def spec_mismatches(
     spec: RunSpec, container: dict[str, Any], image: dict[str, Any]
 ) -> list[str]:
@@ -160,6 +167,27 @@ def spec_mismatches(
     for key in ("PidMode", "UTSMode", "UsernsMode"):
         expect(f"HostConfig.{key}", host.get(key) or "", "")
     expect("HostConfig.CgroupnsMode", host.get("CgroupnsMode"), spec.cgroupns_mode)
+    _expect_mounts(expect, spec, container)
+    for key in ("Binds", "Devices", "DeviceRequests", "DeviceCgroupRules", "GroupAdd",
+                "VolumesFrom", "Links", "ExtraHosts"):
+        expect(f"HostConfig.{key}", host.get(key) or [], [])
+    for key in ("PortBindings", "Sysctls", "StorageOpt"):
+        expect(f"HostConfig.{key}", host.get(key) or {}, {})
+    expect("HostConfig.PublishAllPorts", bool(host.get("PublishAllPorts")), False)
+    _expect_limits(expect, spec, host)
+    # The environment is the image's, overridden by what the caller set, and nothing else.
+    wanted_env = _env_dict((image.get("Config") or {}).get("Env"))
+    wanted_env.update(dict(spec.env))
+    expect("Config.Env", _env_dict(config.get("Env")), wanted_env)
+    labels = config.get("Labels") or {}
+    for name, value in spec.labels:
+        expect(f"Config.Labels[{name}]", labels.get(name), value)
+    return problems
+
+
+def _expect_mounts(expect: _Expect, spec: RunSpec, container: dict[str, Any]) -> None:
+    """The tmpfs mounts and binds asked for, and no other mount (an anonymous volume)."""
+    host = container.get("HostConfig") or {}
     expect("HostConfig.Tmpfs", host.get("Tmpfs") or {}, {m.target: m.options for m in spec.tmpfs})
     binds = sorted((b.source, b.target, b.read_only) for b in spec.binds)
     expect("HostConfig.Mounts", sorted(
@@ -175,12 +203,10 @@ def spec_mismatches(
          not m.get("RW", True))
         for m in container.get("Mounts") or []
     ), sorted(("bind", source, target, read_only) for source, target, read_only in binds))
-    for key in ("Binds", "Devices", "DeviceRequests", "DeviceCgroupRules", "GroupAdd",
-                "VolumesFrom", "Links", "ExtraHosts"):
-        expect(f"HostConfig.{key}", host.get(key) or [], [])
-    for key in ("PortBindings", "Sysctls", "StorageOpt"):
-        expect(f"HostConfig.{key}", host.get(key) or {}, {})
-    expect("HostConfig.PublishAllPorts", bool(host.get("PublishAllPorts")), False)
+
+
+def _expect_limits(expect: _Expect, spec: RunSpec, host: dict[str, Any]) -> None:
+    """Memory without swap, CPU, pids, runtime, ulimits, init, no restarts, the OOM killer on."""
     if spec.memory_bytes is not None:
         expect("HostConfig.Memory", host.get("Memory"), spec.memory_bytes)
         expect("HostConfig.MemorySwap", host.get("MemorySwap"), spec.memory_bytes)
@@ -198,15 +224,6 @@ def spec_mismatches(
     expect("HostConfig.RestartPolicy.Name",
            ((host.get("RestartPolicy") or {}).get("Name") or "no"), "no")
     expect("HostConfig.OomKillDisable", bool(host.get("OomKillDisable")), False)
-
-    # The environment is the image's, overridden by what the caller set, and nothing else.
-    wanted_env = _env_dict((image.get("Config") or {}).get("Env"))
-    wanted_env.update(dict(spec.env))
-    expect("Config.Env", _env_dict(config.get("Env")), wanted_env)
-    labels = config.get("Labels") or {}
-    for name, value in spec.labels:
-        expect(f"Config.Labels[{name}]", labels.get(name), value)
-    return problems
 
 
 def _env_dict(raw: object) -> dict[str, str]:
