@@ -50,6 +50,8 @@ def room_of(module: str) -> str:
         return "subject"
     if head in ("cli", "cli_commands", "cli_kit"):
         return "cli"
+    if head == "engine_reader":  # the authorization plugin's bounded reader: the engine's door too
+        return "docker_client"
     return head
 
 

@@ -30,7 +30,8 @@ def run_serve(
     from paracle_guard.authz.audit import AuditTrail, PolicyTag
     from paracle_guard.authz.guard import Guard
     from paracle_guard.authz.server import bind, serve, stderr_error
-    from paracle_guard.docker_client import DEFAULT_HOST, EngineReader
+    from paracle_guard.docker_client import DEFAULT_HOST
+    from paracle_guard.engine_reader import EngineReader
     from paracle_guard.errors import InputError
     from paracle_guard.policy.loader import load_policy, policy_digest
 

@@ -29,8 +29,9 @@ from typing import Any
 
 from paracle_guard.authz.protocol import AuthzRequest
 from paracle_guard.authz.routes import Refused, Route, Target, known_version, match, parse_uri
-from paracle_guard.docker_client import ContainerFile, EngineReader
 from paracle_guard.engine import Plan
+from paracle_guard.engine_protocol import ContainerFile
+from paracle_guard.engine_reader import EngineReader
 from paracle_guard.errors import GuardError
 from paracle_guard.policy.models import AuthzExemption, Policy
 from paracle_guard.report.models import Finding, Result

@@ -15,7 +15,8 @@ import pytest
 
 from paracle_guard.authz.guard import Guard
 from paracle_guard.authz.protocol import AuthzRequest
-from paracle_guard.docker_client import DEFAULT_HOST, EngineReader
+from paracle_guard.docker_client import DEFAULT_HOST
+from paracle_guard.engine_reader import EngineReader
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import Policy
 

@@ -18,7 +18,7 @@ from docker.models.containers import _create_container_args
 from paracle_guard.authz.guard import Guard
 from paracle_guard.authz.judges import JUDGES
 from paracle_guard.authz.protocol import AuthzRequest
-from paracle_guard.docker_client import EngineReader
+from paracle_guard.engine_reader import EngineReader
 from paracle_guard.policy.loader import load_policy
 from paracle_guard.policy.models import AuthzExemption
 from tests.authz.conftest import policy_with, request

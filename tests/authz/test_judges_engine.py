@@ -13,7 +13,7 @@ from paracle_guard.authz.judges_engine import (
     plugin_privileges,
     service_create_request,
 )
-from paracle_guard.docker_client import EngineReader
+from paracle_guard.engine_reader import EngineReader
 from tests.authz.conftest import policy_with, request
 from tests.docker_images import BuiltImage
 

@@ -17,7 +17,7 @@ import pytest
 from docker.models.containers import _create_container_args
 
 import docker
-from paracle_guard.docker_client import EngineReader
+from paracle_guard.engine_reader import EngineReader
 from paracle_guard.sources.container import container_subject, subject_from_create
 from paracle_guard.sources.create_request import (
     CreateDefaults,
