@@ -23,7 +23,7 @@ DEFAULT_LIMIT = 512 << 20
 LIMIT_VARIABLE = "PARACLE_GUARD_CACHE_SIZE"
 # The modules whose code decides what the facts are, relative to this folder.
 READERS = ("image.py", "image_archive.py", "image_content.py", "image_facts.py",
-           "image_layers.py", "layer_store.py", "package_db.py", "tar_headers.py",
+           "image_layers.py", "layer_scan.py", "layer_store.py", "package_db.py", "tar_headers.py",
            "tar_stream.py", "../image_tree.py", "../subject.py")
 
 

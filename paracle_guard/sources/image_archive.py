@@ -5,7 +5,7 @@ layout of newer engines) is read once, front to back, so it can come straight
 from the engine's HTTP response or from a file, plain or gzip-compressed. Its
 ``manifest.json`` usually comes *after* the layers, so the layer stack order is
 unknown while layers stream past. Each layer is therefore scanned on its own
-into a small ``LayerScan`` (the few files worth keeping, its whiteouts, and a
+into a small ``LayerScan`` (``layer_scan.py``: the few files worth keeping, its whiteouts, and a
 hash of every path it writes) and the stack is reconciled at the end, bottom
 layer first, exactly as overlayfs would: memory grows with the number of paths,
 never with the bytes, and nothing is written to disk.
@@ -13,26 +13,24 @@ never with the bytes, and nothing is written to disk.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import posixpath
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 from paracle_guard.errors import InputError
-from paracle_guard.image_tree import ImageTree, LayerTree, path_key
+from paracle_guard.image_tree import ImageTree
 from paracle_guard.sources.account_files import FileFact
 from paracle_guard.sources.image_config import ConfigError, ImageConfig, decode_image_config
 from paracle_guard.sources.image_content import (
     ACCOUNT_FILES,
     ACCOUNTS_LIMIT,
     KeptFile,
-    examine,
-    kind_of,
 )
+from paracle_guard.sources.layer_scan import LayerScan, scan_layer
 from paracle_guard.sources.oci_layout import (
     LAYOUT_FILE,
     HashingSource,
@@ -43,44 +41,14 @@ from paracle_guard.sources.tar_stream import (
     Source,
     StreamSource,
     TarFormatError,
+    TarMember,
+    TarReader,
     open_tar,
 )
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 # manifest.json and image configs are small; a huge one is not a docker save archive.
 JSON_LIMIT = 32 * 1024 * 1024
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-@dataclass
-class LayerScan:
-    """What one layer contributes, independent of where it sits in the stack."""
-
-    kept: dict[str, KeptFile] = field(default_factory=dict)
-    whiteouts: set[str] = field(default_factory=set)  # paths this layer deletes below it
-    opaque_dirs: set[str] = field(default_factory=set)  # dirs whose lower contents it hides
-    # path_key(path) rather than the path: a layer of 500k files costs a few MB, not 50,
-    # and the same in every process, so that a scan can be cached by the layer's diff ID.
-    written: set[int] = field(default_factory=set)
-    dirs: set[int] = field(default_factory=set)
-    # Every directory and symlink, and a digest of every other path: where mounts land.
-    tree: LayerTree = field(default_factory=LayerTree)
-
-    def hides(self, path: str) -> bool:
-        """Whether this layer, stacked above the one that wrote ``path``, removes or replaces it."""
-        if path_key(path) in self.written or path in self.whiteouts:
-            return True
-        parent = posixpath.dirname(path)
-        while parent != "/":
-            key = path_key(parent)
-            # A whiteout of a folder this layer makes again hides nothing: see LayerTree.
-            if parent in self.opaque_dirs or (parent in self.whiteouts and key not in self.dirs):
-                return True
-            if key in self.written and key not in self.dirs:
-                return True  # a file or symlink now stands where the directory was
-            parent = posixpath.dirname(parent)
-        return False
 
 
 @dataclass(frozen=True)
@@ -166,113 +134,6 @@ def _file_fact(kept: KeptFile) -> FileFact:
     return FileFact("file", content=kept.content)
 
 
-def normalise(name: str) -> str | None:
-    """A tar member name as an absolute image path; None for the root itself."""
-    path = posixpath.normpath("/" + name.lstrip("/"))
-    return None if path == "/" else path
-
-
-def scan_layer(
-    data: Source,
-    *,
-    source: str,
-    member: str,
-    wanted: frozenset[str] = ACCOUNT_FILES,
-) -> LayerScan:
-    """Scan one layer tar (plain or gzip) as it streams past; ``wanted`` paths are kept
-    with their content (a second scan asks for the files the account files link to)."""
-    scan = LayerScan()
-    links = _OwnLinks()
-    try:
-        layer = open_tar(data)
-        for info in layer:
-            path = normalise(info.name)
-            if path is None:
-                continue
-            through = links.through(path)
-            if through is not None:
-                raise InputError(
-                    f"{source}: layer {member} writes {path} through {through}, a link the "
-                    "same layer made: the engine would put it where the link points, and no "
-                    "build writes a layer like that")
-            links.note(path, info.issym() or info.islnk())
-            name = posixpath.basename(path)
-            if name.startswith(WHITEOUT_PREFIX):
-                parent = posixpath.dirname(path)
-                if name == OPAQUE_MARKER:
-                    scan.opaque_dirs.add(parent)
-                    scan.tree.opaque_dirs.add(parent)
-                elif not name.startswith(WHITEOUT_PREFIX * 2):  # aufs bookkeeping
-                    deleted = posixpath.join(parent, name[len(WHITEOUT_PREFIX):])
-                    scan.whiteouts.add(deleted)
-                    scan.tree.whiteouts.add(deleted)
-                continue
-            key = path_key(path)
-            scan.written.add(key)
-            if info.isdir():
-                scan.dirs.add(key)
-            else:
-                scan.dirs.discard(key)
-            kind = kind_of(info)
-            scan.tree.record(path, "other" if kind == "file" else kind, info.linkname)
-            kept = examine(path, info, layer.read, wanted)
-            if kept is not None and kept.hardlink:
-                kept = _with_link_content(kept, scan.kept.get(kept.link))
-            if kept is not None:
-                scan.kept[path] = kept
-            else:
-                scan.kept.pop(path, None)  # a later entry for the same path replaces it
-    except TarFormatError as exc:
-        raise InputError(f"{source}: layer {member} is not a readable tar archive ({exc})") from exc
-    except (OSError, EOFError, zlib.error) as exc:  # gzip's complaints about a broken layer
-        raise InputError(f"{source}: layer {member} cannot be decompressed ({exc})") from exc
-    return scan
-
-
-def _with_link_content(link: KeptFile, target: KeptFile | None) -> KeptFile:
-    """A hard link carries the content of the file it links to, written earlier in the layer."""
-    if target is None or (target.content is None and not target.truncated):
-        return link
-    return dataclasses.replace(link, content=target.content, truncated=target.truncated)
-
-
-class _OwnLinks:
-    """The symlinks and hard links a layer has made so far, and whether a path goes through one.
-
-    The engine extracts a layer entry by entry, into a folder of its own (overlay2),
-    with the kernel resolving each entry's parent folders there: an entry below a
-    symlink the same layer made earlier lands where that symlink points (``x -> /``
-    then ``x/tmp -> /etc`` makes ``/tmp``), and a hard link to a symlink is one. The
-    skeleton and the kept files name entries as written, so such a layer is refused.
-    """
-
-    def __init__(self) -> None:
-        self._links: set[str] = set()
-        self._clear: set[str] = {"/"}  # folders known to have no link of ours above them
-
-    def through(self, path: str) -> str | None:
-        """The link of this layer that ``path``'s parent folders go through, or None."""
-        if not self._links:
-            return None
-        walked = []
-        folder = posixpath.dirname(path)
-        while folder not in self._clear:
-            if folder in self._links:
-                return folder
-            walked.append(folder)
-            folder = posixpath.dirname(folder)
-        self._clear.update(walked)
-        return None
-
-    def note(self, path: str, is_link: bool) -> None:
-        if not is_link:
-            self._links.discard(path)
-            return
-        self._links.add(path)
-        if path in self._clear:  # a folder checked before now is a link: so is what is below
-            self._clear = {"/"}
-
-
 def read_saved_archive(
     stream: IO[bytes],
     *,
@@ -292,52 +153,37 @@ def read_saved_archive(
     layer scan. ``platform`` picks among an OCI layout's platforms (default: this
     machine's).
     """
-    documents: dict[str, bytes] = {}
-    scans: dict[str, LayerScan] = {}
-    # Layers that could not be read, with why: an error only if the chosen image uses them.
-    broken: dict[str, str] = {}
-    links: dict[str, str] = {}
-    digests: dict[str, tuple[str, int]] = {}  # blobs/ layer -> sha256 (hex) and size
-    sizes: dict[str, int] = {}
+    found = _ArchiveBlobs(source, {}, {}, {}, {}, {}, {})
+    _read_members(stream, size, found, wanted=wanted, on_layer=on_layer)
+    if "manifest.json" not in found.documents and LAYOUT_FILE in found.sizes:
+        # No docker save manifest: an OCI layout, as containerd and podman load it.
+        images = images_from_layout(found, layout_image(source), platform=platform)
+    else:
+        images = _images_from_manifest(found.documents, found.scans, found.broken, found.links,
+                                       source)
+    return SavedArchive(source=source, images=images, scans=found.scans)
+
+
+def _read_members(
+    stream: IO[bytes],
+    size: int | None,
+    found: _ArchiveBlobs,
+    *,
+    wanted: frozenset[str],
+    on_layer: Callable[[], None] | None,
+) -> None:
+    """Every member of the archive, once and front to back, into ``found``."""
+    source = found.source
     try:
         archive = open_tar(StreamSource(stream, size))
         for member in archive:
             name = member.name.removeprefix("./")
-            if member.issym():
-                links[name] = posixpath.normpath(
-                    posixpath.join(posixpath.dirname(name), member.linkname))
+            if _recorded_link(member, name, found.links) or not member.isreg():
                 continue
-            if member.islnk():
-                links[name] = member.linkname.removeprefix("./")
-                continue
-            if not member.isreg():
-                continue
-            sizes[name] = member.size
-            layer: Source | None = None
-            hashing: HashingSource | None = None
-            if name.endswith("/layer.tar"):
-                layer = archive.data()
-            elif name.startswith("blobs/"):
-                # OCI layout: configs, manifests and layers are all blobs; sniff which.
-                head = archive.read(len(ZSTD_MAGIC))
-                if head.startswith(b"{") and member.size <= JSON_LIMIT:
-                    documents[name] = head + archive.read(member.size)
-                elif head == ZSTD_MAGIC:
-                    broken[name] = (f"{source}: layer {name} is zstd-compressed, which is not "
-                                    "supported; save the image from an engine that stores "
-                                    "layers uncompressed or gzip-compressed")
-                else:
-                    layer = hashing = HashingSource(_Prepend(head, archive.data()))
-            elif ((name.endswith(".json") and "/" not in name) or name == LAYOUT_FILE) \
-                    and member.size <= JSON_LIMIT:
-                documents[name] = archive.read(member.size)
+            found.sizes[name] = member.size
+            layer, hashing = _layer_or_document(archive, member, name, found)
             if layer is not None:
-                try:
-                    scans[name] = scan_layer(layer, source=source, member=name, wanted=wanted)
-                    if hashing is not None:
-                        digests[name] = hashing.finish()
-                except InputError as exc:
-                    broken[name] = str(exc)
+                _scan_into(found, name, layer, hashing, wanted)
                 if on_layer is not None:
                     on_layer()
     except TarFormatError as exc:
@@ -347,25 +193,68 @@ def read_saved_archive(
                          if isinstance(exc, OSError) else
                          f"{source} cannot be decompressed ({exc})") from exc
 
-    if "manifest.json" not in documents and LAYOUT_FILE in sizes:
-        # No docker save manifest: an OCI layout, as containerd and podman load it.
-        blobs = _ArchiveBlobs(source, documents, scans, broken, links, digests, sizes)
-        images = images_from_layout(blobs, layout_image(source), platform=platform)
-    else:
-        images = _images_from_manifest(documents, scans, broken, links, source)
-    return SavedArchive(source=source, images=images, scans=scans)
+
+def _recorded_link(member: TarMember, name: str, links: dict[str, str]) -> bool:
+    """Whether ``member`` is a symlink or hard link, recorded in ``links`` by where it points."""
+    if member.issym():
+        links[name] = posixpath.normpath(
+            posixpath.join(posixpath.dirname(name), member.linkname))
+        return True
+    if member.islnk():
+        links[name] = member.linkname.removeprefix("./")
+        return True
+    return False
+
+
+def _layer_or_document(
+    archive: TarReader, member: TarMember, name: str, found: _ArchiveBlobs
+) -> tuple[Source | None, HashingSource | None]:
+    """A regular member's layer to scan (and its hasher, for a blob), or None after keeping
+    it as a JSON document, marking it broken, or leaving it to be skipped."""
+    source = found.source
+    layer: Source | None = None
+    hashing: HashingSource | None = None
+    if name.endswith("/layer.tar"):
+        layer = archive.data()
+    elif name.startswith("blobs/"):
+        # OCI layout: configs, manifests and layers are all blobs; sniff which.
+        head = archive.read(len(ZSTD_MAGIC))
+        if head.startswith(b"{") and member.size <= JSON_LIMIT:
+            found.documents[name] = head + archive.read(member.size)
+        elif head == ZSTD_MAGIC:
+            found.broken[name] = (f"{source}: layer {name} is zstd-compressed, which is not "
+                                  "supported; save the image from an engine that stores "
+                                  "layers uncompressed or gzip-compressed")
+        else:
+            layer = hashing = HashingSource(_Prepend(head, archive.data()))
+    elif ((name.endswith(".json") and "/" not in name) or name == LAYOUT_FILE) \
+            and member.size <= JSON_LIMIT:
+        found.documents[name] = archive.read(member.size)
+    return layer, hashing
+
+
+def _scan_into(found: _ArchiveBlobs, name: str, layer: Source, hashing: HashingSource | None,
+               wanted: frozenset[str]) -> None:
+    """Scan one layer; a layer that cannot be read is broken, an error only if it is used."""
+    try:
+        found.scans[name] = scan_layer(layer, source=found.source, member=name, wanted=wanted)
+        if hashing is not None:
+            found.digests[name] = hashing.finish()
+    except InputError as exc:
+        found.broken[name] = str(exc)
 
 
 @dataclass
 class _ArchiveBlobs:
-    """An OCI layout's files as a tar read front to back left them."""
+    """An archive's files as a tar read front to back left them (an OCI layout's blobs)."""
 
     source: str
     documents: dict[str, bytes]
     scans: dict[str, LayerScan]
+    # Layers that could not be read, with why: an error only if the chosen image uses them.
     broken: dict[str, str]
     links: dict[str, str]
-    digests: dict[str, tuple[str, int]]
+    digests: dict[str, tuple[str, int]]  # blobs/ layer -> sha256 (hex) and size
     sizes: dict[str, int]
 
     def top(self, name: str, limit: int) -> bytes | None:

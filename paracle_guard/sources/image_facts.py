@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from paracle_guard.image_tree import ImageTree, LayerTree
-from paracle_guard.sources.image_archive import FinalFile, LayerScan
+from paracle_guard.sources.image_archive import FinalFile
 from paracle_guard.sources.image_content import KeptFile
+from paracle_guard.sources.layer_scan import LayerScan
 from paracle_guard.sources.package_db import PackageRecord
 
 # The fields each record is stored with, in order. A fact added to a record must be added

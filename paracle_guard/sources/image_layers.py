@@ -24,13 +24,7 @@ from paracle_guard.docker_client import SAVE_CHUNK_SIZE, open_save_stream
 from paracle_guard.engine_protocol import ImageInfo, ImageStore
 from paracle_guard.errors import InputError
 from paracle_guard.progress import REPORT_EVERY, ImageRead, ReadProgress
-from paracle_guard.sources.image_archive import (
-    LayerScan,
-    SavedArchive,
-    SavedImage,
-    read_saved_archive,
-    scan_layer,
-)
+from paracle_guard.sources.image_archive import SavedArchive, SavedImage, read_saved_archive
 from paracle_guard.sources.image_config import ImageConfig
 from paracle_guard.sources.image_content import ACCOUNT_FILES
 from paracle_guard.sources.image_facts import (
@@ -40,6 +34,7 @@ from paracle_guard.sources.image_facts import (
     encode_image,
     encode_layer,
 )
+from paracle_guard.sources.layer_scan import LayerScan, scan_layer
 from paracle_guard.sources.layer_store import (
     LayerStoreError,
     ReplayedLayer,

@@ -14,13 +14,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from paracle_guard.errors import InputError
-from paracle_guard.sources.image_archive import (
-    LayerScan,
-    SavedArchive,
-    layout_image,
-    scan_layer,
-)
+from paracle_guard.sources.image_archive import SavedArchive, layout_image
 from paracle_guard.sources.image_content import ACCOUNT_FILES
+from paracle_guard.sources.layer_scan import LayerScan, scan_layer
 from paracle_guard.sources.oci_layout import HashingSource, ScannedBlob, images_from_layout
 from paracle_guard.sources.tar_stream import StreamSource
 

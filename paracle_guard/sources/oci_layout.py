@@ -31,7 +31,8 @@ from paracle_guard.sources.go_json import INT64, STRING, Map, Slice, Struct
 from paracle_guard.sources.tar_stream import Source, TarFormatError
 
 if TYPE_CHECKING:  # image_archive reads layouts through this module
-    from paracle_guard.sources.image_archive import LayerScan, SavedImage
+    from paracle_guard.sources.image_archive import SavedImage
+    from paracle_guard.sources.layer_scan import LayerScan
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from paracle_guard.errors import InputError
 from paracle_guard.sources.image import image_subject, load_archive_images, load_image_archive
-from paracle_guard.sources.image_archive import normalise, read_saved_archive
+from paracle_guard.sources.image_archive import read_saved_archive
+from paracle_guard.sources.layer_scan import normalise
 from paracle_guard.subject import Subject
 from tests.cli_process import run_cli
 from tests.docker_images import (

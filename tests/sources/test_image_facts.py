@@ -8,9 +8,9 @@ import json
 import pytest
 
 from paracle_guard import __version__
-from paracle_guard.image_tree import ImageTree, LayerTree
+from paracle_guard.image_tree import ImageTree, LayerTree, path_key
 from paracle_guard.sources.facts_store import FACTS_SCHEMA, namespace
-from paracle_guard.sources.image_archive import FinalFile, LayerScan, path_key
+from paracle_guard.sources.image_archive import FinalFile
 from paracle_guard.sources.image_content import KeptFile
 from paracle_guard.sources.image_facts import (
     KEPT_FIELDS,
@@ -23,6 +23,7 @@ from paracle_guard.sources.image_facts import (
     encode_image,
     encode_layer,
 )
+from paracle_guard.sources.layer_scan import LayerScan
 from paracle_guard.sources.package_db import PackageRecord
 
 PASSWD = KeptFile(path="/etc/passwd", mode=0o644, kind="file", uid=0, gid=0, size=9,

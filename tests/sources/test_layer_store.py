@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from paracle_guard.sources.image_archive import scan_layer
+from paracle_guard.sources.layer_scan import scan_layer
 from paracle_guard.sources.layer_store import (
     LAYERDB,
     LayerStoreError,
