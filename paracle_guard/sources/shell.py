@@ -26,12 +26,12 @@ nothing here raises for any input.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 
 from paracle_guard.sources.getopt import basename
 from paracle_guard.sources.shell_command import Command, known_output
-from paracle_guard.sources.shell_expand import PARAMETER_NAME, WordReader
+from paracle_guard.sources.shell_expand import PARAMETER_NAME
+from paracle_guard.sources.shell_nested import NestedScripts
 from paracle_guard.sources.shell_state import (
     MAX_NESTING,
     ReadLimits,
@@ -42,27 +42,20 @@ from paracle_guard.sources.shell_state import (
     forget_rewritten,
     record_writes,
     set_loop_variable,
-    set_positional,
     stdin_file,
-    written,
 )
 from paracle_guard.sources.shell_words import (
     SHELLS,
-    STDIN_FILES,
     function_definitions,
     reads_script_from_stdin,
     resolve_path,
     shell_c_script,
-    shell_options,
     unescape_ansi,
 )
-from paracle_guard.sources.wrappers import MAX_WRAPPERS, Unwrapped, is_wrapper, unwrap
+from paracle_guard.sources.wrappers import is_wrapper
 
 __all__ = ["SHELLS", "read_argv", "read_script", "reads_script_from_stdin", "resolve_path",
            "shell_c_script"]
-
-# xargs fed by a known list runs at most this many commands.
-_MAX_XARGS_COMMANDS = 16
 
 # One token per match, tried in order at the current position. ``heredoc`` comes
 # before ``redirect`` so that ``<<`` is not read as two ``<``; its lookahead leaves
@@ -100,8 +93,6 @@ _PIPE_OPERATORS = frozenset({"|", "|&"})
 _KEEPS_CONTENT = SHELLS | {".", "source", "cat", "chmod", "chown", "chgrp", "ls", "test",
                            "[", "stat", "head", "tail", "grep", "wc", "file", "sha256sum",
                            "md5sum", "echo", "printf"}
-# "command apt-get" and "builtin cd" run the program or builtin, never a function.
-_BYPASS_FUNCTIONS = frozenset({"command", "builtin"})
 
 
 def read_script(
@@ -148,7 +139,7 @@ def _with_defaults(variables: Mapping[str, str] | None) -> dict[str, str]:
     return {"IFS": " \t\n", **(variables or {})}
 
 
-class ScriptReader(WordReader):
+class ScriptReader(NestedScripts):
     """One pass over one script: its commands, pipelines and the scripts they run.
     Nested scripts get their own reader."""
 
@@ -167,13 +158,7 @@ class ScriptReader(WordReader):
             kind = match.lastgroup
             position = match.end()
             if kind == "word":
-                word = match.group("word")
-                if (self.words and self.next_word == "argument" and not self.in_word
-                        and not self.in_case_pattern and word != "in"):
-                    self.words.append(word)
-                else:
-                    self._add(word, plain=True)
-                    self._end_word()
+                self._word(match.group("word"))
                 continue
             if kind == "blank" or kind == "continuation":
                 self._end_word()
@@ -189,15 +174,11 @@ class ScriptReader(WordReader):
                     continue
                 self._add(value, plain=True)
             elif kind == "single":
-                value = match.group()
-                self._add(value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:],
-                          quoted=True)
+                self._single_quoted(match.group())
             elif kind == "double":
                 position = self._double(position)
             elif kind == "ansi":
-                value = match.group()
-                body = value[2:-1] if value.endswith("'") and len(value) > 2 else value[2:]
-                self._add(_ANSI_ESCAPE.sub(unescape_ansi, body), quoted=True)
+                self._ansi_quoted(match.group())
             elif kind == "escaped":
                 self._add(match.group()[1:], quoted=True)
             elif kind == "dollar":
@@ -207,21 +188,46 @@ class ScriptReader(WordReader):
             elif kind == "procsub":
                 position = self._process_substitution(match.group(), position)
             elif kind == "heredoc":
-                self._end_word()
-                self.next_word = "heredoc"
-                self.heredoc_strip_tabs = match.group().endswith("-")
+                self._heredoc_operator(match.group())
             elif kind == "redirect":
-                self._end_word()
-                operator = match.group()
-                digits = len(operator) - len(operator.lstrip("0123456789"))
-                self.redirect = (operator[:digits], operator[digits:])
-                self.next_word = "herestring" if operator.endswith("<<<") else "target"
+                self._redirect(match.group())
             else:
                 position = self._operator(match.group(), position)
         self._end_command()
         self._read_heredoc_bodies(length)
         self._flush()
         return self.commands
+
+    def _word(self, word: str) -> None:
+        """A whole unquoted word: an argument appended as it is, in the common case."""
+        if (self.words and self.next_word == "argument" and not self.in_word
+                and not self.in_case_pattern and word != "in"):
+            self.words.append(word)
+        else:
+            self._add(word, plain=True)
+            self._end_word()
+
+    def _single_quoted(self, value: str) -> None:
+        self._add(value[1:-1] if value.endswith("'") and len(value) > 1 else value[1:],
+                  quoted=True)
+
+    def _ansi_quoted(self, value: str) -> None:
+        """``$'...'``: its backslash escapes decoded, as bash does."""
+        body = value[2:-1] if value.endswith("'") and len(value) > 2 else value[2:]
+        self._add(_ANSI_ESCAPE.sub(unescape_ansi, body), quoted=True)
+
+    def _heredoc_operator(self, operator: str) -> None:
+        """``<<`` or ``<<-``: the next word is the here-document's delimiter."""
+        self._end_word()
+        self.next_word = "heredoc"
+        self.heredoc_strip_tabs = operator.endswith("-")
+
+    def _redirect(self, operator: str) -> None:
+        """``2>``, ``>>``, ``<<<``...: the next word is its target (or the here-string)."""
+        self._end_word()
+        digits = len(operator) - len(operator.lstrip("0123456789"))
+        self.redirect = (operator[:digits], operator[digits:])
+        self.next_word = "herestring" if operator.endswith("<<<") else "target"
 
     def _substitute(self, script: str) -> str | None:
         """A command substitution: its commands run first, its output is an argument.
@@ -247,13 +253,6 @@ class ScriptReader(WordReader):
             self.opaque = True
             return None
         return "".join(text for text in printed if text is not None).rstrip("\n")
-
-
-    def _too_deep(self) -> None:
-        self.limits.too_deep = True
-        self.limits.leave_unread(f"nests scripts (sh -c, eval, $(...)) more than {MAX_NESTING} "
-                                 "levels deep")
-
 
     # -- commands and pipelines ---------------------------------------------
 
@@ -336,13 +335,6 @@ class ScriptReader(WordReader):
         apply_builtin(self.state, command)
         self.pending.append(command)
 
-    def _unwrap(self, words: Sequence[str]) -> Unwrapped:
-        unwrapped = unwrap(words)
-        if unwrapped.exhausted:
-            self.limits.leave_unread(f"chains more than {MAX_WRAPPERS} wrapper commands "
-                                     "(env, nice, sudo...)")
-        return unwrapped
-
     def _flush(self) -> None:
         """Finish the commands of the line just read, now that heredoc bodies are known."""
         pending, self.pending = self.pending, []
@@ -376,130 +368,6 @@ class ScriptReader(WordReader):
         target = command.output_to
         if command.flow == "pipe" and target is not None and target.stdin is None:
             target.stdin = command.output
-
-    def _xargs(self, command: Command) -> None:
-        """``echo a b | xargs apk add``: the items become arguments."""
-        items = (command.stdin or "").split()
-        if command.xargs_replace is None:
-            command.argv = command.argv + items
-            command.output = known_output(command)
-            self.commands.append(command)
-            self._nested(command)
-            return
-        mark = command.xargs_replace
-        if len(items) > _MAX_XARGS_COMMANDS:
-            self.limits.leave_unread(f"runs a command through xargs -I for more than "
-                                     f"{_MAX_XARGS_COMMANDS} items")
-        for item in items[:_MAX_XARGS_COMMANDS]:
-            each = Command(argv=[word.replace(mark, item) for word in command.argv],
-                           wrappers=command.wrappers, environment=command.environment,
-                           cwd=command.cwd, redirects=command.redirects,
-                           output_to=command.output_to, flow=command.flow)
-            self.commands.append(each)
-            self._nested(each)
-
-    def _nested(self, command: Command) -> None:
-        """Scripts and commands that ``command`` runs: sh -c, su -c, eval, find -exec..."""
-        argv = command.argv
-        program = command.program
-        state: ShellState | None = None
-        script = command.script
-        positional: list[str] = []
-        if script is None and program in SHELLS:
-            saw_c, position = shell_options(argv)
-            if saw_c and position is not None and position < len(argv):
-                script, positional = argv[position], argv[position + 1:]
-            elif reads_script_from_stdin(argv):
-                script = command.stdin
-            elif position is not None and position < len(argv):  # "sh FILE ARGS"
-                script, positional = self._written(argv[position], command), argv[position:]
-        elif program == "eval":
-            script, state = " ".join(argv[1:]), self.state  # eval runs in this shell
-        elif program in (".", "source") and len(argv) > 1:
-            # Run in this shell, from standard input or from a file the step wrote.
-            script = command.stdin if argv[1] in STDIN_FILES else self._written(argv[1], command)
-            state = self.state
-        elif program == "find":
-            self._find_exec(command)
-            return
-        elif script is None and "/" in (argv[0] if argv else ""):  # "./i.sh", "/tmp/i.sh"
-            script, positional = self._written(argv[0], command), argv
-        elif script is None and program in self.state.functions \
-                and not _BYPASS_FUNCTIONS.intersection(command.wrappers):  # "f x" after "f() {"
-            script = self._function_body(program)
-            positional = [self.state.variables.get("0", "sh"), *argv[1:]]
-        elif script is None and program in self.state.aliases:
-            self._alias(command)
-            return
-        if script is None or not script.strip():
-            return
-        if command.opaque and script.lstrip().startswith(("$(", "`")):
-            return  # text fetched at run time: its fetching command is read already
-        if self.depth >= MAX_NESTING:
-            self._too_deep()
-            return
-        if state is None:
-            state = self.state.copy()
-            state.cwd = command.cwd
-            state.variables.update(command.environment)
-            if positional:
-                state.variables["0"] = positional[0]
-                set_positional(state.variables, positional[1:])
-        child = ScriptReader(script, state, self.depth + 1, self.limits,
-                        split_substitutions=not command.opaque)
-        self.commands.extend(child.run())
-        for output in child.outputs:
-            output.output_to, output.flow = command, "forward"
-
-    def _function_body(self, name: str) -> str | None:
-        """The body of the function ``name``, within the expansion budget."""
-        if self.limits.budget.remaining < 0:
-            return None  # spent: finding the body's end would be work for nothing
-        body = self.state.functions[name].body()
-        return body if self.limits.expands(body) else None
-
-    def _alias(self, command: Command) -> None:
-        """"x sudo" after "alias x='apk add'": the alias text, then the words, run in this
-        shell. As in sh, the alias is not expanded again inside its own text, so
-        "alias ls='ls -la'" is not a loop."""
-        name = command.program
-        text = self.state.aliases[name]
-        if not self.limits.expands(text):
-            return
-        if self.depth >= MAX_NESTING:
-            self._too_deep()
-            return
-        del self.state.aliases[name]
-        try:
-            child = ScriptReader(" ".join([text, *(shlex.quote(arg) for arg in command.argv[1:])]),
-                            self.state, self.depth + 1, self.limits)
-            self.commands.extend(child.run())
-        finally:
-            self.state.aliases[name] = text
-        for output in child.outputs:
-            output.output_to, output.flow = command, "forward"
-
-    def _written(self, path: str, command: Command) -> str | None:
-        return written(self.state, self.limits, path, command.cwd)
-
-    def _find_exec(self, command: Command) -> None:
-        """``find ... -exec CMD {} ;`` runs CMD once per file found."""
-        argv = command.argv
-        index = 1
-        while index < len(argv):
-            if argv[index] not in ("-exec", "-execdir", "-ok", "-okdir"):
-                index += 1
-                continue
-            end = index + 1
-            while end < len(argv) and argv[end] not in (";", "+"):
-                end += 1
-            unwrapped = self._unwrap(argv[index + 1:end])
-            if unwrapped.argv or unwrapped.script:
-                self.finish(Command(argv=unwrapped.argv, wrappers=unwrapped.wrappers,
-                                    environment=unwrapped.environment, cwd=command.cwd,
-                                    script=unwrapped.script))
-            index = end + 1
-
 
     def _read_heredoc_bodies(self, position: int) -> int:
         """Consume the bodies of heredocs opened on the line just ended."""
