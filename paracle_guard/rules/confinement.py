@@ -101,8 +101,11 @@ def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violati
             yield Violation(message=f"{said} turns the {profile} profile off",
                             location=option.location)
         elif option is not None and option.weakness:
-            yield Violation(message=f"the custom {profile} profile ({len(option.value)} bytes) "
-                                    f"{option.weakness}", location=option.location)
+            # The engine holds the profile's JSON; a compose file names the file Compose sends.
+            held = option.value.lstrip().startswith("{")
+            named = f"({len(option.value)} bytes)" if held else option.value
+            yield Violation(message=f"the custom {profile} profile {named} {option.weakness}",
+                            location=option.location)
     for option in config.security_opt:
         if option.key != "label":
             continue

@@ -10,6 +10,7 @@ user, environment, images and metadata.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from paracle_guard.location import Location
@@ -18,7 +19,7 @@ from paracle_guard.sources.compose_merge import prepared
 from paracle_guard.sources.compose_mounts import MountReader
 from paracle_guard.sources.compose_project import Project
 from paracle_guard.sources.compose_values import boolean as _bool
-from paracle_guard.sources.compose_values import check_service_keys
+from paracle_guard.sources.compose_values import check_service_keys, expand_user
 from paracle_guard.sources.compose_values import integer as _int
 from paracle_guard.sources.compose_values import location as _location
 from paracle_guard.sources.compose_values import mapping as _mapping
@@ -34,6 +35,7 @@ from paracle_guard.sources.runtime_options import (
     normalise_capability,
     parse_security_opt,
 )
+from paracle_guard.sources.seccomp_profile import profile_weakness
 from paracle_guard.subject import (
     Capability,
     Device,
@@ -46,6 +48,9 @@ from paracle_guard.subject import (
     Ulimit,
 )
 
+# A seccomp profile is a few tens of KiB (the engine's default is about 20); anything
+# far larger is not a profile this reader should hold in memory.
+SECCOMP_PROFILE_LIMIT = 4 << 20
 _RESTART_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
 
 
@@ -169,9 +174,31 @@ class ServiceRuntimeReader:
                 key, value = parse_security_opt(raw)
             except ValueError as exc:
                 raise item.error(str(exc)) from None
+            weakness = self._seccomp_file_weakness(value) if key == "seccomp" else None
             options.append(SecurityOption(raw=raw, key=key, value=value,
-                                          location=_location(item)))
+                                          location=_location(item), weakness=weakness))
         return options
+
+    def _seccomp_file_weakness(self, value: str) -> str | None:
+        """How the profile file ``seccomp=FILE`` names is weaker than the engine's default.
+
+        Compose reads the file itself and sends its JSON (compose ``parseSecurityOpts``,
+        the path through compose-go ``Project.RelativePath``: ``~`` is the home folder,
+        a relative path is joined to the project's working folder), so the engine
+        judges the content, never the name.
+        """
+        if value in ("unconfined", "builtin"):
+            return None
+        path = expand_user(value)
+        path = path if os.path.isabs(path) else os.path.join(self.project.files.folder, path)
+        try:
+            with open(path, "rb") as profile:
+                content = profile.read(SECCOMP_PROFILE_LIMIT + 1)
+        except OSError as exc:
+            return f"cannot be read here ({exc.strerror or exc}), so nothing says what it allows"
+        if len(content) > SECCOMP_PROFILE_LIMIT:
+            return f"is over {SECCOMP_PROFILE_LIMIT} bytes, more than this reader reads"
+        return profile_weakness(content.decode("utf-8", "surrogateescape"))
 
     def _networks(self, network_mode: str) -> list[Setting]:
         node = self._get("networks")

@@ -791,3 +791,48 @@ def test_a_runtime_overridden_through_extends_is_judged(tmp_path: Path) -> None:
                    if f.rule == "PG313")
     assert finding.location.line == line_of(path, "runtime: runc")
     assert finding.message == "runtime runc is not allowed: controls.runtime.allowed is runsc"
+
+
+# --- seccomp profile files ------------------------------------------------------------------
+
+
+def _hardened_with(folder: Path, option: str) -> Path:
+    text = (CASES / "hardened.yaml").read_text().replace(
+        'security_opt: ["no-new-privileges:true"]',
+        f'security_opt: ["no-new-privileges:true", "{option}"]')
+    return write(folder, "project/compose.yaml", text)
+
+
+@pytest.mark.parametrize(("profile", "weakness"), [
+    ('{"defaultAction": "SCMP_ACT_ALLOW"}',
+     "lets every call it does not name through (defaultAction SCMP_ACT_ALLOW)"),
+    ('{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["unshare"], '
+     '"action": "SCMP_ACT_ALLOW"}]}', "unshare"),
+    ("not json", "cannot be read as the engine reads it"),
+    (None, "cannot be read here (No such file or directory)"),
+])
+def test_a_seccomp_profile_file_is_judged_by_its_content_as_compose_sends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str | None, weakness: str,
+) -> None:
+    # compose parseSecurityOpts reads the file through Project.RelativePath: relative to
+    # the project's folder, not to where compose runs.
+    path = _hardened_with(tmp_path, "seccomp=profiles/p.json")
+    if profile is not None:
+        write(tmp_path, "project/profiles/p.json", profile)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    (subject,) = load_compose(path, environ={})
+    found = codes_and_messages(subject)
+    assert set(found) == {"PG312"}
+    assert found["PG312"].startswith("the custom seccomp profile profiles/p.json ")
+    assert weakness in found["PG312"]
+
+
+def test_a_profile_no_weaker_than_the_default_passes_and_home_is_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    write(tmp_path, "home/p.json", '{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": '
+                                   '[{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}')
+    (subject,) = load_compose(_hardened_with(tmp_path, "seccomp=~/p.json"), environ={})
+    assert codes(subject) == set()
