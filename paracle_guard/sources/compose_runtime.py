@@ -11,6 +11,7 @@ user, environment, images and metadata.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 
 from paracle_guard.location import Location
@@ -192,10 +193,14 @@ class ServiceRuntimeReader:
         path = expand_user(value)
         path = path if os.path.isabs(path) else os.path.join(self.project.files.folder, path)
         try:
-            with open(path, "rb") as profile:
-                content = profile.read(SECCOMP_PROFILE_LIMIT + 1)
+            # Non-blocking: a FIFO or a device named here must not hang the scan.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             return f"cannot be read here ({exc.strerror or exc}), so nothing says what it allows"
+        with os.fdopen(descriptor, "rb") as profile:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                return "is not a regular file, so nothing says what it allows"
+            content = profile.read(SECCOMP_PROFILE_LIMIT + 1)
         if len(content) > SECCOMP_PROFILE_LIMIT:
             return f"is over {SECCOMP_PROFILE_LIMIT} bytes, more than this reader reads"
         return profile_weakness(content.decode("utf-8", "surrogateescape"))

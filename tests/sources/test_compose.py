@@ -9,6 +9,7 @@ temporary folder for the reading rules: YAML, interpolation, ``.env``,
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -810,6 +811,7 @@ def _hardened_with(folder: Path, option: str) -> Path:
      '"action": "SCMP_ACT_ALLOW"}]}', "unshare"),
     ("not json", "cannot be read as the engine reads it"),
     (None, "cannot be read here (No such file or directory)"),
+    ("fifo", "is not a regular file"),
 ])
 def test_a_seccomp_profile_file_is_judged_by_its_content_as_compose_sends_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str | None, weakness: str,
@@ -817,7 +819,10 @@ def test_a_seccomp_profile_file_is_judged_by_its_content_as_compose_sends_it(
     # compose parseSecurityOpts reads the file through Project.RelativePath: relative to
     # the project's folder, not to where compose runs.
     path = _hardened_with(tmp_path, "seccomp=profiles/p.json")
-    if profile is not None:
+    if profile == "fifo":  # nobody ever writes to it: reading it must not wait
+        (tmp_path / "project/profiles").mkdir()
+        os.mkfifo(tmp_path / "project/profiles/p.json")
+    elif profile is not None:
         write(tmp_path, "project/profiles/p.json", profile)
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
