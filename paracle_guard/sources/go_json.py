@@ -133,13 +133,13 @@ class Struct(Kind):
     _folded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._folded.update({_fold(name): name for name in self.fields})
+        self._folded.update({go_fold(name): name for name in self.fields})
 
     def lookup(self, key: str) -> str | None:
         """The field a JSON key sets, matched as Go matches it, or None."""
         if key in self.fields:
             return key
-        return self._folded.get(_fold(key))
+        return self._folded.get(go_fold(key))
 
     def extended(self, name: str, **more: Kind) -> Struct:
         return Struct(name, {**self.fields, **more})
@@ -148,8 +148,9 @@ class Struct(Kind):
 _ASCII_UPPER = re.compile(r"[A-Z]")
 
 
-def _fold(key: str) -> str:
-    """Go's case folding of a key: ASCII letters, plus U+017F (s) and U+212A (k)."""
+def go_fold(key: str) -> str:
+    """Go's case folding of a key (``strings.EqualFold``): ASCII letters, plus U+017F (s)
+    and U+212A (k), the only other characters that fold to an ASCII letter."""
     key = key.replace("\u017f", "s").replace("\u212a", "k")
     return _ASCII_UPPER.sub(lambda m: m.group(0).lower(), key)
 
@@ -157,7 +158,7 @@ def _fold(key: str) -> str:
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def _go_string(value: str) -> str:
+def go_string(value: str) -> str:
     # Go decodes a lone surrogate escape (\ud800) to U+FFFD.
     return _SURROGATE.sub("\ufffd", value)
 
@@ -175,13 +176,13 @@ def decode(value: Any, kind: Kind, where: str = "body", depth: int = 0) -> Any:
             return value
     elif kind is STRING:
         if isinstance(value, str):
-            return _go_string(value)
+            return go_string(value)
     elif kind is EMPTY_STRUCT:
         if isinstance(value, _Pairs):
             return {}
     elif kind is STR_SLICE:
         if isinstance(value, str):
-            return [_go_string(value)]
+            return [go_string(value)]
         if isinstance(value, list) and not isinstance(value, _Pairs):
             return [decode(item, STRING, f"{where}[{index}]", depth + 1)
                     for index, item in enumerate(value)]
@@ -219,7 +220,7 @@ def decode_struct(pairs: _Pairs, kind: Struct, where: str, depth: int = 0) -> di
 def _map(pairs: _Pairs, kind: Map, where: str, depth: int) -> dict[str, Any]:
     decoded: dict[str, Any] = {}
     for key, item in pairs:
-        key = _go_string(key)
+        key = go_string(key)
         if key in decoded:
             raise GoJSONError(f"{where}: the key {key!r} is set twice")
         decoded[key] = decode(item, kind.elem, f"{where}[{key!r}]", depth + 1)
@@ -238,13 +239,13 @@ def _int(value: Any, kind: Int, where: str) -> int:
 def _plain(value: Any) -> Any:
     """A parsed value with objects as dicts (last key wins, as Go's maps) and floats as floats."""
     if isinstance(value, _Pairs):
-        return {_go_string(k): _plain(v) for k, v in value}
+        return {go_string(k): _plain(v) for k, v in value}
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, _GoFloat):
         return float(value.literal)
     if isinstance(value, str):
-        return _go_string(value)
+        return go_string(value)
     return value
 
 

@@ -26,14 +26,12 @@ decoder is reported, not silently read one way. A value of the wrong type is in
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Lone UTF-16 surrogates from "\ud800" escapes: Go decodes each as U+FFFD.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
+# Go's key folding and its reading of lone surrogates, shared with the API body reader.
+from paracle_guard.sources.go_json import go_fold, go_string
 
 
 class Pairs(list[tuple[str, Any]]):
@@ -115,20 +113,6 @@ def _is_object(value: object) -> bool:
     return isinstance(value, Pairs)
 
 
-# The only characters outside ASCII that strings.EqualFold equates with an ASCII letter.
-_FOLDS_TO_ASCII = {"\u212a": "K", "\u017f": "S"}  # KELVIN SIGN, LATIN SMALL LETTER LONG S
-
-
-def go_fold(key: str) -> str:
-    """``key`` folded so that it equals an ASCII field name's fold when Go's EqualFold would."""
-    return "".join(char.upper() if char.isascii() else _FOLDS_TO_ASCII.get(char, char)
-                   for char in key)
-
-
-def _clean(text: str) -> str:
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
 class _Decoder:
     def __init__(self) -> None:
         self.problems: list[str] = []
@@ -174,14 +158,14 @@ class _Decoder:
         for name, spelled in keys.items():
             path = f"{where}.{name}" if where else name
             if len(spelled) > 1:
-                listing = ", ".join(repr(_clean(key)) for key in spelled)
+                listing = ", ".join(repr(go_string(key)) for key in spelled)
                 self.ambiguities.append(
                     f"image config: keys {listing} all set {path}; Go's JSON decoder, which "
                     f"the engine uses, matches keys case-insensitively and keeps the last "
-                    f"({_clean(spelled[-1])!r})")
+                    f"({go_string(spelled[-1])!r})")
             elif not spelled[0].isascii():
                 self.ambiguities.append(
-                    f"image config: key {_clean(spelled[0])!r} sets {path} only because Go's "
+                    f"image config: key {go_string(spelled[0])!r} sets {path} only because Go's "
                     "JSON decoder folds it to that name")
         return found
 
@@ -193,7 +177,7 @@ class _Decoder:
         if value is None:
             return current  # null leaves a string as it was
         if isinstance(value, str):
-            return _clean(value)
+            return go_string(value)
         self.wrong_type(path, "a string")
         return current
 
@@ -201,7 +185,7 @@ class _Decoder:
         if value is None:
             return None
         if isinstance(value, list) and not _is_object(value):
-            items = [_clean(item) for item in value if isinstance(item, str)]
+            items = [go_string(item) for item in value if isinstance(item, str)]
             if len(items) != len(value):
                 self.wrong_type(f"{path}[]", "a string")
             return items
@@ -219,8 +203,8 @@ class _Decoder:
         merged = dict(current or {})
         for key, item in value:
             if item is not None and not _is_object(item):
-                self.wrong_type(f"{path}[{_clean(key)!r}]", "an object")
-            merged[_clean(key)] = None
+                self.wrong_type(f"{path}[{go_string(key)!r}]", "an object")
+            merged[go_string(key)] = None
         return merged
 
     def struct(self, value: Any, current: dict[str, Any] | None, fields: tuple[str, ...],
@@ -235,7 +219,7 @@ class _Decoder:
         for name, item in self.matched(value, fields, path):
             where = f"{path}.{name}"
             if name == "Entrypoint" and isinstance(item, str):
-                merged[name] = [_clean(item)]  # strslice.StrSlice: a string is a list of one
+                merged[name] = [go_string(item)]  # strslice.StrSlice: a string is a list of one
             elif name in ("Env", "Entrypoint", "diff_ids"):
                 merged[name] = self.strings(item, where)
             elif name in ("Volumes", "ExposedPorts"):

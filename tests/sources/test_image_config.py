@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paracle_guard.sources.go_json import go_fold
 from paracle_guard.sources.image_config import (
     ConfigError,
     config_from_inspect,
     decode_image_config,
-    go_fold,
 )
 
 
