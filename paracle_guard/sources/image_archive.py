@@ -257,9 +257,6 @@ class _ArchiveBlobs:
     digests: dict[str, tuple[str, int]]  # blobs/ layer -> sha256 (hex) and size
     sizes: dict[str, int]
 
-    def top(self, name: str, limit: int) -> bytes | None:
-        return self.document(name, limit)
-
     def document(self, name: str, limit: int) -> bytes | None:
         name = _resolve(name, self.links)
         if self.sizes.get(name, 0) > limit:

@@ -42,9 +42,6 @@ class _DirectoryBlobs:
         self.scans: dict[str, LayerScan] = {}
         self._scanned: dict[str, ScannedBlob] = {}
 
-    def top(self, name: str, limit: int) -> bytes | None:
-        return self.document(name, limit)
-
     def document(self, name: str, limit: int) -> bytes | None:
         opened = self._open(name)
         if opened is None:

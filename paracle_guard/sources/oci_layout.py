@@ -100,11 +100,9 @@ class LayoutBlobs(Protocol):
 
     source: str
 
-    def top(self, name: str, limit: int) -> bytes | None:
-        """``oci-layout`` or ``index.json``; None when absent; InputError when over ``limit``."""
-
     def document(self, name: str, limit: int) -> bytes | None:
-        """A JSON blob (``blobs/sha256/<hex>``), None when absent."""
+        """A JSON file (``oci-layout``, ``index.json``, ``blobs/sha256/<hex>``); None when
+        absent; InputError when over ``limit``."""
 
     def layer(self, name: str) -> ScannedBlob | None:
         """A layer blob scanned; None when absent; InputError when unreadable."""
@@ -150,12 +148,13 @@ def images_from_layout(
     ``make_image(config, layer names, tags)`` builds an image once its blobs are verified.
     """
     source = blobs.source
-    layout = _decode(blobs.top(LAYOUT_FILE, DOCUMENT_LIMIT), _LAYOUT, f"{source}: {LAYOUT_FILE}")
+    layout = _decode(blobs.document(LAYOUT_FILE, DOCUMENT_LIMIT), _LAYOUT,
+                     f"{source}: {LAYOUT_FILE}")
     version = layout.get("imageLayoutVersion") or ""
     if version != LAYOUT_VERSION:
         raise InputError(f"{source}: {LAYOUT_FILE} says imageLayoutVersion {version!r}; only "
                          f"{LAYOUT_VERSION!r} is an OCI image layout")
-    index = _decode(blobs.top(INDEX_FILE, DOCUMENT_LIMIT), _INDEX, f"{source}: {INDEX_FILE}")
+    index = _decode(blobs.document(INDEX_FILE, DOCUMENT_LIMIT), _INDEX, f"{source}: {INDEX_FILE}")
     entries = _entries(index, f"{source}: {INDEX_FILE}")
     by_name: dict[tuple[str, ...], list[_Descriptor]] = {}
     for entry in entries:
