@@ -67,6 +67,11 @@ class SavedImage:
     layers: tuple[str, ...]  # archive member names, bottom layer first
     diff_ids: tuple[str, ...]
 
+    def layer_ids(self) -> list[str]:
+        """How reports name each layer: its diff ID, or its member name past the config's list."""
+        return [self.diff_ids[index] if index < len(self.diff_ids) else member
+                for index, member in enumerate(self.layers)]
+
 
 @dataclass
 class SavedArchive:
@@ -77,18 +82,16 @@ class SavedArchive:
     def image_tree(self, image: SavedImage) -> ImageTree:
         """The skeleton of ``image``'s filesystem: its layers' trees, bottom first."""
         return ImageTree(layers=[self.scans[member].tree for member in image.layers],
-                         layer_ids=[image.diff_ids[index] if index < len(image.diff_ids)
-                                    else member for index, member in enumerate(image.layers)])
+                         layer_ids=image.layer_ids())
 
     def final_files(self, image: SavedImage) -> list[FinalFile]:
         """The kept files that survive in ``image``'s final filesystem, sorted by path."""
         final: dict[str, FinalFile] = {}
-        for index, member in enumerate(image.layers):
+        for member, layer_id in zip(image.layers, image.layer_ids(), strict=True):
             scan = self.scans[member]
             if final:
                 for path in [p for p in final if scan.hides(p)]:
                     del final[path]
-            layer_id = image.diff_ids[index] if index < len(image.diff_ids) else member
             for path, kept in scan.kept.items():
                 final[path] = FinalFile(file=kept, layer=layer_id)
         return [final[path] for path in sorted(final)]
