@@ -21,7 +21,6 @@ The result holds only JSON types (dict, list, str, int, float, bool, None).
 
 from __future__ import annotations
 
-import re  # noqa: F401
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
