@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paracle_guard.errors import PolicyError
+from paracle_guard.policy.problems import Problem, YamlPath, nearest
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
-
-    from paracle_guard.policy.problems import Problem, YamlPath
 
 # Lists that add up through `extends` instead of replacing the inherited list:
 # a team's waivers must not erase the organisation's.
@@ -31,11 +30,7 @@ class Merged:
     origins: dict[YamlPath, tuple[str, int]] = field(default_factory=dict)
 
     def origin(self, path: YamlPath) -> tuple[str, int] | None:
-        for end in range(len(path), -1, -1):
-            found = self.origins.get(path[:end])
-            if found is not None:
-                return found
-        return None
+        return nearest(self.origins, path)
 
 
 def merge(base: Merged, over: Merged) -> Merged:
@@ -99,8 +94,6 @@ def _check_rule_clash(
             first = f"{there[0]}:{there[1]}" if there is not None else "an extended policy"
             file, line = here if here is not None else ("policy", None)
             message = f"{attribute} {value!r} is already used by the custom rule at {first}"
-            from paracle_guard.policy.problems import Problem
-
             raise PolicyError(str(Problem(file, line, ("custom_rules", index), message)))
 
 
@@ -118,8 +111,6 @@ def pydantic_problems(
 ) -> list[Problem]:
     """Pydantic's errors at the file and line each value came from (``display``: the
     policy being loaded, for values no file gave)."""
-    from paracle_guard.policy.problems import Problem
-
     problems = []
     for error in exc.errors():
         path = _existing_prefix(tuple(error["loc"]), data)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from paracle_guard.policy.problems import nearest
 from paracle_guard.severity import Severity
 
 SeverityOrOff = Literal["error", "warning", "info", "off"]
@@ -342,11 +343,8 @@ class Policy(_Section):
 
     def locate(self, path: tuple[str | int, ...]) -> tuple[str, int | None]:
         """The file and line of ``path`` (or of its nearest ancestor that has one)."""
-        for end in range(len(path), -1, -1):
-            found = self._origins.get(path[:end])
-            if found is not None:
-                return found
-        return self.source or self.metadata.name, None
+        found = nearest(self._origins, path)
+        return found if found is not None else (self.source or self.metadata.name, None)
 
     def expired_waivers(self, today: dt.date) -> list[tuple[int, Waiver]]:
         """The exceptions whose expiry date has passed, with their index."""

@@ -7,9 +7,21 @@ already-resolved policy (``engine``) never imports PyYAML.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 YamlPath = tuple[str | int, ...]
+_Found = TypeVar("_Found")
+
+
+def nearest(table: Mapping[YamlPath, _Found], path: YamlPath) -> _Found | None:
+    """``table``'s entry for ``path``, or for its nearest ancestor that has one."""
+    for end in range(len(path), -1, -1):
+        found = table.get(path[:end])
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True)

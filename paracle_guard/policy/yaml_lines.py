@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from paracle_guard.errors import PolicyError
-from paracle_guard.policy.problems import Problem, YamlPath
+from paracle_guard.policy.problems import Problem, YamlPath, nearest
 from paracle_guard.yaml12 import MAP, MERGE, SEQ, STR, Yaml12Loader, scalar_value
 
 # Anchors let a small file expand into a huge tree ("billion laughs"); no honest
@@ -45,11 +45,7 @@ class LocatedDocument:
 
     def line_of(self, path: YamlPath) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
+        return nearest(self.lines, path)
 
 
 def load_located(text: str, filename: str) -> LocatedDocument:
