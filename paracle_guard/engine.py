@@ -26,7 +26,14 @@ from paracle_guard.report.models import (
     SuppressionInfo,
     finding_order,
 )
-from paracle_guard.rules.base import RETIRED, Rule, Violation, all_rules, find_rule
+from paracle_guard.rules.base import (
+    RETIRED,
+    Rule,
+    Violation,
+    all_rules,
+    current_identifier,
+    find_rule,
+)
 from paracle_guard.rules.custom import build_custom_rules
 from paracle_guard.severity import Severity
 from paracle_guard.subject import Subject
@@ -320,7 +327,7 @@ def _ignored(ignore: Collection[str], rules: list[Rule]) -> frozenset[str]:
 
 def _names_rule(identifiers: list[str], finding: Finding) -> bool:
     for identifier in identifiers:
-        wanted = RETIRED.get(identifier.upper(), RETIRED.get(identifier.lower(), identifier))
+        wanted = current_identifier(identifier)
         if wanted.upper() == finding.rule or wanted.lower() == finding.name:
             return True
     return False

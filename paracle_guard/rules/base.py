@@ -161,10 +161,14 @@ def all_rules() -> list[Rule]:
     return sorted(_REGISTRY.values(), key=lambda r: r.code)
 
 
+def current_identifier(identifier: str) -> str:
+    """``identifier``, or the code of the rule a retired code or name was merged into."""
+    return RETIRED.get(identifier.upper(), RETIRED.get(identifier.lower(), identifier))
+
+
 def find_rule(identifier: str, rules: Iterable[Rule] | None = None) -> Rule | None:
     """A rule by code (case-insensitive) or by name, a retired one's by its successor."""
-    wanted = identifier.strip()
-    wanted = RETIRED.get(wanted.upper(), RETIRED.get(wanted.lower(), wanted))
+    wanted = current_identifier(identifier.strip())
     for candidate in rules if rules is not None else all_rules():
         if candidate.code.upper() == wanted.upper() or candidate.name == wanted.lower():
             return candidate
