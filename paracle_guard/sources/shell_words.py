@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from paracle_guard.sources.getopt import basename
 
@@ -190,20 +190,42 @@ def _past_quoted(text: str, index: int) -> int:
 
 def closing_paren(text: str, start: int) -> int:
     """Index of the ``)`` closing a ``(`` opened just before ``start`` (or len(text))."""
+    return _closing(text, start, _PAREN_SPECIAL, _paren_depth)
+
+
+def _paren_depth(text: str, index: int) -> int:
+    return 1 if text[index] == "(" else -1
+
+
+# What a closer's scan stops at; every other character is skipped by one regex search.
+_PAREN_SPECIAL = re.compile(r"[\\'\"()]")
+_GROUP_SPECIAL = re.compile(r"[\\'\"${}]")
+
+
+def _closing(
+    text: str, start: int, special: re.Pattern[str], depth_change: Callable[[str, int], int]
+) -> int:
+    """Where the depth ``depth_change`` counts from 1 at ``start`` falls to 0 (or
+    len(text)): quotes and escapes skipped, and ``${...}`` when ``special`` stops at ``$``."""
     depth = 1
     index = start
     length = len(text)
-    while index < length:
-        char = text[index]
+    while (match := special.search(text, index)) is not None:
+        index = match.start()
+        char = match[0]
         if char in _QUOTING:
             index = _past_quoted(text, index)
             continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return index
+        if char == "$":
+            if text[index + 1:index + 2] == "{":
+                close = closing_brace(text, index + 2)
+                index = length if close < 0 else close + 1
+            else:
+                index += 1
+            continue
+        depth += depth_change(text, index)
+        if depth == 0:
+            return index
         index += 1
     return length
 
@@ -292,25 +314,12 @@ def closing_group(text: str, start: int) -> int:
     """Index of the ``}`` word closing a ``{`` group opened just before ``start`` (or
     len(text)): quotes, escapes and ``${...}`` skipped, nested groups counted. ``{`` and
     ``}`` count only as words, so ``{a,b}`` and ``${x}`` do not."""
-    depth = 1
-    index = start
-    length = len(text)
-    while index < length:
-        char = text[index]
-        if char in _QUOTING:
-            index = _past_quoted(text, index)
-            continue
-        if char == "$" and text[index + 1:index + 2] == "{":
-            close = closing_brace(text, index + 2)
-            index = length if close < 0 else close + 1
-            continue
-        before = text[index - 1] if index else " "
-        after = text[index + 1:index + 2] or " "
-        if char == "{" and before in " \t\n;&|(" and after in " \t\n":
-            depth += 1
-        elif char == "}" and before in " \t\n;&" and after in " \t\n;&|)":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return length
+    return _closing(text, start, _GROUP_SPECIAL, _group_depth)
+
+
+def _group_depth(text: str, index: int) -> int:
+    before = text[index - 1] if index else " "
+    after = text[index + 1:index + 2] or " "
+    if text[index] == "{":
+        return 1 if before in " \t\n;&|(" and after in " \t\n" else 0
+    return -1 if before in " \t\n;&" and after in " \t\n;&|)" else 0
