@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from paracle_guard.sources.getopt import Option, basename, parse_options
+from paracle_guard.sources.getopt import Option, basename, option_values, parse_options
 from paracle_guard.subject import PackageAction, PackageCall, RequestedPackage
 
 APT_LISTS = "/var/lib/apt/lists"
@@ -275,7 +275,7 @@ def package_call(argv: Sequence[str], index: int) -> PackageCall | None:
     packages = _packages(syntax, arguments, action) if action in ("install", "remove") else []
     if program == "apk" and action == "install":
         # --virtual NAME installs a meta package of that name, not a real one.
-        virtual = _values(options, "-t", "--virtual")
+        virtual = set(option_values(options, "-t", "--virtual"))
         packages = [p for p in packages if p["name"] not in virtual]
     return PackageCall(
         command=index,
@@ -357,10 +357,6 @@ def _is_package_word(token: str) -> bool:
 
 def _is_file_or_url(token: str) -> bool:
     return token.startswith((".", "/", "~")) or "://" in token or token.endswith(_LOCAL_SUFFIXES)
-
-
-def _values(options: Sequence[Option], *names: str) -> set[str]:
-    return {value for name, value in options if name in names and value is not None}
 
 
 def _settings(options: Sequence[Option]) -> dict[str, str]:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from paracle_guard.sources.getopt import Option, basename, has_option, parse_options
+from paracle_guard.sources.getopt import Option, basename, has_option, option_values, parse_options
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ def _nice_numbers(
 
 def _split_string(options: list[Option], rest: list[str]) -> list[str]:
     """``env -S 'A=1 apk add' x``: the string's words stand where it stood."""
-    split = [value for option, value in options if option in ("-S", "--split-string") and value]
+    split = [value for value in option_values(options, "-S", "--split-string") if value]
     return split[-1].split() + rest if split else rest
 
 
@@ -257,8 +257,7 @@ def _su(result: Unwrapped, name: str) -> None:
     if rest and rest[0] == "-":
         rest = rest[1:]
     later, arguments = parse_options(rest[1:], _SU_SHORT_VALUED, _SU_LONG_VALUED)
-    scripts = [value for option, value in [*options, *later]
-               if option in ("-c", "--command", "--session-command") and value is not None]
+    scripts = option_values([*options, *later], "-c", "--command", "--session-command")
     if scripts:
         result.script = scripts[-1]
         result.argv = []
