@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paracle_guard.cli_commands.scan import run_scan
+from paracle_guard.cli_commands.scan import folders_of, run_scan
 from paracle_guard.cli_kit.house import command_app, fails_cleanly
 from paracle_guard.cli_kit.options import (
     BaselineOption,
@@ -79,7 +79,7 @@ def compose_command(
     engine = _engine_defaults(cgroup_version)
     targets = paths or ["."]
     if folders:
-        targets = list(dict.fromkeys(os.path.dirname(p) or "." for p in targets))
+        targets = folders_of(targets)
     run_scan(_services(file or [], targets, engine, with_dockerfiles),
              policy=policy, ignore=ignore, fail_on=fail_on)
 

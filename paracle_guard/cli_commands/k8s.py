@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paracle_guard.cli_commands.scan import read_stdin, run_scan
+from paracle_guard.cli_commands.scan import folders_of, read_stdin, run_scan
 from paracle_guard.cli_kit.house import command_app, fails_cleanly
 from paracle_guard.cli_kit.options import (
     BaselineOption,
@@ -57,8 +56,7 @@ def k8s_command(
 ) -> None:
     """Check every container of Kubernetes workloads against the policy, each Pod once."""
     if folders:
-        paths = list(dict.fromkeys(os.path.dirname(p) or "." for p in paths if p != "-")) + (
-            ["-"] if "-" in paths else [])
+        paths = folders_of(p for p in paths if p != "-") + (["-"] if "-" in paths else [])
     run_scan(_workloads(paths, stdin_filename), policy=policy, ignore=ignore, fail_on=fail_on)
 
 

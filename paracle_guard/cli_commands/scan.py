@@ -10,6 +10,7 @@ so a command only has to declare them.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -158,6 +159,12 @@ def read_stdin(what: str = "a Dockerfile",
     if sys.stdin.isatty():
         raise UsageError(f"-: standard input is a terminal; pipe {what} in ({example})")
     return sys.stdin.buffer.read()
+
+
+def folders_of(paths: Iterable[str]) -> list[str]:
+    """For ``--folders`` (pre-commit passes the changed files): each path's folder, once, in
+    order."""
+    return list(dict.fromkeys(os.path.dirname(p) or "." for p in paths))
 
 
 def facts_cache(no_cache: bool) -> DiskCache | None:
