@@ -15,6 +15,8 @@ machine hits all of them alike:
 - ``CLI cold``: ``paracle-guard run --image IMG -- true`` with an empty cache
   folder (XDG_CACHE_HOME), so it reads the image and resolves the policy;
 - ``CLI warm``: the same with a cache folder that already holds both;
+- ``CLI served``: the warm command line handed to a warm-start server
+  (``paracle-guard serve``) started for the benchmark;
 - ``library cold``: a new ``Launcher`` on an empty cache folder, in this process
   (imports already paid), calling ``run(["true"])``;
 - ``library warm``: one ``Launcher`` kept across runs, as an agent framework holds it.
@@ -38,6 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench_images import build, image_size_mb, remove_built
+from warm_server import served, unserved
 
 from paracle_guard import Launcher, SandboxConfig
 
@@ -54,7 +57,7 @@ HARDENING = [
     "--log-driver", "json-file", "--log-opt", "max-size=1m", "--log-opt", "max-file=1",
     "--label", "paracle-guard.launcher=1",
 ]
-SIDES = ("docker run", "CLI cold", "CLI warm", "library cold", "library warm")
+SIDES = ("docker run", "CLI cold", "CLI warm", "CLI served", "library cold", "library warm")
 
 
 def timed_process(command: list[str], env: dict[str, str] | None = None) -> float:
@@ -97,14 +100,14 @@ def measure(image: str, runs: int, warmup: int, executable: str, scratch: Path) 
     guard = [executable, "run", "--image", image, "--policy", "sandbox", "--", "true"]
     docker = ["docker", "run", "--rm", *HARDENING, image, "true"]
     warm_home = scratch / "warm"
-    warm_env = {**os.environ, "XDG_CACHE_HOME": str(warm_home)}
+    warm_env = unserved({**os.environ, "XDG_CACHE_HOME": str(warm_home)})
     counter = iter(range(10**6))
 
     def cold_home() -> Path:
         return scratch / f"cold-{next(counter)}"
 
     def cli_cold() -> float:
-        return timed_process(guard, {**os.environ, "XDG_CACHE_HOME": str(cold_home())})
+        return timed_process(guard, unserved({**os.environ, "XDG_CACHE_HOME": str(cold_home())}))
 
     def library_cold() -> float:
         with cache_home(cold_home()):
@@ -113,7 +116,8 @@ def measure(image: str, runs: int, warmup: int, executable: str, scratch: Path) 
                 launch_once(fresh, image)
             return time.perf_counter() - started
 
-    with cache_home(warm_home), Launcher("sandbox") as warm:
+    with cache_home(warm_home), Launcher("sandbox") as warm, \
+            served(executable, warm_env) as served_env:
 
         def library_warm() -> float:
             started = time.perf_counter()
@@ -124,6 +128,7 @@ def measure(image: str, runs: int, warmup: int, executable: str, scratch: Path) 
             "docker run": lambda: timed_process(docker),
             "CLI cold": cli_cold,
             "CLI warm": lambda: timed_process(guard, warm_env),
+            "CLI served": lambda: timed_process(guard, served_env),
             "library cold": library_cold,
             "library warm": library_warm,
         }

@@ -1,0 +1,31 @@
+"""``paracle-guard serve``: the warm-start server (see ``paracle_guard.warm``)."""
+
+from __future__ import annotations
+
+import os
+
+from paracle_guard.cli_kit.house import command_app, fails_cleanly
+
+app = command_app()
+
+@app.command("serve")
+@fails_cleanly
+def serve_command() -> None:
+    """Keep paracle-guard loaded for this user, so that each command starts in milliseconds.
+
+    Runs in the foreground until Ctrl-C or SIGTERM, logging each command it runs on
+    stderr. A command line uses it when it runs the same code as the same user in the
+    same context (namespaces, credentials, limits, locale); otherwise it runs as always.
+    Set PARACLE_GUARD_NO_SERVER=1 to never use it.
+    """
+    from paracle_guard.cli import command_line
+    from paracle_guard.warm.protocol import SERVED
+    from paracle_guard.warm.server import serve
+
+    # The log stays the server's own stderr: a worker gives fd 2 to its client.
+    log_fd = os.dup(2)
+
+    def log(line: str) -> None:
+        os.write(log_fd, f"paracle-guard serve: {line}\n".encode(errors="replace"))
+
+    serve(lambda: command_line(SERVED), log)

@@ -1,0 +1,153 @@
+"""The command line's side: hand the invocation to a warm server when one serves this code.
+
+Everything that can go wrong before the worker says it is running ends in ``None``,
+and the command line runs the command itself: a missing, stale or unsafe server
+only costs the time it took to find out. Once the worker is running, the client
+never runs the command a second time; it relays signals and waits for the status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from types import FrameType
+
+from paracle_guard.exit_codes import ERROR, SIGNALLED
+from paracle_guard.warm.protocol import (
+    DECLINED,
+    DISABLE_VARIABLE,
+    FORWARDED_SIGNALS,
+    MAGIC,
+    RUNNING,
+    SERVED,
+    STANDARD_STREAMS,
+    STATUS,
+    STATUS_SIZE,
+    code_identity,
+    folder_problem,
+    runtime_folder,
+    socket_path,
+)
+
+PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def served_status(argv: list[str]) -> int | None:
+    """The exit status of ``argv`` run by a warm server, or None when none runs it."""
+    if len(argv) < 2 or argv[1] not in SERVED or os.environ.get(DISABLE_VARIABLE):
+        return None
+    if not _standard_streams_open():
+        return None
+    folder = runtime_folder()
+    if folder_problem(folder) is not None:
+        return None
+    identity = code_identity()
+    connection = _connect(socket_path(folder, identity))
+    if connection is None:
+        return None
+    with connection:
+        return _hand_over(connection, argv, identity)
+
+
+def _standard_streams_open() -> bool:
+    """Whether this process started with all three standard streams.
+
+    When one was closed, the interpreter has no ``sys.stdin`` (or stdout, stderr) and
+    the descriptor number may since belong to anything this process opened, the socket
+    included: handing "fd 0" over would give the worker that, not what the command
+    would have read here.
+    """
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        return False
+    try:
+        for descriptor in STANDARD_STREAMS:
+            os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
+def _connect(path: str) -> socket.socket | None:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        connection.connect(path)
+        credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                            PEER_CREDENTIALS.size)
+    except OSError:
+        connection.close()
+        return None
+    # The folder is this user's alone; this closes the gap between checking it and connecting.
+    if PEER_CREDENTIALS.unpack(credentials)[1] != os.geteuid():
+        connection.close()
+        return None
+    return connection
+
+
+def _hand_over(connection: socket.socket, argv: list[str], identity: str) -> int | None:
+    umask = os.umask(0o077)
+    os.umask(umask)
+    request = json.dumps({"code": identity, "argv": argv, "env": dict(os.environ),
+                          "umask": umask}).encode()
+    try:
+        # O_PATH: a folder this user may enter but not list is still a working folder.
+        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        socket.send_fds(connection, [MAGIC + struct.pack("!I", len(request))],
+                        [*STANDARD_STREAMS, cwd])
+        connection.sendall(request)
+    except OSError:
+        return None  # a standard stream is closed, or the server went away: run it here
+    finally:
+        os.close(cwd)
+    return _relay(connection)
+
+
+def _relay(connection: socket.socket) -> int | None:
+    """Pass signals on to the worker until it reports its status."""
+    received: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        with contextlib.suppress(OSError):  # the worker is gone: its status says the rest
+            connection.send(bytes([signum]))
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    try:
+        return _await_status(connection, received)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _await_status(connection: socket.socket, received: list[int]) -> int | None:
+    buffer = b""
+    running = False
+    while True:
+        try:
+            chunk = connection.recv(64)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        buffer += chunk
+        if not running:
+            if buffer.startswith(DECLINED):
+                break
+            running = buffer.startswith(RUNNING)
+            buffer = buffer[len(RUNNING):] if running else buffer
+        if running and len(buffer) >= len(STATUS) + STATUS_SIZE and buffer.startswith(STATUS):
+            return int(struct.unpack("!i", buffer[1:1 + STATUS_SIZE])[0])
+    if running:
+        print("paracle-guard: the warm server's worker ended without an exit status "
+              "(killed?); see the server's log", file=sys.stderr)
+        return ERROR
+    if received:
+        return SIGNALLED + received[0]  # stopped before anything ran: the user asked to stop
+    return None

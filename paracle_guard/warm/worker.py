@@ -1,0 +1,195 @@
+"""One command, run by a fork of the warm server for one client.
+
+The worker takes the client's streams, working folder, umask, environment and
+arguments, says it is running, runs the command line exactly as ``paracle-guard``
+would have, and sends the exit status. Signals the client receives arrive as bytes
+and are raised here, in the main thread, as if they had been sent to this process;
+a client that disappears ends the command as SIGTERM would, so a launch it started
+cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from paracle_guard.warm import peer
+from paracle_guard.warm.protocol import (
+    DECLINED,
+    FORWARDED_SIGNALS,
+    MAGIC,
+    MAX_REQUEST,
+    RUNNING,
+    STANDARD_STREAMS,
+    STATUS,
+)
+
+if TYPE_CHECKING:
+    from paracle_guard.warm.server import Server
+
+HEADER = struct.Struct("!I")
+
+
+class BadRequest(Exception):
+    """The bytes on the socket are not a request from this version's command line."""
+
+
+def serve_one(connection: socket.socket, client_pid: int, server: Server) -> int:
+    """Run one client's command in this process (a fresh fork); its exit status."""
+    started = time.monotonic()
+
+    def log(line: str) -> None:
+        server.log(f"client pid {client_pid}: {line} ({time.monotonic() - started:.3f} s)")
+
+    try:
+        request, received = _receive(connection)
+    except (BadRequest, OSError, ValueError) as error:
+        log(f"refused a malformed request: {error}")
+        return 2
+    argv = request["argv"]
+    refusal = _refusal(request, client_pid, server)
+    if refusal is None:
+        try:
+            _adopt(received, request["env"], request["umask"], argv)
+        except OSError as error:
+            refusal = f"cannot take over its streams and folder: {error.strerror or error}"
+    if refusal is not None:
+        for descriptor in received:
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
+        connection.sendall(DECLINED)
+        log(f"declined {argv[1]!r}, the client runs it itself: {refusal}")
+        return 0
+    finished = threading.Event()
+    _relay_signals(connection, finished)
+    connection.sendall(RUNNING)
+    status = _run(server.command_line, argv)
+    finished.set()
+    with contextlib.suppress(OSError):  # a client that is gone has no use for it
+        connection.sendall(STATUS + struct.pack("!i", status))
+    log(f"ran {argv[1]!r}, exit status {status}")
+    return status
+
+
+def _refusal(request: dict[str, Any], client_pid: int, server: Server) -> str | None:
+    if request["code"] != server.identity:
+        return "it runs other code (installed or edited since the server started)"
+    return peer.difference(client_pid, request["env"], server.environment)
+
+
+def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    header, descriptors, _, _ = socket.recv_fds(connection, len(MAGIC) + HEADER.size,
+                                                len(STANDARD_STREAMS) + 1)
+    if len(descriptors) != len(STANDARD_STREAMS) + 1 or not header.startswith(MAGIC):
+        for descriptor in descriptors:
+            os.close(descriptor)
+        raise BadRequest("no magic and descriptors")
+    (length,) = HEADER.unpack(header[len(MAGIC):])
+    if length > MAX_REQUEST:
+        raise BadRequest(f"{length} bytes")
+    body = bytearray()
+    while len(body) < length:
+        chunk = connection.recv(length - len(body))
+        if not chunk:
+            raise BadRequest("truncated")
+        body += chunk
+    request = json.loads(body)
+    if not (isinstance(request.get("code"), str)
+            and isinstance(request.get("argv"), list) and len(request["argv"]) >= 2
+            and all(isinstance(arg, str) for arg in request["argv"])
+            and isinstance(request.get("env"), dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in request["env"].items())
+            and isinstance(request.get("umask"), int)):
+        raise BadRequest("fields")
+    return request, descriptors
+
+
+def _adopt(received: list[int], environment: dict[str, str], umask: int,
+           argv: list[str]) -> None:
+    *streams, cwd = received
+    os.fchdir(cwd)
+    os.close(cwd)
+    os.umask(umask)
+    os.environ.clear()
+    os.environ.update(environment)
+    for target, descriptor in zip(STANDARD_STREAMS, streams, strict=True):
+        os.dup2(descriptor, target)
+        os.close(descriptor)
+    _reopen_standard_streams()
+    sys.argv = list(argv)
+
+
+def _reopen_standard_streams() -> None:
+    """New ``sys.std*`` objects over the client's descriptors, buffered as the interpreter
+    buffers them: stdout line by line on a terminal, stderr always line by line."""
+    sys.stdin = _text_stream(0, "r", sys.stdin, line_buffered=False)
+    sys.stdout = _text_stream(1, "w", sys.stdout, line_buffered=os.isatty(1))
+    sys.stderr = _text_stream(2, "w", sys.stderr, line_buffered=True)
+
+
+def _text_stream(descriptor: int, mode: str, like: TextIO, line_buffered: bool) -> TextIO:
+    # Open for the rest of the worker's life, as the interpreter's own streams are.
+    stream = open(descriptor, mode, buffering=1 if line_buffered else -1,  # noqa: SIM115
+                  encoding=like.encoding, errors=like.errors, closefd=False)
+    return cast(TextIO, stream)
+
+
+def _relay_signals(connection: socket.socket, finished: threading.Event) -> None:
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def relay() -> None:
+        while True:
+            try:
+                received = connection.recv(64)
+            except OSError:
+                received = b""
+            if not received:
+                if not finished.is_set():
+                    signal.pthread_kill(main, signal.SIGTERM)  # the client is gone
+                return
+            for signum in received:
+                if signum in FORWARDED_SIGNALS:
+                    # To the main thread: Python runs handlers there, and only a signal
+                    # sent to it interrupts the system call it is blocked in.
+                    signal.pthread_kill(main, signum)
+
+    threading.Thread(target=relay, name="paracle-guard-signals", daemon=True).start()
+
+
+def _run(command_line: Callable[[list[str]], Any], argv: list[str]) -> int:
+    """The exit status the interpreter would have left with after ``command_line(argv)``."""
+    try:
+        command_line(argv)
+        status: int = 0
+    except SystemExit as exit_:
+        status = _exit_status(exit_.code)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        status = 128 + signal.SIGINT
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader that went away
+            stream.flush()
+    return status
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

@@ -1,0 +1,260 @@
+"""``paracle-guard serve`` end to end: real server, real command lines, compared with the
+same command lines run in their own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from paracle_guard.warm.protocol import DECLINED, MAGIC, code_identity, socket_path
+from tests.warm_server import ENTRY, WarmServer, server_environment, start_server, stop_server
+
+FAILING = "FROM scratch\nCOPY app /app\nRUN apt-get install -y sudo\n"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[WarmServer]:
+    started = start_server(tmp_path / "runtime", tmp_path / "serve.log")
+    try:
+        yield started
+    finally:
+        stop_server(started)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text(FAILING)
+    return folder
+
+
+def same_outcome(served: subprocess.CompletedProcess[bytes],
+                 unserved: subprocess.CompletedProcess[bytes]) -> None:
+    assert (served.returncode, served.stdout, served.stderr) == (
+        unserved.returncode, unserved.stdout, unserved.stderr)
+
+
+@pytest.mark.parametrize("args", [
+    ("lint", "Dockerfile", "--policy", "sandbox"),
+    ("lint", "Dockerfile", "--policy", "sandbox", "--format", "json"),
+    ("lint", "missing/Dockerfile", "--policy", "sandbox"),
+    ("lint", "Dockerfile", "--policy", "no-such-policy"),
+    ("lint", "--no-such-option"),
+    ("rules", "list"),
+])
+def test_a_served_command_prints_and_exits_as_its_own_process_would(
+        server: WarmServer, project: Path, args: tuple[str, ...]) -> None:
+    served = server.run(*args, cwd=project)
+    assert server.ran() == 1, server.log_text()
+    same_outcome(served, server.run_unserved(*args, cwd=project))
+
+
+def test_standard_input_is_the_clients(server: WarmServer, project: Path) -> None:
+    args = ("lint", "-", "--policy", "sandbox")
+    served = server.run(*args, cwd=project, input=FAILING.encode())
+    assert served.returncode == 1 and b"sudo" in served.stdout
+    assert server.ran() == 1
+    same_outcome(served, server.run_unserved(*args, cwd=project, input=FAILING.encode()))
+
+
+def test_environment_folder_and_umask_are_the_clients(server: WarmServer, project: Path,
+                                                      tmp_path: Path) -> None:
+    cache = tmp_path / "client-cache"
+    info = server.run("cache", "info", env={"XDG_CACHE_HOME": str(cache)})
+    assert info.returncode == 0 and str(cache).encode() in info.stdout
+
+    def private() -> None:
+        os.umask(0o077)
+
+    written = server.run("lint", "Dockerfile", "--policy", "sandbox", "--format", "json",
+                         "--output", "report.json", cwd=project, preexec_fn=private)
+    assert written.returncode == 1, written.stderr
+    report = project / "report.json"
+    assert (report.stat().st_mode & 0o777) == 0o600  # the server's own umask is 022
+    assert json.loads(report.read_text())["results"][0]["findings"]
+    assert server.ran() == 2
+
+
+def test_a_client_with_other_limits_runs_the_command_itself(server: WarmServer,
+                                                             project: Path) -> None:
+    def fewer_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    args = ("lint", "Dockerfile", "--policy", "sandbox")
+    result = server.run(*args, cwd=project, preexec_fn=fewer_files)
+    assert server.ran() == 0
+    assert "resource limits differ" in server.declined()[0]
+    same_outcome(result, server.run_unserved(*args, cwd=project))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="needs root and util-linux unshare")
+def test_a_client_in_another_mount_namespace_runs_the_command_itself(
+        server: WarmServer, project: Path) -> None:
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", *ENTRY, "lint",
+                             "Dockerfile", "--policy", "sandbox"], capture_output=True,
+                            cwd=project, env=server.env, timeout=120, check=False)
+    assert server.ran() == 0
+    assert "another mnt namespace" in server.declined()[0]
+    same_outcome(result, server.run_unserved("lint", "Dockerfile", "--policy", "sandbox",
+                                             cwd=project))
+
+
+def test_a_client_with_another_python_variable_runs_the_command_itself(
+        server: WarmServer, project: Path) -> None:
+    result = server.run("lint", "Dockerfile", "--policy", "sandbox", cwd=project,
+                        env={"PYTHONWARNINGS": "error"})
+    assert result.returncode == 1
+    assert server.ran() == 0 and "PYTHONWARNINGS" in server.declined()[0]
+
+
+def test_a_closed_standard_stream_is_not_handed_over(server: WarmServer,
+                                                     project: Path) -> None:
+    result = subprocess.run([*ENTRY, "lint", "Dockerfile", "--policy", "sandbox"],
+                            stdin=subprocess.DEVNULL, capture_output=True, cwd=project,
+                            env=server.env, timeout=120, check=False,
+                            preexec_fn=lambda: os.close(0))
+    assert result.returncode == 1 and b"sudo" in result.stdout
+    assert server.ran() == 0
+
+
+def raw_request(server: WarmServer, body: bytes, descriptors: list[int]) -> bytes:
+    """Send ``body`` as a command line would and return the worker's reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(socket_path(str(server.folder), code_identity()))
+        socket.send_fds(connection, [MAGIC + struct.pack("!I", len(body))], descriptors)
+        connection.sendall(body)
+        connection.settimeout(30)
+        reply = b""
+        while chunk := connection.recv(64):
+            reply += chunk
+        return reply
+
+
+def test_a_request_for_other_code_is_declined(server: WarmServer, project: Path) -> None:
+    body = json.dumps({"code": "other code", "argv": ["paracle-guard", "rules", "list"],
+                       "env": dict(os.environ), "umask": 0o022}).encode()
+    folder = os.open(project, os.O_PATH)
+    try:
+        assert raw_request(server, body, [0, 1, 2, folder]) == DECLINED
+    finally:
+        os.close(folder)
+    assert "other code" in server.declined()[0]
+
+
+def test_a_malformed_request_is_refused_and_the_server_serves_on(
+        server: WarmServer, project: Path) -> None:
+    assert raw_request(server, b"not json", [0, 1, 2, 0]) == b""
+    assert raw_request(server, b"{}", [0, 1, 2, 0]) == b""
+    assert server.log_text().count("refused a malformed request") == 2
+    assert server.run("lint", "Dockerfile", "--policy", "sandbox", cwd=project).returncode == 1
+    assert server.ran() == 1
+
+
+def test_concurrent_command_lines_are_each_served(server: WarmServer, project: Path) -> None:
+    for index in range(8):
+        dockerfile = f"FROM scratch\nLABEL n={index}\nUSER 1000:1000\n"
+        (project / f"Dockerfile.{index}").write_text(dockerfile)
+
+    def lint(index: int) -> subprocess.CompletedProcess[bytes]:
+        return server.run("lint", f"Dockerfile.{index}", "--policy", "sandbox",
+                          "--format", "json", cwd=project)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lint, range(8)))
+    for index, result in enumerate(results):
+        assert result.returncode == 0, result.stderr
+        assert [found["target"] for found in json.loads(result.stdout)["results"]] == [
+            f"Dockerfile.{index}"]
+    assert server.ran() == 8
+
+
+def test_a_second_server_for_the_same_code_is_refused(server: WarmServer,
+                                                      tmp_path: Path) -> None:
+    second = subprocess.run([*ENTRY, "serve"], capture_output=True, env=server.env,
+                            timeout=120, check=False)
+    assert second.returncode == 2
+    said = second.stderr.decode().strip()
+    path = socket_path(str(server.folder), code_identity())
+    assert said.endswith(f"a server for this code already listens at {path}")
+    assert len(said.splitlines()) == 1
+
+
+def test_a_dead_servers_socket_is_neither_used_nor_in_the_way(server: WarmServer,
+                                                              project: Path,
+                                                              tmp_path: Path) -> None:
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    path = Path(socket_path(str(server.folder), code_identity()))
+    assert path.is_socket()  # left behind
+    result = server.run("lint", "Dockerfile", "--policy", "sandbox", cwd=project)
+    assert result.returncode == 1 and b"sudo" in result.stdout
+    replacement = start_server(tmp_path / "runtime", tmp_path / "serve-again.log")
+    try:
+        assert replacement.run("lint", "Dockerfile", "--policy", "sandbox",
+                               cwd=project).returncode == 1
+        assert replacement.ran() == 1
+    finally:
+        stop_server(replacement)
+    assert not path.exists()  # SIGTERM removes the socket
+
+
+def test_a_folder_other_users_can_enter_is_never_used(tmp_path: Path, project: Path) -> None:
+    runtime = tmp_path / "runtime"
+    env = server_environment(runtime)
+    (runtime / "paracle-guard").mkdir(mode=0o700)
+    os.chmod(runtime / "paracle-guard", 0o755)
+    refused = subprocess.run([*ENTRY, "serve"], capture_output=True, env=env, timeout=120,
+                             check=False)
+    assert refused.returncode == 2
+    assert b"is open to other users (mode 755)" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_sigterm_stops_the_server_and_removes_its_socket(server: WarmServer) -> None:
+    path = Path(socket_path(str(server.folder), code_identity()))
+    assert path.is_socket()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    assert not path.exists()
+    assert server.log_text().rstrip().endswith("stopped")
+
+
+def test_a_client_that_is_killed_ends_its_worker(server: WarmServer, project: Path) -> None:
+    """The worker sees the client's end of the socket close and stops as SIGTERM stops it."""
+    blocked = subprocess.Popen([*ENTRY, "lint", "-", "--policy", "sandbox"], cwd=project,
+                               env=server.env, stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _workers_of(server.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_workers_of(server.process.pid)) == 1  # waiting for standard input
+        blocked.kill()
+        blocked.wait()
+        deadline = time.monotonic() + 30
+        while _workers_of(server.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _workers_of(server.process.pid) == []
+    finally:
+        if blocked.stdin is not None:
+            blocked.stdin.close()
+        blocked.kill()
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
