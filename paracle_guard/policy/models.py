@@ -69,7 +69,9 @@ Capability = Annotated[str, Field(pattern=r"^(CAP_)?[A-Z][A-Z0-9_]*$")]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built on first validation: a remembered policy is rebuilt without validators
+    # (``trusted``), so a short command never pays for building them.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class UserControl(_Section):

@@ -54,6 +54,7 @@ def request_key(display: str, path: Path, raw: bytes) -> str:
 def recall(store: DiskCache, key: str) -> Policy | None:
     """The remembered policy, if every file it was read from still has the same bytes."""
     from paracle_guard.policy.models import Policy
+    from paracle_guard.policy.trusted import construct
 
     payload = store.get(KIND, key)
     if payload is None:
@@ -63,7 +64,8 @@ def recall(store: DiskCache, key: str) -> Policy | None:
         for path, digest in entry["files"]:
             if hashlib.sha256(Path(path).read_bytes()).hexdigest() != digest:
                 return None
-        policy = Policy.model_validate(entry["policy"])
+        # Validated when it was remembered: rebuilt as it was, without building validators.
+        policy = construct(Policy, entry["policy"])
         policy.source = entry["source"]
         policy.sha256 = entry["sha256"]
         # Where each value was written, for messages that name a file and line.
