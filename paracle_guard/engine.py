@@ -3,6 +3,10 @@
 ``Plan.compile`` resolves a policy once per run (rule overrides, waivers,
 custom rules, --ignore); ``Plan.evaluate`` then judges any number of Subjects
 and returns one Result each, with suppressions and waivers applied.
+
+The report models are built with ``model_construct``: every value comes from a
+Subject, a rule or the policy, already typed (mypy checks the keywords), so a run
+that prints text never pays for building their validators.
 """
 
 from __future__ import annotations
@@ -136,20 +140,21 @@ class Plan:
         """The empty report every run under this plan fills: the policy, its rules and
         its threshold (``fail_on`` overrides the policy's, as ``--fail-on`` does)."""
         return Report.empty(
-            PolicyRef(name=self.policy.metadata.name, sha256=policy_sha256(self.policy)),
+            PolicyRef.model_construct(name=self.policy.metadata.name,
+                                      sha256=policy_sha256(self.policy)),
             fail_on if fail_on is not None else self.policy.fail_on,
             self.rule_info(),
         )
 
     def rule_info(self) -> dict[str, RuleInfo]:
         return {
-            entry.rule.code: RuleInfo(
+            entry.rule.code: RuleInfo.model_construct(
                 code=entry.rule.code,
                 name=entry.rule.name,
                 severity=entry.severity_override or entry.rule.severity,
                 summary=entry.rule.summary,
                 fix=entry.rule.fix,
-                fixes=dict(entry.rule.fixes),
+                fixes=dict(entry.rule.fixes.items()),
                 rationale=entry.rule.rationale,
                 references=list(entry.rule.references),
             )
@@ -162,12 +167,14 @@ class Plan:
         the parts' results to one Report merges them into one result per whole."""
         whole = subject.whole
         if whole is None:
-            result = Result(target=subject.target, kind=subject.kind, label=subject.label,
-                            metadata=subject.metadata)
+            result = Result.model_construct(target=subject.target, kind=subject.kind,
+                                            label=subject.label,
+                                            metadata=_copied(subject.metadata))
         else:
-            result = Result(target=whole.target, kind=subject.kind, label=whole.label,
-                            metadata=whole.metadata,
-                            parts={subject.target: subject.label or subject.target})
+            result = Result.model_construct(
+                target=whole.target, kind=subject.kind, label=whole.label,
+                metadata=_copied(whole.metadata),
+                parts={subject.target: subject.label or subject.target})
         applicable = [entry for entry in self._active
                       if subject.judged and subject.kind in entry.rule.kinds]
         if any(problem.blocking for problem in subject.parse_problems):
@@ -198,7 +205,7 @@ class Plan:
     def _finding(self, entry: _ActiveRule, violation: Violation, subject: Subject) -> Finding:
         whole = subject.whole
         part = None if whole is None or whole.owns(violation.location) else subject.target
-        return Finding(
+        return Finding.model_construct(
             rule=entry.rule.code,
             name=entry.rule.name,
             severity=entry.severity_override or violation.severity or entry.rule.severity,
@@ -210,14 +217,15 @@ class Plan:
 
     def _suppression(self, finding: Finding, subject: Subject) -> SuppressionInfo | None:
         if finding.rule in self._ignored:
-            return SuppressionInfo(kind="cli", reason="--ignore on the command line")
+            return SuppressionInfo.model_construct(kind="cli",
+                                                   reason="--ignore on the command line")
         if finding.rule != PARSE_ERROR:
             for comment in subject.suppressions:
                 if not _names_rule(comment.rules, finding):
                     continue
                 if comment.scope == "file" or _covers(comment.first_line, comment.last_line,
                                                       finding.location.line):
-                    return SuppressionInfo(kind="inline", reason=comment.reason)
+                    return SuppressionInfo.model_construct(kind="inline", reason=comment.reason)
         # A waiver for a target covers its findings and those of its parts.
         whole = subject.whole.target if subject.whole is not None else subject.target
         targets = [whole] if finding.target is None else [whole, finding.target]
@@ -227,7 +235,7 @@ class Plan:
                 and not resolved.waiver.expired(self._today)
                 and any(_target_matches(resolved.waiver.target, t) for t in targets)
             ):
-                return SuppressionInfo(kind="waiver", reason=resolved.waiver.reason)
+                return SuppressionInfo.model_construct(kind="waiver", reason=resolved.waiver.reason)
         return None
 
     def _unknown_rule_notices(self, subject: Subject) -> list[str]:
@@ -246,6 +254,12 @@ class Plan:
             if resolved.waiver.expired(self._today)
             and _target_matches(resolved.waiver.target, target)
         ]
+
+
+def _copied(metadata: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+    """A Subject's metadata for a Result of its own, as validating it would have copied it."""
+    return {key: list(value) if isinstance(value, list) else value
+            for key, value in metadata.items()}
 
 
 # --- compiling a policy -----------------------------------------------------------

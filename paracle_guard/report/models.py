@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, Field, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from paracle_guard import __version__
 from paracle_guard.location import Location
@@ -26,7 +26,14 @@ SUPPRESSION_KINDS: tuple[SuppressionKind, ...] = ("inline", "waiver", "cli", "ba
 IMAGE_KINDS = frozenset({"image", "container"})
 
 
-class SuppressionInfo(BaseModel):
+class _ReportModel(BaseModel):
+    # Validators and serializers are built on first use: the engine builds reports from
+    # values it made itself (``model_construct``), so a text report never needs them;
+    # JSON, SARIF and a baseline read back build them then.
+    model_config = ConfigDict(defer_build=True)
+
+
+class SuppressionInfo(_ReportModel):
     """Why a finding was taken out of the count."""
 
     # inline: a "# paracle-guard ignore" comment; waiver: a policy exception;
@@ -35,7 +42,7 @@ class SuppressionInfo(BaseModel):
     reason: str | None = None
 
 
-class Finding(BaseModel):
+class Finding(_ReportModel):
     rule: str  # stable code: PG101
     name: str  # stable kebab-case name: root-user
     severity: Severity
@@ -82,7 +89,7 @@ TARGET_NOUNS = {"compose": "service", "k8s": "workload", "image": "image",
                 "container": "container"}
 
 
-class Result(BaseModel):
+class Result(_ReportModel):
     """Everything found in one target (a Dockerfile, an image, a compose service, a Pod...)."""
 
     target: str
@@ -156,17 +163,17 @@ class Result(BaseModel):
                     finding.target)
 
 
-class ToolInfo(BaseModel):
+class ToolInfo(_ReportModel):
     name: str = "paracle-guard"
     version: str
 
 
-class PolicyRef(BaseModel):
+class PolicyRef(_ReportModel):
     name: str
     sha256: str
 
 
-class Summary(BaseModel):
+class Summary(_ReportModel):
     """Unsuppressed findings per severity."""
 
     error: int = 0
@@ -174,7 +181,7 @@ class Summary(BaseModel):
     info: int = 0
 
 
-class RuleInfo(BaseModel):
+class RuleInfo(_ReportModel):
     """Rule metadata carried for reporters that describe rules (SARIF)."""
 
     code: str
@@ -188,7 +195,7 @@ class RuleInfo(BaseModel):
     references: list[str] = Field(default_factory=list)
 
 
-class Report(BaseModel):
+class Report(_ReportModel):
     tool: ToolInfo
     policy: PolicyRef
     fail_on: Severity
@@ -204,8 +211,8 @@ class Report(BaseModel):
 
         ``Plan.new_report`` builds it from a compiled policy: prefer that.
         """
-        return cls(tool=ToolInfo(version=__version__), policy=policy, fail_on=fail_on,
-                   rules=dict(rules or {}))
+        return cls.model_construct(tool=ToolInfo.model_construct(version=__version__),
+                                   policy=policy, fail_on=fail_on, rules=dict(rules or {}))
 
     def add(self, result: Result) -> None:
         """Add a result; one for a target already here is merged into it (a Pod's
@@ -225,7 +232,8 @@ class Report(BaseModel):
         counts = Counter(
             finding.severity.value for result in self.results for finding in result.findings
         )
-        return Summary(error=counts["error"], warning=counts["warning"], info=counts["info"])
+        return Summary.model_construct(error=counts["error"], warning=counts["warning"],
+                                       info=counts["info"])
 
     @property
     def failed(self) -> bool:

@@ -58,6 +58,50 @@ def test_lint_imports_no_module_of_another_command() -> None:
     assert heavy == []
 
 
+def _models_built_after(*args: str) -> list[str]:
+    """The pydantic models of ours whose validators a run of ``args`` built."""
+    probe = textwrap.dedent(
+        f"""\
+        import json, sys
+        import pydantic
+        from paracle_guard.cli import main
+        sys.argv = ["paracle-guard", *{list(args)!r}]
+        def ours(model):
+            for sub in model.__subclasses__():
+                if sub.__module__.startswith("paracle_guard."):
+                    yield sub
+                yield from ours(sub)
+        try:
+            main()
+        except SystemExit:
+            pass
+        finally:
+            built = {{f"{{m.__module__}}.{{m.__qualname__}}" for m in ours(pydantic.BaseModel)
+                      if m.__pydantic_complete__}}
+            print("BUILT:" + json.dumps(sorted(built)))
+        """
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
+                         text=True)
+    line = next(line for line in ran.stdout.splitlines() if line.startswith("BUILT:"))
+    built: list[str] = json.loads(line.removeprefix("BUILT:"))
+    return built
+
+
+def test_lint_builds_no_validator_of_the_policy_or_the_report() -> None:
+    """A remembered policy is rebuilt as it was stored, and the engine builds a text report
+    from values it made: neither needs pydantic to build validators, which costs a short
+    run as much as its own work."""
+    lint = ("lint", "docker/Dockerfile.sandbox", "--policy", "sandbox")
+    _models_built_after(*lint)  # the first run validates the policy and remembers it
+    built = _models_built_after(*lint)
+    assert [m for m in built if m.startswith(("paracle_guard.policy.",
+                                              "paracle_guard.report."))] == []
+    # JSON output serializes the report, so it builds what it needs then.
+    as_json = _models_built_after(*lint, "--format", "json")
+    assert "paracle_guard.report.models.Report" in as_json
+
+
 def test_a_command_imports_its_own_module_only() -> None:
     loaded = set(_modules_after("policy", "list"))
     assert "paracle_guard.cli_commands.policy" in loaded
