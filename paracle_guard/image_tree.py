@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
-
-from pydantic import BaseModel, Field
 
 EntryKind = Literal["dir", "symlink", "other"]
 # securejoin gives up after this many symlinks (its maxSymlinkLimit), as does the kernel
@@ -60,14 +58,15 @@ class MountTargetProblem:
     layer: str | None  # diff ID of the layer that put it there
 
 
-class LayerTree(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class LayerTree:
     """What one layer puts into, or takes out of, the filesystem below it."""
 
-    dirs: set[str] = Field(default_factory=set)
-    symlinks: dict[str, str] = Field(default_factory=dict)
-    others: set[int] = Field(default_factory=set)  # path_key of files, devices, hard links
-    whiteouts: set[str] = Field(default_factory=set)  # paths this layer deletes below it
-    opaque_dirs: set[str] = Field(default_factory=set)  # dirs whose lower contents it hides
+    dirs: set[str] = field(default_factory=set)
+    symlinks: dict[str, str] = field(default_factory=dict)
+    others: set[int] = field(default_factory=set)  # path_key of files, devices, hard links
+    whiteouts: set[str] = field(default_factory=set)  # paths this layer deletes below it
+    opaque_dirs: set[str] = field(default_factory=set)  # dirs whose lower contents it hides
 
     def record(self, path: str, kind: EntryKind, target: str = "") -> None:
         """Note an entry of this layer; a later entry for the same path replaces it."""
@@ -113,11 +112,12 @@ class LayerTree(BaseModel):
         return False
 
 
-class ImageTree(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ImageTree:
     """An image's layers, bottom first, with their diff IDs for locations."""
 
-    layers: list[LayerTree] = Field(default_factory=list)
-    layer_ids: list[str] = Field(default_factory=list)
+    layers: list[LayerTree] = field(default_factory=list)
+    layer_ids: list[str] = field(default_factory=list)
 
     def lookup(self, path: str) -> Entry | None:
         """What the final image has at the absolute, normalised ``path``; None when nothing."""

@@ -13,13 +13,19 @@ Facts from a Dockerfile are marked ``final`` when they end up in the target
 image (the target stage and the stages it is built ``FROM``); facts from builder
 stages that only feed ``COPY --from`` are kept with ``final=False`` because some
 controls (remote code, secrets, base images) still care about them.
+
+The records are plain dataclasses, not pydantic models: only our own readers
+build them, from values they have already checked and typed (mypy checks every
+constructor), so validating them again bought nothing but start-up time (building
+validators for ~35 classes cost a short ``lint`` about a sixth of its run).
+A source reading untrusted data checks it itself, as it always had to for a
+clear message naming the field.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from paracle_guard.image_tree import ImageTree
 from paracle_guard.location import Location
@@ -39,6 +45,7 @@ from paracle_guard.subject_run import (
 from paracle_guard.subject_runtime import (
     READ_ONLY_VOLUME_TYPES,
     Capability,
+    ContainerType,
     Device,
     DeviceRequest,
     KubernetesFacts,
@@ -51,17 +58,21 @@ from paracle_guard.subject_runtime import (
     Setting,
     Sysctl,
     Ulimit,
+    mount_type,
 )
 
 # The model's public names, its parts included (subject_run, subject_runtime).
-__all__ = ["ALL_KINDS", "BUILD_KINDS", "IMAGE_NAMING_KINDS", "NOTABLE_NAMES",
+__all__ = [
+    "ALL_KINDS", "BUILD_KINDS", "IMAGE_NAMING_KINDS", "NOTABLE_NAMES",
     "READ_ONLY_VOLUME_TYPES", "RUNTIME_KINDS", "AccountAction", "AccountChange", "BaseImage",
-    "Capability", "Device", "DeviceRequest", "Download", "EnvVar", "ExposedPort", "FileEntry",
-    "FileTag", "FileWrite", "GroupGrant", "Instruction", "KubernetesFacts", "ModeChange", "Mount",
-    "MountType", "Package", "PackageAction", "PackageCall", "ParseProblem", "PathRemoval",
-    "PodVolume", "PublishedPort", "RequestedPackage", "RunStep", "RuntimeConfig",
-    "SecurityOption", "Setting", "ShellCommand", "Subject", "SubjectKind", "Suppression",
-    "Sysctl", "Ulimit", "UserFact", "Whole"]
+    "Capability", "ContainerType", "Device", "DeviceRequest", "Download", "EnvVar",
+    "ExposedPort", "FileEntry", "FileTag", "FileWrite", "GroupGrant", "Instruction",
+    "KubernetesFacts", "ModeChange", "Mount", "MountType", "Package", "PackageAction",
+    "PackageCall", "ParseProblem", "PathRemoval", "PodVolume", "PublishedPort",
+    "RequestedPackage", "RunStep", "RuntimeConfig", "SecurityOption", "Setting",
+    "ShellCommand", "Subject", "SubjectKind", "Suppression", "Sysctl", "Ulimit", "UserFact",
+    "Whole", "mount_type",
+]
 
 SubjectKind = Literal["dockerfile", "image", "container", "compose", "k8s"]
 # The groups of kinds rules judge, named once. What an image is built from and what it
@@ -74,7 +85,8 @@ IMAGE_NAMING_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "compose", "k8s")
 ALL_KINDS: tuple[SubjectKind, ...] = ("dockerfile", "image", "container", "compose", "k8s")
 
 
-class GroupGrant(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class GroupGrant:
     """A supplementary group the container's process holds besides its primary group."""
 
     # None with an ``unknown_reason``: a name only the image can resolve; None without
@@ -88,7 +100,8 @@ class GroupGrant(BaseModel):
     location: Location | None = None
 
 
-class UserFact(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class UserFact:
     """The effective user a container of this subject starts as, and its groups.
 
     Sources fill it through ``sources.identity``, which reads user and group
@@ -112,7 +125,7 @@ class UserFact(BaseModel):
     may_be_root: bool = False
     # The built-in Windows accounts: ContainerAdministrator is the administrator.
     windows_account: Literal["administrator", "user"] | None = None
-    groups: list[GroupGrant] = Field(default_factory=list)
+    groups: list[GroupGrant] = field(default_factory=list)
     # Why the primary gid or the complete set of supplementary groups is not known.
     groups_unresolved_reason: str | None = None
     # Where the primary group is set when that is not where the user is (runAsGroup).
@@ -135,7 +148,8 @@ class UserFact(BaseModel):
         return known + [grant.gid for grant in self.groups if grant.gid is not None]
 
 
-class BaseImage(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class BaseImage:
     """An external image a build starts from (never a stage name, never scratch)."""
 
     ref: str
@@ -152,11 +166,12 @@ class BaseImage(BaseModel):
     # them as written ("gcr.io/$PROJECT_ID/app"); ``undeclared`` are those no ARG
     # before FROM declares, which docker build replaces with "". A registry that is
     # such a variable stays as written too ("$REGISTRY").
-    unresolved: list[str] = Field(default_factory=list)
-    undeclared: list[str] = Field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)
 
 
-class Package(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Package:
     """A package installed (Dockerfile) or present (image database)."""
 
     name: str
@@ -168,24 +183,26 @@ class Package(BaseModel):
 
 
 
-class Instruction(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Instruction:
     """A Dockerfile instruction after continuation joining and substitution."""
 
     keyword: str  # upper case: FROM, RUN, COPY...
     value: str
-    flags: dict[str, str] = Field(default_factory=dict)  # --from=builder -> {"from": "builder"}
+    flags: dict[str, str] = field(default_factory=dict)  # --from=builder -> {"from": "builder"}
     stage: str
     final: bool = True
     location: Location
     # COPY and ADD: the sources and the destination as BuildKit reads them.
-    sources: list[str] = Field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
     destination: str | None = None
     # ADD of URLs and git repositories; COPY/ADD --chmod.
-    downloads: list[Download] = Field(default_factory=list)
-    mode_changes: list[ModeChange] = Field(default_factory=list)
+    downloads: list[Download] = field(default_factory=list)
+    mode_changes: list[ModeChange] = field(default_factory=list)
 
 
-class EnvVar(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class EnvVar:
     """An environment variable or build argument; values are never printed in full."""
 
     name: str
@@ -209,7 +226,8 @@ NOTABLE_NAMES = frozenset({
 })
 
 
-class FileEntry(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class FileEntry:
     """A notable file inside an image.
 
     An image source records a file when it has setuid/setgid bits or file
@@ -225,17 +243,19 @@ class FileEntry(BaseModel):
     gid: int = 0
     size_bytes: int = 0
     capabilities: bool = False  # carries a security.capability xattr
-    tags: list[FileTag] = Field(default_factory=list)
+    tags: list[FileTag] = field(default_factory=list)
     location: Location
 
 
-class ExposedPort(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ExposedPort:
     port: int
     protocol: str = "tcp"
     location: Location
 
 
-class Suppression(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Suppression:
     """An inline ``# paracle-guard ignore=...`` comment."""
 
     rules: list[str]
@@ -247,7 +267,8 @@ class Suppression(BaseModel):
     location: Location
 
 
-class ParseProblem(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ParseProblem:
     """Input that could not be understood; reported as a parse-error finding."""
 
     message: str
@@ -260,7 +281,8 @@ class ParseProblem(BaseModel):
     blocking: bool = True
 
 
-class Whole(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Whole:
     """The larger target a Subject is one part of: the Pod of one of its containers.
 
     Rules judge the part. A finding located outside the part's own lines of
@@ -272,7 +294,7 @@ class Whole(BaseModel):
     label: str  # what a report calls it: "Deployment web"
     path: str
     part_lines: frozenset[int] = frozenset()
-    metadata: dict[str, str | list[str]] = Field(default_factory=dict)
+    metadata: dict[str, str | list[str]] = field(default_factory=dict)
 
     def owns(self, location: Location | None) -> bool:
         """True when a finding at ``location`` is about the whole, not the part."""
@@ -281,7 +303,8 @@ class Whole(BaseModel):
         return location.line not in self.part_lines
 
 
-class Subject(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Subject:
     kind: SubjectKind
     target: str
     # What a report calls the target, when its name alone does not say ("service web",
@@ -290,24 +313,24 @@ class Subject(BaseModel):
     whole: Whole | None = None
     # What the source wants the reader to know that is not a finding: which of several
     # compose files it read, what it assumed about the host.
-    notices: list[str] = Field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     # False for input the source read and found nothing in to judge (a manifest with
     # only a Service): the engine reports its notices and runs no rule on it.
     judged: bool = True
     user: UserFact | None = None
-    base_images: list[BaseImage] = Field(default_factory=list)
-    packages: list[Package] = Field(default_factory=list)
-    run_steps: list[RunStep] = Field(default_factory=list)
-    instructions: list[Instruction] = Field(default_factory=list)
-    env: list[EnvVar] = Field(default_factory=list)
-    files: list[FileEntry] = Field(default_factory=list)
-    volumes: list[str] = Field(default_factory=list)
-    exposed_ports: list[ExposedPort] = Field(default_factory=list)
+    base_images: list[BaseImage] = field(default_factory=list)
+    packages: list[Package] = field(default_factory=list)
+    run_steps: list[RunStep] = field(default_factory=list)
+    instructions: list[Instruction] = field(default_factory=list)
+    env: list[EnvVar] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    exposed_ports: list[ExposedPort] = field(default_factory=list)
     workdir: str | None = None
-    suppressions: list[Suppression] = Field(default_factory=list)
-    parse_problems: list[ParseProblem] = Field(default_factory=list)
+    suppressions: list[Suppression] = field(default_factory=list)
+    parse_problems: list[ParseProblem] = field(default_factory=list)
     # Identity of what was checked: image ID, tags, digests, stage name...
-    metadata: dict[str, str | list[str]] = Field(default_factory=dict)
+    metadata: dict[str, str | list[str]] = field(default_factory=dict)
     # How a container or compose service is run; None for Dockerfiles and images.
     runtime: RuntimeConfig | None = None
     # Pod-only settings of a Kubernetes container; None for every other kind.

@@ -4,23 +4,23 @@ changed and downloads. Part of the Subject model (``subject.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from paracle_guard.location import Location
 
 
-class ShellCommand(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ShellCommand:
     """One simple command a RUN step runs, as the shell and its wrappers run it."""
 
     # The argv of the program that really runs: wrappers (sudo, env, nice, xargs...)
     # and NAME=value prefixes taken off. Empty for a wrapper with nothing to run
     # ("sudo -i") and for a bare redirect ("> /etc/motd").
     argv: list[str]
-    wrappers: list[str] = Field(default_factory=list)  # outermost first: ["sudo", "env"]
+    wrappers: list[str] = field(default_factory=list)  # outermost first: ["sudo", "env"]
     # Variables the script gives this command: prefixes, env NAME=value, exports.
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def program(self) -> str:
@@ -31,13 +31,15 @@ class ShellCommand(BaseModel):
 PackageAction = Literal["install", "remove", "refresh", "upgrade", "clean", "other"]
 
 
-class RequestedPackage(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class RequestedPackage:
     name: str
     # An exact pin without its "=="/"=" ("2.31"); any other specifier as written (">=1,<2").
     version: str | None = None
 
 
-class PackageCall(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class PackageCall:
     """One package-manager invocation: ``apt-get -y install --no-install-recommends curl``."""
 
     command: int  # index of the command in RunStep.commands
@@ -46,11 +48,11 @@ class PackageCall(BaseModel):
     verb: str  # the subcommand as typed: install, in, add, dist-clean, "group install"
     action: PackageAction
     # Packages named for install or removal; files, URLs, groups and $VARS are not.
-    packages: list[RequestedPackage] = Field(default_factory=list)
-    arguments: list[str] = Field(default_factory=list)  # every operand after the verb
-    options: list[str] = Field(default_factory=list)  # names only: "--no-cache", "-y"
+    packages: list[RequestedPackage] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)  # every operand after the verb
+    options: list[str] = field(default_factory=list)  # names only: "--no-cache", "-y"
     # apt's -o Name=value settings, names in lower case ("apt::install-recommends").
-    settings: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 AccountAction = Literal[
@@ -59,7 +61,8 @@ AccountAction = Literal[
 ]
 
 
-class AccountChange(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class AccountChange:
     """What one RUN command does to /etc/passwd and /etc/group, as its command line says.
 
     Read by ``sources/commands.py`` with each tool's own option syntax; an option or a
@@ -74,8 +77,8 @@ class AccountChange(BaseModel):
     # The uid of a user, the gid of a group, as written (may be an unresolved "$UID").
     id: str | None = None
     group: str | None = None  # a user's primary group, name or gid as written
-    groups: list[str] = Field(default_factory=list)  # supplementary groups a user joins
-    members: list[str] = Field(default_factory=list)  # users a group lists (groupadd -U)
+    groups: list[str] = field(default_factory=list)  # supplementary groups a user joins
+    members: list[str] = field(default_factory=list)  # users a group lists (groupadd -U)
     replace_groups: bool = False  # usermod -G without -a
     new_name: str | None = None  # usermod -l, groupmod -n
     own_group: bool = False  # a new group named after the user (its gid is never 0)
@@ -92,7 +95,8 @@ class AccountChange(BaseModel):
         return self.action in ("add-user", "add-group")
 
 
-class FileWrite(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class FileWrite:
     """A file a RUN command writes: a redirect, tee, dd of=, install, cp, mv, ln, sed -i..."""
 
     command: int
@@ -103,7 +107,8 @@ class FileWrite(BaseModel):
     append: bool = False
 
 
-class PathRemoval(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class PathRemoval:
     """A path a RUN command deletes: rm, or a package manager cleaning its own cache."""
 
     command: int
@@ -111,7 +116,8 @@ class PathRemoval(BaseModel):
     how: str  # rm, "apt-get dist-clean", "dnf clean all", "pip cache purge"...
 
 
-class ModeChange(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ModeChange:
     """A permission change: chmod, install -m, setcap, COPY/ADD --chmod."""
 
     command: int | None = None  # None for COPY/ADD
@@ -124,7 +130,8 @@ class ModeChange(BaseModel):
     directory: bool | None = None  # known to be a directory (mkdir -p X && chmod g+s X)
 
 
-class Download(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Download:
     """Remote content fetched at build time, and where it goes."""
 
     command: int | None = None  # None for ADD
@@ -140,30 +147,31 @@ class Download(BaseModel):
     verified: bool = False  # a checksum or a commit pins the content (ADD --checksum)
 
 
-class RunStep(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class RunStep:
     """One RUN instruction and what it does, read by the shell reader (sources/run_facts.py)."""
 
     script: str
     exec_form: bool = False
     # BuildKit mounts given with --mount (e.g. "type=cache,target=/var/cache/apt").
-    mounts: list[str] = Field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
     # Targets of the cache and tmpfs mounts: what the step writes there stays out of the layer.
-    cache_mounts: list[str] = Field(default_factory=list)
+    cache_mounts: list[str] = field(default_factory=list)
     # ENV and ARG values in force when this step runs.
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     stage: str
     final: bool = True
     location: Location
     # Facts, in the order the shell runs the commands (facts name their command by index).
-    commands: list[ShellCommand] = Field(default_factory=list)
-    package_calls: list[PackageCall] = Field(default_factory=list)
-    accounts: list[AccountChange] = Field(default_factory=list)
-    writes: list[FileWrite] = Field(default_factory=list)
-    removals: list[PathRemoval] = Field(default_factory=list)
-    mode_changes: list[ModeChange] = Field(default_factory=list)
-    downloads: list[Download] = Field(default_factory=list)
+    commands: list[ShellCommand] = field(default_factory=list)
+    package_calls: list[PackageCall] = field(default_factory=list)
+    accounts: list[AccountChange] = field(default_factory=list)
+    writes: list[FileWrite] = field(default_factory=list)
+    removals: list[PathRemoval] = field(default_factory=list)
+    mode_changes: list[ModeChange] = field(default_factory=list)
+    downloads: list[Download] = field(default_factory=list)
     # Settings written into apt's configuration (/etc/apt/apt.conf.d), names lower case.
-    apt_settings: dict[str, str] = Field(default_factory=dict)
+    apt_settings: dict[str, str] = field(default_factory=dict)
     # The reader stopped at one of its bounds against hostile input (a script nested
     # deeper than it goes, a wrapper chain or an xargs fan-out longer than it follows):
     # some commands are not in these facts. ``unread`` says which bound ("nests scripts

@@ -5,14 +5,14 @@ files and manifests alike. Part of the Subject model (``subject.py``)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, Field
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from paracle_guard.location import Location
 
 
-class Capability(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Capability:
     """One entry of cap_add / cap_drop."""
 
     # Upper case without the CAP_ prefix ("SYS_ADMIN"), or "ALL": the engine accepts
@@ -22,7 +22,8 @@ class Capability(BaseModel):
     location: Location
 
 
-class SecurityOption(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class SecurityOption:
     """One ``--security-opt`` / ``security_opt`` entry, split the way the engine splits it.
 
     The engine takes the bare ``no-new-privileges`` as ``no-new-privileges=true`` and
@@ -41,9 +42,16 @@ class SecurityOption(BaseModel):
 
 
 MountType = Literal["bind", "volume", "tmpfs", "npipe", "cluster", "image"]
+_MOUNT_TYPE_NAMES: dict[str, MountType] = {name: name for name in get_args(MountType)}
 
 
-class Mount(BaseModel):
+def mount_type(name: str) -> MountType | None:
+    """``name`` as a mount type, or None when no mount has that type."""
+    return _MOUNT_TYPE_NAMES.get(name)
+
+
+@dataclass(slots=True, kw_only=True)
+class Mount:
     """A filesystem mounted into the container.
 
     ``host_path`` is the host path the mount really exposes: the source of a bind,
@@ -61,42 +69,46 @@ class Mount(BaseModel):
     host_path: str | None = None
     host_realpath: str | None = None
     volume_driver: str | None = None
-    volume_options: dict[str, str] = Field(default_factory=dict)
+    volume_options: dict[str, str] = field(default_factory=dict)
     # An anonymous volume (no name given); ``from_image`` when it exists only because
     # the image declares that path as a VOLUME.
     anonymous: bool = False
     from_image: bool = False
-    options: list[str] = Field(default_factory=list)  # tmpfs/bind options as given
+    options: list[str] = field(default_factory=list)  # tmpfs/bind options as given
     # How the mount reaches its host path when not directly: "PersistentVolume pv-sock,
     # bound to claim data". Messages name it, so the reader finds the object to fix.
     via: str | None = None
     location: Location
 
 
-class Device(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Device:
     host_path: str
     container_path: str
     permissions: str = "rwm"
     location: Location
 
 
-class DeviceRequest(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class DeviceRequest:
     """A device request (``--gpus``, compose ``deploy.resources.reservations.devices``)."""
 
     driver: str = ""
     count: int | None = None  # -1: all
-    device_ids: list[str] = Field(default_factory=list)
-    capabilities: list[str] = Field(default_factory=list)  # flattened, e.g. ["gpu"]
+    device_ids: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)  # flattened, e.g. ["gpu"]
     location: Location
 
 
-class Sysctl(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Sysctl:
     name: str
     value: str
     location: Location
 
 
-class PublishedPort(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class PublishedPort:
     """A container port published on the host (``-p``, compose ``ports``)."""
 
     container_port: str  # "80" or a range "8000-8010"
@@ -106,21 +118,24 @@ class PublishedPort(BaseModel):
     location: Location
 
 
-class Ulimit(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Ulimit:
     name: str
     soft: int
     hard: int
     location: Location
 
 
-class Setting(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Setting:
     """A single string entry of a list-valued setting (device cgroup rules, networks...)."""
 
     value: str
     location: Location
 
 
-class RuntimeConfig(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class RuntimeConfig:
     """How a container is (or will be) run: the normalised run-time configuration.
 
     Built by the container source from ``docker inspect`` and by the compose source
@@ -141,17 +156,17 @@ class RuntimeConfig(BaseModel):
     """
 
     location: Location
-    locations: dict[str, Location] = Field(default_factory=dict)
+    locations: dict[str, Location] = field(default_factory=dict)
 
     user: str | None = None  # as configured here; None: the image's USER applies
     read_only: bool = False
     privileged: bool = False
-    cap_add: list[Capability] = Field(default_factory=list)
-    cap_drop: list[Capability] = Field(default_factory=list)
-    security_opt: list[SecurityOption] = Field(default_factory=list)
+    cap_add: list[Capability] = field(default_factory=list)
+    cap_drop: list[Capability] = field(default_factory=list)
+    security_opt: list[SecurityOption] = field(default_factory=list)
     # Kernel paths the engine normally masks or makes read-only but will not here
     # (systempaths=unconfined, or masked/read-only path lists that leave some out).
-    unmasked_system_paths: list[str] = Field(default_factory=list)
+    unmasked_system_paths: list[str] = field(default_factory=list)
 
     pid_mode: str = ""
     ipc_mode: str = ""
@@ -161,15 +176,15 @@ class RuntimeConfig(BaseModel):
     network_mode: str = ""
     # Networks attached besides the mode: container NetworkSettings.Networks, compose
     # ``networks`` (a service with neither network_mode nor networks gets "default").
-    networks: list[Setting] = Field(default_factory=list)
+    networks: list[Setting] = field(default_factory=list)
 
-    mounts: list[Mount] = Field(default_factory=list)
-    volumes_from: list[Setting] = Field(default_factory=list)
-    devices: list[Device] = Field(default_factory=list)
-    device_requests: list[DeviceRequest] = Field(default_factory=list)
-    device_cgroup_rules: list[Setting] = Field(default_factory=list)
-    sysctls: list[Sysctl] = Field(default_factory=list)
-    ports: list[PublishedPort] = Field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    volumes_from: list[Setting] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
+    device_requests: list[DeviceRequest] = field(default_factory=list)
+    device_cgroup_rules: list[Setting] = field(default_factory=list)
+    sysctls: list[Sysctl] = field(default_factory=list)
+    ports: list[PublishedPort] = field(default_factory=list)
     publish_all_ports: bool = False
 
     memory: int | None = None  # bytes; None: no limit
@@ -180,7 +195,7 @@ class RuntimeConfig(BaseModel):
     cpus: float | None = None  # from NanoCpus, or CpuQuota / CpuPeriod
     pids_limit: int | None = None  # None: unlimited (the engine's 0 and -1)
     shm_size: int | None = None
-    ulimits: list[Ulimit] = Field(default_factory=list)
+    ulimits: list[Ulimit] = field(default_factory=list)
     restart_policy: str | None = None  # "no", "always", "on-failure", "unless-stopped"
     # The OCI runtime that runs the container, by the name the engine registers it
     # under (HostConfig.Runtime, compose ``runtime``; for a Pod, its RuntimeClass's
@@ -193,11 +208,11 @@ class RuntimeConfig(BaseModel):
 
     # Mounts inherited from something this input cannot show (compose
     # ``volumes_from: ["container:legacy"]``): the rules fail closed on them.
-    unresolved_mounts: list[Setting] = Field(default_factory=list)
+    unresolved_mounts: list[Setting] = field(default_factory=list)
     # Why a field holds a value the input did not plainly set, by field name: the
     # engine's default for the checked host (and whether that host was assumed), or a
     # value that reads as another ("limits.memory: 0 means no limit").
-    reasons: dict[str, str] = Field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def location_of(self, *names: str) -> Location:
         """Where the first of ``names`` that has a location was set, else the whole config."""
@@ -223,13 +238,19 @@ class RuntimeConfig(BaseModel):
 READ_ONLY_VOLUME_TYPES = ("configMap", "secret", "downwardAPI", "projected")
 
 
-class PodVolume(BaseModel):
+# The lists of a Pod spec a container comes from, as the API names its entries.
+ContainerType = Literal["container", "initContainer", "ephemeralContainer"]
+
+
+@dataclass(slots=True, kw_only=True)
+class PodVolume:
     type: str  # the volume source's key: hostPath, emptyDir, persistentVolumeClaim...
     name: str
     location: Location
 
 
-class KubernetesFacts(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class KubernetesFacts:
     """What only a Kubernetes Pod spec says, for the rules that only make sense there.
 
     Everything the container rules judge is in the Subject's RuntimeConfig; these
@@ -241,14 +262,14 @@ class KubernetesFacts(BaseModel):
     workload_name: str
     namespace: str | None = None
     # The pod template's labels: what a NetworkPolicy selects the pod by.
-    pod_labels: dict[str, str] = Field(default_factory=dict)
+    pod_labels: dict[str, str] = field(default_factory=dict)
     container: str
-    container_type: Literal["container", "initContainer", "ephemeralContainer"] = "container"
+    container_type: ContainerType = "container"
     image: str | None = None
     # As written on the pod (None: not set, so the ServiceAccount's setting, default true).
     automount_service_account_token: bool | None = None
     # Projected volumes with a serviceAccountToken source: a token whatever the above says.
-    token_volumes: list[Setting] = Field(default_factory=list)
+    token_volumes: list[Setting] = field(default_factory=list)
     # After merging pod and container securityContext, as the kubelet does.
     run_as_non_root: bool | None = None
     run_as_user: int | None = None
@@ -257,10 +278,10 @@ class KubernetesFacts(BaseModel):
     # image's /etc/group lists the user in.
     supplemental_groups_policy: str | None = None
     # Every volume of the pod, by type ("hostPath") and name, for the volume-type policy.
-    volumes: list[PodVolume] = Field(default_factory=list)
-    host_ports: list[PublishedPort] = Field(default_factory=list)
+    volumes: list[PodVolume] = field(default_factory=list)
+    host_ports: list[PublishedPort] = field(default_factory=list)
     # Secrets put into the environment: envFrom secretRef and env valueFrom secretKeyRef.
-    secret_env: list[Setting] = Field(default_factory=list)
+    secret_env: list[Setting] = field(default_factory=list)
     # The object whose spec.networkPolicy a controller makes into the pod's NetworkPolicy
     # (an Agent Sandbox template: "SandboxTemplate default/python"); None for other pods.
     network_policy_owner: str | None = None
@@ -269,7 +290,7 @@ class KubernetesFacts(BaseModel):
     runtime_class: str | None = None
     runtime_class_handler: str | None = None
     location: Location
-    locations: dict[str, Location] = Field(default_factory=dict)
+    locations: dict[str, Location] = field(default_factory=dict)
 
     def location_of(self, *names: str) -> Location:
         for name in names:

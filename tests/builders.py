@@ -8,6 +8,7 @@ tests/rules/test_dockerfile_cases.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from paracle_guard.location import Location
@@ -99,7 +100,7 @@ def instruction(
     given = "".join(f"--{name}={flag} " for name, flag in (flags or {}).items())
     parsed = parse_dockerfile(f"FROM scratch\n{keyword} {given}{value}\n", DOCKERFILE)
     read = parsed.instructions[-1]
-    return read.model_copy(update={"stage": stage, "final": final, "location": loc(line)})
+    return replace(read, stage=stage, final=final, location=loc(line))
 
 
 def package(
@@ -170,9 +171,8 @@ def env(
     line: int = 1,
     final: bool = True,
 ) -> EnvVar:
-    return EnvVar.model_validate(
-        {"name": name, "value": value, "origin": origin, "final": final, "location": loc(line)}
-    )
+    return EnvVar(name=name, value=value, origin=origin,
+                  final=final, location=loc(line))
 
 
 def file(
@@ -185,18 +185,9 @@ def file(
     capabilities: bool = False,
     tags: list[FileTag] | None = None,
 ) -> FileEntry:
-    return FileEntry.model_validate(
-        {
-            "path": path,
-            "mode": mode,
-            "kind": kind,
-            "uid": uid,
-            "gid": gid,
-            "capabilities": capabilities,
-            "tags": tags or [],
-            "location": image_loc(path),
-        }
-    )
+    return FileEntry(path=path, mode=mode, kind=kind,
+                     uid=uid, gid=gid, capabilities=capabilities, tags=tags or [],
+                     location=image_loc(path))
 
 
 def port(number: int, protocol: str = "tcp", *, line: int = 1) -> ExposedPort:

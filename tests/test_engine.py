@@ -54,16 +54,8 @@ def suppression(
     line: int = 1,
 ) -> Suppression:
     first, last = lines if lines is not None else (None, None)
-    return Suppression.model_validate(
-        {
-            "rules": list(rules),
-            "reason": reason,
-            "scope": scope,
-            "first_line": first,
-            "last_line": last,
-            "location": loc(line),
-        }
-    )
+    return Suppression(rules=list(rules), reason=reason, scope=scope,
+                       first_line=first, last_line=last, location=loc(line))
 
 
 def rooted(**facts: Any) -> Subject:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -286,7 +287,7 @@ class DockerBackend:
             self._image_cache[info.id] = subject
         # Named as the user named it, so waivers written for the reference apply.
         return CheckedImage(ref=ref, id=info.id, repo_digests=tuple(info.repo_digests),
-                            subject=subject.model_copy(update={"target": ref}))
+                            subject=replace(subject, target=ref))
 
     def runtimes(self) -> dict[str, Runtime]:
         """The engine's registered runtimes by name, asked once per launch."""

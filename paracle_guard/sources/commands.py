@@ -22,7 +22,7 @@ which takes any option it is not told about as a flag.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from paracle_guard.sources.getopt import basename
 from paracle_guard.subject import AccountAction, AccountChange
@@ -198,7 +198,7 @@ def account_changes(argv: Sequence[str], command: int = 0) -> list[AccountChange
 
     ``command`` is its index among the step's commands, which the facts carry.
     """
-    return [change.model_copy(update={"command": command}) for change in _changes(argv)]
+    return [replace(change, command=command) for change in _changes(argv)]
 
 
 def _changes(argv: Sequence[str]) -> list[AccountChange]:

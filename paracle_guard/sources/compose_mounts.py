@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from paracle_guard.sources.compose_merge import prepared
 from paracle_guard.sources.compose_project import Project, Volume
@@ -51,9 +51,8 @@ from paracle_guard.sources.runtime_options import (
     local_volume_host_path,
     normalise_host_path,
 )
-from paracle_guard.subject import Mount, Setting
+from paracle_guard.subject import Mount, Setting, mount_type
 
-_MOUNT_TYPES = frozenset({"bind", "volume", "tmpfs", "npipe", "cluster", "image"})
 # Where Compose binds the engine's socket for use_api_socket, on both sides.
 API_SOCKET = "/var/run/docker.sock"
 # The working directory of a dockerd started by systemd: where it resolves a relative
@@ -125,15 +124,12 @@ class MountReader:
             for mount in inherited.mounts:
                 if mount.type == "tmpfs":
                     continue  # tmpfs mounts are not shared by volumes_from
-                found.mounts.append(mount.model_copy(update={
-                    "read_only": mount.read_only or read_only,
-                    "location": location(item),
-                    "from_image": False,
-                    "via": f"volumes_from {spec}",
-                }))
+                found.mounts.append(replace(
+                    mount, read_only=mount.read_only or read_only, location=location(item),
+                    from_image=False, via=f"volumes_from {spec}"))
             found.unresolved.extend(
-                setting.model_copy(update={"value": f"{spec}, through {setting.value}",
-                                           "location": location(item)})
+                replace(setting, value=f"{spec}, through {setting.value}",
+                        location=location(item))
                 for setting in inherited.unresolved)
 
     def _short(self, item: Node) -> Mount:
@@ -148,9 +144,10 @@ class MountReader:
 
     def _long(self, item: Node) -> Mount:
         spec = mapping(item)
-        kind = text(spec["type"]) if "type" in spec else "volume"
-        if kind not in _MOUNT_TYPES:
-            raise item.error(f"unknown volume type {kind!r}")
+        named = text(spec["type"]) if "type" in spec else "volume"
+        kind = mount_type(named)
+        if kind is None:
+            raise item.error(f"unknown volume type {named!r}")
         if "target" not in spec:
             raise item.error("a volume needs a target")
         target = text(spec["target"])

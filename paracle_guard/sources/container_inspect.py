@@ -42,10 +42,10 @@ from paracle_guard.subject import (
     Sysctl,
     Ulimit,
     UserFact,
+    mount_type,
 )
 
 _DEFAULT_CPU_PERIOD = 100_000  # microseconds, the kernel's and the engine's default
-_MOUNT_TYPES = frozenset({"bind", "volume", "tmpfs", "npipe", "cluster", "image"})
 # The real path of a host path this process cannot resolve: the rules cannot tell where
 # the mount leads, so the container is a parse problem (refused, as anything unreadable).
 UNRESOLVABLE = ""
@@ -291,10 +291,11 @@ class InspectedContainer:
         mounts = []
         for index, raw in enumerate(as_list(self.container.get("Mounts"))):
             entry = as_dict(raw)
-            kind = as_text(entry.get("Type")) or "volume"
+            named = as_text(entry.get("Type")) or "volume"
             where = _at(f"Mounts[{index}]")
-            if kind not in _MOUNT_TYPES:
-                self.problems.append(ParseProblem(message=f"unknown mount type {kind!r}",
+            kind = mount_type(named)
+            if kind is None:
+                self.problems.append(ParseProblem(message=f"unknown mount type {named!r}",
                                                   location=where))
                 continue
             target = as_text(entry.get("Destination"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import Literal
 
 from paracle_guard.sources.file_commands import mode_change
 from paracle_guard.subject import Download, ModeChange
@@ -48,7 +49,7 @@ def remote_sources(sources: list[str], flags: dict[str, str]) -> list[Download]:
     return found
 
 
-def source_kind(source: str) -> str | None:
+def source_kind(source: str) -> Literal["git", "http"] | None:
     """"git", "http" or None (a local path), as BuildKit decides for an ADD source."""
     if source.startswith(("./", "../")):
         return None

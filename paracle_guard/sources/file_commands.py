@@ -10,6 +10,8 @@ in, ``curl -fsSL URL | sh`` downloads into a shell.
 from __future__ import annotations
 
 import posixpath
+from dataclasses import replace
+from typing import Literal
 
 from paracle_guard.sources.getopt import has_option, option_values, parse_options
 from paracle_guard.sources.shell import SHELLS, resolve_path
@@ -23,9 +25,11 @@ _WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 CODE_RUNNERS = SHELLS | {"eval", "source", ".", "perl", "ruby", "node", "php", "python",
                          "python2", "python3", "pwsh", "powershell"}
 _COPIERS = {"cp": "tS", "mv": "tS", "ln": "tS"}
-# What finally reads a command's output, by id(command): ("pipe" or "argument", program),
-# or None for the step's own output. Memoized per step, so every walk is linear overall.
-Sinks = dict[int, tuple[str, str] | None]
+# What finally reads a command's output: ("pipe" or "argument", program).
+Sink = tuple[Literal["pipe", "argument"], str]
+# The Sink of each command by id(command), or None for the step's own output. Memoized
+# per step, so every walk is linear overall.
+Sinks = dict[int, Sink | None]
 _CURL_VALUED = "AbcCdDeEFHKmoPQrTtuUwxXyYz"
 _CURL_LONG_VALUED = frozenset({
     "--output", "--url", "--header", "--user-agent", "--data", "--data-raw", "--data-binary",
@@ -324,17 +328,14 @@ def _flow(download: Download, command: Command, sinks: Sinks) -> Download:
     if sink is None:
         return download  # the step's own output
     flow, consumer = sink
-    return download.model_copy(update={
-        "into": flow,
-        "consumer": consumer or None,
-        "runs_as_code": bool(consumer) and is_code_runner(consumer),
-    })
+    return replace(download, into=flow, consumer=consumer or None,
+                   runs_as_code=bool(consumer) and is_code_runner(consumer))
 
 
-def final_sink(command: Command, sinks: Sinks) -> tuple[str, str] | None:
+def final_sink(command: Command, sinks: Sinks) -> Sink | None:
     path: list[Command] = []
     current = command
-    result: tuple[str, str] | None = None
+    result: Sink | None = None
     while True:
         if id(current) in sinks:
             result = sinks[id(current)]

@@ -82,8 +82,7 @@ def _decode_tree(document: Any) -> LayerTree:
     symlinks = document["symlinks"]
     if not isinstance(symlinks, dict):
         raise TypeError("symlinks: expected a mapping")
-    # Every value is checked here, so the model need not validate 100,000 of them again.
-    return LayerTree.model_construct(
+    return LayerTree(
         dirs=set(_strings(document["dirs"])),
         symlinks={_text(path): _text(target) for path, target in symlinks.items()},
         others=_decode_keys(document["others"]),
@@ -196,7 +195,7 @@ def decode_image(payload: bytes, diff_ids: Sequence[str]) -> ImageFacts | None:
             return None
         files = [FinalFile(file=_decode_kept(kept), layer=_text(layer))
                  for layer, kept in document["files"]]
-        tree = ImageTree.model_construct(
+        tree = ImageTree(
             layer_ids=_strings(document["tree"]["layer_ids"]),
             layers=[_decode_tree(layer) for layer in document["tree"]["layers"]],
         )

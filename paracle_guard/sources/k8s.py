@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from paracle_guard.location import Location
@@ -81,6 +81,7 @@ from paracle_guard.sources.k8s_volumes import PodVolumes
 from paracle_guard.sources.located_yaml import LocatedError, Node
 from paracle_guard.subject import (
     BaseImage,
+    ContainerType,
     KubernetesFacts,
     ParseProblem,
     RuntimeConfig,
@@ -228,7 +229,7 @@ class _PodReader:
         self.policies = found.policies
         self.storage = found.storage
         self.runtime_classes = found.runtime_classes
-        self.containers: list[tuple[Node, str]] = []
+        self.containers: list[tuple[Node, ContainerType]] = []
         self.security = PodSecurity(workload, self.containers)
 
     @property
@@ -238,8 +239,10 @@ class _PodReader:
     def subjects(self) -> list[Subject]:
         spec = self.workload.spec
         try:
-            for key, kind in (("initContainers", "initContainer"), ("containers", "container"),
-                              ("ephemeralContainers", "ephemeralContainer")):
+            kinds: tuple[tuple[str, ContainerType], ...] = (
+                ("initContainers", "initContainer"), ("containers", "container"),
+                ("ephemeralContainers", "ephemeralContainer"))
+            for key, kind in kinds:
                 self.containers.extend((item, kind) for item in _sequence(_get(spec, key)))
             if not self.containers:
                 raise _fail(spec, "the pod spec has no containers")
@@ -294,7 +297,7 @@ class _PodReader:
         return data
 
     def _broken(self, target: str, part: Subject | None, problem: ManifestError) -> Subject:
-        broken = part.model_copy() if part is not None else Subject(kind="k8s", target=target)
+        broken = replace(part) if part is not None else Subject(kind="k8s", target=target)
         broken.metadata = self._metadata(target.rsplit("/")[-1]) if part is not None else {
             "file": self.display, "workload": f"{self.workload.kind}/{self.workload.name}"}
         broken.label = broken.label or f"{self.workload.kind} {self.workload.name}"
@@ -302,7 +305,7 @@ class _PodReader:
             message=problem.message, location=Location(path=problem.file, line=problem.line))]
         return broken
 
-    def _container(self, container: Node, name: str, container_type: str,
+    def _container(self, container: Node, name: str, container_type: ContainerType,
                    subject: Subject) -> Subject:
         spec = self.workload.spec
         where = _location(container)
@@ -335,11 +338,11 @@ class _PodReader:
         metadata = self._metadata(name)
         if facts.image is not None:
             metadata["image"] = facts.image
-        return subject.model_copy(update={
-            "user": user, "env": env, "runtime": config,
-            "workdir": _text(workdir) if workdir is not None else None,
-            "base_images": base_images, "kubernetes": facts, "metadata": metadata,
-        })
+        return replace(
+            subject, user=user, env=env, runtime=config,
+            workdir=_text(workdir) if workdir is not None else None,
+            base_images=base_images, kubernetes=facts, metadata=metadata,
+        )
 
     def _namespaces(self, config: RuntimeConfig, locations: dict[str, Location]) -> None:
         """The host namespaces the pod shares, and the network it can reach."""

@@ -25,6 +25,7 @@ from paracle_guard.sources.located_yaml import Node
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS
 from paracle_guard.subject import (
     Capability,
+    ContainerType,
     GroupGrant,
     KubernetesFacts,
     RuntimeConfig,
@@ -51,7 +52,7 @@ class PodSecurity:
     """The securityContext of one pod's containers (``containers``: all of them, with
     their type, for fields that one container sets and others do not)."""
 
-    def __init__(self, workload: Workload, containers: list[tuple[Node, str]]) -> None:
+    def __init__(self, workload: Workload, containers: list[tuple[Node, ContainerType]]) -> None:
         self.workload = workload
         self.containers = containers
 

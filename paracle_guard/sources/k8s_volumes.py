@@ -14,6 +14,8 @@ same name, as in the StatefulSet controller and the Sandbox controller
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from paracle_guard.sources.k8s_objects import Workload
 from paracle_guard.sources.k8s_objects import boolean as _bool
 from paracle_guard.sources.k8s_objects import fail as _fail
@@ -131,8 +133,8 @@ class PodVolumes:
         verb = "is bound to" if definite else "may bind"
         on_node = [volume for volume in bound
                    if volume.source in NODE_PATH_SOURCES and volume.host_path is not None]
-        return [plain.model_copy(update={
-            "type": "bind", "host_path": volume.host_path,
-            "via": f"claim {wanted.name} {verb} PersistentVolume {volume.name}, {volume.source} "
-                   f"{volume.host_path} at {volume.location.path}:{volume.location.line}",
-        }) for volume in on_node] or [plain]
+        return [replace(
+            plain, type="bind", host_path=volume.host_path,
+            via=f"claim {wanted.name} {verb} PersistentVolume {volume.name}, {volume.source} "
+                f"{volume.host_path} at {volume.location.path}:{volume.location.line}",
+        ) for volume in on_node] or [plain]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from paracle_guard.sources.getopt import Option, basename, option_values, parse_options
 from paracle_guard.subject import PackageAction, PackageCall, RequestedPackage
@@ -216,6 +216,8 @@ def _pacman_call(tool: str, args: Sequence[str], index: int) -> PackageCall | No
     options, operands = parse_options(args, "br", _PACMAN_VALUED)
     names = {name for name, _ in options}
     letters = {name[1] for name in names if len(name) == 2}
+    verb: str
+    action: PackageAction
     if "S" in letters or "--sync" in names:
         if operands:
             verb, action = "-S", "install"
@@ -229,7 +231,7 @@ def _pacman_call(tool: str, args: Sequence[str], index: int) -> PackageCall | No
         verb, action = "-U", "install"  # package files: no names to judge
     else:
         return None
-    packages = [{"name": name.split("/", 1)[-1], "version": None} for name in operands
+    packages = [RequestedPackage(name=name.split("/", 1)[-1]) for name in operands
                 if action in ("install", "remove") and _is_package_word(name)
                 and not name.endswith(_PACMAN_FILES)]
     return PackageCall(command=index, manager="pacman", tool=tool, verb=verb, action=action,
@@ -253,7 +255,7 @@ def package_calls(argv: Sequence[str], index: int) -> list[PackageCall]:
                                        if token.endswith("+") and _is_package_word(token[:-1]))]
     if not installed:
         return [call]
-    return [call, call.model_copy(update={"action": "install", "packages": installed})]
+    return [call, replace(call, action="install", packages=installed)]
 
 
 def package_call(argv: Sequence[str], index: int) -> PackageCall | None:
@@ -276,7 +278,7 @@ def package_call(argv: Sequence[str], index: int) -> PackageCall | None:
     if program == "apk" and action == "install":
         # --virtual NAME installs a meta package of that name, not a real one.
         virtual = set(option_values(options, "-t", "--virtual"))
-        packages = [p for p in packages if p["name"] not in virtual]
+        packages = [p for p in packages if p.name not in virtual]
     return PackageCall(
         command=index,
         manager=syntax.manager,
@@ -324,8 +326,8 @@ def _tool(argv: Sequence[str]) -> tuple[str, str, list[str]] | None:
 
 
 def _packages(syntax: _Syntax, arguments: Sequence[str],
-              action: PackageAction) -> list[dict[str, str | None]]:
-    """The packages named, as plain data: PackageCall builds them in one validation."""
+              action: PackageAction) -> list[RequestedPackage]:
+    """The packages named."""
     found = []
     skip_next = False
     for token in arguments:
@@ -345,7 +347,7 @@ def _packages(syntax: _Syntax, arguments: Sequence[str],
         name, version = syntax.split(token)
         # "@core" is an rpm group.
         if name and not name.startswith("@") and not name.endswith(("-", "+")):
-            found.append({"name": name, "version": version})
+            found.append(RequestedPackage(name=name, version=version))
     return found
 
 

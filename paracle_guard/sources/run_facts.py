@@ -21,7 +21,6 @@ comparisons. Rules read only these facts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from paracle_guard.location import Location
 from paracle_guard.sources import file_commands
@@ -39,6 +38,7 @@ from paracle_guard.subject import (
     PackageCall,
     PathRemoval,
     RunStep,
+    ShellCommand,
 )
 
 # Programs whose facts the tool readers know; every other command is only a ShellCommand.
@@ -74,8 +74,6 @@ def read_run(
         commands = read_script(script or "", variables, cwd=cwd, limits=limits)
     facts = _Facts((variables or {}).get("HOME"))
     facts.read(commands)
-    # One validation builds every nested fact from plain data: far cheaper than a
-    # model constructor per command.
     return RunStep(
         script=display if display is not None else (script or ""),
         exec_form=exec_form,
@@ -87,7 +85,9 @@ def read_run(
         location=location,
         truncated=limits.unread is not None,
         unread=limits.unread,
-        **facts.found,
+        commands=facts.commands, package_calls=facts.package_calls, accounts=facts.accounts,
+        writes=facts.writes, removals=facts.removals, mode_changes=facts.mode_changes,
+        downloads=facts.downloads, apt_settings=facts.apt_settings,
     )
 
 
@@ -108,11 +108,11 @@ def cache_mount_targets(mounts: Sequence[str]) -> list[str]:
 
 
 class _Facts:
-    """Reads the facts of one step's commands into ``found``, by RunStep field."""
+    """Reads the facts of one step's commands, each into the RunStep field of its name."""
 
     def __init__(self, home: str | None) -> None:
         self.home = home  # $HOME, for the caches under ~ a clean verb deletes
-        self.commands: list[dict[str, Any]] = []  # ShellCommand fields
+        self.commands: list[ShellCommand] = []
         self.package_calls: list[PackageCall] = []
         self.accounts: list[AccountChange] = []
         self.writes: list[FileWrite] = []
@@ -123,19 +123,11 @@ class _Facts:
         self.directories: set[str] = set()
         self.sinks: file_commands.Sinks = {}
 
-    @property
-    def found(self) -> dict[str, Any]:
-        return {
-            "commands": self.commands, "package_calls": self.package_calls,
-            "accounts": self.accounts, "writes": self.writes, "removals": self.removals,
-            "mode_changes": self.mode_changes, "downloads": self.downloads,
-            "apt_settings": self.apt_settings,
-        }
-
     def read(self, commands: list[Command]) -> None:
         for index, command in enumerate(commands):
-            self.commands.append({"argv": command.argv, "wrappers": command.wrappers,
-                                  "environment": command.environment})
+            self.commands.append(ShellCommand(argv=list(command.argv),
+                                              wrappers=list(command.wrappers),
+                                              environment=dict(command.environment)))
             program = command.program
             if command.redirects or program in _FILE_PROGRAMS:
                 self._files(command, program, index)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from paracle_guard.image_tree import ImageTree, LayerTree
@@ -63,7 +65,7 @@ def _image(**extra: object) -> Subject:
     subject = Subject(kind="image", target="img", image_tree=tree(),
                       env=[EnvVar(name="PATH", value="/usr/bin", origin="config",
                                   location=Location(path="img"))])
-    return subject.model_copy(update=extra)
+    return replace(subject, **extra)
 
 
 def test_check_command_refuses_with_127_and_says_where_it_looked() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ def test_any_uid_policy_takes_the_images_proven_user() -> None:
     any_id = policy(user={"allowed_uids": [], "allowed_gids": []})
     assert spec(any_id, image_user=user).user == "4242:4242"
     # The image user's own group, when it is not 0.
-    grouped = user.model_copy(update={"gid": 4343})
+    grouped = replace(user, gid=4343)
     assert spec(any_id, image_user=grouped).user == "4242:4343"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from paracle_guard.severity import Severity
@@ -245,7 +247,7 @@ def test_add_of_a_pinned_git_repository_passes(source: str, flags: dict[str, str
 def _unresolved(ref: str, names: list[str], undeclared: list[str],
                 registry: str = "docker.io") -> BaseImage:
     fact = base_image(ref, line=2, registry=registry)
-    return fact.model_copy(update={"unresolved": names, "undeclared": undeclared})
+    return replace(fact, unresolved=names, undeclared=undeclared)
 
 
 def test_a_base_image_chosen_at_build_time_is_unknown_not_latest() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.builders import check, controls, messages
 from tests.runtime_builders import at, cap, hardened, subject
 
@@ -49,7 +51,7 @@ def test_policy_without_drop_all_does_not_ask_for_it() -> None:
 
 
 def test_no_runtime_means_nothing_to_judge() -> None:
-    config_less = subject().model_copy(update={"runtime": None})
+    config_less = replace(subject(), runtime=None)
     assert check("PG301", config_less) == []
     assert check("PG302", config_less) == []
 

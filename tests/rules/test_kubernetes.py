@@ -5,6 +5,7 @@ these tests vary the policy."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,7 @@ def test_pids_note_is_info_and_does_not_fail_the_run() -> None:
 
 
 def test_kubernetes_rules_ignore_other_kinds() -> None:
-    other = subject("hardened").model_copy(update={"kind": "compose", "kubernetes": None})
+    other = replace(subject("hardened"), kind="compose", kubernetes=None)
     policy = Plan.compile(Policy.model_validate({}))
     assert {f.rule for f in policy.evaluate(other).findings} & K8S_RULES == set()
 

@@ -15,15 +15,13 @@ def _problem(message: str, line: int) -> ParseProblem:
 
 
 def _suppression(reason: str | None, line: int = 3, scope: str = "line") -> Suppression:
-    return Suppression.model_validate(
-        {
-            "rules": ["PG101", "denied-package"],
-            "reason": reason,
-            "scope": scope,
-            "first_line": line + 1 if scope == "line" else None,
-            "last_line": line + 1 if scope == "line" else None,
-            "location": loc(line),
-        }
+    return Suppression(
+        rules=["PG101", "denied-package"],
+        reason=reason,
+        scope=scope,
+        first_line=line + 1 if scope == "line" else None,
+        last_line=line + 1 if scope == "line" else None,
+        location=loc(line),
     )
 
 

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import tarfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -497,8 +498,7 @@ def test_fixtures_match_what_the_engine_stores_now(
     live = inspect_subject(containers, containers.create(plain_image.id, **HARDENED))
     captured = from_fixture("hardened")
     assert live.runtime is not None and captured.runtime is not None
-    assert live.runtime.model_dump() == captured.runtime.model_dump(
-        ) | {"location": live.runtime.location.model_dump()}
+    assert asdict(live.runtime) == asdict(captured.runtime) | {"location": live.runtime.location}
 
 
 def test_fixture_capture_script_is_importable() -> None:

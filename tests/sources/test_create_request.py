@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +235,8 @@ def both_subjects(containers: ContainerFactory, reader: EngineReader, image: Bui
 
 def _runtime(subject: Subject) -> dict[str, Any]:
     assert subject.runtime is not None
-    dumped = subject.runtime.model_dump(exclude={"location"})
+    dumped = asdict(subject.runtime)
+    del dumped["location"]
     for mount in dumped["mounts"]:
         # The engine names a new volume with a random ID; the request cannot know it.
         source = mount["source"] or ""
