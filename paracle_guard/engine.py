@@ -6,7 +6,9 @@ and returns one Result each, with suppressions and waivers applied.
 
 The report models are built with ``model_construct``: every value comes from a
 Subject, a rule or the policy, already typed (mypy checks the keywords), so a run
-that prints text never pays for building their validators.
+that prints text never pays for building their validators. Every list and dict is
+given, even empty: for a default factory ``model_construct`` takes the factory's
+signature first, and ``inspect.signature(list)`` compiles the tokenizer's patterns.
 """
 
 from __future__ import annotations
@@ -169,12 +171,14 @@ class Plan:
         if whole is None:
             result = Result.model_construct(target=subject.target, kind=subject.kind,
                                             label=subject.label,
-                                            metadata=_copied(subject.metadata))
+                                            metadata=_copied(subject.metadata), parts={},
+                                            findings=[], suppressed=[], notices=[])
         else:
             result = Result.model_construct(
                 target=whole.target, kind=subject.kind, label=whole.label,
                 metadata=_copied(whole.metadata),
-                parts={subject.target: subject.label or subject.target})
+                parts={subject.target: subject.label or subject.target},
+                findings=[], suppressed=[], notices=[])
         applicable = [entry for entry in self._active
                       if subject.judged and subject.kind in entry.rule.kinds]
         if any(problem.blocking for problem in subject.parse_problems):

@@ -34,20 +34,29 @@ def construct(model: type[Model], data: Any) -> Model:
     """``model`` with the fields ``data`` sets (by name or alias) and defaults for the rest.
 
     The fields ``data`` sets are the instance's ``model_fields_set``, as after
-    ``model_validate``.
+    ``model_validate``. Defaults are filled in here: ``model_construct`` would take
+    each default factory's signature first, and the signature of ``list`` costs
+    tokenizing its text signature (the tokenizer's patterns take milliseconds to
+    compile). The policy models' factories take no argument; one that did would
+    raise TypeError here, and the policy would be validated afresh.
     """
     if not isinstance(data, dict):
         raise TypeError(f"{model.__name__}: expected an object, got {type(data).__name__}")
     values: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
     known: set[str] = set()
     for name, field in model.model_fields.items():
         key = field.alias if field.alias is not None and field.alias in data else name
         known.update((name, field.alias or name))
         if key in data:
             values[name] = _value(field.annotation, data[key])
+        elif field.default_factory is not None:
+            defaults[name] = field.default_factory()  # type: ignore[call-arg]
+        else:
+            defaults[name] = field.get_default(call_default_factory=False)
     if not known.issuperset(data):
         raise ValueError(f"{model.__name__}: unknown fields {sorted(set(data) - known)}")
-    return model.model_construct(**values)
+    return model.model_construct(_fields_set=set(values), **values, **defaults)
 
 
 def _value(annotation: Any, value: Any) -> Any:

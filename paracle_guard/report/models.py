@@ -212,7 +212,8 @@ class Report(_ReportModel):
         ``Plan.new_report`` builds it from a compiled policy: prefer that.
         """
         return cls.model_construct(tool=ToolInfo.model_construct(version=__version__),
-                                   policy=policy, fail_on=fail_on, rules=dict(rules or {}))
+                                   policy=policy, fail_on=fail_on, results=[],
+                                   rules=dict(rules or {}))
 
     def add(self, result: Result) -> None:
         """Add a result; one for a target already here is merged into it (a Pod's

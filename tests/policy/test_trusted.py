@@ -16,7 +16,7 @@ import pydantic
 import pytest
 
 from paracle_guard.policy.loader import builtin_policy_names, validate_policy, validate_policy_file
-from paracle_guard.policy.models import Policy
+from paracle_guard.policy.models import DEFAULT_SECRET_PATTERNS, Policy
 from paracle_guard.policy.trusted import construct
 from paracle_guard.severity import Severity
 
@@ -98,6 +98,18 @@ def test_a_policy_setting_every_field_rebuilds_to_the_validated_one(
     assert isinstance(rebuilt.controls.resources.cpus, float)
     assert rebuilt.controls.resources.memory is None
     assert rebuilt.rules["root-user"].model_fields_set == set()
+
+
+def test_a_policy_setting_nothing_rebuilds_with_every_default(
+        write: Callable[..., Path]) -> None:
+    rebuilt = _assert_rebuilt(validate_policy_file(write("few.yaml", "metadata: {name: few}\n")))
+    assert rebuilt.model_fields_set == {"api_version", "kind", "metadata", "extends", "source",
+                                        "sha256"}
+    assert rebuilt.controls.model_fields_set == set()
+    # Defaults are each instance's own, never shared with another policy's.
+    other = _assert_rebuilt(validate_policy_file(write("few.yaml", "metadata: {name: few}\n")))
+    assert rebuilt.controls.user.allowed_uids is not other.controls.user.allowed_uids
+    assert rebuilt.controls.secrets.env_name_patterns == DEFAULT_SECRET_PATTERNS
 
 
 def _models(model: type[pydantic.BaseModel]) -> Iterator[type[pydantic.BaseModel]]:
