@@ -17,17 +17,20 @@ controls (remote code, secrets, base images) still care about them.
 The records are plain dataclasses, not pydantic models: only our own readers
 build them, from values they have already checked and typed (mypy checks every
 constructor), so validating them again bought nothing but start-up time (building
-validators for ~35 classes cost a short ``lint`` about a sixth of its run).
-A source reading untrusted data checks it itself, as it always had to for a
-clear message naming the field.
+validators for ~35 classes cost a short ``lint`` about 25 ms of its ~300). A
+source reading untrusted data checks it itself, as it always had to for a clear
+message naming the field.
+
+How a container is run (``subject_runtime``) and an image's layer skeleton
+(``image_tree``) are imported only when first named: a Dockerfile has neither,
+and making their classes is a few milliseconds of every ``lint``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from paracle_guard.image_tree import ImageTree
 from paracle_guard.location import Location
 from paracle_guard.subject_run import (
     AccountAction,
@@ -42,24 +45,27 @@ from paracle_guard.subject_run import (
     RunStep,
     ShellCommand,
 )
-from paracle_guard.subject_runtime import (
-    READ_ONLY_VOLUME_TYPES,
-    Capability,
-    ContainerType,
-    Device,
-    DeviceRequest,
-    KubernetesFacts,
-    Mount,
-    MountType,
-    PodVolume,
-    PublishedPort,
-    RuntimeConfig,
-    SecurityOption,
-    Setting,
-    Sysctl,
-    Ulimit,
-    mount_type,
-)
+
+if TYPE_CHECKING:
+    from paracle_guard.image_tree import ImageTree
+    from paracle_guard.subject_runtime import (
+        READ_ONLY_VOLUME_TYPES,
+        Capability,
+        ContainerType,
+        Device,
+        DeviceRequest,
+        KubernetesFacts,
+        Mount,
+        MountType,
+        PodVolume,
+        PublishedPort,
+        RuntimeConfig,
+        SecurityOption,
+        Setting,
+        Sysctl,
+        Ulimit,
+        mount_type,
+    )
 
 # The model's public names, its parts included (subject_run, subject_runtime).
 __all__ = [
@@ -73,6 +79,21 @@ __all__ = [
     "ShellCommand", "Subject", "SubjectKind", "Suppression", "Sysctl", "Ulimit", "UserFact",
     "Whole", "mount_type",
 ]
+
+# Named here, made in subject_runtime on first use (see the module's docstring).
+_RUNTIME_NAMES = frozenset({
+    "READ_ONLY_VOLUME_TYPES", "Capability", "ContainerType", "Device", "DeviceRequest",
+    "KubernetesFacts", "Mount", "MountType", "PodVolume", "PublishedPort", "RuntimeConfig",
+    "SecurityOption", "Setting", "Sysctl", "Ulimit", "mount_type",
+})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUNTIME_NAMES:
+        from paracle_guard import subject_runtime
+
+        return getattr(subject_runtime, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 SubjectKind = Literal["dockerfile", "image", "container", "compose", "k8s"]
 # The groups of kinds rules judge, named once. What an image is built from and what it

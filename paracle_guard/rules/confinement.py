@@ -10,6 +10,7 @@ kernel; runsc, gVisor, puts a kernel of its own in between).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from paracle_guard.cel import (
     POD,
@@ -24,7 +25,10 @@ from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Admission, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import RUNTIME_KINDS, RuntimeConfig, Subject
+from paracle_guard.subject import RUNTIME_KINDS, Subject
+
+if TYPE_CHECKING:  # runtime facts are made on first use (see subject.py)
+    from paracle_guard.subject_runtime import RuntimeConfig
 
 # SELinux types that run a process unconfined.
 UNCONFINED_SELINUX_TYPES = frozenset({"spc_t", "unconfined_t"})

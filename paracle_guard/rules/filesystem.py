@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from paracle_guard.cel import CelCheck, cel, container_has, every_container
 from paracle_guard.location import Location
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Admission, ByKind, Violation, rule, worded
 from paracle_guard.severity import Severity
-from paracle_guard.subject import (
-    ALL_KINDS,
-    READ_ONLY_VOLUME_TYPES,
-    RUNTIME_KINDS,
-    Mount,
-    Subject,
-    SubjectKind,
-)
+from paracle_guard.subject import ALL_KINDS, RUNTIME_KINDS, Subject, SubjectKind
+
+if TYPE_CHECKING:  # runtime facts are made on first use (see subject.py)
+    from paracle_guard.subject_runtime import Mount
 
 # Kernel interfaces: a working directory there hands the process a handle on the
 # host (runc CVE-2024-21626 leaked a host fd through /proc/self/fd).
@@ -313,6 +310,8 @@ def _writable_path_on_admission(controls: Controls) -> CelCheck | None:
     paths = [path.rstrip("/") or "/" for path in controls.root_filesystem.writable_paths]
     under = " || ".join(f"m.mountPath == {cel(p)} || m.mountPath.startsWith({cel(p + '/')})"
                         for p in paths) or "false"
+    from paracle_guard.subject_runtime import READ_ONLY_VOLUME_TYPES
+
     read_only_volume = " || ".join(f"has(v.{kind})" for kind in READ_ONLY_VOLUME_TYPES)
     return CelCheck(
         every_container(

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from paracle_guard.cel import CelCheck, every_container
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Admission, Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import (
-    BUILD_KINDS,
-    RUNTIME_KINDS,
-    KubernetesFacts,
-    RuntimeConfig,
-    Setting,
-    Subject,
-)
+from paracle_guard.subject import BUILD_KINDS, RUNTIME_KINDS, Subject
+
+if TYPE_CHECKING:  # runtime facts are made on first use (see subject.py)
+    from paracle_guard.subject_runtime import KubernetesFacts, RuntimeConfig, Setting
 
 SSH_PORT = 22
 SSH_SERVER_BINARIES = frozenset({"sshd", "dropbear"})
@@ -142,6 +139,8 @@ def _published_on(host_ip: str, host_port: str) -> str:
 
 
 def _attached(config: RuntimeConfig) -> list[Setting]:
+    from paracle_guard.subject_runtime import Setting
+
     attached = list(config.networks)
     if config.network_mode:
         attached.insert(0, Setting(value=config.network_mode,

@@ -9,13 +9,17 @@ left unset, the engine allows as much swap again as memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from paracle_guard.cel import CelCheck, cel, every_container
 from paracle_guard.policy.models import Controls
 from paracle_guard.rules.base import Admission, Violation, rule
 from paracle_guard.severity import Severity
-from paracle_guard.subject import RUNTIME_KINDS, RuntimeConfig, Subject, SubjectKind
+from paracle_guard.subject import RUNTIME_KINDS, Subject, SubjectKind
 from paracle_guard.units import format_size, parse_size
+
+if TYPE_CHECKING:  # runtime facts are made on first use (see subject.py)
+    from paracle_guard.subject_runtime import RuntimeConfig
 
 
 def _why(config: RuntimeConfig, field: str) -> str:

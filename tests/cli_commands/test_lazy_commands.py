@@ -14,13 +14,15 @@ from tests.cli_process import run_cli
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # What only other commands need: the engine client and the Docker SDK, the launcher, the
-# authz plugin, the readers of images, containers, compose and k8s, and PyYAML (a policy
-# already resolved is remembered; rich only colours a terminal).
+# authz plugin, the readers of images, containers, compose and k8s and the facts only they
+# make (how a container runs, an image's layers), and PyYAML (a policy already resolved
+# is remembered; rich only colours a terminal).
 OTHERS_ONLY = (
     "docker", "rich", "jsonschema", "yaml",
     "paracle_guard.docker_client", "paracle_guard.launcher", "paracle_guard.authz",
     "paracle_guard.sources.image", "paracle_guard.sources.container",
     "paracle_guard.sources.compose", "paracle_guard.sources.k8s",
+    "paracle_guard.subject_runtime", "paracle_guard.image_tree",
     "paracle_guard.admission",
 )
 
