@@ -27,25 +27,46 @@ OTHERS_ONLY = (
 )
 
 
-def _modules_after(*args: str) -> list[str]:
+def _after(args: tuple[str, ...], report: str, setup: str = "") -> list[str]:
+    """Run the command line ``args`` in a fresh interpreter; then the JSON list the
+    expression ``report`` gives (``setup`` defines what it needs before the run)."""
     probe = textwrap.dedent(
         f"""\
         import json, sys
         from paracle_guard.cli import main
+        {setup}
         sys.argv = ["paracle-guard", *{list(args)!r}]
         try:
             main()
         except SystemExit:
             pass
         finally:
-            print("MODULES:" + json.dumps(sorted(sys.modules)))
+            print("AFTER:" + json.dumps(sorted({report})))
         """
     )
     ran = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
                          text=True)
-    line = next(line for line in ran.stdout.splitlines() if line.startswith("MODULES:"))
-    modules: list[str] = json.loads(line.removeprefix("MODULES:"))
-    return modules
+    line = next(line for line in ran.stdout.splitlines() if line.startswith("AFTER:"))
+    found: list[str] = json.loads(line.removeprefix("AFTER:"))
+    return found
+
+
+def _modules_after(*args: str) -> list[str]:
+    return _after(args, "sys.modules")
+
+
+# The pydantic models of ours, each as module.name, and whether its validator is built.
+_OUR_MODELS = (
+    "import pydantic; "
+    "ours = lambda model: [m for sub in model.__subclasses__() for m in "
+    "([sub] if sub.__module__.startswith('paracle_guard.') else []) + ours(sub)]"
+)
+
+
+def _models_built_after(*args: str) -> list[str]:
+    """The pydantic models of ours whose validators a run of ``args`` built."""
+    return _after(args, "{f'{m.__module__}.{m.__qualname__}' for m in ours(pydantic.BaseModel) "
+                        "if m.__pydantic_complete__}", setup=_OUR_MODELS)
 
 
 def test_lint_imports_no_module_of_another_command() -> None:
@@ -58,36 +79,6 @@ def test_lint_imports_no_module_of_another_command() -> None:
     heavy = [module for module in loaded
              if any(module == name or module.startswith(name + ".") for name in OTHERS_ONLY)]
     assert heavy == []
-
-
-def _models_built_after(*args: str) -> list[str]:
-    """The pydantic models of ours whose validators a run of ``args`` built."""
-    probe = textwrap.dedent(
-        f"""\
-        import json, sys
-        import pydantic
-        from paracle_guard.cli import main
-        sys.argv = ["paracle-guard", *{list(args)!r}]
-        def ours(model):
-            for sub in model.__subclasses__():
-                if sub.__module__.startswith("paracle_guard."):
-                    yield sub
-                yield from ours(sub)
-        try:
-            main()
-        except SystemExit:
-            pass
-        finally:
-            built = {{f"{{m.__module__}}.{{m.__qualname__}}" for m in ours(pydantic.BaseModel)
-                      if m.__pydantic_complete__}}
-            print("BUILT:" + json.dumps(sorted(built)))
-        """
-    )
-    ran = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
-                         text=True)
-    line = next(line for line in ran.stdout.splitlines() if line.startswith("BUILT:"))
-    built: list[str] = json.loads(line.removeprefix("BUILT:"))
-    return built
 
 
 def test_lint_builds_no_validator_it_does_not_need() -> None:
