@@ -10,6 +10,9 @@ through its adapters) run the same way, by the same interpreter, interleaved
 with the lint runs. Both start with a warm cache folder (a resolved built-in
 policy is remembered there after the first run).
 
+A third side hands the same lint to a warm-start server (``paracle-guard serve``)
+started for the benchmark; the other two run with PARACLE_GUARD_NO_SERVER=1.
+
 Targets (issue 14): one Dockerfile in at most 1.3x the bare Typer app (medians,
 same run); 1,000 Dockerfiles in one invocation under 2 s.
 """
@@ -26,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from warm_server import served, unserved
 
 BARE_TYPER_APP = '''\
 import typer
@@ -47,11 +52,13 @@ app()
 '''
 
 
-def wall_time(command: list[str], cpu: list[float] | None = None) -> float:
+def wall_time(command: list[str], cpu: list[float] | None = None,
+              env: dict[str, str] | None = None) -> float:
     """Wall seconds of one whole process; its CPU seconds (user + system) go to ``cpu``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env)
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode not in (0, 1):
@@ -77,14 +84,18 @@ def main() -> None:
         bare.write_text(BARE_TYPER_APP)
         lint = [executable, "lint", str(args.file), "--policy", "sandbox"]
         floor = [sys.executable, str(bare), "hello", "world"]
+        alone = unserved(dict(os.environ))
         for command in (lint, floor):  # warm the page cache and the policy cache
-            wall_time(command)
-        lint_times, floor_times = [], []
+            wall_time(command, env=alone)
+        lint_times, floor_times, served_times = [], [], []
         lint_cpu: list[float] = []
         floor_cpu: list[float] = []
-        for _ in range(args.runs):
-            lint_times.append(wall_time(lint, lint_cpu))
-            floor_times.append(wall_time(floor, floor_cpu))
+        with served(executable, alone) as served_env:
+            wall_time(lint, env=served_env)
+            for _ in range(args.runs):
+                lint_times.append(wall_time(lint, lint_cpu, env=alone))
+                floor_times.append(wall_time(floor, floor_cpu, env=alone))
+                served_times.append(wall_time(lint, env=served_env))
     lint_median, floor_median = statistics.median(lint_times), statistics.median(floor_times)
     print(f"one file ({args.file}), whole process, {args.runs} runs each, interleaved; "
           f"load average {os.getloadavg()[0]:.2f}")
@@ -93,6 +104,9 @@ def main() -> None:
     print(f"  paracle-guard lint:         median {lint_median * 1000:.0f} ms, "
           f"min {min(lint_times) * 1000:.0f} ms")
     print(f"  ratio of medians: {lint_median / floor_median:.2f}x (target <= 1.3x)")
+    served_median = statistics.median(served_times)
+    print(f"  lint served by paracle-guard serve: median {served_median * 1000:.0f} ms, "
+          f"min {min(served_times) * 1000:.0f} ms, ratio {served_median / floor_median:.2f}x")
     # CPU time moves less than wall time when other work shares the cores.
     lint_cpu_median, floor_cpu_median = statistics.median(lint_cpu), statistics.median(floor_cpu)
     print(f"  CPU (user + system), medians: Typer app {floor_cpu_median * 1000:.0f} ms, "
