@@ -87,22 +87,30 @@ def command_line(loaded: Iterable[str]) -> Callable[[list[str]], Any]:
     """The command line as a function of ``argv``, its click objects built now, with the
     commands named in ``loaded`` (for the warm server: each worker starts from them)."""
     group = typer.main.get_command(app)
-    context = click.Context(group)
-    _build_parameters(group)
+    context = _context(group, None)
+    _build_parameters(group, None)
     for name in loaded:
         command = group.get_command(context, name)  # type: ignore[attr-defined]
         if command is not None:
-            _build_parameters(command)
+            _build_parameters(command, context)
     return lambda argv: group.main(args=argv[1:], prog_name=PROG)
 
 
-def _build_parameters(command: click.Command) -> None:
+def _build_parameters(command: click.Command, parent: click.Context | None) -> None:
     """Build what click and typer build the first time a command parses its arguments (the
     --help option; a pydantic TypeAdapter per option, ~0.5 ms each), so that no forked
     worker builds it again."""
-    for parameter in command.get_params(click.Context(command)):
+    context = _context(command, parent)
+    for parameter in command.get_params(context):
         build = getattr(parameter, "get_runtime_param", None)
         if build is not None:
             build()
     for subcommand in getattr(command, "commands", {}).values():
-        _build_parameters(subcommand)
+        _build_parameters(subcommand, context)
+
+
+def _context(command: click.Command, parent: click.Context | None) -> click.Context:
+    """The context click makes for ``command`` under ``parent`` (``make_context`` without
+    parsing): the help option is built once, and cached, with the names it gives
+    (``-h, --help``), so a bare context would leave every worker with ``--help`` alone."""
+    return click.Context(command, parent=parent, **command.context_settings)

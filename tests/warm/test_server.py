@@ -54,6 +54,12 @@ def same_outcome(served: subprocess.CompletedProcess[bytes],
     ("lint", "Dockerfile", "--policy", "no-such-policy"),
     ("lint", "--no-such-option"),
     ("rules", "list"),
+    # Each command's help option is built once, in the server: with the names its context
+    # gives (-h too), as a command line's own process builds it.
+    ("lint", "-h"),
+    ("run", "--help"),
+    ("policy", "-h"),
+    ("policy", "show", "-h"),
 ])
 def test_a_served_command_prints_and_exits_as_its_own_process_would(
         server: WarmServer, project: Path, args: tuple[str, ...]) -> None:
