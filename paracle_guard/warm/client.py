@@ -120,10 +120,13 @@ def _relay(connection: socket.socket) -> int | None:
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
     try:
-        return _await_status(connection, received)
+        status = _await_status(connection, received)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if status is None and received:
+        _end_by(received[0])
+    return status
 
 
 def _await_status(connection: socket.socket, received: list[int]) -> int | None:
@@ -144,10 +147,22 @@ def _await_status(connection: socket.socket, received: list[int]) -> int | None:
             buffer = buffer[len(RUNNING):] if running else buffer
         if running and len(buffer) >= len(STATUS) + STATUS_SIZE and buffer.startswith(STATUS):
             return int(struct.unpack("!i", buffer[1:1 + STATUS_SIZE])[0])
+    if received:
+        # The worker ended by the signal passed on to it (SIGTERM and SIGHUP end a command
+        # that does not handle them), or it stopped before anything ran: either way the
+        # command line's own process would have ended by that signal.
+        return None
     if running:
         print("paracle-guard: the warm server's worker ended without an exit status "
               "(killed?); see the server's log", file=sys.stderr)
         return ERROR
-    if received:
-        return SIGNALLED + received[0]  # stopped before anything ran: the user asked to stop
     return None
+
+
+def _end_by(signum: int) -> None:
+    """End this process as the signal ``signum`` ends it, as an unserved command line
+    that received it would have ended: the shell sees the signal, not an exit code
+    (bash stops a loop only when its command died of SIGINT)."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    sys.exit(SIGNALLED + signum)  # not reached unless the signal is blocked

@@ -264,3 +264,26 @@ def test_a_client_that_is_killed_ends_its_worker(server: WarmServer, project: Pa
 def _workers_of(pid: int) -> list[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in children]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_that_ends_the_command_ends_the_command_line_by_it(
+        server: WarmServer, project: Path, signum: int) -> None:
+    """lint handles neither SIGTERM nor SIGHUP: its own process dies of them, silently,
+    and so does a served command line (not exit 2 with a message about the worker)."""
+    blocked = subprocess.Popen([*ENTRY, "lint", "-", "--policy", "sandbox"], cwd=project,
+                               env=server.env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not _workers_of(server.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_workers_of(server.process.pid)) == 1  # waiting for standard input
+        blocked.send_signal(signum)
+        blocked.wait(timeout=30)  # standard input stays open: lint - is still reading it
+        assert blocked.stdout is not None and blocked.stderr is not None
+        stdout, stderr = blocked.stdout.read(), blocked.stderr.read()
+    finally:
+        blocked.kill()
+        blocked.communicate()
+    assert (blocked.returncode, stdout, stderr) == (-signum, b"", b"")
