@@ -58,11 +58,11 @@ def server_environment(runtime: Path) -> dict[str, str]:
     return env
 
 
-def start_server(runtime: Path, log: Path) -> WarmServer:
+def start_server(runtime: Path, log: Path, pass_fds: tuple[int, ...] = ()) -> WarmServer:
     env = server_environment(runtime)
     with log.open("wb") as sink:
         process = subprocess.Popen([*ENTRY, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=sink)
+                                   stderr=sink, pass_fds=pass_fds)
     server = WarmServer(process=process, env=env, log=log, folder=runtime / "paracle-guard")
     deadline = time.monotonic() + 60
     while READY not in server.log_text():

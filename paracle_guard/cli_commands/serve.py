@@ -20,8 +20,9 @@ def serve_command() -> None:
     """
     from paracle_guard.cli import command_line
     from paracle_guard.warm.protocol import SERVED
-    from paracle_guard.warm.server import serve
+    from paracle_guard.warm.server import close_inherited_descriptors, serve
 
+    close_inherited_descriptors()
     # The log stays the server's own stderr: a worker gives fd 2 to its client.
     log_fd = os.dup(2)
 

@@ -41,7 +41,7 @@ def served_status(argv: list[str]) -> int | None:
     """The exit status of ``argv`` run by a warm server, or None when none runs it."""
     if len(argv) < 2 or argv[1] not in SERVED or os.environ.get(DISABLE_VARIABLE):
         return None
-    if not _standard_streams_open():
+    if not _standard_streams_open() or _other_descriptors_open():
         return None
     folder = runtime_folder()
     if folder_problem(folder) is not None:
@@ -70,6 +70,27 @@ def _standard_streams_open() -> bool:
     except OSError:
         return False
     return True
+
+
+def _other_descriptors_open() -> bool:
+    """Whether this process holds a descriptor besides its standard streams.
+
+    A command reads it by name (``lint <(cat Dockerfile)`` is ``lint /dev/fd/63``), and in
+    a worker that name is the worker's own descriptor of that number: missing, or another
+    file. Only the standard streams are handed over, so such a command line runs here.
+    """
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return True  # cannot tell: run it here
+    for name in names:
+        if int(name) not in STANDARD_STREAMS:
+            try:
+                os.fstat(int(name))  # not the listing's own descriptor, closed by now
+            except OSError:
+                continue
+            return True
+    return False
 
 
 def _connect(path: str) -> socket.socket | None:

@@ -78,6 +78,20 @@ def serve(build_command_line: Callable[[], Callable[[list[str]], Any]],
         signal.signal(signal.SIGTERM, previous_handler)
 
 
+def close_inherited_descriptors() -> None:
+    """Close what the server's own parent left open besides the standard streams.
+
+    Every worker would hold it too, and a command that names a descriptor (``lint
+    /dev/fd/10``) would read the server's where the command line's own process has
+    none (a command line with descriptors of its own is not served). Called first,
+    before the server opens anything.
+    """
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2:
+            with contextlib.suppress(OSError):  # the listing's own, closed by now
+                os.close(int(name))
+
+
 def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the server as Ctrl-C does: socket removed
 

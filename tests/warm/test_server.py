@@ -287,3 +287,33 @@ def test_a_signal_that_ends_the_command_ends_the_command_line_by_it(
         blocked.kill()
         blocked.communicate()
     assert (blocked.returncode, stdout, stderr) == (-signum, b"", b"")
+
+
+def test_a_command_line_with_descriptors_of_its_own_runs_the_command_itself(
+        server: WarmServer, project: Path) -> None:
+    """``lint <(cat Dockerfile)`` names the command line's /dev/fd/N: only its own
+    process has it."""
+    with (project / "Dockerfile").open("rb") as dockerfile:
+        descriptor = dockerfile.fileno()
+        args = ("lint", f"/dev/fd/{descriptor}", "--policy", "sandbox")
+        served = subprocess.run([*ENTRY, *args], capture_output=True, cwd=project,
+                                env=server.env, pass_fds=(descriptor,), timeout=120,
+                                check=False)
+    assert served.returncode == 1 and b"sudo" in served.stdout, served.stderr
+    assert server.ran() == 0
+
+
+def test_a_worker_holds_none_of_the_descriptors_the_server_inherited(
+        tmp_path: Path, project: Path) -> None:
+    with (project / "Dockerfile").open("rb") as inherited:
+        descriptor = inherited.fileno()
+        started = start_server(tmp_path / "runtime", tmp_path / "serve.log",
+                               pass_fds=(descriptor,))
+    try:
+        args = ("lint", f"/dev/fd/{descriptor}", "--policy", "sandbox")
+        served = started.run(*args, cwd=project)
+        assert started.ran() == 1, started.log_text()
+        same_outcome(served, started.run_unserved(*args, cwd=project))
+        assert served.returncode == 2 and b"no such file" in served.stderr
+    finally:
+        stop_server(started)
