@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 
 # /proc/PID/status lines naming who the process is and what it may do.
 IDENTITY_LINES = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
@@ -37,6 +38,26 @@ def difference(client_pid: int, client_environment: dict[str, str],
                 or _environment(client_environment, server_environment))
     except OSError as error:
         return f"cannot read the client's process context: {error.strerror or error}"
+
+
+def replaced(client_pidfd: int | None) -> str | None:
+    """Why the process read as the client's context may not be the client's, or None.
+
+    The client is named by the process ID that connected; once that process ends, the
+    ID may be given to any other process, and whatever holds the connection (a child it
+    left it to, in another namespace) would be served with the context of that
+    unrelated process. A pidfd names the process that connected and no other: if it
+    still runs after its context was read, the context read was its own. Kernels before
+    6.5 give no pidfd of a socket's peer (None): there the ID alone is trusted.
+    """
+    if client_pidfd is None:
+        return None
+    try:
+        signal.pidfd_send_signal(client_pidfd, 0)
+    except OSError as error:
+        return (f"the process that connected has ended ({error.strerror}): its process ID "
+                "may name another process by now")
+    return None
 
 
 def _namespaces(pid: int) -> str | None:

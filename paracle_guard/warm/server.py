@@ -39,6 +39,7 @@ IMPORTED_LATER = ("docker", "yaml", "jsonschema", "jsonschema.protocols", "rich.
                   "rich.progress", "rich.table", "rich.text", "netrc")
 STALENESS_CHECK_SECONDS = 30.0
 PEER_CREDENTIALS = struct.Struct("3i")
+SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux 6.5; named by Python 3.13
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,18 @@ def _fork_worker(connection: socket.socket, listener: socket.socket, server: Ser
     if uid != os.geteuid():
         server.log(f"refused pid {pid}: uid {uid} is not this server's user")
         return
-    if os.fork() != 0:
+    try:
+        pidfd = _peer_pidfd(connection)
+    except OSError as error:
+        server.log(f"refused pid {pid}: no descriptor of its process ({error.strerror})")
+        return
+    child = -1
+    try:
+        child = os.fork()
+    finally:
+        if child != 0 and pidfd is not None:  # the server's copy (or fork failed)
+            os.close(pidfd)
+    if child != 0:
         return
     # The worker: it never returns into the server's loop.
     status = 2
@@ -185,9 +197,21 @@ def _fork_worker(connection: socket.socket, listener: socket.socket, server: Ser
         _restore_signals()
         from paracle_guard.warm.worker import serve_one
 
-        status = serve_one(connection, pid, server)
+        status = serve_one(connection, pid, pidfd, server)
     finally:
         os._exit(status & 0xFF)
+
+
+def _peer_pidfd(connection: socket.socket) -> int | None:
+    """A pidfd of the process that connected (SO_PEERPIDFD), or None on kernels before
+    6.5, which have none. Unlike its process ID, it cannot come to name another
+    process: ``peer.replaced`` asks it whether the client still runs."""
+    try:
+        return int(connection.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
+    except OSError as error:
+        if error.errno == errno.ENOPROTOOPT:
+            return None
+        raise
 
 
 def _restore_signals() -> None:

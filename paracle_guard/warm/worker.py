@@ -44,7 +44,8 @@ class BadRequest(Exception):
     """The bytes on the socket are not a request from this version's command line."""
 
 
-def serve_one(connection: socket.socket, client_pid: int, server: Server) -> int:
+def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int | None,
+              server: Server) -> int:
     """Run one client's command in this process (a fresh fork); its exit status."""
     started = time.monotonic()
 
@@ -57,7 +58,7 @@ def serve_one(connection: socket.socket, client_pid: int, server: Server) -> int
         log(f"refused a malformed request: {error}")
         return 2
     argv = request["argv"]
-    refusal = _refusal(request, client_pid, server)
+    refusal = _refusal(request, client_pid, client_pidfd, server)
     if refusal is None:
         try:
             _adopt(received, request["env"], request["umask"], argv)
@@ -81,10 +82,13 @@ def serve_one(connection: socket.socket, client_pid: int, server: Server) -> int
     return status
 
 
-def _refusal(request: dict[str, Any], client_pid: int, server: Server) -> str | None:
+def _refusal(request: dict[str, Any], client_pid: int, client_pidfd: int | None,
+             server: Server) -> str | None:
     if request["code"] != server.identity:
         return "it runs other code (installed or edited since the server started)"
-    return peer.difference(client_pid, request["env"], server.environment)
+    # Asked after its context was read: a client still running then was the process read.
+    return (peer.difference(client_pid, request["env"], server.environment)
+            or peer.replaced(client_pidfd))
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:

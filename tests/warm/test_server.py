@@ -11,6 +11,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -317,3 +318,71 @@ def test_a_worker_holds_none_of_the_descriptors_the_server_inherited(
         assert served.returncode == 2 and b"no such file" in served.stderr
     finally:
         stop_server(started)
+
+
+# Connects, leaves the connection to a child and ends: the child sends the request (its
+# own descriptors, another mount namespace) once the test says so.
+CONNECT_AND_LEAVE = """
+import json, os, socket, struct, sys
+from paracle_guard.warm.protocol import MAGIC, code_identity, socket_path
+connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+connection.connect(socket_path(sys.argv[1], code_identity()))
+if os.fork() != 0:
+    print(os.getpid(), flush=True)
+    os._exit(0)
+sys.stdin.readline()
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as paracle_guard.entry does
+body = json.dumps({"code": code_identity(), "argv": ["paracle-guard", "rules"],
+                   "env": dict(os.environ), "umask": 0o022}).encode()
+null = os.open(os.devnull, os.O_RDWR)
+socket.send_fds(connection, [MAGIC + struct.pack("!I", len(body))],
+                [null, null, null, os.open(".", os.O_PATH)])
+connection.sendall(body)
+reply = b""
+while chunk := connection.recv(64):
+    reply += chunk
+os.write(1, reply[:1])
+"""
+LAST_PID = Path("/proc/sys/kernel/ns_last_pid")
+
+
+def _process_with_pid(pid: int) -> subprocess.Popen[bytes] | None:
+    """A process in this context that has process ID ``pid``, made by asking the kernel
+    to hand out ``pid`` next (root only); None when someone else took it first."""
+    for _ in range(20):
+        LAST_PID.write_text(str(pid - 1))
+        process = subprocess.Popen(["sleep", "600"])
+        if process.pid == pid:
+            return process
+        process.kill()
+        process.wait()
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="choosing the next process ID needs root")
+def test_a_client_whose_process_id_names_another_process_by_now_is_declined(
+        server: WarmServer, project: Path) -> None:
+    """The context read from /proc/PID must be the connecting process's: once it has
+    ended, PID may be an unrelated process in the server's context, while the connection
+    is held by something in another mount namespace."""
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
+                               sys.executable, "-c", CONNECT_AND_LEAVE, str(server.folder)],
+                              cwd=project, env=server.env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert holder.stdout is not None and holder.stdin is not None
+    connected = int(holder.stdout.readline())
+    holder.wait()  # the connecting process is gone and its PID free
+    impostor = _process_with_pid(connected)
+    try:
+        assert impostor is not None, "could not get the freed process ID"
+        holder.stdin.write(b"go\n")
+        holder.stdin.close()
+        reply = holder.stdout.read()  # until the child that held the connection ends
+    finally:
+        holder.stdin.close()
+        if impostor is not None:
+            impostor.kill()
+            impostor.wait()
+    assert reply == DECLINED  # not RUNNING: no command ran for the other namespace
+    assert server.ran() == 0
+    assert "the process that connected has ended" in server.declined()[0]
