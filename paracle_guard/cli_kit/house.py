@@ -19,9 +19,11 @@ The one thing a command must still do is give each option a metavar (``FILE``,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, NoReturn, TypeVar
@@ -32,6 +34,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from paracle_guard.cli_kit import click_api as click
 from paracle_guard.errors import GuardError, UsageError, did_you_mean
+from paracle_guard.exit_codes import ERROR
 
 PROG = "paracle-guard"
 PREFIX = f"{PROG}: error: "
@@ -51,6 +54,18 @@ def print_error(message: str, ctx: click.Context | None = None, *, hint: bool = 
     if hint:
         path = ctx.command_path if ctx is not None else PROG
         typer.echo(f"See '{path} --help'.", err=True)
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError no command named a file for, said as the user can act on it."""
+    reason = error.strerror or str(error)
+    if error.filename is not None:
+        return f"{error.filename}: {reason}"
+    try:
+        os.getcwd()
+    except OSError:
+        return f"the working folder was removed or cannot be read ({reason})"
+    return reason
 
 
 def print_warning(message: str) -> None:
@@ -328,6 +343,7 @@ class GuardGroup(TyperGroup):
         try:
             code = super().main(args, prog_name or PROG, complete_var,
                                 standalone_mode=False, **extra)
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
         except click.NoArgsIsHelpError as shown:
             typer.echo(shown.ctx.get_help() if shown.ctx is not None else "")
             code = 0
@@ -337,6 +353,14 @@ class GuardGroup(TyperGroup):
             code = error.exit_code
         except GuardError as error:
             code = report_guard_error(error)
+        except OSError as error:
+            # What no command turned into a GuardError: the working folder removed, standard
+            # output on a full disk. Output that cannot be written is dropped, so that the
+            # interpreter's own flush at exit does not print a traceback of it again.
+            with contextlib.suppress(OSError, ValueError):  # no descriptor under test runners
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print_error(describe_os_error(error))
+            code = ERROR
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)

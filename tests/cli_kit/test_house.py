@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from paracle_guard import __version__
 from paracle_guard.cli import app
 from paracle_guard.cli_kit.house import GuardCommand, GuardGroup, iter_commands
-from tests.cli_process import run_cli
+from tests.cli_process import EXECUTABLE, clean_env, run_cli
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 # Set to rewrite the snapshots after a deliberate change of the help.
@@ -174,3 +175,24 @@ def test_every_error_line_in_the_package_uses_the_house_prefix() -> None:
             if prints_its_own and not levelled:
                 offenders.append(f"{source.relative_to(package)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_a_removed_working_folder_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    command = f"cd {gone} && rmdir {gone} && exec {EXECUTABLE} lint Dockerfile"
+    completed = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                               env=clean_env(), timeout=120, check=False)
+    assert completed.returncode == 2
+    assert completed.stderr == ("paracle-guard: error: the working folder was removed or "
+                                "cannot be read (No such file or directory)\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_on_a_full_disk_is_one_line_not_a_traceback() -> None:
+    with open("/dev/full", "wb") as full:
+        completed = subprocess.run([str(EXECUTABLE), "policy", "show", "sandbox"],
+                                   stdout=full, stderr=subprocess.PIPE, text=True,
+                                   env=clean_env(), timeout=120, check=False)
+    assert completed.returncode == 2
+    assert completed.stderr == "paracle-guard: error: No space left on device\n"
