@@ -26,7 +26,8 @@ IDENTITY_LINES = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd"
 # Read by modules when they are imported (the interpreter's own, the locale the standard
 # streams were made for, typer's and pydantic's switches): a worker cannot change them.
 IMPORT_TIME_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE", "TYPER_USE_RICH", "TERMINAL_WIDTH",
-                         "_TYPER_FORCE_DISABLE_TERMINAL", "PYDANTIC_DISABLE_PLUGINS")
+                         "_TYPER_FORCE_DISABLE_TERMINAL", "GITHUB_ACTIONS", "FORCE_COLOR",
+                         "PY_COLORS", "PYDANTIC_DISABLE_PLUGINS")
 
 
 def difference(client_pid: int, client_environment: dict[str, str],
@@ -40,18 +41,15 @@ def difference(client_pid: int, client_environment: dict[str, str],
         return f"cannot read the client's process context: {error.strerror or error}"
 
 
-def replaced(client_pidfd: int | None) -> str | None:
+def replaced(client_pidfd: int) -> str | None:
     """Why the process read as the client's context may not be the client's, or None.
 
     The client is named by the process ID that connected; once that process ends, the
     ID may be given to any other process, and whatever holds the connection (a child it
     left it to, in another namespace) would be served with the context of that
     unrelated process. A pidfd names the process that connected and no other: if it
-    still runs after its context was read, the context read was its own. Kernels before
-    6.5 give no pidfd of a socket's peer (None): there the ID alone is trusted.
+    still runs after its context was read, the context read was its own.
     """
-    if client_pidfd is None:
-        return None
     try:
         signal.pidfd_send_signal(client_pidfd, 0)
     except OSError as error:

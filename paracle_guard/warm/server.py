@@ -59,6 +59,7 @@ def serve(build_command_line: Callable[[], Callable[[list[str]], Any]],
     ``build_command_line``: ``cli.command_line`` for the served commands (passed in: the
     command line sits above this module in the house plan).
     """
+    _require_peer_pidfds()
     identity = code_identity()
     folder = runtime_folder()
     _make_private_folder(folder)
@@ -186,7 +187,7 @@ def _fork_worker(connection: socket.socket, listener: socket.socket, server: Ser
     try:
         child = os.fork()
     finally:
-        if child != 0 and pidfd is not None:  # the server's copy (or fork failed)
+        if child != 0:  # the server's copy (or fork failed)
             os.close(pidfd)
     if child != 0:
         return
@@ -202,16 +203,27 @@ def _fork_worker(connection: socket.socket, listener: socket.socket, server: Ser
         os._exit(status & 0xFF)
 
 
-def _peer_pidfd(connection: socket.socket) -> int | None:
-    """A pidfd of the process that connected (SO_PEERPIDFD), or None on kernels before
-    6.5, which have none. Unlike its process ID, it cannot come to name another
-    process: ``peer.replaced`` asks it whether the client still runs."""
+def _peer_pidfd(connection: socket.socket) -> int:
+    """A pidfd of the process that connected. Unlike its process ID, it cannot come to
+    name another process: ``peer.replaced`` asks it whether the client still runs."""
+    return int(connection.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
+
+
+def _require_peer_pidfds() -> None:
+    """Refuse to serve on a kernel that cannot name the process at the other end of a
+    socket (SO_PEERPIDFD, Linux 6.5): a process ID alone may name another process by the
+    time it is read, and a worker would run a command in that process's context."""
+    ends = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        return int(connection.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
+        os.close(_peer_pidfd(ends[0]))
     except OSError as error:
-        if error.errno == errno.ENOPROTOOPT:
-            return None
-        raise
+        raise InputError(
+            f"cannot serve: this kernel gives no pidfd of a socket's peer (SO_PEERPIDFD, "
+            f"Linux 6.5 and later: {error.strerror}), so a worker could not be sure which "
+            "process it serves; commands run in their own process") from None
+    finally:
+        for end in ends:
+            end.close()
 
 
 def _restore_signals() -> None:

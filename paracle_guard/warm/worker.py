@@ -44,7 +44,7 @@ class BadRequest(Exception):
     """The bytes on the socket are not a request from this version's command line."""
 
 
-def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int | None,
+def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
               server: Server) -> int:
     """Run one client's command in this process (a fresh fork); its exit status."""
     started = time.monotonic()
@@ -82,7 +82,7 @@ def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int | No
     return status
 
 
-def _refusal(request: dict[str, Any], client_pid: int, client_pidfd: int | None,
+def _refusal(request: dict[str, Any], client_pid: int, client_pidfd: int,
              server: Server) -> str | None:
     if request["code"] != server.identity:
         return "it runs other code (installed or edited since the server started)"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from paracle_guard.errors import InputError
 from paracle_guard.warm import server as server_module
 from paracle_guard.warm.client import served_status
 
@@ -52,3 +53,11 @@ def test_the_server_stops_once_its_code_changes(tmp_path: Path,
         listener.settimeout(0.01)
         server_module._accept_until_stale(listener, state)
     assert logged == ["the code on disk changed: stopping (start the server again)"]
+
+
+def test_a_kernel_that_cannot_name_a_peer_process_is_not_served(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # An option number no kernel knows gets the answer a kernel before 6.5 gives.
+    monkeypatch.setattr(server_module, "SO_PEERPIDFD", 0x7FFF)
+    with pytest.raises(InputError, match=r"^cannot serve: this kernel gives no pidfd"):
+        server_module._require_peer_pidfds()

@@ -73,7 +73,7 @@ def test_another_namespace_is_a_difference(option: str, kind: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["PYTHONPATH", "PYTHONHASHSEED", "LC_ALL", "TYPER_USE_RICH",
-                                  "PYDANTIC_DISABLE_PLUGINS"])
+                                  "FORCE_COLOR", "PYDANTIC_DISABLE_PLUGINS"])
 def test_a_variable_read_when_modules_load_is_a_difference(name: str) -> None:
     client = {**ENVIRONMENT, name: "something else"}
     assert difference(os.getpid(), client, ENVIRONMENT) == (
