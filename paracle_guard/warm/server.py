@@ -107,11 +107,26 @@ def _make_private_folder(folder: str) -> None:
 
 
 def _preload() -> None:
-    """Import every module a command may import."""
+    """Import every module a command may import, and build every pydantic model whose
+    validator is built on first use (``defer_build``, which keeps them off lint's path in
+    a fresh process): each worker would otherwise build them again."""
     for module in pkgutil.walk_packages(paracle_guard.__path__, "paracle_guard."):
         importlib.import_module(module.name)
     for name in IMPORTED_LATER:
         importlib.import_module(name)
+    from pydantic import BaseModel
+
+    for model in _subclasses(BaseModel):
+        if model.__module__.startswith("paracle_guard.") and not model.__pydantic_complete__:
+            model.model_rebuild(force=True)
+
+
+def _subclasses(base: type[Any]) -> list[type[Any]]:
+    found: list[type[Any]] = []
+    direct: list[type[Any]] = base.__subclasses__()
+    for subclass in direct:
+        found += [subclass, *_subclasses(subclass)]
+    return found
 
 
 @contextlib.contextmanager
