@@ -61,3 +61,15 @@ def test_a_kernel_that_cannot_name_a_peer_process_is_not_served(
     monkeypatch.setattr(server_module, "SO_PEERPIDFD", 0x7FFF)
     with pytest.raises(InputError, match=r"^cannot serve: this kernel gives no pidfd"):
         server_module._require_peer_pidfds()
+
+
+def test_the_server_leaves_no_model_for_its_workers_to_build() -> None:
+    probe = ("from pydantic import BaseModel\n"
+             "from paracle_guard.warm import server\n"
+             "server._preload()\n"
+             "print(sorted(m.__qualname__ for m in server._subclasses(BaseModel)\n"
+             "             if m.__module__.startswith('paracle_guard.')\n"
+             "             and not m.__pydantic_complete__))\n")
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True)
+    assert found.stdout.strip() == "[]"
