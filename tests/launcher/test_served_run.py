@@ -18,18 +18,15 @@ import pytest
 
 from tests.docker_images import BuiltImage
 from tests.launcher.conftest import launcher_containers, marked
-from tests.warm_server import ENTRY, WarmServer, start_server, stop_server
+from tests.warm_server import ENTRY, WarmServer, warm_server
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WarmServer]:
-    started = start_server(tmp_path / "runtime", tmp_path / "serve.log")
-    try:
+    with warm_server(tmp_path / "runtime", tmp_path / "serve.log") as started:
         yield started
-    finally:
-        stop_server(started)
 
 
 def run_args(image: BuiltImage, *command: str, options: tuple[str, ...] = ()) -> list[str]:

@@ -20,18 +20,22 @@ from pathlib import Path
 import pytest
 
 from paracle_guard.warm.protocol import DECLINED, MAGIC, code_identity, socket_path
-from tests.warm_server import ENTRY, WarmServer, server_environment, start_server, stop_server
+from tests.warm_server import (
+    ENTRY,
+    WarmServer,
+    server_environment,
+    start_server,
+    stop_server,
+    warm_server,
+)
 
 FAILING = "FROM scratch\nCOPY app /app\nRUN apt-get install -y sudo\n"
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WarmServer]:
-    started = start_server(tmp_path / "runtime", tmp_path / "serve.log")
-    try:
+    with warm_server(tmp_path / "runtime", tmp_path / "serve.log") as started:
         yield started
-    finally:
-        stop_server(started)
 
 
 @pytest.fixture
@@ -246,10 +250,7 @@ def test_a_client_that_is_killed_ends_its_worker(server: WarmServer, project: Pa
                                env=server.env, stdin=subprocess.PIPE,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while not _workers_of(server.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(_workers_of(server.process.pid)) == 1  # waiting for standard input
+        wait_for_one_worker(server)  # waiting for standard input
         blocked.kill()
         blocked.wait()
         deadline = time.monotonic() + 30
@@ -260,6 +261,13 @@ def test_a_client_that_is_killed_ends_its_worker(server: WarmServer, project: Pa
         if blocked.stdin is not None:
             blocked.stdin.close()
         blocked.kill()
+
+
+def wait_for_one_worker(server: WarmServer) -> None:
+    deadline = time.monotonic() + 30
+    while not _workers_of(server.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_workers_of(server.process.pid)) == 1
 
 
 def _workers_of(pid: int) -> list[int]:
@@ -276,10 +284,7 @@ def test_a_signal_that_ends_the_command_ends_the_command_line_by_it(
                                env=server.env, stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while not _workers_of(server.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(_workers_of(server.process.pid)) == 1  # waiting for standard input
+        wait_for_one_worker(server)  # waiting for standard input
         blocked.send_signal(signum)
         blocked.wait(timeout=30)  # standard input stays open: lint - is still reading it
         assert blocked.stdout is not None and blocked.stderr is not None
