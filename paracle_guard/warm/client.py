@@ -54,6 +54,22 @@ def served_status(argv: list[str]) -> int | None:
         return _hand_over(connection, argv, identity)
 
 
+def server_status() -> tuple[bool, str]:
+    """Whether a server serves this code for this user, and a line saying where or why not."""
+    folder = runtime_folder()
+    problem = folder_problem(folder)
+    if problem is not None:
+        return False, f"no server: {problem}"
+    path = socket_path(folder, code_identity())
+    connection = _connect(path)
+    if connection is None:
+        return False, f"no server for this code (it would listen at {path})"
+    with connection:  # closed unasked: the worker takes it for a probe and says nothing
+        pid = PEER_CREDENTIALS.unpack(connection.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size))[0]
+    return True, f"a server for this code listens at {path} (pid {pid})"
+
+
 def _standard_streams_open() -> bool:
     """Whether this process started with all three standard streams.
 

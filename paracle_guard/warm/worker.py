@@ -44,6 +44,10 @@ class BadRequest(Exception):
     """The bytes on the socket are not a request from this version's command line."""
 
 
+class HungUp(Exception):
+    """The client closed the connection without sending anything."""
+
+
 def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
               server: Server) -> int:
     """Run one client's command in this process (a fresh fork); its exit status."""
@@ -54,6 +58,8 @@ def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
 
     try:
         request, received = _receive(connection)
+    except HungUp:
+        return 0  # a probe (serve --status), or a command line that went away first
     except (BadRequest, OSError, ValueError) as error:
         log(f"refused a malformed request: {error}")
         return 2
@@ -94,6 +100,8 @@ def _refusal(request: dict[str, Any], client_pid: int, client_pidfd: int,
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     header, descriptors, _, _ = socket.recv_fds(connection, len(MAGIC) + HEADER.size,
                                                 len(STANDARD_STREAMS) + 1)
+    if not header and not descriptors:
+        raise HungUp
     if len(descriptors) != len(STANDARD_STREAMS) + 1 or not header.startswith(MAGIC):
         for descriptor in descriptors:
             os.close(descriptor)

@@ -391,3 +391,15 @@ def test_a_client_whose_process_id_names_another_process_by_now_is_declined(
     assert reply == DECLINED  # not RUNNING: no command ran for the other namespace
     assert server.ran() == 0
     assert "the process that connected has ended" in server.declined()[0]
+
+
+def test_status_names_the_server_and_its_probe_is_not_a_request(server: WarmServer) -> None:
+    path = socket_path(str(server.folder), code_identity())
+    said = server.run("serve", "--status")
+    assert (said.returncode, said.stdout.decode()) == (
+        0, f"a server for this code listens at {path} (pid {server.process.pid})\n")
+    assert "refused" not in server.log_text()
+    stop_server(server)
+    said = server.run("serve", "--status")
+    assert (said.returncode, said.stdout.decode()) == (
+        1, f"no server for this code (it would listen at {path})\n")
