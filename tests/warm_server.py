@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,8 +17,30 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from paracle_guard.warm.server import SO_PEERPIDFD
+
 ENTRY = [sys.executable, "-c", "from paracle_guard.entry import main; main()"]
 READY = "serving "
+
+
+def _kernel_names_socket_peers() -> bool:
+    """Whether this kernel gives a pidfd of a socket's peer (Linux 6.5): the server needs it."""
+    ends = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.close(ends[0].getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
+    except OSError:
+        return False
+    finally:
+        for end in ends:
+            end.close()
+    return True
+
+
+# On an older kernel `serve` refuses to start (tests/warm/test_client.py checks that).
+needs_a_server = pytest.mark.skipif(not _kernel_names_socket_peers(),
+                                    reason="the kernel has no SO_PEERPIDFD (Linux < 6.5)")
 
 
 @dataclass

@@ -18,9 +18,9 @@ import pytest
 
 from tests.docker_images import BuiltImage
 from tests.launcher.conftest import launcher_containers, marked
-from tests.warm_server import ENTRY, WarmServer, warm_server
+from tests.warm_server import ENTRY, WarmServer, needs_a_server, warm_server
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, needs_a_server]
 
 
 @pytest.fixture

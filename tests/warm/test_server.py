@@ -23,11 +23,14 @@ from paracle_guard.warm.protocol import DECLINED, MAGIC, code_identity, socket_p
 from tests.warm_server import (
     ENTRY,
     WarmServer,
+    needs_a_server,
     server_environment,
     start_server,
     stop_server,
     warm_server,
 )
+
+pytestmark = needs_a_server
 
 FAILING = "FROM scratch\nCOPY app /app\nRUN apt-get install -y sudo\n"
 
