@@ -17,11 +17,14 @@ def main() -> None:
     # uses. A user who sets the variable keeps their choice. Set before the hand-over,
     # so that a worker sees the environment this process would have had.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from paracle_guard.warm.client import served_status
+    from paracle_guard.warm.protocol import may_be_served
 
-    status = served_status(sys.argv)
-    if status is not None:
-        sys.exit(status)
+    if may_be_served(sys.argv):
+        from paracle_guard.warm.client import served_status
+
+        status = served_status(sys.argv)
+        if status is not None:
+            sys.exit(status)
     from paracle_guard.cli import app
 
     app()

@@ -20,16 +20,15 @@ from types import FrameType
 from paracle_guard.exit_codes import ERROR, SIGNALLED
 from paracle_guard.warm.protocol import (
     DECLINED,
-    DISABLE_VARIABLE,
     FORWARDED_SIGNALS,
     MAGIC,
     RUNNING,
-    SERVED,
     STANDARD_STREAMS,
     STATUS,
     STATUS_SIZE,
     code_identity,
     folder_problem,
+    may_be_served,
     runtime_folder,
     socket_path,
 )
@@ -39,7 +38,7 @@ PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 def served_status(argv: list[str]) -> int | None:
     """The exit status of ``argv`` run by a warm server, or None when none runs it."""
-    if len(argv) < 2 or argv[1] not in SERVED or os.environ.get(DISABLE_VARIABLE):
+    if not may_be_served(argv):
         return None
     if not _standard_streams_open() or _other_descriptors_open():
         return None

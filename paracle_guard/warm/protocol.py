@@ -34,6 +34,14 @@ STATUS_SIZE = 4
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
 
 
+def may_be_served(argv: list[str]) -> bool:
+    """Whether a server could run ``argv`` at all: a served command, serving not switched
+    off, a runtime folder that exists. Asked before anything heavier is imported, so that
+    a command line on a machine with no server pays nothing for looking."""
+    return (len(argv) >= 2 and argv[1] in SERVED and not os.environ.get(DISABLE_VARIABLE)
+            and os.path.isdir(runtime_folder()))
+
+
 def runtime_folder() -> str:
     """``$XDG_RUNTIME_DIR/paracle-guard``, else ``/tmp/paracle-guard-UID``."""
     configured = os.environ.get("XDG_RUNTIME_DIR", "")

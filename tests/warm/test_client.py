@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -73,3 +74,23 @@ def test_the_server_leaves_no_model_for_its_workers_to_build() -> None:
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True)
     assert found.stdout.strip() == "[]"
+
+
+def test_with_no_runtime_folder_the_command_line_does_not_look_further(tmp_path: Path) -> None:
+    probe = ("import sys\n"
+             "from paracle_guard.entry import main\n"
+             "sys.argv = ['paracle-guard', 'rules']\n"
+             "try:\n"
+             "    main()\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "print('paracle_guard.warm.client' in sys.modules, file=sys.stderr)\n")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("PARACLE_GUARD_NO_SERVER", None)
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True, env=env)
+    assert found.stderr.strip() == "False"
+    (tmp_path / "paracle-guard").mkdir(mode=0o700)
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True, env=env)
+    assert found.stderr.strip() == "True"  # a folder: it looks for a server, finds none
