@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -38,10 +37,4 @@ def serve_command(
     from paracle_guard.warm.server import close_inherited_descriptors, serve
 
     close_inherited_descriptors()
-    # The log stays the server's own stderr: a worker gives fd 2 to its client.
-    log_fd = os.dup(2)
-
-    def log(line: str) -> None:
-        os.write(log_fd, f"paracle-guard serve: {line}\n".encode(errors="replace"))
-
-    serve(lambda: command_line(SERVED), log)
+    serve(lambda: command_line(SERVED))

@@ -22,6 +22,7 @@ from paracle_guard.warm.protocol import (
     DECLINED,
     FORWARDED_SIGNALS,
     MAGIC,
+    MAX_OTHER_DESCRIPTORS,
     RUNNING,
     STANDARD_STREAMS,
     STATUS,
@@ -40,7 +41,10 @@ def served_status(argv: list[str]) -> int | None:
     """The exit status of ``argv`` run by a warm server, or None when none runs it."""
     if not may_be_served(argv):
         return None
-    if not _standard_streams_open() or _other_descriptors_open():
+    if not _standard_streams_open():
+        return None
+    descriptors = _descriptors()  # before this process opens any of its own
+    if descriptors is None:
         return None
     folder = runtime_folder()
     if folder_problem(folder) is not None:
@@ -50,7 +54,7 @@ def served_status(argv: list[str]) -> int | None:
     if connection is None:
         return None
     with connection:
-        return _hand_over(connection, argv, identity)
+        return _hand_over(connection, argv, identity, descriptors)
 
 
 def server_status() -> tuple[bool, str]:
@@ -87,25 +91,29 @@ def _standard_streams_open() -> bool:
     return True
 
 
-def _other_descriptors_open() -> bool:
-    """Whether this process holds a descriptor besides its standard streams.
+def _descriptors() -> list[int] | None:
+    """Every descriptor this process holds, standard streams first; None when they cannot
+    be listed or are too many to hand over.
 
-    A command reads it by name (``lint <(cat Dockerfile)`` is ``lint /dev/fd/63``), and in
-    a worker that name is the worker's own descriptor of that number: missing, or another
-    file. Only the standard streams are handed over, so such a command line runs here.
+    A command may read one by name (``lint <(cat Dockerfile)`` is ``lint /dev/fd/63``): the
+    worker must hold the same open file under the same number.
     """
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
-        return True  # cannot tell: run it here
+        return None
+    others = []
     for name in names:
-        if int(name) not in STANDARD_STREAMS:
-            try:
-                os.fstat(int(name))  # not the listing's own descriptor, closed by now
-            except OSError:
-                continue
-            return True
-    return False
+        if int(name) in STANDARD_STREAMS:
+            continue
+        try:
+            os.fstat(int(name))
+        except OSError:
+            continue  # the listing's own, closed by now
+        others.append(int(name))
+    if len(others) > MAX_OTHER_DESCRIPTORS:
+        return None
+    return [*STANDARD_STREAMS, *sorted(others)]
 
 
 def _connect(path: str) -> socket.socket | None:
@@ -124,11 +132,12 @@ def _connect(path: str) -> socket.socket | None:
     return connection
 
 
-def _hand_over(connection: socket.socket, argv: list[str], identity: str) -> int | None:
+def _hand_over(connection: socket.socket, argv: list[str], identity: str,
+               descriptors: list[int]) -> int | None:
     umask = os.umask(0o077)
     os.umask(umask)
     request = json.dumps({"code": identity, "argv": argv, "env": dict(os.environ),
-                          "umask": umask}).encode()
+                          "umask": umask, "descriptors": descriptors}).encode()
     try:
         # O_PATH: a folder this user may enter but not list is still a working folder.
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -136,7 +145,7 @@ def _hand_over(connection: socket.socket, argv: list[str], identity: str) -> int
         return None
     try:
         socket.send_fds(connection, [MAGIC + struct.pack("!I", len(request))],
-                        [*STANDARD_STREAMS, cwd])
+                        [*descriptors, cwd])
         connection.sendall(request)
     except OSError:
         return None  # a standard stream is closed, or the server went away: run it here

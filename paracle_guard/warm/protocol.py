@@ -25,6 +25,10 @@ DISABLE_VARIABLE = "PARACLE_GUARD_NO_SERVER"
 MAGIC = b"PGW1"
 MAX_REQUEST = 16 << 20
 STANDARD_STREAMS = (0, 1, 2)
+# Descriptors a command line may hold besides its standard streams and still be served
+# (make's jobserver pipes, ``<(...)`` process substitutions); each is handed over and put
+# at its own number in the worker. More than this, and the command line runs it itself.
+MAX_OTHER_DESCRIPTORS = 64
 # The worker's replies, one byte each, the last followed by the exit status.
 DECLINED = b"D"  # it will not run this command here: the client runs it itself
 RUNNING = b"R"  # the command has started: from now on the client must never run it too

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import gc
 import importlib
 import os
 import pkgutil
+import resource
 import signal
 import socket
 import struct
@@ -38,6 +40,7 @@ from paracle_guard.warm.protocol import (
 IMPORTED_LATER = ("docker", "yaml", "jsonschema", "jsonschema.protocols", "rich.console",
                   "rich.progress", "rich.table", "rich.text", "netrc")
 STALENESS_CHECK_SECONDS = 30.0
+LOG_DESCRIPTOR_FLOOR = 1000
 PEER_CREDENTIALS = struct.Struct("3i")
 SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux 6.5; named by Python 3.13
 
@@ -50,22 +53,25 @@ class Server:
     environment: dict[str, str]  # the server's, when its modules were imported
     command_line: Callable[[list[str]], Any]  # cli.command_line, built once
     log: Callable[[str], None]  # the server's own stderr
+    log_descriptor: int  # where log writes: a worker gives fd 2 to its client
 
 
-def serve(build_command_line: Callable[[], Callable[[list[str]], Any]],
-          log: Callable[[str], None]) -> None:
-    """Serve until interrupted, or until the code on disk changes.
+def serve(build_command_line: Callable[[], Callable[[list[str]], Any]]) -> None:
+    """Serve until interrupted, or until the code on disk changes; log on stderr.
 
     ``build_command_line``: ``cli.command_line`` for the served commands (passed in: the
     command line sits above this module in the house plan).
     """
+    log_descriptor = _out_of_the_way(2)
+    log = _logger(log_descriptor)
     _require_peer_pidfds()
     identity = code_identity()
     folder = runtime_folder()
     _make_private_folder(folder)
     _preload()
     server = Server(identity=identity, environment=dict(os.environ),
-                    command_line=build_command_line(), log=log)
+                    command_line=build_command_line(), log=log,
+                    log_descriptor=log_descriptor)
     gc.collect()
     gc.freeze()  # forked workers then share the server's objects instead of copying them
     path = socket_path(folder, identity)
@@ -80,13 +86,27 @@ def serve(build_command_line: Callable[[], Callable[[list[str]], Any]],
         signal.signal(signal.SIGTERM, previous_handler)
 
 
+def _out_of_the_way(descriptor: int) -> int:
+    """A copy of ``descriptor`` at a high number: a worker puts the client's descriptors at
+    their own numbers, and the lower ones are the ones command lines hold."""
+    soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    floor = min(LOG_DESCRIPTOR_FLOOR, max(3, soft_limit - 1))
+    return fcntl.fcntl(descriptor, fcntl.F_DUPFD_CLOEXEC, floor)
+
+
+def _logger(descriptor: int) -> Callable[[str], None]:
+    def log(line: str) -> None:
+        os.write(descriptor, f"paracle-guard serve: {line}\n".encode(errors="replace"))
+
+    return log
+
+
 def close_inherited_descriptors() -> None:
     """Close what the server's own parent left open besides the standard streams.
 
     Every worker would hold it too, and a command that names a descriptor (``lint
     /dev/fd/10``) would read the server's where the command line's own process has
-    none (a command line with descriptors of its own is not served). Called first,
-    before the server opens anything.
+    none. Called first, before the server opens anything.
     """
     for name in os.listdir("/proc/self/fd"):
         if int(name) > 2:

@@ -11,6 +11,7 @@ cleans up after itself.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from paracle_guard.warm.protocol import (
     DECLINED,
     FORWARDED_SIGNALS,
     MAGIC,
+    MAX_OTHER_DESCRIPTORS,
     MAX_REQUEST,
     RUNNING,
     STANDARD_STREAMS,
@@ -65,11 +67,13 @@ def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
         return 2
     argv = request["argv"]
     refusal = _refusal(request, client_pid, client_pidfd, server)
+    os.close(client_pidfd)  # its number may be one of the client's
     if refusal is None:
         try:
-            _adopt(received, request["env"], request["umask"], argv)
+            connection = _above(connection, max(request["descriptors"]))
+            _adopt(received, request)
         except OSError as error:
-            refusal = f"cannot take over its streams and folder: {error.strerror or error}"
+            refusal = f"cannot take over its descriptors and folder: {error.strerror or error}"
     if refusal is not None:
         for descriptor in received:
             with contextlib.suppress(OSError):
@@ -92,20 +96,22 @@ def _refusal(request: dict[str, Any], client_pid: int, client_pidfd: int,
              server: Server) -> str | None:
     if request["code"] != server.identity:
         return "it runs other code (installed or edited since the server started)"
+    if server.log_descriptor in request["descriptors"]:
+        return f"it holds descriptor {server.log_descriptor}, the number of the server's log"
     # Asked after its context was read: a client still running then was the process read.
     return (peer.difference(client_pid, request["env"], server.environment)
             or peer.replaced(client_pidfd))
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    header, descriptors, _, _ = socket.recv_fds(connection, len(MAGIC) + HEADER.size,
-                                                len(STANDARD_STREAMS) + 1)
+    most = len(STANDARD_STREAMS) + MAX_OTHER_DESCRIPTORS + 1  # and the working folder
+    header, descriptors, _, _ = socket.recv_fds(connection, len(MAGIC) + HEADER.size, most)
     if not header and not descriptors:
         raise HungUp
-    if len(descriptors) != len(STANDARD_STREAMS) + 1 or not header.startswith(MAGIC):
+    if not header.startswith(MAGIC):
         for descriptor in descriptors:
             os.close(descriptor)
-        raise BadRequest("no magic and descriptors")
+        raise BadRequest("no magic")
     (length,) = HEADER.unpack(header[len(MAGIC):])
     if length > MAX_REQUEST:
         raise BadRequest(f"{length} bytes")
@@ -121,24 +127,54 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
             and all(isinstance(arg, str) for arg in request["argv"])
             and isinstance(request.get("env"), dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in request["env"].items())
-            and isinstance(request.get("umask"), int)):
+            and isinstance(request.get("umask"), int)
+            and _numbers_for(request.get("descriptors"), descriptors)):
+        for descriptor in descriptors:
+            os.close(descriptor)
         raise BadRequest("fields")
     return request, descriptors
 
 
-def _adopt(received: list[int], environment: dict[str, str], umask: int,
-           argv: list[str]) -> None:
-    *streams, cwd = received
+def _numbers_for(numbers: object, received: list[int]) -> bool:
+    """Whether ``numbers`` names, standard streams first, where each received descriptor
+    goes (the last one received is the working folder)."""
+    return (isinstance(numbers, list) and len(numbers) == len(received) - 1
+            and numbers[:len(STANDARD_STREAMS)] == list(STANDARD_STREAMS)
+            and all(isinstance(n, int) and 0 <= n < 1 << 20 for n in numbers)
+            and len(set(numbers)) == len(numbers))
+
+
+def _above(connection: socket.socket, number: int) -> socket.socket:
+    """``connection`` at a descriptor above ``number``, clear of the client's numbers."""
+    if connection.fileno() > number:
+        return connection
+    moved = fcntl.fcntl(connection.fileno(), fcntl.F_DUPFD_CLOEXEC, number + 1)
+    connection.close()
+    return socket.socket(fileno=moved)
+
+
+def _adopt(received: list[int], request: dict[str, Any]) -> None:
+    """Take over the client's folder, descriptors (each at its own number), umask,
+    environment and arguments."""
+    *handed, cwd = received
     os.fchdir(cwd)
     os.close(cwd)
-    os.umask(umask)
-    os.environ.clear()
-    os.environ.update(environment)
-    for target, descriptor in zip(STANDARD_STREAMS, streams, strict=True):
-        os.dup2(descriptor, target)
+    numbers: list[int] = request["descriptors"]
+    # First all above every number the client uses, so that placing one never replaces
+    # another that is still to be placed.
+    floor = max(numbers) + 1
+    staged = []
+    for descriptor in handed:
+        staged.append(fcntl.fcntl(descriptor, fcntl.F_DUPFD_CLOEXEC, floor))
         os.close(descriptor)
+    for number, descriptor in zip(numbers, staged, strict=True):
+        os.dup2(descriptor, number)  # inheritable, as the client's own were
+        os.close(descriptor)
+    os.umask(request["umask"])
+    os.environ.clear()
+    os.environ.update(request["env"])
     _reopen_standard_streams()
-    sys.argv = list(argv)
+    sys.argv = list(request["argv"])
 
 
 def _reopen_standard_streams() -> None:

@@ -46,7 +46,8 @@ def test_the_server_stops_once_its_code_changes(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     logged: list[str] = []
     state = server_module.Server(identity="the code it loaded", environment={},
-                                 command_line=lambda argv: None, log=logged.append)
+                                 command_line=lambda argv: None, log=logged.append,
+                                 log_descriptor=2)
     monkeypatch.setattr(server_module, "code_identity", lambda: "the code on disk now")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(str(tmp_path / "socket"))

@@ -160,7 +160,7 @@ def raw_request(server: WarmServer, body: bytes, descriptors: list[int]) -> byte
 
 def test_a_request_for_other_code_is_declined(server: WarmServer, project: Path) -> None:
     body = json.dumps({"code": "other code", "argv": ["paracle-guard", "rules", "list"],
-                       "env": dict(os.environ), "umask": 0o022}).encode()
+                       "env": dict(os.environ), "umask": 0o022, "descriptors": [0, 1, 2]}).encode()
     folder = os.open(project, os.O_PATH)
     try:
         assert raw_request(server, body, [0, 1, 2, folder]) == DECLINED
@@ -298,18 +298,55 @@ def test_a_signal_that_ends_the_command_ends_the_command_line_by_it(
     assert (blocked.returncode, stdout, stderr) == (-signum, b"", b"")
 
 
-def test_a_command_line_with_descriptors_of_its_own_runs_the_command_itself(
+def test_a_descriptor_the_command_line_holds_is_the_workers_under_its_number(
         server: WarmServer, project: Path) -> None:
-    """``lint <(cat Dockerfile)`` names the command line's /dev/fd/N: only its own
-    process has it."""
+    """``lint <(cat Dockerfile)`` names the command line's /dev/fd/63: the worker holds the
+    same open file under the same number, so the served command reads what it would read
+    in its own process."""
     with (project / "Dockerfile").open("rb") as dockerfile:
         descriptor = dockerfile.fileno()
         args = ("lint", f"/dev/fd/{descriptor}", "--policy", "sandbox")
-        served = subprocess.run([*ENTRY, *args], capture_output=True, cwd=project,
-                                env=server.env, pass_fds=(descriptor,), timeout=120,
-                                check=False)
+
+        def run(env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run([*ENTRY, *args], capture_output=True, cwd=project,
+                                  env=env, pass_fds=(descriptor,), timeout=120, check=False)
+
+        served = run(server.env)
+        assert server.ran() == 1, server.log_text()
+        same_outcome(served, run({**server.env, "PARACLE_GUARD_NO_SERVER": "1"}))
     assert served.returncode == 1 and b"sudo" in served.stdout, served.stderr
+
+
+def test_process_substitution_is_served_as_it_runs_unserved(server: WarmServer,
+                                                             project: Path) -> None:
+    command = " ".join(f"'{part}'" for part in ENTRY) + (
+        " lint <(cat Dockerfile) --policy sandbox")
+    served = subprocess.run(["bash", "-c", command], capture_output=True, cwd=project,
+                            env=server.env, timeout=120, check=False)
+    assert server.ran() == 1, server.log_text()
+    unserved = subprocess.run(["bash", "-c", command], capture_output=True, cwd=project,
+                              env={**server.env, "PARACLE_GUARD_NO_SERVER": "1"},
+                              timeout=120, check=False)
+    same_outcome(served, unserved)
+    assert served.returncode == 1 and b"sudo" in served.stdout
+
+
+def test_a_client_descriptor_at_the_logs_number_is_not_served(server: WarmServer,
+                                                             project: Path) -> None:
+    log = next(int(name) for name in os.listdir(f"/proc/{server.process.pid}/fd")
+               if int(name) > 2
+               and os.readlink(f"/proc/{server.process.pid}/fd/{name}") == str(server.log))
+    with (project / "Dockerfile").open("rb") as dockerfile:
+        os.dup2(dockerfile.fileno(), log)
+        try:
+            result = subprocess.run([*ENTRY, "lint", f"/dev/fd/{log}", "--policy", "sandbox"],
+                                    capture_output=True, cwd=project, env=server.env,
+                                    pass_fds=(log,), timeout=120, check=False)
+        finally:
+            os.close(log)
+    assert result.returncode == 1 and b"sudo" in result.stdout
     assert server.ran() == 0
+    assert f"it holds descriptor {log}, the number of the server's log" in server.declined()[0]
 
 
 def test_a_worker_holds_none_of_the_descriptors_the_server_inherited(
@@ -341,7 +378,7 @@ if os.fork() != 0:
 sys.stdin.readline()
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as paracle_guard.entry does
 body = json.dumps({"code": code_identity(), "argv": ["paracle-guard", "rules"],
-                   "env": dict(os.environ), "umask": 0o022}).encode()
+                   "env": dict(os.environ), "umask": 0o022, "descriptors": [0, 1, 2]}).encode()
 null = os.open(os.devnull, os.O_RDWR)
 socket.send_fds(connection, [MAGIC + struct.pack("!I", len(body))],
                 [null, null, null, os.open(".", os.O_PATH)])
