@@ -32,6 +32,7 @@ from paracle_guard.warm.protocol import (
     MAX_OTHER_DESCRIPTORS,
     MAX_REQUEST,
     RUNNING,
+    SERVED,
     STANDARD_STREAMS,
     STATUS,
 )
@@ -94,6 +95,10 @@ def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
 
 def _refusal(request: dict[str, Any], client_pid: int, client_pidfd: int,
              server: Server) -> str | None:
+    if request["argv"][1] not in SERVED:
+        # The command line never asks for these (protocol.may_be_served); a request that
+        # does was written by hand, and gets what the documentation promises.
+        return "the command is never served"
     if request["code"] != server.identity:
         return "it runs other code (installed or edited since the server started)"
     if server.log_descriptor in request["descriptors"]:

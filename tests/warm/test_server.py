@@ -169,6 +169,23 @@ def test_a_request_for_other_code_is_declined(server: WarmServer, project: Path)
     assert "other code" in server.declined()[0]
 
 
+@pytest.mark.parametrize("command", ["serve", "authz", "completion"])
+def test_a_command_that_is_never_served_is_declined_when_a_request_names_it(
+        server: WarmServer, project: Path, command: str) -> None:
+    """The command line never hands these over; a request written by hand that does, from
+    a process the worker would otherwise serve, is declined all the same."""
+    body = json.dumps({"code": code_identity(), "argv": ["paracle-guard", command, "--help"],
+                       "env": {**server.env, "PYDANTIC_DISABLE_PLUGINS": "__all__"},
+                       "umask": 0o022, "descriptors": [0, 1, 2]}).encode()
+    folder = os.open(project, os.O_PATH)
+    try:
+        assert raw_request(server, body, [0, 1, 2, folder]) == DECLINED
+    finally:
+        os.close(folder)
+    assert server.ran() == 0
+    assert "the command is never served" in server.declined()[0]
+
+
 def test_a_malformed_request_is_refused_and_the_server_serves_on(
         server: WarmServer, project: Path) -> None:
     assert raw_request(server, b"not json", [0, 1, 2, 0]) == b""
