@@ -63,7 +63,7 @@ def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
         request, received = _receive(connection)
     except HungUp:
         return 0  # a probe (serve --status), or a command line that went away first
-    except (BadRequest, OSError, ValueError) as error:
+    except (BadRequest, OSError, ValueError, RecursionError) as error:  # json: too deep
         log(f"refused a malformed request: {error}")
         return 2
     argv = request["argv"]
@@ -113,10 +113,10 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     header, descriptors, _, _ = socket.recv_fds(connection, len(MAGIC) + HEADER.size, most)
     if not header and not descriptors:
         raise HungUp
-    if not header.startswith(MAGIC):
+    if len(header) != len(MAGIC) + HEADER.size or not header.startswith(MAGIC):
         for descriptor in descriptors:
             os.close(descriptor)
-        raise BadRequest("no magic")
+        raise BadRequest("no magic and length")
     (length,) = HEADER.unpack(header[len(MAGIC):])
     if length > MAX_REQUEST:
         raise BadRequest(f"{length} bytes")
@@ -127,12 +127,12 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
             raise BadRequest("truncated")
         body += chunk
     request = json.loads(body)
-    if not (isinstance(request.get("code"), str)
+    if not (isinstance(request, dict) and isinstance(request.get("code"), str)
             and isinstance(request.get("argv"), list) and len(request["argv"]) >= 2
             and all(isinstance(arg, str) for arg in request["argv"])
             and isinstance(request.get("env"), dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in request["env"].items())
-            and isinstance(request.get("umask"), int)
+            and isinstance(request.get("umask"), int) and 0 <= request["umask"] <= 0o777
             and _numbers_for(request.get("descriptors"), descriptors)):
         for descriptor in descriptors:
             os.close(descriptor)

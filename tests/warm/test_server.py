@@ -190,7 +190,20 @@ def test_a_malformed_request_is_refused_and_the_server_serves_on(
         server: WarmServer, project: Path) -> None:
     assert raw_request(server, b"not json", [0, 1, 2, 0]) == b""
     assert raw_request(server, b"{}", [0, 1, 2, 0]) == b""
-    assert server.log_text().count("refused a malformed request") == 2
+    assert raw_request(server, b"[1]", [0, 1, 2, 0]) == b""
+    assert raw_request(server, b"[" * 100_000, [0, 1, 2, 0]) == b""
+    for umask in (-1, 1 << 40):
+        body = json.dumps({"code": code_identity(), "argv": ["paracle-guard", "rules"],
+                           "env": {**server.env, "PYDANTIC_DISABLE_PLUGINS": "__all__"},
+                           "umask": umask, "descriptors": [0, 1, 2]}).encode()
+        assert raw_request(server, body, [0, 1, 2, 0]) == b""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(socket_path(str(server.folder), code_identity()))
+        socket.send_fds(connection, [MAGIC + b"\0"], [0, 1, 2, 0])  # the length cut short
+        connection.shutdown(socket.SHUT_WR)
+        connection.settimeout(30)
+        assert connection.recv(64) == b""
+    assert server.log_text().count("refused a malformed request") == 7, server.log_text()
     assert server.run("lint", "Dockerfile", "--policy", "sandbox", cwd=project).returncode == 1
     assert server.ran() == 1
 
