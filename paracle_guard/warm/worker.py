@@ -11,6 +11,7 @@ cleans up after itself.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from paracle_guard.warm.server import Server
 
 HEADER = struct.Struct("!I")
+# unshare(2) for Python < 3.12, which has no os.unshare; loaded when the server preloads.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+CLONE_FILES = 0x400  # linux/sched.h
 
 
 class BadRequest(Exception):
@@ -83,14 +87,32 @@ def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
         log(f"declined {argv[1]!r}, the client runs it itself: {refusal}")
         return 0
     finished = threading.Event()
-    _relay_signals(connection, finished)
+    statuses: list[int] = []
+
+    def report(kept: socket.socket) -> None:
+        finished.wait()
+        with contextlib.suppress(OSError):  # a client that is gone has no use for it
+            kept.sendall(STATUS + struct.pack("!i", statuses[0]))
+        # Nor a log whose reader went away: this thread's traceback would reach the
+        # client's stderr.
+        with contextlib.suppress(OSError):
+            log(f"ran {argv[1]!r}, exit status {statuses[0]}")
+
+    reporter = _aside(connection, finished, report)
+    if reporter is None:
+        connection.sendall(DECLINED)
+        log(f"declined {argv[1]!r}, the client runs it itself: its descriptors cannot be "
+            "kept apart from the worker's own (unshare CLONE_FILES refused)")
+        return 0
     connection.sendall(RUNNING)
-    status = _run(server.command_line, argv)
+    # Only the threads set aside hold these now: the command's descriptor table (the one
+    # /dev/fd shows) is the client's alone.
+    os.close(connection.detach())
+    os.close(server.log_descriptor)
+    statuses.append(_run(server.command_line, argv))
     finished.set()
-    with contextlib.suppress(OSError):  # a client that is gone has no use for it
-        connection.sendall(STATUS + struct.pack("!i", status))
-    log(f"ran {argv[1]!r}, exit status {status}")
-    return status
+    reporter.join()
+    return statuses[0]
 
 
 def _refusal(request: dict[str, Any], client_pid: int, client_pidfd: int,
@@ -197,27 +219,52 @@ def _text_stream(descriptor: int, mode: str, like: TextIO, line_buffered: bool) 
     return cast(TextIO, stream)
 
 
+def _aside(connection: socket.socket, finished: threading.Event,
+           report: Callable[[socket.socket], None]) -> threading.Thread | None:
+    """Start the threads that relay signals and ``report`` the status, in a descriptor
+    table of their own (a copy of this one); the thread that reports, or None when the
+    kernel refuses that copy.
+
+    A command names descriptors by number (``/dev/fd/N`` is the process's table, the main
+    thread's): the worker's connection and the server's log must not be there while it
+    runs, and the main thread closes them once these threads hold their own copies.
+    """
+    ready = threading.Event()
+    reporter: list[threading.Thread] = []
+
+    def relay() -> None:
+        if _LIBC.unshare(CLONE_FILES) != 0:
+            ready.set()
+            return
+        kept = socket.socket(fileno=connection.fileno())  # the number in this table
+        reporter.append(threading.Thread(target=report, args=(kept,),
+                                         name="paracle-guard-status"))
+        reporter[0].start()  # it shares this thread's table, not the main thread's
+        ready.set()
+        _relay_signals(kept, finished)
+
+    threading.Thread(target=relay, name="paracle-guard-signals", daemon=True).start()
+    ready.wait()
+    return reporter[0] if reporter else None
+
+
 def _relay_signals(connection: socket.socket, finished: threading.Event) -> None:
     main = threading.main_thread().ident
     assert main is not None
-
-    def relay() -> None:
-        while True:
-            try:
-                received = connection.recv(64)
-            except OSError:
-                received = b""
-            if not received:
-                if not finished.is_set():
-                    signal.pthread_kill(main, signal.SIGTERM)  # the client is gone
-                return
-            for signum in received:
-                if signum in FORWARDED_SIGNALS:
-                    # To the main thread: Python runs handlers there, and only a signal
-                    # sent to it interrupts the system call it is blocked in.
-                    signal.pthread_kill(main, signum)
-
-    threading.Thread(target=relay, name="paracle-guard-signals", daemon=True).start()
+    while True:
+        try:
+            received = connection.recv(64)
+        except OSError:
+            received = b""
+        if not received:
+            if not finished.is_set():
+                signal.pthread_kill(main, signal.SIGTERM)  # the client is gone
+            return
+        for signum in received:
+            if signum in FORWARDED_SIGNALS:
+                # To the main thread: Python runs handlers there, and only a signal
+                # sent to it interrupts the system call it is blocked in.
+                signal.pthread_kill(main, signum)
 
 
 def _run(command_line: Callable[[list[str]], Any], argv: list[str]) -> int:

@@ -379,6 +379,42 @@ def test_a_client_descriptor_at_the_logs_number_is_not_served(server: WarmServer
     assert f"it holds descriptor {log}, the number of the server's log" in server.declined()[0]
 
 
+def test_a_command_cannot_open_the_workers_own_descriptors(server: WarmServer,
+                                                           project: Path) -> None:
+    """The worker's connection to the client (just above the client's numbers) and the
+    server's log are no descriptors of the command line's own process: a command that
+    names them finds nothing there, as it would unserved, and reads no other client's
+    log lines."""
+    log = next(int(name) for name in os.listdir(f"/proc/{server.process.pid}/fd")
+               if int(name) > 2
+               and os.readlink(f"/proc/{server.process.pid}/fd/{name}") == str(server.log))
+    for descriptor in (3, 4, 5, log):
+        args = ("lint", f"/dev/fd/{descriptor}", "--policy", "sandbox")
+        served = server.run(*args, cwd=project)
+        same_outcome(served, server.run_unserved(*args, cwd=project))
+        assert served.returncode == 2 and b"no such file" in served.stderr
+    assert server.ran() == 4, server.log_text()
+
+
+def test_a_server_whose_log_reader_went_away_still_serves_without_a_trace(
+        tmp_path: Path, project: Path) -> None:
+    env = server_environment(tmp_path / "runtime")
+    process = subprocess.Popen([*ENTRY, "serve"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        assert process.stderr is not None
+        assert "serving " in process.stderr.readline().decode()
+        process.stderr.close()  # writing the log now fails (EPIPE)
+        result = subprocess.run([*ENTRY, "lint", "Dockerfile", "--policy", "sandbox"],
+                                capture_output=True, cwd=project, env=env, timeout=120,
+                                check=False)
+        assert (result.returncode, result.stderr) == (1, b"")
+        assert b"sudo" in result.stdout
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_a_worker_holds_none_of_the_descriptors_the_server_inherited(
         tmp_path: Path, project: Path) -> None:
     with (project / "Dockerfile").open("rb") as inherited:
