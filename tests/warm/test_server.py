@@ -379,6 +379,39 @@ def test_a_client_descriptor_at_the_logs_number_is_not_served(server: WarmServer
     assert f"it holds descriptor {log}, the number of the server's log" in server.declined()[0]
 
 
+def _lint_holding(server: WarmServer, project: Path, numbers: list[int],
+                  env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """``lint /dev/fd/N`` for the last of ``numbers``, from a command line that holds the
+    Dockerfile open at each of them."""
+    with (project / "Dockerfile").open("rb") as dockerfile:
+        for number in numbers:
+            os.dup2(dockerfile.fileno(), number, inheritable=False)
+        try:
+            return subprocess.run([*ENTRY, "lint", f"/dev/fd/{numbers[-1]}", "--policy",
+                                   "sandbox"], capture_output=True, cwd=project, env=env,
+                                  pass_fds=numbers, timeout=120, check=False)
+        finally:
+            for number in numbers:
+                os.close(number)
+
+
+@pytest.mark.parametrize(("first", "count", "served"), [
+    (100, 64, True),  # as many as may be handed over
+    (100, 65, False),  # one more: the command line runs it itself
+    (-1, 1, False),  # the highest number the limit allows: the worker cannot place it
+])
+def test_how_many_descriptors_and_how_high_are_served(
+        server: WarmServer, project: Path, first: int, count: int, served: bool) -> None:
+    if first < 0:
+        first = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1
+    numbers = list(range(first, first + count))
+    result = _lint_holding(server, project, numbers, server.env)
+    assert server.ran() == int(served), server.log_text()
+    same_outcome(result, _lint_holding(server, project, numbers,
+                                       {**server.env, "PARACLE_GUARD_NO_SERVER": "1"}))
+    assert result.returncode == 1 and b"sudo" in result.stdout
+
+
 def test_a_command_cannot_open_the_workers_own_descriptors(server: WarmServer,
                                                            project: Path) -> None:
     """The worker's connection to the client (just above the client's numbers) and the
