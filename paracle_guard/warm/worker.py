@@ -61,7 +61,9 @@ def serve_one(connection: socket.socket, client_pid: int, client_pidfd: int,
     started = time.monotonic()
 
     def log(line: str) -> None:
-        server.log(f"client pid {client_pid}: {line} ({time.monotonic() - started:.3f} s)")
+        # The worker's pid too: it is the pid a served run's audit line records.
+        server.log(f"client pid {client_pid} (worker {os.getpid()}): {line} "
+                   f"({time.monotonic() - started:.3f} s)")
 
     try:
         request, received = _receive(connection)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.docker_images import BuiltImage
-from tests.launcher.conftest import launcher_containers, marked
+from tests.launcher.conftest import audit_lines, launcher_containers, marked
 from tests.warm_server import ENTRY, WarmServer, needs_a_server, warm_server
 
 pytestmark = [pytest.mark.docker, needs_a_server]
@@ -113,3 +113,14 @@ def test_a_killed_command_line_still_removes_its_container(
     while ": ran " not in server.log_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "exit status 143" in server.log_text()  # ended as SIGTERM ends a launch
+
+
+def test_the_server_log_names_the_command_line_behind_a_served_audit_line(
+        server: WarmServer, probe_image: BuiltImage, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    served = server.run(*run_args(probe_image, "true", options=("--audit-log", str(audit))),
+                        cwd=tmp_path)
+    assert served.returncode == 0, served.stderr
+    [record] = audit_lines(audit)
+    ran = [line for line in server.log_text().splitlines() if ": ran 'run'" in line]
+    assert len(ran) == 1 and f"(worker {record['pid']}): ran 'run'" in ran[0]
