@@ -13,7 +13,8 @@ Writing a file (``write_file``):
   belongs to the user or to the folder's owner: anyone can plant a link there;
 - an existing file keeps its permission bits; a new one gets ``0666 & ~umask``;
 - the report is written beside the file and renamed over it, so a failed run never
-  leaves half a report; a FIFO, device or ``/dev/stdout`` is written into instead;
+  leaves half a report; a FIFO, a device, and whatever ``/dev/stdout``, ``/dev/fd/N`` or
+  ``/proc/self/fd/N`` hold (a pipe, or a file a shell opened) are written into instead;
 - a file the run reads (a checked Dockerfile, manifest or archive, the policy, the
   baseline) is refused: a report must never replace its own input.
 """
@@ -126,14 +127,58 @@ def write_stdout(text: str) -> None:
 def write_file(path: str, text: str, *, option: str = "--output") -> None:
     """Write ``text`` to ``path`` as the module's docstring describes (InputError on failure)."""
     try:
+        through = _descriptor_path(path)
+        if through is not None:
+            _write_to_descriptor(through, text)
+            return
         real = _follow(path, option)
         if os.path.exists(real) and not os.path.isfile(real):
-            with open(real, "w", encoding="utf-8") as stream:
-                stream.write(text)
+            _write_into(real, text)
             return
         _replace(real, text)
     except OSError as error:
         raise InputError(f"{option} {path}: cannot write: {error.strerror or error}") from None
+
+
+def _descriptor_path(path: str) -> str | None:
+    """Where ``path`` leads if it reaches an open descriptor (``/dev/stdout``, ``/dev/fd/N``,
+    ``/proc/self/fd/N``), else None. What such a path names is whatever the descriptor
+    holds: a pipe has no path at all, and a file a shell opened for ``> out`` must be
+    written into, not replaced, or the shell goes on writing into a file nothing names."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if current.startswith(("/proc/", "/dev/fd/")):
+            return current
+        if not os.path.islink(current):
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current),
+                                                os.readlink(current)))
+    return None
+
+
+def _own_descriptor(path: str) -> int | None:
+    """N, when ``path`` is this process's descriptor N (``/dev/fd/N``, ``/proc/self/fd/N``)."""
+    folder, _, number = path.rpartition("/")
+    own = ("/dev/fd", "/proc/self/fd", f"/proc/{os.getpid()}/fd")
+    return int(number) if folder in own and number.isdigit() else None
+
+
+def _write_to_descriptor(path: str, text: str) -> None:
+    descriptor = _own_descriptor(path)
+    if descriptor is None:  # another process's: opened anew, as a shell's > would
+        _write_into(path, text)
+        return
+    # Written through the descriptor itself, at its offset, after what this process
+    # already wrote there: opening the path again would start a new file offset at 0.
+    sys.stdout.flush()
+    data = text.encode("utf-8")
+    while data:
+        data = data[os.write(descriptor, data):]
+
+
+def _write_into(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write(text)
 
 
 def _follow(path: str, option: str) -> str:

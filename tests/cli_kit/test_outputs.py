@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli_process import clean_env, run_cli
+from tests.cli_process import EXECUTABLE, clean_env, run_cli
 
 ROOT_ONLY = "FROM python:3.10-slim\n"
 
@@ -166,3 +168,30 @@ def test_colour_never_reaches_a_file_unless_asked(work: Path) -> None:
 def test_machine_formats_are_never_coloured(work: Path) -> None:
     ran = run_cli("lint", "Dockerfile", "-f", "json", "--color", "always", cwd=work)
     assert json.loads(ran.stdout)["summary"]["error"] == 1
+
+
+def test_dev_stdout_into_a_pipe_carries_the_report(work: Path) -> None:
+    ran = run_cli("lint", "Dockerfile", "-f", "json", "-o", "/dev/stdout", cwd=work)
+    assert ran.code == 1, ran.stderr
+    assert json.loads(ran.stdout)["results"][0]["findings"]
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/proc/self/fd/1"])
+def test_a_file_the_shell_opened_is_written_into_not_replaced(work: Path, name: str) -> None:
+    """``{ lint -o /dev/stdout; echo END; } > out``: replacing out by a new file would leave
+    the shell writing END into the old one, which nothing names any more."""
+    script = f"{{ '{EXECUTABLE}' lint Dockerfile -f json -o {name}; echo END; }} > out"
+    subprocess.run(["sh", "-c", script], cwd=work, env=clean_env(), check=False, timeout=120)
+    written = (work / "out").read_text()
+    assert written.endswith("}\nEND\n")
+    assert json.loads(written.removesuffix("END\n"))["results"][0]["findings"]
+
+
+def test_a_process_substitution_gets_the_report(work: Path) -> None:
+    script = f"'{EXECUTABLE}' lint Dockerfile -f json -o >(cat > copy.json); wait"
+    subprocess.run(["bash", "-c", script], cwd=work, env=clean_env(), check=False,
+                   timeout=120)
+    deadline = time.monotonic() + 30
+    while not (work / "copy.json").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads((work / "copy.json").read_text())["results"][0]["findings"]
