@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -542,3 +543,53 @@ def test_status_names_the_server_and_its_probe_is_not_a_request(server: WarmServ
     said = server.run("serve", "--status")
     assert (said.returncode, said.stdout.decode()) == (
         1, f"no server for this code (it would listen at {path})\n")
+
+
+# Another user's listener: it says whether anyone connected before the test ended it.
+SQUATTER = """
+import os, socket, sys
+folder, path = sys.argv[1], sys.argv[2]
+os.mkdir(folder, 0o700)
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(path)
+listener.listen(8)
+print("listening", flush=True)
+listener.settimeout(20)
+try:
+    listener.accept()
+    print("connected", flush=True)
+except TimeoutError:
+    print("nobody", flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+                    reason="needs root, to run a listener as another user (nobody)")
+def test_a_folder_another_user_made_first_is_never_used(project: Path) -> None:
+    """Without XDG_RUNTIME_DIR the folder is /tmp/paracle-guard-UID, a name anyone can take
+    first. Root can connect to any socket: only the folder's owner keeps it out."""
+    runtime = Path(tempfile.mkdtemp(prefix="paracle-guard-squat-", dir="/tmp"))
+    try:
+        os.chmod(runtime, 0o777)
+        env = server_environment(runtime)
+        folder = runtime / "paracle-guard"
+        path = socket_path(str(folder), code_identity())
+        squatter = subprocess.Popen(
+            ["/usr/bin/python3", "-c", SQUATTER, str(folder), path], stdout=subprocess.PIPE,
+            text=True, user=65534, group=65534, extra_groups=[])
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline().strip() == "listening"
+        assert Path(path).is_socket() and folder.stat().st_uid == 65534
+        linted = subprocess.run([*ENTRY, "lint", "Dockerfile", "--policy", "sandbox"],
+                                capture_output=True, cwd=project, env=env, timeout=120,
+                                check=False)
+        refused = subprocess.run([*ENTRY, "serve"], capture_output=True, env=env,
+                                 timeout=120, check=False)
+        squatter.terminate()
+        said, _ = squatter.communicate(timeout=30)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert linted.returncode == 1 and b"sudo" in linted.stdout  # run in its own process
+    assert said.strip() != "connected"
+    assert refused.returncode == 2
+    assert b"belongs to uid 65534, not to this user" in refused.stderr
