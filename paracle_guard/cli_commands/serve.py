@@ -34,7 +34,6 @@ def serve_command(
         raise typer.Exit(verdict(not running))
     from paracle_guard.cli import command_line
     from paracle_guard.warm.protocol import SERVED
-    from paracle_guard.warm.server import close_inherited_descriptors, serve
+    from paracle_guard.warm.server import serve
 
-    close_inherited_descriptors()
     serve(lambda: command_line(SERVED))

@@ -30,11 +30,10 @@ from paracle_guard.warm.protocol import (
     code_identity,
     folder_problem,
     may_be_served,
+    peer_credentials,
     runtime_folder,
     socket_path,
 )
-
-PEER_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 def served_status(argv: list[str]) -> int | None:
@@ -68,8 +67,7 @@ def server_status() -> tuple[bool, str]:
     if connection is None:
         return False, f"no server for this code (it would listen at {path})"
     with connection:  # closed unasked: the worker takes it for a probe and says nothing
-        pid = PEER_CREDENTIALS.unpack(connection.getsockopt(
-            socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size))[0]
+        pid = peer_credentials(connection)[0]
     return True, f"a server for this code listens at {path} (pid {pid})"
 
 
@@ -120,13 +118,12 @@ def _connect(path: str) -> socket.socket | None:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         connection.connect(path)
-        credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                            PEER_CREDENTIALS.size)
+        uid = peer_credentials(connection)[1]
     except OSError:
         connection.close()
         return None
     # The folder is this user's alone; this closes the gap between checking it and connecting.
-    if PEER_CREDENTIALS.unpack(credentials)[1] != os.geteuid():
+    if uid != os.geteuid():
         connection.close()
         return None
     return connection

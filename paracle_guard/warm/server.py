@@ -20,7 +20,6 @@ import pkgutil
 import resource
 import signal
 import socket
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from paracle_guard.warm.protocol import (
     SERVED,
     code_identity,
     folder_problem,
+    peer_credentials,
     runtime_folder,
     socket_path,
 )
@@ -41,7 +41,6 @@ IMPORTED_LATER = ("docker", "yaml", "jsonschema", "jsonschema.protocols", "rich.
                   "rich.progress", "rich.table", "rich.text", "netrc")
 STALENESS_CHECK_SECONDS = 30.0
 LOG_DESCRIPTOR_FLOOR = 1000
-PEER_CREDENTIALS = struct.Struct("3i")
 SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux 6.5; named by Python 3.13
 
 
@@ -62,6 +61,7 @@ def serve(build_command_line: Callable[[], Callable[[list[str]], Any]]) -> None:
     ``build_command_line``: ``cli.command_line`` for the served commands (passed in: the
     command line sits above this module in the house plan).
     """
+    _close_inherited_descriptors()  # first, before the server opens anything
     log_descriptor = _out_of_the_way(2)
     log = _logger(log_descriptor)
     _require_peer_pidfds()
@@ -101,12 +101,12 @@ def _logger(descriptor: int) -> Callable[[str], None]:
     return log
 
 
-def close_inherited_descriptors() -> None:
+def _close_inherited_descriptors() -> None:
     """Close what the server's own parent left open besides the standard streams.
 
     Every worker would hold it too, and a command that names a descriptor (``lint
     /dev/fd/10``) would read the server's where the command line's own process has
-    none. Called first, before the server opens anything.
+    none.
     """
     for name in os.listdir("/proc/self/fd"):
         if int(name) > 2:
@@ -208,8 +208,7 @@ def _accept_until_stale(listener: socket.socket, server: Server) -> None:
 
 
 def _fork_worker(connection: socket.socket, listener: socket.socket, server: Server) -> None:
-    pid, uid, _ = PEER_CREDENTIALS.unpack(
-        connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER_CREDENTIALS.size))
+    pid, uid, _ = peer_credentials(connection)
     if uid != os.geteuid():
         server.log(f"refused pid {pid}: uid {uid} is not this server's user")
         return

@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from paracle_guard.exit_codes import SIGNALLED
 from paracle_guard.warm import peer
 from paracle_guard.warm.protocol import (
     DECLINED,
@@ -278,7 +279,7 @@ def _run(command_line: Callable[[list[str]], Any], argv: list[str]) -> int:
         status = _exit_status(exit_.code)
     except KeyboardInterrupt:
         traceback.print_exc()
-        status = 128 + signal.SIGINT
+        status = SIGNALLED + signal.SIGINT
     except BaseException:
         traceback.print_exc()
         status = 1
