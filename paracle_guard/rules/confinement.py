@@ -22,7 +22,7 @@ from paracle_guard.cel import (
     pod_has,
 )
 from paracle_guard.location import Location
-from paracle_guard.policy.models import Controls
+from paracle_guard.policy.models import Controls, RuntimeControl
 from paracle_guard.rules.base import Admission, Violation, rule, worded
 from paracle_guard.severity import Severity
 from paracle_guard.subject import RUNTIME_KINDS, Subject
@@ -130,6 +130,12 @@ def unconfined_profile(subject: Subject, controls: Controls) -> Iterator[Violati
         )
 
 
+def _admitted_classes(wanted: RuntimeControl) -> list[str]:
+    """The RuntimeClasses the policy maps to an allowed handler, by name."""
+    return sorted(name for name, handler in wanted.runtime_classes.items()
+                  if handler in wanted.allowed)
+
+
 def _runtime_problem(subject: Subject, controls: Controls) -> str | None:
     """Why the container's runtime is not one the policy allows, or None."""
     wanted = controls.runtime
@@ -140,8 +146,7 @@ def _runtime_problem(subject: Subject, controls: Controls) -> str | None:
         if facts.runtime_class is None:
             if not wanted.required:
                 return None
-            classes = [name for name, handler in sorted(wanted.runtime_classes.items())
-                       if handler in wanted.allowed]
+            classes = _admitted_classes(wanted)
             hint = f" (runtimeClassName: {classes[0]})" if classes else ""
             return (f"runtimeClassName is not set: the node's default runtime runs the pod, "
                     f"not {allowed}{hint}")
@@ -178,8 +183,7 @@ def _runtime_on_admission(controls: Controls) -> CelCheck | None:
     runtime = controls.runtime
     if not runtime.allowed:
         return None
-    classes = sorted(name for name, handler in runtime.runtime_classes.items()
-                     if handler in runtime.allowed)
+    classes = _admitted_classes(runtime)
     allowed = ", ".join(runtime.allowed)
     named = f"object.spec.runtimeClassName in {cel_list(classes)}"
     if runtime.required:
@@ -252,8 +256,7 @@ def _runtime_fix(subject: Subject, controls: Controls) -> str:
     wanted = controls.runtime
     runtime = wanted.allowed[0]
     if subject.kind == "k8s":
-        classes = sorted(name for name, handler in wanted.runtime_classes.items()
-                         if handler in wanted.allowed)
+        classes = _admitted_classes(wanted)
         named = f"runtimeClassName: {classes[0]}" if classes else "a runtimeClassName"
         return (f"Set {named} on the pod, naming a RuntimeClass whose handler is "
                 f"{runtime} on the nodes")
