@@ -46,6 +46,7 @@ from paracle_guard.launcher.runspec import RunSpec
 from paracle_guard.launcher.runtimes import (
     GVISOR,
     GVISOR_MIN_PIDS,
+    INFO_SECONDS,
     Runtime,
     engine_runtimes,
     missing_runtime,
@@ -67,8 +68,6 @@ if TYPE_CHECKING:
 # engine under load may still be finishing the create, or a kill, when asked.
 REMOVE_ATTEMPTS = 6
 REMOVE_BACKOFF = 0.2
-# A launch may wait on a busy engine's description (its runtimes) longer than doctor does.
-INFO_SECONDS = 60.0
 # How long a container whose first process could not be read may take to show as ended.
 ENDING_SECONDS = 2.0
 

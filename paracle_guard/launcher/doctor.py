@@ -23,6 +23,7 @@ from paracle_guard.engine_protocol import ContainerEngine
 from paracle_guard.errors import GuardError
 from paracle_guard.launcher.runtimes import (
     GVISOR,
+    INFO_SECONDS,
     RUNSC_MINIMUM,
     Runtime,
     engine_runtimes,
@@ -287,10 +288,6 @@ def probed_runtimes(runtimes: list[Runtime], wanted: RuntimeControl) -> list[str
     if wanted.allowed:
         return [r.name for r in runtimes if r.name in wanted.allowed]
     return [r.name for r in runtimes if r.sandbox]
-
-
-# doctor asks once, and may have to wait on a busy engine for its description.
-INFO_SECONDS = 60.0
 
 
 def diagnose(

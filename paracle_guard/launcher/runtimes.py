@@ -51,6 +51,8 @@ GVISOR_MIN_PIDS = 64
 PROBE_COMMAND = ("/sbin/docker-init", "--version")
 PROBE_LABEL = "paracle-guard.doctor"
 PROBE_TIMEOUT = 60.0
+# How long to wait on a busy engine's /info, the list of its runtimes (doctor, a launch).
+INFO_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
