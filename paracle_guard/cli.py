@@ -20,25 +20,12 @@ from paracle_guard.cli_kit import click_api as click
 from paracle_guard.cli_kit.house import CONTEXT_SETTINGS, PROG, LazyGroup
 from paracle_guard.exit_codes import PASSED
 
-# Each command, in the order help lists them, and the module that declares it.
+# Each command, in the order help lists them, and the module that declares it (its
+# namesake in paracle_guard.cli_commands).
 COMMANDS: dict[str, str] = {
-    name: f"paracle_guard.cli_commands.{module}"
-    for name, module in (
-        ("lint", "lint"),
-        ("image", "image"),
-        ("container", "container"),
-        ("compose", "compose"),
-        ("k8s", "k8s"),
-        ("run", "run"),
-        ("doctor", "doctor"),
-        ("completion", "completion"),
-        ("policy", "policy"),
-        ("rules", "rules"),
-        ("sandbox", "sandbox"),
-        ("authz", "authz"),
-        ("cache", "cache"),
-        ("serve", "serve"),
-    )
+    name: f"paracle_guard.cli_commands.{name}"
+    for name in ("lint", "image", "container", "compose", "k8s", "run", "doctor",
+                 "completion", "policy", "rules", "sandbox", "authz", "cache", "serve")
 }
 
 
