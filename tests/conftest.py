@@ -176,3 +176,13 @@ def gvisor(docker_client: Any) -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return GVISOR_RUNTIME
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working folder of a command-line test: empty, with its own cache, and a git root,
+    so that no .paracle-guard.yaml above it is found and the built-in sandbox policy applies."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
+    (tmp_path / ".git").mkdir()
+    return tmp_path

@@ -29,15 +29,6 @@ ROOT_ONLY = "FROM python:3.10-slim\n"
 WARNING_ONLY = "FROM python:latest\nUSER 1000\n"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty folder outside any git repository, so the built-in sandbox policy applies."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
-    (tmp_path / ".git").mkdir()  # stop the git-root search for .paracle-guard.yaml here
-    return tmp_path
-
-
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)

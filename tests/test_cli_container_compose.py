@@ -37,15 +37,6 @@ SARIF_SCHEMA = REPO_ROOT / ".." / "shared" / "data" / "sarif-schema-2.1.0.json"
 runner = CliRunner()
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty folder outside any git repository, so the built-in sandbox policy applies."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
-    (tmp_path / ".git").mkdir()  # stop the git-root search for .paracle-guard.yaml here
-    return tmp_path
-
-
 def copy_case(workdir: Path, case: str, name: str = "compose.yaml") -> Path:
     target = workdir / name
     shutil.copy(CASES / f"{case}.yaml", target)

@@ -26,14 +26,6 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
-    (tmp_path / ".git").mkdir()  # no .paracle-guard.yaml above this folder is found
-    return tmp_path
-
-
-@pytest.fixture
 def containers(docker_client: Any, test_images: TestImages) -> Iterator[ContainerFactory]:
     with container_factory(docker_client, test_images.run_id) as factory:
         yield factory

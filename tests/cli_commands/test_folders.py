@@ -6,21 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from paracle_guard.cli import app
 
 CASES = Path(__file__).resolve().parents[1] / "sources"
 runner = CliRunner()
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
-    (tmp_path / ".git").mkdir()  # no .paracle-guard.yaml above this folder is found
-    return tmp_path
 
 
 def targets(args: list[str], stdin: str | None = None) -> list[str]:
