@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paracle_guard.cli_commands.scan import stdout_is_tty
 from paracle_guard.cli_kit import options
 from paracle_guard.cli_kit.house import fails_cleanly, group_app
 from paracle_guard.cli_kit.options import ColorOption, DocumentFormatOption
@@ -42,7 +42,7 @@ def rules_table(
     if output_format == "json":
         typer.echo(render_json(entries, policy_name), nl=False)
     else:
-        typer.echo(render_table(entries, color=wants_color(color, stdout_is_tty())), nl=False)
+        typer.echo(render_table(entries, color=wants_color(color, sys.stdout.isatty())), nl=False)
 
 
 @app.command("explain")

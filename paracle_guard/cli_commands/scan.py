@@ -117,7 +117,7 @@ def _emit(ctx: Context, report: Report, request: ReportRequest) -> NoReturn:
         request.known.apply(report, request.baseline or "")
     for destination in request.destinations:
         if destination.path is None:
-            color = wants_color(request.color, stdout_is_tty())
+            color = wants_color(request.color, sys.stdout.isatty())
             write_stdout(render(report, destination.format,
                                 color=color and destination.format == "text"))
         else:
@@ -182,7 +182,3 @@ def progress(formats: Sequence[str] | None) -> ReadProgress | None:
     from paracle_guard.progress import TerminalProgress
 
     return TerminalProgress()
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()
