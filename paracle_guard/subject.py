@@ -22,14 +22,16 @@ source reading untrusted data checks it itself, as it always had to for a clear
 message naming the field.
 
 How a container is run (``subject_runtime``) and an image's layer skeleton
-(``image_tree``) are imported only when first named: a Dockerfile has neither,
-and making their classes is a few milliseconds of every ``lint``.
+(``image_tree``) live in modules of their own that this one names for type
+checkers only: a Dockerfile has neither, and making their classes is a few
+milliseconds of every ``lint``. Code that builds or reads them imports them from
+there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from paracle_guard.location import Location
 from paracle_guard.subject_run import (
@@ -48,52 +50,18 @@ from paracle_guard.subject_run import (
 
 if TYPE_CHECKING:
     from paracle_guard.image_tree import ImageTree
-    from paracle_guard.subject_runtime import (
-        READ_ONLY_VOLUME_TYPES,
-        Capability,
-        ContainerType,
-        Device,
-        DeviceRequest,
-        KubernetesFacts,
-        Mount,
-        MountType,
-        PodVolume,
-        PublishedPort,
-        RuntimeConfig,
-        SecurityOption,
-        Setting,
-        Sysctl,
-        Ulimit,
-        mount_type,
-    )
+    from paracle_guard.subject_runtime import KubernetesFacts, RuntimeConfig
 
-# The model's public names, its parts included (subject_run, subject_runtime).
+# The model's public names, the records of subject_run included. How a container is run
+# is named from subject_runtime (see the module's docstring).
 __all__ = [
     "ALL_KINDS", "BUILD_KINDS", "IMAGE_NAMING_KINDS", "NOTABLE_NAMES",
-    "READ_ONLY_VOLUME_TYPES", "RUNTIME_KINDS", "AccountAction", "AccountChange", "BaseImage",
-    "Capability", "ContainerType", "Device", "DeviceRequest", "Download", "EnvVar",
-    "ExposedPort", "FileEntry", "FileTag", "FileWrite", "GroupGrant", "Instruction",
-    "KubernetesFacts", "ModeChange", "Mount", "MountType", "Package", "PackageAction",
-    "PackageCall", "ParseProblem", "PathRemoval", "PodVolume", "PublishedPort",
-    "RequestedPackage", "RunStep", "RuntimeConfig", "SecurityOption", "Setting",
-    "ShellCommand", "Subject", "SubjectKind", "Suppression", "Sysctl", "Ulimit", "UserFact",
-    "Whole", "mount_type",
+    "RUNTIME_KINDS", "AccountAction", "AccountChange", "BaseImage",
+    "Download", "EnvVar", "ExposedPort", "FileEntry", "FileTag", "FileWrite", "GroupGrant",
+    "Instruction", "ModeChange", "Package", "PackageAction", "PackageCall", "ParseProblem",
+    "PathRemoval", "RequestedPackage", "RunStep", "ShellCommand", "Subject", "SubjectKind",
+    "Suppression", "UserFact", "Whole",
 ]
-
-# Named here, made in subject_runtime on first use (see the module's docstring).
-_RUNTIME_NAMES = frozenset({
-    "READ_ONLY_VOLUME_TYPES", "Capability", "ContainerType", "Device", "DeviceRequest",
-    "KubernetesFacts", "Mount", "MountType", "PodVolume", "PublishedPort", "RuntimeConfig",
-    "SecurityOption", "Setting", "Sysctl", "Ulimit", "mount_type",
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RUNTIME_NAMES:
-        from paracle_guard import subject_runtime
-
-        return getattr(subject_runtime, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 SubjectKind = Literal["dockerfile", "image", "container", "compose", "k8s"]
 # The groups of kinds rules judge, named once. What an image is built from and what it

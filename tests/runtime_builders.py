@@ -10,15 +10,8 @@ from typing import Any
 
 from paracle_guard.location import Location
 from paracle_guard.sources.runtime_options import parse_security_opt
-from paracle_guard.subject import (
-    Capability,
-    Mount,
-    RuntimeConfig,
-    SecurityOption,
-    Subject,
-    SubjectKind,
-    UserFact,
-)
+from paracle_guard.subject import Subject, SubjectKind, UserFact
+from paracle_guard.subject_runtime import Capability, Mount, RuntimeConfig, SecurityOption
 from paracle_guard.units import parse_size
 
 COMPOSE_FILE = "compose.yaml"

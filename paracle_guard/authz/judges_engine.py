@@ -38,7 +38,8 @@ from paracle_guard.sources.go_json import (
     parse,
 )
 from paracle_guard.sources.runtime_options import local_volume_host_path, parse_security_opt
-from paracle_guard.subject import RuntimeConfig, SecurityOption, Subject
+from paracle_guard.subject import Subject
+from paracle_guard.subject_runtime import RuntimeConfig, SecurityOption
 
 _BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 # The rules a build's own options can break.

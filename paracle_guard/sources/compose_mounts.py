@@ -51,7 +51,7 @@ from paracle_guard.sources.runtime_options import (
     local_volume_host_path,
     normalise_host_path,
 )
-from paracle_guard.subject import Mount, Setting, mount_type
+from paracle_guard.subject_runtime import Mount, Setting, mount_type
 
 # Where Compose binds the engine's socket for use_api_socket, on both sides.
 API_SOCKET = "/var/run/docker.sock"

@@ -37,7 +37,7 @@ from paracle_guard.sources.runtime_options import (
     parse_security_opt,
 )
 from paracle_guard.sources.seccomp_profile import profile_weakness
-from paracle_guard.subject import (
+from paracle_guard.subject_runtime import (
     Capability,
     Device,
     DeviceRequest,

@@ -28,20 +28,18 @@ from paracle_guard.sources.runtime_options import (
     split_key_value,
 )
 from paracle_guard.sources.seccomp_profile import profile_weakness
-from paracle_guard.subject import (
+from paracle_guard.subject import EnvVar, ParseProblem, UserFact
+from paracle_guard.subject_runtime import (
     Capability,
     Device,
     DeviceRequest,
-    EnvVar,
     Mount,
-    ParseProblem,
     PublishedPort,
     RuntimeConfig,
     SecurityOption,
     Setting,
     Sysctl,
     Ulimit,
-    UserFact,
     mount_type,
 )
 

@@ -79,16 +79,8 @@ from paracle_guard.sources.k8s_security import PodSecurity
 from paracle_guard.sources.k8s_storage import Storage, claim, persistent_volume
 from paracle_guard.sources.k8s_volumes import PodVolumes
 from paracle_guard.sources.located_yaml import LocatedError, Node
-from paracle_guard.subject import (
-    BaseImage,
-    ContainerType,
-    KubernetesFacts,
-    ParseProblem,
-    RuntimeConfig,
-    Setting,
-    Subject,
-    Whole,
-)
+from paracle_guard.subject import BaseImage, ParseProblem, Subject, Whole
+from paracle_guard.subject_runtime import ContainerType, KubernetesFacts, RuntimeConfig, Setting
 
 __all__ = ["load_manifest_texts", "load_manifests", "parse_quantity"]
 

@@ -18,9 +18,9 @@ from paracle_guard.sources.k8s_objects import require as _require
 from paracle_guard.sources.k8s_objects import sequence as _sequence
 from paracle_guard.sources.k8s_objects import text as _text
 from paracle_guard.sources.located_yaml import Node
-from paracle_guard.subject import (
+from paracle_guard.subject import EnvVar
+from paracle_guard.subject_runtime import (
     DeviceRequest,
-    EnvVar,
     KubernetesFacts,
     PublishedPort,
     RuntimeConfig,

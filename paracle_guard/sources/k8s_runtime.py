@@ -13,7 +13,7 @@ from __future__ import annotations
 from paracle_guard.location import Location
 from paracle_guard.sources.k8s_objects import fail, get, location, require, text
 from paracle_guard.sources.located_yaml import Node
-from paracle_guard.subject import KubernetesFacts, RuntimeConfig
+from paracle_guard.subject_runtime import KubernetesFacts, RuntimeConfig
 
 
 def add_runtime_class(node: Node, found: dict[str, str]) -> None:

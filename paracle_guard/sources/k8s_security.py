@@ -23,15 +23,14 @@ from paracle_guard.sources.k8s_objects import sequence as _sequence
 from paracle_guard.sources.k8s_objects import text as _text
 from paracle_guard.sources.located_yaml import Node
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS
-from paracle_guard.subject import (
+from paracle_guard.subject import GroupGrant, UserFact
+from paracle_guard.subject_runtime import (
     Capability,
     ContainerType,
-    GroupGrant,
     KubernetesFacts,
     RuntimeConfig,
     SecurityOption,
     Sysctl,
-    UserFact,
 )
 
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"

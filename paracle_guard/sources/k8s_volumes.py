@@ -34,7 +34,7 @@ from paracle_guard.sources.k8s_storage import (
 )
 from paracle_guard.sources.located_yaml import Node
 from paracle_guard.sources.runtime_options import normalise_host_path
-from paracle_guard.subject import READ_ONLY_VOLUME_TYPES, Mount, PodVolume, Setting
+from paracle_guard.subject_runtime import READ_ONLY_VOLUME_TYPES, Mount, PodVolume, Setting
 
 _VOLUME_FIELDS = frozenset({"name"})
 

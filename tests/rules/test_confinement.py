@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from paracle_guard.sources.runtime_options import SYSTEM_PATHS
-from paracle_guard.subject import KubernetesFacts, SecurityOption, SubjectKind
+from paracle_guard.subject import SubjectKind
+from paracle_guard.subject_runtime import KubernetesFacts, SecurityOption
 from tests.builders import check, controls, messages
 from tests.runtime_builders import NNP_TRUE, at, hardened, opt, options, subject
 

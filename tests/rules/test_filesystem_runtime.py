@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from paracle_guard.location import Location
-from paracle_guard.subject import Mount
+from paracle_guard.subject_runtime import Mount
 from tests.builders import check, controls, messages
 from tests.runtime_builders import at, hardened, subject, tmpfs
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paracle_guard.subject import PublishedPort, Setting
+from paracle_guard.subject_runtime import PublishedPort, Setting
 from tests.builders import check, controls, messages
 from tests.runtime_builders import at, hardened, subject
 

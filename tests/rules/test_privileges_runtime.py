@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from paracle_guard.subject import (
-    Device,
-    DeviceRequest,
-    Setting,
-    Sysctl,
-)
+from paracle_guard.subject_runtime import Device, DeviceRequest, Setting, Sysctl
 from tests.builders import check, controls, messages
 from tests.runtime_builders import at, hardened, opt, options, subject
 
