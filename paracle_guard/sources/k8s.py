@@ -173,7 +173,7 @@ def load_manifest_texts(sources: Sequence[tuple[str, str]], *,
     for display, content in sources:
         try:
             found.add(display, documents(display, content))
-        except (ManifestError, LocatedError) as problem:
+        except LocatedError as problem:  # a ManifestError too
             broken.append(_broken(problem.file, problem.line, problem.message))
     subjects = list(broken)
     for display, entry in [*found.workloads, *found.sandboxes.resolved()]:

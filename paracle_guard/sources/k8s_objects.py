@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from paracle_guard.errors import InputError
 from paracle_guard.location import Location
-from paracle_guard.sources.located_yaml import Node, load_yaml_documents
+from paracle_guard.sources.located_yaml import LocatedError, Node, load_yaml_documents
 
 if TYPE_CHECKING:
     from paracle_guard.sources.k8s_network import NetworkPolicy
@@ -63,12 +63,9 @@ _SUFFIXES = {
     "P": Decimal("1e15"), "E": Decimal("1e18"),
 }
 
-class ManifestError(Exception):
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        super().__init__(message)
-        self.file = file
-        self.line = line
-        self.message = message
+
+class ManifestError(LocatedError):
+    """A manifest the API server would refuse, or one that cannot be judged, at a line."""
 
 
 def same_namespace(one: str | None, other: str | None) -> bool:
