@@ -42,7 +42,7 @@ from paracle_guard.rules.base import (
 )
 from paracle_guard.rules.custom import build_custom_rules
 from paracle_guard.severity import Severity
-from paracle_guard.subject import Subject
+from paracle_guard.subject import Subject, Whole
 
 PARSE_ERROR = "PG901"
 
@@ -168,17 +168,11 @@ class Plan:
         gives a result for the whole, its own findings marked with its target; adding
         the parts' results to one Report merges them into one result per whole."""
         whole = subject.whole
-        if whole is None:
-            result = Result.model_construct(target=subject.target, kind=subject.kind,
-                                            label=subject.label,
-                                            metadata=_copied(subject.metadata), parts={},
-                                            findings=[], suppressed=[], notices=[])
-        else:
-            result = Result.model_construct(
-                target=whole.target, kind=subject.kind, label=whole.label,
-                metadata=_copied(whole.metadata),
-                parts={subject.target: subject.label or subject.target},
-                findings=[], suppressed=[], notices=[])
+        named: Subject | Whole = subject if whole is None else whole
+        parts = {} if whole is None else {subject.target: subject.label or subject.target}
+        result = Result.model_construct(target=named.target, kind=subject.kind,
+                                        label=named.label, metadata=_copied(named.metadata),
+                                        parts=parts, findings=[], suppressed=[], notices=[])
         applicable = [entry for entry in self._active
                       if subject.judged and subject.kind in entry.rule.kinds]
         if any(problem.blocking for problem in subject.parse_problems):
