@@ -134,8 +134,25 @@ class Setting:
     location: Location
 
 
+class _LocatedSettings:
+    """Settings located one by one: a scalar's location is in ``locations`` under its
+    field name, falling back to ``location``, the settings as a whole."""
+
+    __slots__ = ()
+    location: Location
+    locations: dict[str, Location]
+
+    def location_of(self, *names: str) -> Location:
+        """Where the first of ``names`` that has a location was set, else the whole."""
+        for name in names:
+            found = self.locations.get(name)
+            if found is not None:
+                return found
+        return self.location
+
+
 @dataclass(slots=True, kw_only=True)
-class RuntimeConfig:
+class RuntimeConfig(_LocatedSettings):
     """How a container is (or will be) run: the normalised run-time configuration.
 
     Built by the container source from ``docker inspect`` and by the compose source
@@ -214,14 +231,6 @@ class RuntimeConfig:
     # value that reads as another ("limits.memory: 0 means no limit").
     reasons: dict[str, str] = field(default_factory=dict)
 
-    def location_of(self, *names: str) -> Location:
-        """Where the first of ``names`` that has a location was set, else the whole config."""
-        for name in names:
-            found = self.locations.get(name)
-            if found is not None:
-                return found
-        return self.location
-
     def last_security_option(self, key: str) -> SecurityOption | None:
         """The option that decides ``key``: the engine applies them in order, so the last."""
         matching = [option for option in self.security_opt if option.key == key]
@@ -250,7 +259,7 @@ class PodVolume:
 
 
 @dataclass(slots=True, kw_only=True)
-class KubernetesFacts:
+class KubernetesFacts(_LocatedSettings):
     """What only a Kubernetes Pod spec says, for the rules that only make sense there.
 
     Everything the container rules judge is in the Subject's RuntimeConfig; these
@@ -291,10 +300,3 @@ class KubernetesFacts:
     runtime_class_handler: str | None = None
     location: Location
     locations: dict[str, Location] = field(default_factory=dict)
-
-    def location_of(self, *names: str) -> Location:
-        for name in names:
-            found = self.locations.get(name)
-            if found is not None:
-                return found
-        return self.location
